@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Private declarations shared by the library's source files and by the
+ * tools and tests (which link the static convenience library). Nothing here
+ * is exported from libcomposefs.so.
+ *
+ * Error convention inside the library: int functions return 0 or -errno;
+ * size functions return >= 0 or -errno. Functions that can fail on bad
+ * input also take a struct lcfs_error to say where and why.
+ */
+#ifndef _LCFS_INTERNAL_H
+#define _LCFS_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libcomposefs/lcfs-writer.h"
+
+#define LCFS_PUBLIC __attribute__((visibility("default")))
+
+#define LCFS_MAX_NAME_LENGTH 255
+#define LCFS_MAX_PAYLOAD 4095   /* payload must be shorter than 4096 */
+#define LCFS_MAX_XATTR_NAME 255
+#define LCFS_MAX_XATTR_VALUE 65535
+
+/* ---- Errors ------------------------------------------------------------ */
+
+/* Where and why an operation on input data failed. @line is 1-based (0:
+ * not about a line), @field names the field (NULL: the whole entry), @msg is
+ * the reason, @err the positive errno. Tools print it as
+ * "FILE:LINE: FIELD: MSG". */
+struct lcfs_error {
+	int err;
+	unsigned long line;
+	const char *field; /* static string */
+	char msg[512];
+};
+
+/* Records an error (if @e is non-NULL) and returns -@err. Only the first
+ * error recorded is kept. */
+int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Formats @e into @buf: "LINE: FIELD: MSG" parts as present. */
+void lcfs_error_format(const struct lcfs_error *e, char *buf, size_t size);
+
+/* ---- Cleanup helpers ---------------------------------------------------- */
+
+static inline void lcfs_freep(void *p)
+{
+	int saved = errno;
+	free(*(void **)p);
+	errno = saved;
+}
+
+static inline void lcfs_closep(int *fd)
+{
+	int saved = errno;
+	if (*fd >= 0)
+		close(*fd);
+	errno = saved;
+}
+
+#define cleanup_free __attribute__((cleanup(lcfs_freep)))
+#define cleanup_fd __attribute__((cleanup(lcfs_closep)))
+
+static inline void *lcfs_steal_pointer(void *pp)
+{
+	void **p = (void **)pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+#define steal_pointer(pp) ((__typeof__(*(pp)))lcfs_steal_pointer(pp))
+
+static inline int lcfs_steal_fd(int *fd)
+{
+	int v = *fd;
+	*fd = -1;
+	return v;
+}
+
+/* Converts an internal result (0 / -errno) to the public convention (0 /
+ * -1 with errno). */
+static inline int lcfs_public_ret(int r)
+{
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Xattrs -------------------------------------------------------------- */
+
+/*
+ * An xattr entry is immutable and reference counted, so that parsers can
+ * share one entry between many nodes (an SELinux label used by every file
+ * costs one allocation). data = key bytes, NUL, value bytes, NUL.
+ */
+struct lcfs_xattr {
+	uint32_t ref;
+	uint32_t hash;      /* lcfs_xattr_hash() of key and value */
+	uint16_t key_len;   /* 1..255 */
+	uint16_t value_len; /* 0..65535 */
+	char data[];
+};
+
+static inline const char *lcfs_xattr_key(const struct lcfs_xattr *x)
+{
+	return x->data;
+}
+
+static inline const char *lcfs_xattr_value(const struct lcfs_xattr *x)
+{
+	return x->data + x->key_len + 1;
+}
+
+/* Hash of a (key, value) pair, as stored in lcfs_xattr.hash. */
+uint32_t lcfs_xattr_hash(const char *key, size_t key_len, const char *value,
+			 size_t value_len);
+
+/* New entry with one reference. Validates nothing but lengths: -ERANGE for
+ * an empty key or a key over 255 bytes, -EINVAL for a value over 65535
+ * bytes. Returns NULL and sets *@errp (-errno) on failure. */
+struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
+				  const char *value, size_t value_len, int *errp);
+struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x);
+void lcfs_xattr_unref(struct lcfs_xattr *x);
+
+/* Budget cost of one xattr (section 1.9 of TOOLS-AND-MOUNT.md). */
+static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
+{
+	return LCFS_INODE_XATTRMETA_SIZE + 3 + key_len + value_len;
+}
+#define LCFS_XATTR_BUDGET_HEADER 12
+
+/* ---- Nodes --------------------------------------------------------------- */
+
+struct lcfs_node_s {
+	uint32_t ref;
+	uint32_t mode;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t rdev;       /* 32-bit by design (IMAGE-FORMAT.md section 5) */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t n_children;
+	uint64_t size;
+
+	char *name;                  /* NULL for a root or detached node */
+	struct lcfs_node_s *parent;  /* not a reference */
+	struct lcfs_node_s **children; /* sorted by name, references */
+	uint32_t children_cap;
+
+	uint16_t n_xattrs;
+	uint16_t xattrs_cap;
+	uint32_t xattr_budget; /* running budget estimate, 0 when none */
+	struct lcfs_xattr **xattrs; /* references */
+
+	struct lcfs_node_s *link_to; /* hard link target, a reference */
+	char *payload;               /* NUL-terminated, < 4096 bytes */
+	uint8_t *content;            /* @size bytes when non-NULL */
+
+	/* Scratch index for the writer and reader (never meaningful
+	 * between calls). */
+	uint32_t scratch;
+	bool digest_set;
+	bool link_loop; /* make_hardlink() was asked to create a cycle */
+	uint8_t digest[LCFS_DIGEST_SIZE];
+};
+
+static inline bool lcfs_mode_valid(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFIFO:
+	case S_IFSOCK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Child named @name (@name_len bytes, need not be NUL-terminated) or NULL.
+ * Binary search. */
+struct lcfs_node_s *lcfs_node_lookup_child_n(struct lcfs_node_s *node,
+					     const char *name, size_t name_len);
+
+/* Like lcfs_node_add_child() with the internal error convention; @name is
+ * @name_len bytes. Appending in sorted order is O(1). */
+int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			  const char *name, size_t name_len);
+
+/* Sets an xattr entry on @node, taking a new reference to @x (the caller
+ * keeps its own). Replaces an entry with the same key (the new one goes to
+ * the end). Budget checked as lcfs_node_set_xattr(): -ERANGE. */
+int lcfs_node_set_xattr_entry(struct lcfs_node_s *node, struct lcfs_xattr *x);
+
+/* Internal version of lcfs_node_set_xattr(): 0 or -errno. */
+int lcfs_node_set_xattr_n(struct lcfs_node_s *node, const char *key,
+			  size_t key_len, const char *value, size_t value_len);
+
+/* Takes ownership of @payload (malloc'd, NUL-terminated, length checked by
+ * the caller) and replaces the current payload. */
+void lcfs_node_take_payload(struct lcfs_node_s *node, char *payload);
+
+/* Takes ownership of @content (malloc'd, @len bytes, 1..5000) and sets
+ * size = @len. */
+void lcfs_node_take_content(struct lcfs_node_s *node, uint8_t *content,
+			    size_t len);
+
+/* Final target of a hard link chain (the node itself if not a link), or
+ * NULL if the chain loops. */
+struct lcfs_node_s *lcfs_node_resolve_link(struct lcfs_node_s *node);
+
+/* Full path of @node from the root ("/" for the root), malloc'd, or NULL. */
+char *lcfs_node_path(struct lcfs_node_s *node);
+
+/* ---- Dumpfile (composefs-dump(5)) ----------------------------------------- */
+
+#define LCFS_PARSE_FLAGS_STRICT (1u << 0)
+/* Fuzzing aid: skip the CONTENT length check. */
+#define LCFS_PARSE_FLAGS_NO_CONTENT_CHECK (1u << 1)
+
+/* Parses a whole dumpfile read from @fd (borrowed). Returns the root (one
+ * reference) or NULL with @err filled (line, field, reason). */
+struct lcfs_node_s *lcfs_dump_parse_fd(int fd, unsigned flags,
+				       struct lcfs_error *err);
+
+/* Same for a buffer in memory (borrowed). */
+struct lcfs_node_s *lcfs_dump_parse_buf(const char *buf, size_t len,
+					unsigned flags, struct lcfs_error *err);
+
+/* Escaping flags for lcfs_print_escaped(). */
+#define LCFS_ESCAPE_EQUAL (1u << 0)     /* '=' as \x3d */
+#define LCFS_ESCAPE_LONE_DASH (1u << 1) /* a lone '-' as \x2d */
+#define LCFS_ESCAPE_RAW_SPACE (1u << 2) /* space printed raw */
+
+/* Prints @len bytes of @s escaped per composefs-dump(5). */
+void lcfs_print_escaped(FILE *out, const char *s, size_t len, unsigned flags);
+
+/* Prints the tree in dumpfile format, depth first in name order. 0 or
+ * -errno (write errors). */
+int lcfs_dump_print(FILE *out, struct lcfs_node_s *root);
+
+/* ---- Image writer and reader --------------------------------------------- */
+
+/* lcfs_write_to() with the internal convention and error detail (which node
+ * and why). */
+int lcfs_write_image(struct lcfs_node_s *root, struct lcfs_write_options_s *opts,
+		     struct lcfs_error *err);
+
+/* lcfs_load_node_from_image_ext() with the internal convention: root or NULL
+ * with @err filled (offset/nid and reason). */
+struct lcfs_node_s *lcfs_image_load(const uint8_t *data, size_t size,
+				    const char *const *toplevel,
+				    struct lcfs_error *err);
+
+/* ---- fs-verity ------------------------------------------------------------ */
+
+/* Push-style fs-verity SHA-256 hasher (4096-byte blocks, no salt), used to
+ * digest an image while it is streamed out. */
+struct lcfs_fsverity_stream;
+struct lcfs_fsverity_stream *lcfs_fsverity_stream_new(void);
+void lcfs_fsverity_stream_update(struct lcfs_fsverity_stream *s, const void *buf,
+				 size_t len);
+/* Writes the digest and frees @s. 0 or -errno. */
+int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
+			       uint8_t digest[LCFS_DIGEST_SIZE]);
+void lcfs_fsverity_stream_free(struct lcfs_fsverity_stream *s);
+
+/* Digest to lowercase hex (65 bytes with NUL) and back (-EINVAL unless
+ * exactly 64 hex digits). */
+void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);
+int lcfs_digest_from_hex(const char *hex, size_t len,
+			 uint8_t digest[LCFS_DIGEST_SIZE]);
+
+#endif /* _LCFS_INTERNAL_H */

@@ -1,0 +1,924 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * The node tree: creation, reference counting, cloning, children, hard
+ * links, attributes and xattrs (TOOLS-AND-MOUNT.md section 7.2 and 7.3).
+ */
+#include "lcfs-internal.h"
+
+#include <sys/sysmacros.h>
+#include <xxhash.h>
+
+/* ---- Errors ------------------------------------------------------------ */
+
+int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
+{
+	if (e != NULL && e->err == 0) {
+		va_list ap;
+
+		e->err = err;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -err;
+}
+
+void lcfs_error_format(const struct lcfs_error *e, char *buf, size_t size)
+{
+	char linebuf[32] = "";
+
+	if (e->line > 0)
+		snprintf(linebuf, sizeof(linebuf), "%lu: ", e->line);
+	snprintf(buf, size, "%s%s%s%s", linebuf, e->field ? e->field : "",
+		 e->field ? ": " : "", e->msg[0] ? e->msg : strerror(e->err));
+}
+
+/* ---- Xattr entries -------------------------------------------------------- */
+
+uint32_t lcfs_xattr_hash(const char *key, size_t key_len, const char *value,
+			 size_t value_len)
+{
+	uint32_t h = XXH32(key, key_len, 0);
+
+	return XXH32(value, value_len, h ^ 0x9e3779b9u);
+}
+
+struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
+				  const char *value, size_t value_len, int *errp)
+{
+	struct lcfs_xattr *x;
+
+	if (key_len == 0 || key_len > LCFS_MAX_XATTR_NAME) {
+		*errp = -ERANGE;
+		return NULL;
+	}
+	if (value_len > LCFS_MAX_XATTR_VALUE) {
+		*errp = -EINVAL;
+		return NULL;
+	}
+	x = malloc(sizeof(*x) + key_len + value_len + 2);
+	if (x == NULL) {
+		*errp = -ENOMEM;
+		return NULL;
+	}
+	x->ref = 1;
+	x->key_len = key_len;
+	x->value_len = value_len;
+	memcpy(x->data, key, key_len);
+	x->data[key_len] = '\0';
+	if (value_len > 0)
+		memcpy(x->data + key_len + 1, value, value_len);
+	x->data[key_len + 1 + value_len] = '\0';
+	x->hash = lcfs_xattr_hash(key, key_len, value, value_len);
+	return x;
+}
+
+struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x)
+{
+	x->ref++;
+	return x;
+}
+
+void lcfs_xattr_unref(struct lcfs_xattr *x)
+{
+	if (x != NULL && --x->ref == 0)
+		free(x);
+}
+
+/* ---- Lifetime ------------------------------------------------------------- */
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_new(void)
+{
+	struct lcfs_node_s *node = calloc(1, sizeof(*node));
+
+	if (node == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	node->ref = 1;
+	node->nlink = 1;
+	return node;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_ref(struct lcfs_node_s *node)
+{
+	node->ref++;
+	return node;
+}
+
+static void node_free_fields(struct lcfs_node_s *node)
+{
+	for (size_t i = 0; i < node->n_xattrs; i++)
+		lcfs_xattr_unref(node->xattrs[i]);
+	free(node->xattrs);
+	free(node->name);
+	free(node->payload);
+	free(node->content);
+	free(node->children);
+	if (node->link_to != NULL)
+		lcfs_node_unref(node->link_to);
+	free(node);
+}
+
+/*
+ * Frees a node whose count dropped to zero. Every descendant is detached
+ * (name and parent cleared) and loses the reference its parent held;
+ * descendants kept alive elsewhere survive, stripped of their children.
+ * Iterative, with the detached nodes chained through their parent field,
+ * so that a deep tree cannot exhaust the stack.
+ */
+static void node_destroy(struct lcfs_node_s *node)
+{
+	struct lcfs_node_s *work = node;
+
+	node->parent = NULL;
+	while (work != NULL) {
+		struct lcfs_node_s *n = work;
+
+		work = n->parent;
+		n->parent = NULL;
+		for (size_t i = 0; i < n->n_children; i++) {
+			struct lcfs_node_s *c = n->children[i];
+
+			free(c->name);
+			c->name = NULL;
+			c->ref--;
+			c->parent = work;
+			work = c;
+		}
+		free(n->children);
+		n->children = NULL;
+		n->n_children = 0;
+		n->children_cap = 0;
+		if (n->ref == 0)
+			node_free_fields(n);
+	}
+}
+
+LCFS_PUBLIC void lcfs_node_unref(struct lcfs_node_s *node)
+{
+	if (node == NULL)
+		return;
+	if (--node->ref == 0)
+		node_destroy(node);
+}
+
+static int node_copy_attrs(struct lcfs_node_s *dst, const struct lcfs_node_s *src)
+{
+	dst->mode = src->mode;
+	dst->nlink = src->nlink;
+	dst->uid = src->uid;
+	dst->gid = src->gid;
+	dst->rdev = src->rdev;
+	dst->mtime_sec = src->mtime_sec;
+	dst->mtime_nsec = src->mtime_nsec;
+	dst->size = src->size;
+	dst->digest_set = src->digest_set;
+	memcpy(dst->digest, src->digest, sizeof(dst->digest));
+	if (src->payload != NULL) {
+		dst->payload = strdup(src->payload);
+		if (dst->payload == NULL)
+			return -ENOMEM;
+	}
+	if (src->content != NULL) {
+		dst->content = malloc(src->size);
+		if (dst->content == NULL)
+			return -ENOMEM;
+		memcpy(dst->content, src->content, src->size);
+	}
+	if (src->n_xattrs > 0) {
+		dst->xattrs = malloc(src->n_xattrs * sizeof(*dst->xattrs));
+		if (dst->xattrs == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < src->n_xattrs; i++)
+			dst->xattrs[i] = lcfs_xattr_ref(src->xattrs[i]);
+		dst->n_xattrs = dst->xattrs_cap = src->n_xattrs;
+		dst->xattr_budget = src->xattr_budget;
+	}
+	if (src->link_to != NULL)
+		dst->link_to = lcfs_node_ref(src->link_to);
+	dst->link_loop = src->link_loop;
+	return 0;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_clone(struct lcfs_node_s *node)
+{
+	struct lcfs_node_s *n = lcfs_node_new();
+	int r;
+
+	if (n == NULL)
+		return NULL;
+	r = node_copy_attrs(n, node);
+	if (r < 0) {
+		lcfs_node_unref(n);
+		errno = -r;
+		return NULL;
+	}
+	return n;
+}
+
+/* Pointer map (open addressing) from original nodes to their copies. */
+struct ptrmap {
+	size_t mask;
+	struct {
+		const void *key;
+		void *value;
+	} *slots;
+};
+
+static size_t ptr_hash(const void *p)
+{
+	uint64_t v = (uintptr_t)p;
+
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdULL;
+	v ^= v >> 33;
+	return (size_t)v;
+}
+
+static int ptrmap_init(struct ptrmap *m, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < n * 2)
+		cap <<= 1;
+	m->slots = calloc(cap, sizeof(*m->slots));
+	if (m->slots == NULL)
+		return -ENOMEM;
+	m->mask = cap - 1;
+	return 0;
+}
+
+static void ptrmap_put(struct ptrmap *m, const void *key, void *value)
+{
+	size_t i = ptr_hash(key) & m->mask;
+
+	while (m->slots[i].key != NULL)
+		i = (i + 1) & m->mask;
+	m->slots[i].key = key;
+	m->slots[i].value = value;
+}
+
+static void *ptrmap_get(const struct ptrmap *m, const void *key)
+{
+	size_t i = ptr_hash(key) & m->mask;
+
+	while (m->slots[i].key != NULL) {
+		if (m->slots[i].key == key)
+			return m->slots[i].value;
+		i = (i + 1) & m->mask;
+	}
+	return NULL;
+}
+
+/* Counts the nodes of a subtree (iteratively, following parent pointers). */
+static size_t subtree_count(struct lcfs_node_s *root)
+{
+	size_t count = 0;
+	struct lcfs_node_s *n = root;
+	/* Walk with an explicit index stack kept in the scratch fields. */
+	n->scratch = 0;
+	count = 1;
+	while (n != NULL) {
+		if (n->scratch < n->n_children) {
+			struct lcfs_node_s *c = n->children[n->scratch++];
+
+			c->scratch = 0;
+			count++;
+			n = c;
+		} else {
+			n = (n == root) ? NULL : n->parent;
+		}
+	}
+	return count;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_clone_deep(struct lcfs_node_s *node)
+{
+	struct ptrmap map = { 0 };
+	struct lcfs_node_s *copy_root, *src, *dst;
+	size_t n = subtree_count(node);
+	int r;
+
+	r = ptrmap_init(&map, n);
+	if (r < 0)
+		goto fail;
+	copy_root = lcfs_node_clone(node);
+	if (copy_root == NULL) {
+		r = -errno;
+		goto fail;
+	}
+	ptrmap_put(&map, node, copy_root);
+
+	/* Pre-order walk of the source; scratch = next child to visit. */
+	src = node;
+	dst = copy_root;
+	src->scratch = 0;
+	while (src != NULL) {
+		if (src->scratch < src->n_children) {
+			struct lcfs_node_s *c = src->children[src->scratch++];
+			struct lcfs_node_s *cc = lcfs_node_clone(c);
+
+			if (cc == NULL) {
+				r = -errno;
+				goto fail_tree;
+			}
+			r = lcfs_node_add_child(dst, cc, c->name) < 0 ? -errno : 0;
+			if (r < 0) {
+				lcfs_node_unref(cc);
+				goto fail_tree;
+			}
+			ptrmap_put(&map, c, cc);
+			c->scratch = 0;
+			src = c;
+			dst = cc;
+		} else if (src == node) {
+			src = NULL;
+		} else {
+			src = src->parent;
+			dst = dst->parent;
+		}
+	}
+
+	/* Re-point hard links that target nodes inside the subtree. */
+	for (size_t i = 0; i <= map.mask; i++) {
+		struct lcfs_node_s *copy = map.slots[i].value;
+		struct lcfs_node_s *target, *mapped;
+
+		if (copy == NULL || copy->link_to == NULL)
+			continue;
+		target = copy->link_to;
+		mapped = ptrmap_get(&map, target);
+		if (mapped != NULL) {
+			copy->link_to = lcfs_node_ref(mapped);
+			lcfs_node_unref(target);
+		}
+	}
+	free(map.slots);
+	return copy_root;
+
+fail_tree:
+	lcfs_node_unref(copy_root);
+fail:
+	free(map.slots);
+	errno = -r;
+	return NULL;
+}
+
+/* ---- Children --------------------------------------------------------------- */
+
+static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+/* Index of @name in @node's children, or -(insertion point) - 1. */
+static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len)
+{
+	size_t lo = 0, hi = node->n_children;
+
+	/* Fast path for input in sorted order. */
+	if (hi > 0) {
+		const char *last = node->children[hi - 1]->name;
+		int c = name_cmp(last, strlen(last), name, len);
+
+		if (c < 0)
+			return -(ssize_t)hi - 1;
+		if (c == 0)
+			return hi - 1;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *m = node->children[mid]->name;
+		int c = name_cmp(m, strlen(m), name, len);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(ssize_t)lo - 1;
+}
+
+struct lcfs_node_s *lcfs_node_lookup_child_n(struct lcfs_node_s *node,
+					     const char *name, size_t name_len)
+{
+	ssize_t i = child_find(node, name, name_len);
+
+	return i >= 0 ? node->children[i] : NULL;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_lookup_child(struct lcfs_node_s *node,
+						       const char *name)
+{
+	return lcfs_node_lookup_child_n(node, name, strlen(name));
+}
+
+int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			  const char *name, size_t name_len)
+{
+	ssize_t pos;
+	char *copy;
+
+	if ((parent->mode & S_IFMT) != S_IFDIR)
+		return -ENOTDIR;
+	if (name_len == 0)
+		return -EINVAL;
+	if (name_len > LCFS_MAX_NAME_LENGTH)
+		return -ENAMETOOLONG;
+	if (child->parent != NULL || child->name != NULL)
+		return -EMLINK;
+	pos = child_find(parent, name, name_len);
+	if (pos >= 0)
+		return -EEXIST;
+	pos = -pos - 1;
+	if (parent->n_children == parent->children_cap) {
+		uint32_t cap = parent->children_cap ? parent->children_cap * 2 : 4;
+		struct lcfs_node_s **c;
+
+		if (cap < parent->children_cap)
+			return -ENOMEM;
+		c = realloc(parent->children, cap * sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
+		parent->children = c;
+		parent->children_cap = cap;
+	}
+	copy = malloc(name_len + 1);
+	if (copy == NULL)
+		return -ENOMEM;
+	memcpy(copy, name, name_len);
+	copy[name_len] = '\0';
+	if ((size_t)pos < parent->n_children)
+		memmove(parent->children + pos + 1, parent->children + pos,
+			(parent->n_children - pos) * sizeof(*parent->children));
+	parent->children[pos] = child;
+	parent->n_children++;
+	child->name = copy;
+	child->parent = parent;
+	return 0;
+}
+
+LCFS_PUBLIC int lcfs_node_add_child(struct lcfs_node_s *parent,
+				    struct lcfs_node_s *child, const char *name)
+{
+	return lcfs_public_ret(
+		lcfs_node_add_child_n(parent, child, name, strlen(name)));
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_get_parent(struct lcfs_node_s *node)
+{
+	return node->parent;
+}
+
+LCFS_PUBLIC const char *lcfs_node_get_name(struct lcfs_node_s *node)
+{
+	return node->name;
+}
+
+LCFS_PUBLIC size_t lcfs_node_get_n_children(struct lcfs_node_s *node)
+{
+	return node->n_children;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_node_get_child(struct lcfs_node_s *node,
+						    size_t i)
+{
+	return i < node->n_children ? node->children[i] : NULL;
+}
+
+/* ---- Hard links -------------------------------------------------------------- */
+
+LCFS_PUBLIC void lcfs_node_make_hardlink(struct lcfs_node_s *node,
+					 struct lcfs_node_s *target)
+{
+	if (node == target)
+		return;
+	/* A target whose chain leads back to @node would make a cycle; keep
+	 * it, so that the writer reports it (ELOOP). */
+	for (struct lcfs_node_s *t = target; t != NULL; t = t->link_to) {
+		if (t == node) {
+			node->link_loop = true;
+			break;
+		}
+		if (t->link_loop)
+			break;
+	}
+	if (node->link_to != NULL)
+		lcfs_node_unref(node->link_to);
+	node->link_to = lcfs_node_ref(target);
+	target->nlink++;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *
+lcfs_node_get_hardlink_target(struct lcfs_node_s *node)
+{
+	return node->link_to;
+}
+
+struct lcfs_node_s *lcfs_node_resolve_link(struct lcfs_node_s *node)
+{
+	struct lcfs_node_s *slow = node;
+
+	/* Floyd's cycle detection: chains are short, cycles are errors. */
+	while (node->link_to != NULL) {
+		node = node->link_to;
+		if (node->link_to == NULL)
+			break;
+		node = node->link_to;
+		slow = slow->link_to;
+		if (node == slow)
+			return NULL;
+	}
+	return node;
+}
+
+char *lcfs_node_path(struct lcfs_node_s *node)
+{
+	size_t len = 0;
+	char *path, *p;
+
+	for (struct lcfs_node_s *n = node; n != NULL && n->name != NULL; n = n->parent)
+		len += strlen(n->name) + 1;
+	if (len == 0)
+		return strdup("/");
+	path = malloc(len + 1);
+	if (path == NULL)
+		return NULL;
+	p = path + len;
+	*p = '\0';
+	for (struct lcfs_node_s *n = node; n != NULL && n->name != NULL; n = n->parent) {
+		size_t l = strlen(n->name);
+
+		p -= l;
+		memcpy(p, n->name, l);
+		*--p = '/';
+	}
+	return path;
+}
+
+LCFS_PUBLIC bool lcfs_node_dirp(struct lcfs_node_s *node)
+{
+	return (node->mode & S_IFMT) == S_IFDIR;
+}
+
+/* ---- Attributes ---------------------------------------------------------------- */
+
+LCFS_PUBLIC uint32_t lcfs_node_get_mode(struct lcfs_node_s *node)
+{
+	return node->mode;
+}
+
+LCFS_PUBLIC void lcfs_node_set_mode(struct lcfs_node_s *node, uint32_t mode)
+{
+	node->mode = mode;
+}
+
+LCFS_PUBLIC int lcfs_node_try_set_mode(struct lcfs_node_s *node, uint32_t mode)
+{
+	if (!lcfs_mode_valid(mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	node->mode = mode;
+	return 0;
+}
+
+LCFS_PUBLIC uint32_t lcfs_node_get_uid(struct lcfs_node_s *node)
+{
+	return node->uid;
+}
+
+LCFS_PUBLIC void lcfs_node_set_uid(struct lcfs_node_s *node, uint32_t uid)
+{
+	node->uid = uid;
+}
+
+LCFS_PUBLIC uint32_t lcfs_node_get_gid(struct lcfs_node_s *node)
+{
+	return node->gid;
+}
+
+LCFS_PUBLIC void lcfs_node_set_gid(struct lcfs_node_s *node, uint32_t gid)
+{
+	node->gid = gid;
+}
+
+LCFS_PUBLIC uint32_t lcfs_node_get_rdev(struct lcfs_node_s *node)
+{
+	return node->rdev;
+}
+
+LCFS_PUBLIC void lcfs_node_set_rdev(struct lcfs_node_s *node, uint32_t rdev)
+{
+	node->rdev = rdev;
+}
+
+LCFS_PUBLIC uint64_t lcfs_node_get_rdev64(struct lcfs_node_s *node)
+{
+	return node->rdev;
+}
+
+LCFS_PUBLIC void lcfs_node_set_rdev64(struct lcfs_node_s *node, uint64_t rdev)
+{
+	node->rdev = (uint32_t)rdev;
+}
+
+LCFS_PUBLIC uint32_t lcfs_node_get_nlink(struct lcfs_node_s *node)
+{
+	return node->nlink;
+}
+
+LCFS_PUBLIC void lcfs_node_set_nlink(struct lcfs_node_s *node, uint32_t nlink)
+{
+	node->nlink = nlink;
+}
+
+LCFS_PUBLIC uint64_t lcfs_node_get_size(struct lcfs_node_s *node)
+{
+	return node->size;
+}
+
+LCFS_PUBLIC void lcfs_node_set_size(struct lcfs_node_s *node, uint64_t size)
+{
+	if (node->content != NULL && size != node->size) {
+		free(node->content);
+		node->content = NULL;
+	}
+	node->size = size;
+}
+
+LCFS_PUBLIC void lcfs_node_set_mtime(struct lcfs_node_s *node,
+				     struct timespec *time)
+{
+	node->mtime_sec = time->tv_sec;
+	node->mtime_nsec = (uint32_t)time->tv_nsec;
+}
+
+LCFS_PUBLIC void lcfs_node_get_mtime(struct lcfs_node_s *node,
+				     struct timespec *time)
+{
+	time->tv_sec = node->mtime_sec;
+	time->tv_nsec = node->mtime_nsec;
+}
+
+LCFS_PUBLIC const char *lcfs_node_get_payload(struct lcfs_node_s *node)
+{
+	return node->payload;
+}
+
+void lcfs_node_take_payload(struct lcfs_node_s *node, char *payload)
+{
+	free(node->payload);
+	node->payload = payload;
+}
+
+LCFS_PUBLIC int lcfs_node_set_payload(struct lcfs_node_s *node,
+				      const char *payload)
+{
+	char *copy = NULL;
+
+	if (payload != NULL) {
+		if (strlen(payload) > LCFS_MAX_PAYLOAD) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		copy = strdup(payload);
+		if (copy == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	lcfs_node_take_payload(node, copy);
+	return 0;
+}
+
+LCFS_PUBLIC int lcfs_node_set_symlink_payload(struct lcfs_node_s *node,
+					      const char *payload)
+{
+	size_t len;
+
+	if ((node->mode & S_IFMT) != S_IFLNK || payload == NULL ||
+	    payload[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	len = strlen(payload);
+	if (lcfs_node_set_payload(node, payload) < 0)
+		return -1;
+	node->size = len;
+	return 0;
+}
+
+LCFS_PUBLIC const uint8_t *lcfs_node_get_content(struct lcfs_node_s *node)
+{
+	return node->content;
+}
+
+void lcfs_node_take_content(struct lcfs_node_s *node, uint8_t *content,
+			    size_t len)
+{
+	free(node->content);
+	node->content = content;
+	node->size = len;
+}
+
+LCFS_PUBLIC int lcfs_node_set_content(struct lcfs_node_s *node,
+				      const uint8_t *data, size_t len)
+{
+	uint8_t *copy = NULL;
+
+	if (data == NULL || len == 0) {
+		lcfs_node_take_content(node, NULL, len);
+		return 0;
+	}
+	if (len > LCFS_INLINE_CONTENT_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	copy = malloc(len);
+	if (copy == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(copy, data, len);
+	lcfs_node_take_content(node, copy, len);
+	return 0;
+}
+
+LCFS_PUBLIC const uint8_t *lcfs_node_get_fsverity_digest(struct lcfs_node_s *node)
+{
+	return node->digest_set ? node->digest : NULL;
+}
+
+LCFS_PUBLIC void lcfs_node_set_fsverity_digest(struct lcfs_node_s *node,
+					       uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	memcpy(node->digest, digest, LCFS_DIGEST_SIZE);
+	node->digest_set = true;
+}
+
+/* ---- Xattrs ------------------------------------------------------------------- */
+
+static ssize_t xattr_find(struct lcfs_node_s *node, const char *key, size_t len)
+{
+	for (size_t i = 0; i < node->n_xattrs; i++) {
+		const struct lcfs_xattr *x = node->xattrs[i];
+
+		if (x->key_len == len && memcmp(x->data, key, len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+int lcfs_node_set_xattr_entry(struct lcfs_node_s *node, struct lcfs_xattr *x)
+{
+	ssize_t old = xattr_find(node, x->data, x->key_len);
+	size_t budget = node->xattr_budget;
+
+	if (budget == 0)
+		budget = LCFS_XATTR_BUDGET_HEADER;
+	if (old >= 0) {
+		const struct lcfs_xattr *o = node->xattrs[old];
+
+		budget -= lcfs_xattr_cost(o->key_len, o->value_len);
+	}
+	budget += lcfs_xattr_cost(x->key_len, x->value_len);
+	if (budget > LCFS_INODE_EXTERNAL_XATTR_MAX)
+		return -ERANGE;
+
+	if (old >= 0) {
+		/* The replaced entry moves to the end. */
+		lcfs_xattr_unref(node->xattrs[old]);
+		memmove(node->xattrs + old, node->xattrs + old + 1,
+			(node->n_xattrs - old - 1) * sizeof(*node->xattrs));
+		node->n_xattrs--;
+	} else if (node->n_xattrs == node->xattrs_cap) {
+		size_t cap = node->xattrs_cap ? node->xattrs_cap * 2u : 1u;
+		struct lcfs_xattr **a;
+
+		/* The budget bounds the count far below 65535. */
+		if (cap > UINT16_MAX)
+			return -ERANGE;
+		a = realloc(node->xattrs, cap * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		node->xattrs = a;
+		node->xattrs_cap = cap;
+	}
+	node->xattrs[node->n_xattrs++] = lcfs_xattr_ref(x);
+	node->xattr_budget = budget;
+	return 0;
+}
+
+int lcfs_node_set_xattr_n(struct lcfs_node_s *node, const char *key,
+			  size_t key_len, const char *value, size_t value_len)
+{
+	struct lcfs_xattr *x;
+	int r = 0;
+
+	x = lcfs_xattr_new(key, key_len, value, value_len, &r);
+	if (x == NULL)
+		return r;
+	r = lcfs_node_set_xattr_entry(node, x);
+	lcfs_xattr_unref(x);
+	return r;
+}
+
+LCFS_PUBLIC const char *lcfs_node_get_xattr(struct lcfs_node_s *node,
+					    const char *name, size_t *length)
+{
+	ssize_t i = xattr_find(node, name, strlen(name));
+
+	if (i < 0)
+		return NULL;
+	if (length != NULL)
+		*length = node->xattrs[i]->value_len;
+	return lcfs_xattr_value(node->xattrs[i]);
+}
+
+LCFS_PUBLIC int lcfs_node_set_xattr(struct lcfs_node_s *node, const char *name,
+				    const char *value, size_t value_len)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > LCFS_MAX_XATTR_NAME) {
+		errno = ERANGE;
+		return -1;
+	}
+	return lcfs_public_ret(lcfs_node_set_xattr_n(node, name, len, value, value_len));
+}
+
+LCFS_PUBLIC int lcfs_node_unset_xattr(struct lcfs_node_s *node, const char *name)
+{
+	ssize_t i = xattr_find(node, name, strlen(name));
+	struct lcfs_xattr *x;
+
+	if (i < 0) {
+		errno = ENODATA;
+		return -1;
+	}
+	x = node->xattrs[i];
+	node->xattr_budget -= lcfs_xattr_cost(x->key_len, x->value_len);
+	lcfs_xattr_unref(x);
+	node->xattrs[i] = node->xattrs[--node->n_xattrs];
+	if (node->n_xattrs == 0)
+		node->xattr_budget = 0;
+	return 0;
+}
+
+LCFS_PUBLIC size_t lcfs_node_get_n_xattr(struct lcfs_node_s *node)
+{
+	return node->n_xattrs;
+}
+
+LCFS_PUBLIC const char *lcfs_node_get_xattr_name(struct lcfs_node_s *node,
+						 size_t index)
+{
+	return index < node->n_xattrs ? lcfs_xattr_key(node->xattrs[index]) : NULL;
+}
+
+/* ---- Digest hex ----------------------------------------------------------------- */
+
+void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
+		hex[2 * i] = digits[digest[i] >> 4];
+		hex[2 * i + 1] = digits[digest[i] & 0xf];
+	}
+	hex[64] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int lcfs_digest_from_hex(const char *hex, size_t len,
+			 uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	if (len != 2 * LCFS_DIGEST_SIZE)
+		return -EINVAL;
+	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		digest[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}

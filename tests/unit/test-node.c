@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/* Unit tests of the node tree API (TOOLS-AND-MOUNT.md section 7.2-7.3). */
+#include "lcfs-internal.h"
+
+#include <stdio.h>
+
+static int failures;
+
+#define CHECK(cond)                                                              \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
+				__LINE__, #cond);                                \
+			failures++;                                              \
+		}                                                                \
+	} while (0)
+
+static struct lcfs_node_s *new_node(uint32_t mode)
+{
+	struct lcfs_node_s *n = lcfs_node_new();
+
+	if (n == NULL)
+		abort();
+	lcfs_node_set_mode(n, mode);
+	return n;
+}
+
+static void test_children(void)
+{
+	struct lcfs_node_s *root = new_node(S_IFDIR | 0755);
+	struct lcfs_node_s *f = new_node(S_IFREG | 0644);
+	struct lcfs_node_s *g = new_node(S_IFREG | 0644);
+	struct lcfs_node_s *h = new_node(S_IFREG | 0644);
+	struct lcfs_node_s *extra;
+	char longname[300];
+
+	CHECK(lcfs_node_get_nlink(f) == 1);
+	CHECK(lcfs_node_add_child(root, f, "b") == 0);
+	CHECK(lcfs_node_add_child(root, g, "a") == 0);
+	CHECK(lcfs_node_add_child(root, h, "-x") == 0);
+	CHECK(lcfs_node_get_n_children(root) == 3);
+	CHECK(strcmp(lcfs_node_get_name(lcfs_node_get_child(root, 0)), "-x") == 0);
+	CHECK(strcmp(lcfs_node_get_name(lcfs_node_get_child(root, 1)), "a") == 0);
+	CHECK(strcmp(lcfs_node_get_name(lcfs_node_get_child(root, 2)), "b") == 0);
+	CHECK(lcfs_node_get_child(root, 3) == NULL);
+	CHECK(lcfs_node_lookup_child(root, "a") == g);
+	CHECK(lcfs_node_lookup_child(root, "c") == NULL);
+	CHECK(lcfs_node_get_parent(g) == root);
+
+	extra = new_node(S_IFREG | 0644);
+	errno = 0;
+	CHECK(lcfs_node_add_child(root, extra, "a") == -1 && errno == EEXIST);
+	CHECK(lcfs_node_add_child(root, extra, "") == -1 && errno == EINVAL);
+	memset(longname, 'x', 256);
+	longname[256] = '\0';
+	CHECK(lcfs_node_add_child(root, extra, longname) == -1 &&
+	      errno == ENAMETOOLONG);
+	CHECK(lcfs_node_add_child(f, extra, "z") == -1 && errno == ENOTDIR);
+	CHECK(lcfs_node_add_child(root, g, "again") == -1 && errno == EMLINK);
+	longname[255] = '\0';
+	CHECK(lcfs_node_add_child(root, extra, longname) == 0);
+
+	/* A child kept alive by an extra reference survives, detached. */
+	lcfs_node_ref(g);
+	lcfs_node_unref(root);
+	CHECK(lcfs_node_get_parent(g) == NULL);
+	CHECK(lcfs_node_get_name(g) == NULL);
+	lcfs_node_unref(g);
+}
+
+static void test_attributes(void)
+{
+	struct lcfs_node_s *n = new_node(S_IFREG | 0644);
+	struct timespec ts = { .tv_sec = -5, .tv_nsec = 7 }, out;
+	const uint8_t data[] = "hello";
+	char big[4097];
+
+	CHECK(lcfs_node_try_set_mode(n, 0644) == -1 && errno == EINVAL);
+	CHECK(lcfs_node_try_set_mode(n, S_IFSOCK | 0755) == 0);
+	CHECK(lcfs_node_get_mode(n) == (S_IFSOCK | 0755));
+	lcfs_node_set_rdev64(n, (1ULL << 32) + 5);
+	CHECK(lcfs_node_get_rdev64(n) == 5);
+	lcfs_node_set_mtime(n, &ts);
+	lcfs_node_get_mtime(n, &out);
+	CHECK(out.tv_sec == -5 && out.tv_nsec == 7);
+
+	CHECK(lcfs_node_set_content(n, data, 5) == 0);
+	CHECK(lcfs_node_get_size(n) == 5);
+	CHECK(memcmp(lcfs_node_get_content(n), "hello", 5) == 0);
+	lcfs_node_set_size(n, 5);
+	CHECK(lcfs_node_get_content(n) != NULL);
+	lcfs_node_set_size(n, 6);
+	CHECK(lcfs_node_get_content(n) == NULL);
+	CHECK(lcfs_node_set_content(n, data, 5001) == -1 && errno == EINVAL);
+
+	memset(big, 'a', 4096);
+	big[4096] = '\0';
+	CHECK(lcfs_node_set_payload(n, big) == -1 && errno == ENAMETOOLONG);
+	big[4095] = '\0';
+	CHECK(lcfs_node_set_payload(n, big) == 0);
+	CHECK(strlen(lcfs_node_get_payload(n)) == 4095);
+	CHECK(lcfs_node_set_payload(n, NULL) == 0);
+	CHECK(lcfs_node_get_payload(n) == NULL);
+	CHECK(lcfs_node_set_symlink_payload(n, "x") == -1 && errno == EINVAL);
+	lcfs_node_set_mode(n, S_IFLNK | 0777);
+	CHECK(lcfs_node_set_symlink_payload(n, "") == -1 && errno == EINVAL);
+	CHECK(lcfs_node_set_symlink_payload(n, "target") == 0);
+	CHECK(lcfs_node_get_size(n) == 6);
+	lcfs_node_unref(n);
+}
+
+static void test_xattrs(void)
+{
+	struct lcfs_node_s *n = new_node(S_IFREG | 0644);
+	char big[40000];
+	size_t len;
+	const char *v;
+
+	CHECK(lcfs_node_unset_xattr(n, "user.a") == -1 && errno == ENODATA);
+	CHECK(lcfs_node_set_xattr(n, "user.a", "1", 1) == 0);
+	CHECK(lcfs_node_set_xattr(n, "user.b", "22", 2) == 0);
+	CHECK(lcfs_node_set_xattr(n, "user.a", "333", 3) == 0);
+	CHECK(lcfs_node_get_n_xattr(n) == 2);
+	/* A replaced entry moves to the end. */
+	CHECK(strcmp(lcfs_node_get_xattr_name(n, 0), "user.b") == 0);
+	CHECK(strcmp(lcfs_node_get_xattr_name(n, 1), "user.a") == 0);
+	v = lcfs_node_get_xattr(n, "user.a", &len);
+	CHECK(v != NULL && len == 3 && memcmp(v, "333", 3) == 0);
+	CHECK(lcfs_node_get_xattr(n, "user.zz", &len) == NULL);
+	CHECK(lcfs_node_set_xattr(n, "", "x", 1) == -1 && errno == ERANGE);
+	memset(big, 'v', sizeof(big));
+	CHECK(lcfs_node_set_xattr(n, "user.big", big, 65536) == -1 && errno == EINVAL);
+	/* Budget: 12 + 3 * 7 + keys + values must stay <= 32767. */
+	CHECK(lcfs_node_set_xattr(n, "user.big", big, 32767) == -1 && errno == ERANGE);
+	CHECK(lcfs_node_set_xattr(n, "user.big", big, 30000) == 0);
+	CHECK(lcfs_node_unset_xattr(n, "user.b") == 0);
+	CHECK(lcfs_node_get_n_xattr(n) == 2);
+	CHECK(lcfs_node_get_xattr(n, "user.b", &len) == NULL);
+	CHECK(lcfs_node_get_xattr_name(n, 2) == NULL);
+	lcfs_node_unref(n);
+}
+
+static void test_links_and_clone(void)
+{
+	struct lcfs_node_s *root = new_node(S_IFDIR | 0755);
+	struct lcfs_node_s *d = new_node(S_IFDIR | 0755);
+	struct lcfs_node_s *f = new_node(S_IFREG | 0644);
+	struct lcfs_node_s *l = lcfs_node_new();
+	struct lcfs_node_s *copy, *cf, *cl;
+	char *path;
+
+	CHECK(lcfs_node_add_child(root, d, "d") == 0);
+	CHECK(lcfs_node_add_child(d, f, "f") == 0);
+	CHECK(lcfs_node_add_child(d, l, "l") == 0);
+	lcfs_node_make_hardlink(l, f);
+	CHECK(lcfs_node_get_hardlink_target(l) == f);
+	CHECK(lcfs_node_get_nlink(f) == 2);
+	CHECK(lcfs_node_resolve_link(l) == f);
+	path = lcfs_node_path(f);
+	CHECK(path != NULL && strcmp(path, "/d/f") == 0);
+	free(path);
+	CHECK(lcfs_node_set_xattr(f, "user.x", "y", 1) == 0);
+
+	copy = lcfs_node_clone_deep(root);
+	CHECK(copy != NULL);
+	cf = lcfs_node_lookup_child(lcfs_node_lookup_child(copy, "d"), "f");
+	cl = lcfs_node_lookup_child(lcfs_node_lookup_child(copy, "d"), "l");
+	CHECK(cf != NULL && cf != f && cl != NULL);
+	CHECK(lcfs_node_get_hardlink_target(cl) == cf);
+	CHECK(lcfs_node_get_xattr(cf, "user.x", NULL) != NULL);
+	lcfs_node_unref(root);
+	lcfs_node_unref(copy);
+}
+
+static void test_deep_free(void)
+{
+	/* Freeing a very deep chain must not exhaust the stack. */
+	struct lcfs_node_s *root = new_node(S_IFDIR | 0755), *p = root;
+
+	for (int i = 0; i < 200000; i++) {
+		struct lcfs_node_s *c = new_node(S_IFDIR | 0755);
+
+		if (lcfs_node_add_child(p, c, "d") < 0)
+			abort();
+		p = c;
+	}
+	lcfs_node_unref(root);
+}
+
+int main(void)
+{
+	test_children();
+	test_attributes();
+	test_xattrs();
+	test_links_and_clone();
+	test_deep_free();
+	printf("%s\n", failures ? "FAIL" : "ok");
+	return failures ? 1 : 0;
+}
