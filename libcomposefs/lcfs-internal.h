@@ -175,6 +175,7 @@ struct lcfs_node_s {
 	uint32_t scratch;
 	bool digest_set;
 	bool link_loop; /* make_hardlink() was asked to create a cycle */
+	bool destroying; /* queued in node_destroy()'s work list */
 	uint8_t digest[LCFS_DIGEST_SIZE];
 };
 

@@ -106,37 +106,27 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_node_ref(struct lcfs_node_s *node)
 	return node;
 }
 
-static void node_free_fields(struct lcfs_node_s *node)
-{
-	for (size_t i = 0; i < node->n_xattrs; i++)
-		lcfs_xattr_unref(node->xattrs[i]);
-	free(node->xattrs);
-	free(node->name);
-	free(node->payload);
-	free(node->content);
-	free(node->children);
-	if (node->link_to != NULL)
-		lcfs_node_unref(node->link_to);
-	free(node);
-}
-
 /*
  * Frees a node whose count dropped to zero. Every descendant is detached
  * (name and parent cleared) and loses the reference its parent held;
  * descendants kept alive elsewhere survive, stripped of their children.
- * Iterative, with the detached nodes chained through their parent field,
- * so that a deep tree cannot exhaust the stack.
+ * Iterative, with the queued nodes chained through their parent field, so
+ * that a deep tree cannot exhaust the stack. A hard link target whose last
+ * reference goes away is queued the same way.
  */
 static void node_destroy(struct lcfs_node_s *node)
 {
 	struct lcfs_node_s *work = node;
 
 	node->parent = NULL;
+	node->destroying = true;
 	while (work != NULL) {
 		struct lcfs_node_s *n = work;
+		struct lcfs_node_s *target;
 
 		work = n->parent;
 		n->parent = NULL;
+		n->destroying = false;
 		for (size_t i = 0; i < n->n_children; i++) {
 			struct lcfs_node_s *c = n->children[i];
 
@@ -144,14 +134,29 @@ static void node_destroy(struct lcfs_node_s *node)
 			c->name = NULL;
 			c->ref--;
 			c->parent = work;
+			c->destroying = true;
 			work = c;
 		}
 		free(n->children);
 		n->children = NULL;
 		n->n_children = 0;
 		n->children_cap = 0;
-		if (n->ref == 0)
-			node_free_fields(n);
+		if (n->ref != 0)
+			continue;
+
+		target = n->link_to;
+		for (size_t i = 0; i < n->n_xattrs; i++)
+			lcfs_xattr_unref(n->xattrs[i]);
+		free(n->xattrs);
+		free(n->name);
+		free(n->payload);
+		free(n->content);
+		free(n);
+		if (target != NULL && --target->ref == 0 && !target->destroying) {
+			target->parent = work;
+			target->destroying = true;
+			work = target;
+		}
 	}
 }
 
