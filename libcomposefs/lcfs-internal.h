@@ -289,4 +289,22 @@ void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);
 int lcfs_digest_from_hex(const char *hex, size_t len,
 			 uint8_t digest[LCFS_DIGEST_SIZE]);
 
+/* ---- Directory scan and object store (lcfs-build.c) ------------------------ */
+
+struct lcfs_build_options {
+	int flags;               /* LCFS_BUILD_* */
+	unsigned threads;        /* 0: number of CPUs */
+	const char *digest_store; /* object store directory, or NULL */
+	bool hardlinks;          /* detect hard links by device and inode */
+	bool progress;           /* print progress to stderr when it is a tty */
+};
+
+/* Scans directory @path (relative to @dirfd) into a tree, computes digests
+ * and inline content of regular files, and fills the object store if asked.
+ * Returns the root (one reference) or NULL with @err naming the failing
+ * path and reason. */
+struct lcfs_node_s *lcfs_build_tree(int dirfd, const char *path,
+				    const struct lcfs_build_options *opts,
+				    struct lcfs_error *err);
+
 #endif /* _LCFS_INTERNAL_H */
