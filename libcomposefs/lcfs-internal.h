@@ -296,7 +296,12 @@ struct lcfs_build_options {
 	unsigned threads;        /* 0: number of CPUs */
 	const char *digest_store; /* object store directory, or NULL */
 	bool hardlinks;          /* detect hard links by device and inode */
-	bool progress;           /* print progress to stderr when it is a tty */
+	/* Called now and then from the scanning thread with the totals so far
+	 * (files and bytes digested or copied); NULL for none. The library
+	 * itself never prints. */
+	void (*progress)(void *data, uint64_t files_done, uint64_t files_total,
+			 uint64_t bytes_done, uint64_t bytes_total);
+	void *progress_data;
 };
 
 /* Scans directory @path (relative to @dirfd) into a tree, computes digests
