@@ -283,6 +283,16 @@ int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
 			       uint8_t digest[LCFS_DIGEST_SIZE]);
 void lcfs_fsverity_stream_free(struct lcfs_fsverity_stream *s);
 
+/* fs-verity digest of the first @size bytes of @fd, read from offset 0 with
+ * large pread()s through the push hasher (the file offset is unchanged).
+ * Thread-safe. 0, -ENODATA if the file is shorter than @size, -ENOMEM or the
+ * read errno. */
+int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
+				 uint8_t digest[LCFS_DIGEST_SIZE]);
+
+/* Plain SHA-256 of @len bytes at @data. 0 or -EIO. */
+int lcfs_sha256(const void *data, size_t len, uint8_t digest[LCFS_DIGEST_SIZE]);
+
 /* Digest to lowercase hex (65 bytes with NUL) and back (-EINVAL unless
  * exactly 64 hex digits). */
 void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);
