@@ -1,2 +1,612 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
-#include "lcfs-internal.h"
+/*
+ * Image writer, part 2: extended attributes. Each inode's list after the
+ * rewrite of IMAGE-FORMAT.md section 7 is rebuilt on demand from the source
+ * node and its flags; the shared table (section 9.3) holds the pairs that
+ * two or more inodes carry; the inline region and the name filter follow
+ * section 9.5.
+ */
+#include "lcfs-erofs-writer.h"
+
+#include <xxhash.h>
+
+#define OVERLAY_PREFIX "trusted.overlay."
+#define OVERLAY_PREFIX_LEN (sizeof(OVERLAY_PREFIX) - 1)
+#define ESCAPED_PREFIX "trusted.overlay.overlay."
+#define ESCAPED_PREFIX_LEN (sizeof(ESCAPED_PREFIX) - 1)
+
+#define MAX_SHARED_REFS 128
+
+/* A distinct (key, value) pair that may be shared. */
+struct shared_ent {
+	uint32_t hash;
+	uint32_t count;
+	uint32_t offset; /* in the shared table */
+	uint16_t key_len;
+	uint16_t value_len;
+	char data[]; /* key, value */
+};
+
+/*
+ * Most pairs occur once. Two bitmaps indexed by hash ("seen", "seen
+ * twice") pick out the candidates cheaply; only those go into the exact
+ * table, where their copies are counted.
+ */
+struct shared_xattrs {
+	uint64_t *seen;
+	uint64_t *seen_twice;
+	uint64_t bit_mask;
+	struct shared_ent **table;
+	size_t table_mask;
+	size_t n_entries;
+	struct shared_ent **sorted; /* the shared ones, in table order */
+	size_t n_sorted;
+};
+
+static const struct {
+	const char *prefix;
+	uint8_t len;
+	uint8_t index;
+} name_prefixes[] = {
+	/* First match wins (section 9.1). */
+	{ "user.", 5, LCFS_XATTR_INDEX_USER },
+	{ "system.posix_acl_access", 23, LCFS_XATTR_INDEX_POSIX_ACL_ACCESS },
+	{ "system.posix_acl_default", 24, LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT },
+	{ "trusted.", 8, LCFS_XATTR_INDEX_TRUSTED },
+	{ "security.", 9, LCFS_XATTR_INDEX_SECURITY },
+};
+
+static void set_prefix(struct wxattr *x)
+{
+	x->index = LCFS_XATTR_INDEX_NONE;
+	x->prefix_len = 0;
+	for (size_t i = 0; i < sizeof(name_prefixes) / sizeof(name_prefixes[0]); i++) {
+		if (x->key_len >= name_prefixes[i].len &&
+		    memcmp(x->key, name_prefixes[i].prefix, name_prefixes[i].len) == 0) {
+			x->index = name_prefixes[i].index;
+			x->prefix_len = name_prefixes[i].len;
+			return;
+		}
+	}
+}
+
+static int key_cmp(const struct wxattr *a, const struct wxattr *b)
+{
+	int c = memcmp(a->key, b->key, a->key_len < b->key_len ? a->key_len : b->key_len);
+
+	if (c != 0)
+		return c;
+	return (int)a->key_len - (int)b->key_len;
+}
+
+static int list_reserve(struct wxattr_list *l, size_t n, size_t n_keys)
+{
+	if (n > l->cap) {
+		size_t cap = l->cap ? l->cap : 16;
+		struct wxattr *a;
+
+		while (cap < n)
+			cap *= 2;
+		a = realloc(l->items, cap * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		l->items = a;
+		l->cap = cap;
+	}
+	if (n_keys * WXATTR_KEYMAX > l->keybuf_cap) {
+		char *k = realloc(l->keybuf, n_keys * WXATTR_KEYMAX);
+
+		if (k == NULL)
+			return -ENOMEM;
+		l->keybuf = k;
+		l->keybuf_cap = n_keys * WXATTR_KEYMAX;
+	}
+	return 0;
+}
+
+/* "Set" of section 7: replaces an entry with the same key, else appends. */
+static void list_set(struct wxattr_list *l, const char *key, const char *value,
+		     size_t value_len)
+{
+	size_t key_len = strlen(key);
+	struct wxattr *x = NULL;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->items[i].key_len == key_len &&
+		    memcmp(l->items[i].key, key, key_len) == 0) {
+			x = &l->items[i];
+			break;
+		}
+	}
+	if (x == NULL)
+		x = &l->items[l->n++];
+	x->key = key;
+	x->key_len = key_len;
+	x->value = value;
+	x->value_len = value_len;
+	x->hash = lcfs_xattr_hash(key, key_len, value, value_len);
+	set_prefix(x);
+}
+
+static void list_sort(struct wxattr_list *l)
+{
+	/* Lists are short; insertion sort keeps this cheap and stable. */
+	for (size_t i = 1; i < l->n; i++) {
+		struct wxattr t = l->items[i];
+		size_t j = i;
+
+		while (j > 0 && key_cmp(&l->items[j - 1], &t) > 0) {
+			l->items[j] = l->items[j - 1];
+			j--;
+		}
+		l->items[j] = t;
+	}
+}
+
+static void add_source(struct wxattr_list *l, const struct lcfs_xattr *src, size_t *nkeys)
+{
+	struct wxattr *x = &l->items[l->n++];
+
+	x->value = lcfs_xattr_value(src);
+	x->value_len = src->value_len;
+	if (src->key_len >= OVERLAY_PREFIX_LEN &&
+	    memcmp(src->data, OVERLAY_PREFIX, OVERLAY_PREFIX_LEN) == 0) {
+		/* Section 7.2: trusted.overlay.X -> trusted.overlay.overlay.X */
+		char *k = l->keybuf + (*nkeys)++ * WXATTR_KEYMAX;
+		size_t rest = src->key_len - OVERLAY_PREFIX_LEN;
+
+		memcpy(k, ESCAPED_PREFIX, ESCAPED_PREFIX_LEN);
+		memcpy(k + ESCAPED_PREFIX_LEN, src->data + OVERLAY_PREFIX_LEN, rest);
+		x->key = k;
+		x->key_len = ESCAPED_PREFIX_LEN + rest;
+		x->hash = lcfs_xattr_hash(x->key, x->key_len, x->value, x->value_len);
+	} else {
+		x->key = src->data;
+		x->key_len = src->key_len;
+		x->hash = src->hash;
+	}
+	set_prefix(x);
+}
+
+/* An inode's xattrs after the rewrite, sorted by key (section 8 step 2). */
+int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
+			  struct wxattr_list *l)
+{
+	struct lcfs_node_s *node = wi->node;
+	size_t nkeys = 0;
+	int r;
+
+	l->n = 0;
+	if (wi->flags & W_SYNTH_WHITEOUT) {
+		/* Section 7.6: only the root's SELinux label is inherited. */
+		for (size_t i = 0; i < node->n_xattrs; i++) {
+			const struct lcfs_xattr *x = node->xattrs[i];
+
+			if (strcmp(x->data, "security.selinux") == 0) {
+				r = list_reserve(l, 1, 0);
+				if (r < 0)
+					return r;
+				add_source(l, x, &nkeys);
+			}
+		}
+		return 0;
+	}
+
+	/* Room for the source entries and up to 7 added ones. */
+	r = list_reserve(l, (size_t)node->n_xattrs + 8, node->n_xattrs);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < node->n_xattrs; i++)
+		add_source(l, node->xattrs[i], &nkeys);
+
+	if (wi->flags & W_EXTERNAL) {
+		/* Section 7.3 */
+		size_t mlen = 0;
+
+		if (node->digest_set) {
+			l->metacopy[0] = 0;
+			l->metacopy[1] = sizeof(l->metacopy);
+			l->metacopy[2] = 0;
+			l->metacopy[3] = 1;
+			memcpy(l->metacopy + 4, node->digest, LCFS_DIGEST_SIZE);
+			mlen = sizeof(l->metacopy);
+		}
+		list_set(l, "trusted.overlay.metacopy", (const char *)l->metacopy, mlen);
+		if (node->payload != NULL && node->payload[0] != '\0') {
+			size_t plen = strlen(node->payload);
+
+			l->redirect[0] = '/';
+			memcpy(l->redirect + 1, node->payload, plen);
+			list_set(l, "trusted.overlay.redirect", l->redirect, plen + 1);
+		}
+	}
+	if (wi->flags & W_INPUT_WHITEOUT) {
+		/* Section 7.4 */
+		list_set(l, "trusted.overlay.overlay.whiteout", "", 0);
+		list_set(l, "user.overlay.whiteout", "", 0);
+	}
+	if (wi->flags & W_WHITEOUT_PARENT) {
+		list_set(l, "trusted.overlay.overlay.whiteouts", "", 0);
+		list_set(l, "user.overlay.whiteouts", "", 0);
+		if (w->version >= 1) {
+			list_set(l, "trusted.overlay.overlay.opaque", "x", 1);
+			list_set(l, "user.overlay.opaque", "x", 1);
+		}
+	}
+	if (wi->flags & W_ROOT)
+		list_set(l, "trusted.overlay.opaque", "y", 1);
+	list_sort(l);
+	return 0;
+}
+
+/* ---- Shared table ---------------------------------------------------------- */
+
+static bool bit_test(const uint64_t *bits, uint64_t i)
+{
+	return bits[i >> 6] & (1ULL << (i & 63));
+}
+
+static void bit_set(uint64_t *bits, uint64_t i)
+{
+	bits[i >> 6] |= 1ULL << (i & 63);
+}
+
+static uint64_t bit_index(const struct shared_xattrs *s, uint32_t hash)
+{
+	/* Spread the 32-bit hash over a possibly larger bitmap. */
+	uint64_t h = hash * 0x9E3779B97F4A7C15ULL;
+
+	return (h ^ (h >> 29)) & s->bit_mask;
+}
+
+static struct shared_ent **table_slot(struct shared_xattrs *s, const struct wxattr *x)
+{
+	size_t i = x->hash & s->table_mask;
+
+	for (;; i = (i + 1) & s->table_mask) {
+		struct shared_ent *e = s->table[i];
+
+		if (e == NULL ||
+		    (e->hash == x->hash && e->key_len == x->key_len &&
+		     e->value_len == x->value_len &&
+		     memcmp(e->data, x->key, x->key_len) == 0 &&
+		     memcmp(e->data + x->key_len, x->value, x->value_len) == 0))
+			return &s->table[i];
+	}
+}
+
+static int table_grow(struct shared_xattrs *s)
+{
+	size_t cap = s->table ? (s->table_mask + 1) * 2 : 1024;
+	struct shared_ent **old = s->table;
+	size_t old_cap = old ? s->table_mask + 1 : 0;
+
+	s->table = calloc(cap, sizeof(*s->table));
+	if (s->table == NULL) {
+		s->table = old;
+		return -ENOMEM;
+	}
+	s->table_mask = cap - 1;
+	for (size_t i = 0; i < old_cap; i++) {
+		struct shared_ent *e = old[i];
+		size_t j;
+
+		if (e == NULL)
+			continue;
+		for (j = e->hash & s->table_mask; s->table[j] != NULL;
+		     j = (j + 1) & s->table_mask)
+			;
+		s->table[j] = e;
+	}
+	free(old);
+	return 0;
+}
+
+static int table_count(struct shared_xattrs *s, const struct wxattr *x)
+{
+	struct shared_ent **slot;
+	struct shared_ent *e;
+	int r;
+
+	if ((s->n_entries + 1) * 2 > s->table_mask + 1 || s->table == NULL) {
+		r = table_grow(s);
+		if (r < 0)
+			return r;
+	}
+	slot = table_slot(s, x);
+	if (*slot != NULL) {
+		(*slot)->count++;
+		return 0;
+	}
+	e = malloc(sizeof(*e) + x->key_len + x->value_len);
+	if (e == NULL)
+		return -ENOMEM;
+	e->hash = x->hash;
+	e->count = 1;
+	e->offset = 0;
+	e->key_len = x->key_len;
+	e->value_len = x->value_len;
+	memcpy(e->data, x->key, x->key_len);
+	memcpy(e->data + x->key_len, x->value, x->value_len);
+	*slot = e;
+	s->n_entries++;
+	return 0;
+}
+
+/* The shared entry for @x, or NULL when @x is stored inline. */
+static const struct shared_ent *shared_lookup(struct shared_xattrs *s,
+					      const struct wxattr *x)
+{
+	struct shared_ent *e;
+
+	if (!bit_test(s->seen_twice, bit_index(s, x->hash)) || s->table == NULL)
+		return NULL;
+	e = *table_slot(s, x);
+	return (e != NULL && e->count >= 2) ? e : NULL;
+}
+
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+/* Section 9.3: key descending, then longer value first, then value bytes
+ * descending. */
+static int shared_order(const void *pa, const void *pb)
+{
+	const struct shared_ent *a = *(const struct shared_ent *const *)pa;
+	const struct shared_ent *b = *(const struct shared_ent *const *)pb;
+	int c = bytes_cmp(a->data, a->key_len, b->data, b->key_len);
+
+	if (c != 0)
+		return -c;
+	if (a->value_len != b->value_len)
+		return a->value_len > b->value_len ? -1 : 1;
+	return -memcmp(a->data + a->key_len, b->data + b->key_len, a->value_len);
+}
+
+static size_t entry_size(size_t name_len, size_t value_len)
+{
+	return lcfs_round_up(sizeof(struct lcfs_erofs_xattr_entry) + name_len + value_len, 4);
+}
+
+static bool is_acl_key(const struct wxattr *x)
+{
+	return (x->key_len == 23 && memcmp(x->key, "system.posix_acl_access", 23) == 0) ||
+	       (x->key_len == 24 && memcmp(x->key, "system.posix_acl_default", 24) == 0);
+}
+
+int lcfs_writer_share_xattrs(struct writer *w)
+{
+	struct shared_xattrs *s;
+	uint64_t nbits = 4096;
+	uint64_t offset = 0;
+	int r;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	w->shared = s;
+	while (nbits < (uint64_t)w->n_inodes * 64)
+		nbits <<= 1;
+	s->bit_mask = nbits - 1;
+	s->seen = calloc(nbits / 64, sizeof(uint64_t));
+	s->seen_twice = calloc(nbits / 64, sizeof(uint64_t));
+	if (s->seen == NULL || s->seen_twice == NULL)
+		return -ENOMEM;
+
+	/* Pass 1: which hashes occur more than once. */
+	for (uint32_t i = 0; i < w->n_inodes; i++) {
+		r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < w->xl.n; j++) {
+			const struct wxattr *x = &w->xl.items[j];
+			uint64_t b = bit_index(s, x->hash);
+
+			if (bit_test(s->seen, b))
+				bit_set(s->seen_twice, b);
+			else
+				bit_set(s->seen, b);
+			if (is_acl_key(x))
+				w->has_acl = true;
+		}
+	}
+	free(s->seen);
+	s->seen = NULL;
+
+	/* Pass 2: exact counts of the candidates. */
+	for (uint32_t i = 0; i < w->n_inodes; i++) {
+		r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < w->xl.n; j++) {
+			const struct wxattr *x = &w->xl.items[j];
+
+			if (!bit_test(s->seen_twice, bit_index(s, x->hash)))
+				continue;
+			r = table_count(s, x);
+			if (r < 0)
+				return r;
+		}
+	}
+
+	if (s->n_entries > 0) {
+		s->sorted = malloc(s->n_entries * sizeof(*s->sorted));
+		if (s->sorted == NULL)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; s->table != NULL && i <= s->table_mask; i++) {
+		if (s->table[i] != NULL && s->table[i]->count >= 2)
+			s->sorted[s->n_sorted++] = s->table[i];
+	}
+	qsort(s->sorted, s->n_sorted, sizeof(*s->sorted), shared_order);
+	for (size_t i = 0; i < s->n_sorted; i++) {
+		struct shared_ent *e = s->sorted[i];
+		struct wxattr x = { .key = e->data, .key_len = e->key_len };
+
+		set_prefix(&x);
+		e->offset = offset;
+		offset += entry_size(e->key_len - x.prefix_len, e->value_len);
+		if (offset > UINT32_MAX)
+			return lcfs_error_set(w->err, EFBIG, "shared xattr table too large");
+	}
+	w->shared_size = offset;
+	return 0;
+}
+
+int lcfs_writer_xattr_size(struct writer *w, struct winode *wi)
+{
+	size_t size = sizeof(struct lcfs_erofs_xattr_ibody_header);
+	unsigned refs = 0;
+	int r;
+
+	r = lcfs_writer_xattrs_of(w, wi, &w->xl);
+	if (r < 0)
+		return r;
+	wi->xattr_size = 0;
+	if (w->xl.n == 0)
+		return 0;
+	for (size_t j = 0; j < w->xl.n; j++) {
+		const struct wxattr *x = &w->xl.items[j];
+
+		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL) {
+			refs++;
+			size += 4;
+		} else {
+			size += entry_size(x->key_len - x->prefix_len, x->value_len);
+		}
+	}
+	/* i_xattr_icount is 16 bits (section 9.5). */
+	if ((size - sizeof(struct lcfs_erofs_xattr_ibody_header)) / 4 + 1 > UINT16_MAX) {
+		cleanup_free char *path = lcfs_writer_path(w, wi);
+
+		return lcfs_error_set(w->err, EINVAL, "'%s': too many xattrs",
+				      path ? path : "?");
+	}
+	wi->xattr_size = size;
+	return 0;
+}
+
+static int emit_entry(struct wbuf *out, uint8_t index, const char *name,
+		      size_t name_len, const char *value, size_t value_len)
+{
+	struct lcfs_erofs_xattr_entry e = {
+		.e_name_len = name_len,
+		.e_name_index = index,
+		.e_value_size = htole16(value_len),
+	};
+	size_t total = sizeof(e) + name_len + value_len;
+	int r;
+
+	r = lcfs_wbuf_put(out, &e, sizeof(e));
+	if (r == 0)
+		r = lcfs_wbuf_put(out, name, name_len);
+	if (r == 0)
+		r = lcfs_wbuf_put(out, value, value_len);
+	if (r == 0)
+		r = lcfs_wbuf_zero(out, lcfs_round_up(total, 4) - total);
+	return r;
+}
+
+int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
+			    struct wbuf *out)
+{
+	struct lcfs_erofs_xattr_ibody_header h = { 0 };
+	uint32_t filter = 0;
+	uint32_t base = w->inodes_end % LCFS_BLKSZ;
+	unsigned refs = 0;
+	int r;
+
+	if (wi->xattr_size == 0)
+		return 0;
+	r = lcfs_writer_xattrs_of(w, wi, &w->xl);
+	if (r < 0)
+		return r;
+
+	/* Bloom filter over every xattr, stored inverted (section 9.5). */
+	for (size_t j = 0; j < w->xl.n; j++) {
+		const struct wxattr *x = &w->xl.items[j];
+		uint32_t bit = XXH32(x->key + x->prefix_len, x->key_len - x->prefix_len,
+				     LCFS_XATTR_FILTER_SEED + x->index) &
+			       31;
+
+		filter |= 1u << bit;
+		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL)
+			refs++;
+	}
+	h.h_name_filter = htole32(~filter);
+	h.h_shared_count = refs;
+	r = lcfs_wbuf_put(out, &h, sizeof(h));
+	if (r < 0)
+		return r;
+
+	refs = 0;
+	for (size_t j = 0; j < w->xl.n && refs < MAX_SHARED_REFS; j++) {
+		const struct shared_ent *e = shared_lookup(w->shared, &w->xl.items[j]);
+		uint32_t id;
+
+		if (e == NULL)
+			continue;
+		id = htole32((base + e->offset) / 4);
+		r = lcfs_wbuf_put(out, &id, sizeof(id));
+		if (r < 0)
+			return r;
+		refs++;
+	}
+	refs = 0;
+	for (size_t j = 0; j < w->xl.n; j++) {
+		const struct wxattr *x = &w->xl.items[j];
+
+		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL) {
+			refs++;
+			continue;
+		}
+		r = emit_entry(out, x->index, x->key + x->prefix_len,
+			       x->key_len - x->prefix_len, x->value, x->value_len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int lcfs_writer_emit_shared_table(struct writer *w, struct wbuf *out)
+{
+	struct shared_xattrs *s = w->shared;
+
+	for (size_t i = 0; i < s->n_sorted; i++) {
+		const struct shared_ent *e = s->sorted[i];
+		struct wxattr x = { .key = e->data, .key_len = e->key_len };
+		int r;
+
+		set_prefix(&x);
+		r = emit_entry(out, x.index, e->data + x.prefix_len,
+			       e->key_len - x.prefix_len, e->data + e->key_len,
+			       e->value_len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void lcfs_writer_xattrs_free(struct writer *w)
+{
+	struct shared_xattrs *s = w->shared;
+
+	if (s != NULL) {
+		for (size_t i = 0; s->table != NULL && i <= s->table_mask; i++)
+			free(s->table[i]);
+		free(s->table);
+		free(s->sorted);
+		free(s->seen);
+		free(s->seen_twice);
+		free(s);
+		w->shared = NULL;
+	}
+	free(w->xl.items);
+	free(w->xl.keybuf);
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * State shared by the three parts of the image writer:
+ *   lcfs-erofs-layout.c  inode list (BFS), tree rewrite flags, sizes, placement
+ *   lcfs-erofs-xattrs.c  per-inode xattr lists, shared xattr table, name filter
+ *   lcfs-erofs-write.c   emitting the bytes, lcfs_write_to()
+ *
+ * The writer never copies the caller's tree. The rewrite of
+ * IMAGE-FORMAT.md section 7 (escaped overlay xattrs, metacopy/redirect,
+ * whiteout conversion and markers, root opaque, the 256 root whiteouts) is
+ * expressed by a few flags per inode and applied on the fly whenever an
+ * inode's attributes or xattrs are needed. Only the small per-inode table
+ * below is allocated, so writing a tree costs far less memory than the tree.
+ */
+#ifndef _LCFS_EROFS_WRITER_H
+#define _LCFS_EROFS_WRITER_H
+
+#include "lcfs-internal.h"
+#include "erofs-format.h"
+
+/* winode.flags */
+#define W_SYNTH_WHITEOUT (1u << 0) /* one of the root's 00..ff whiteouts */
+#define W_INPUT_WHITEOUT (1u << 1) /* char 0/0 input, written as a REG file */
+#define W_WHITEOUT_PARENT (1u << 2) /* has an input whiteout child */
+#define W_COMPACT (1u << 3)         /* 32-byte inode record */
+#define W_EXTERNAL (1u << 4)        /* REG, size > 0, no content: chunk based */
+#define W_ROOT (1u << 5)
+
+/* One real inode, in BFS order (its index is i_ino). */
+struct winode {
+	struct lcfs_node_s *node; /* the source node; the root's for synthetic */
+	uint64_t pos;             /* byte offset of the record; nid = pos / 32 */
+	uint32_t parent;          /* BFS index of the parent directory */
+	uint32_t nlink;
+	uint32_t n_blocks;        /* data blocks */
+	uint32_t block;           /* first data block address */
+	uint32_t xattr_size;      /* inline xattr region, 0 when none */
+	uint16_t tail;            /* bytes inline after record and xattrs */
+	uint16_t flags;
+};
+
+/* One xattr of an inode after the rewrite (a transient view). */
+struct wxattr {
+	const char *key;   /* full key */
+	const char *value;
+	uint32_t hash;     /* lcfs_xattr_hash(key, value) */
+	uint16_t key_len;
+	uint16_t value_len;
+	uint8_t index;     /* e_name_index */
+	uint8_t prefix_len; /* bytes of key replaced by the index */
+};
+
+/* Room for an escaped key: "overlay." inserted into a 255-byte key. */
+#define WXATTR_KEYMAX 272
+
+/* Scratch space to build an inode's xattr list. */
+struct wxattr_list {
+	struct wxattr *items;
+	size_t n, cap;
+	char *keybuf; /* escaped keys, WXATTR_KEYMAX bytes each */
+	size_t keybuf_cap;
+	uint8_t metacopy[4 + LCFS_DIGEST_SIZE];
+	char redirect[1 + LCFS_MAX_PAYLOAD + 1];
+};
+
+struct shared_xattrs; /* lcfs-erofs-xattrs.c */
+
+/* A directory entry, as written (section 14). */
+struct wdirent {
+	const char *name;
+	struct lcfs_node_s *child; /* for a child entry */
+	uint32_t target;           /* BFS index of the final target inode */
+	uint16_t name_len;
+	uint8_t kind;              /* child, ".", "..", synthetic whiteout */
+	uint8_t hex;               /* which synthetic whiteout */
+};
+
+struct writer {
+	struct lcfs_node_s *root;
+	uint32_t version;
+	uint32_t max_version;
+	struct winode *inodes;
+	uint32_t n_inodes;
+	uint32_t synth_idx[256]; /* BFS index of each synthetic whiteout */
+	bool has_acl;
+	int64_t min_mtime_sec;
+	uint32_t min_mtime_nsec;
+
+	uint64_t inodes_end;
+	uint32_t shared_size;
+	uint64_t data_start;
+	uint64_t n_data_blocks;
+
+	struct shared_xattrs *shared;
+	struct wxattr_list xl;    /* scratch */
+	struct wdirent *dirents;  /* scratch */
+	size_t dirents_cap;
+
+	struct lcfs_error *err;
+};
+
+/* lcfs-erofs-layout.c */
+int lcfs_writer_collect(struct writer *w);
+int lcfs_writer_layout(struct writer *w);
+uint32_t lcfs_writer_mode(const struct writer *w, const struct winode *wi);
+uint64_t lcfs_writer_size(const struct writer *w, const struct winode *wi);
+/* Fills w->dirents with the entries of directory @idx in name order. */
+int lcfs_writer_dir_entries(struct writer *w, uint32_t idx, size_t *n_out);
+unsigned lcfs_writer_chunkbits(uint64_t size);
+char *lcfs_writer_path(const struct writer *w, const struct winode *wi);
+
+/* lcfs-erofs-xattrs.c */
+int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
+			  struct wxattr_list *l);
+int lcfs_writer_share_xattrs(struct writer *w);
+/* Inline region size of @wi given the shared table, 0 when no xattrs. */
+int lcfs_writer_xattr_size(struct writer *w, struct winode *wi);
+/* Appends @wi's xattr region to @buf (w->inodes_end must be final). */
+struct wbuf;
+int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
+			    struct wbuf *out);
+int lcfs_writer_emit_shared_table(struct writer *w, struct wbuf *out);
+void lcfs_writer_xattrs_free(struct writer *w);
+
+/* lcfs-erofs-write.c: buffered output through the caller's callback. */
+int lcfs_wbuf_put(struct wbuf *b, const void *data, size_t len);
+int lcfs_wbuf_zero(struct wbuf *b, size_t len);
+uint64_t lcfs_wbuf_offset(const struct wbuf *b);
+
+static inline uint64_t lcfs_round_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+#endif /* _LCFS_EROFS_WRITER_H */
