@@ -322,4 +322,25 @@ struct lcfs_node_s *lcfs_build_tree(int dirfd, const char *path,
 				    const struct lcfs_build_options *opts,
 				    struct lcfs_error *err);
 
+/* ---- Mounting (lcfs-mount.c) ---------------------------------------------- */
+
+struct lcfs_mount_options_s;
+
+/* Test-only flags, accepted in lcfs_mount_options_s.flags by
+ * lcfs_mount_fd_ext() alone (the public entry points reject them): mount
+ * the image through a loop device as a kernel without file-backed EROFS
+ * would; compose the overlay with mount(2) as a kernel without the new
+ * mount API would. */
+#define LCFS_MOUNT_INTERNAL_FORCE_LOOP (1u << 30)
+#define LCFS_MOUNT_INTERNAL_FORCE_LEGACY (1u << 31)
+#define LCFS_MOUNT_INTERNAL_MASK \
+	(LCFS_MOUNT_INTERNAL_FORCE_LOOP | LCFS_MOUNT_INTERNAL_FORCE_LEGACY)
+
+/* lcfs_mount_fd() with the internal convention (0 or -errno) and @err
+ * saying which step failed, with the kernel's own message when it gave
+ * one (overlayfs and EROFS explain rejected options through the fs
+ * context). Nothing is left behind on failure. */
+int lcfs_mount_fd_ext(int fd, const char *mountpoint,
+		      struct lcfs_mount_options_s *opts, struct lcfs_error *err);
+
 #endif /* _LCFS_INTERNAL_H */

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * mount.composefs: mount a composefs image, directly or as the helper that
+ * mount(8) runs for "mount -t composefs" (shared/spec/TOOLS-AND-MOUNT.md
+ * section 5.1). Arguments and messages only; the work is lcfs_mount_fd().
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libcomposefs/lcfs-mount.h"
+#include "lcfs-internal.h"
+
+struct mount_args {
+	char *basedir;   /* unescaped value, split into objdirs */
+	const char **objdirs;
+	size_t n_objdirs;
+	char *digest;
+	char *upperdir;
+	char *workdir;
+	char *idmap;
+	bool require_verity;
+	bool try_verity;
+	bool readonly;
+};
+
+static const char *prog;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: %s [-t composefs] [-o OPTIONS] IMAGE MOUNTPOINT\n"
+		"\n"
+		"Examples:\n"
+		"  %s -o basedir=/composefs/objects image.cfs /mnt\n"
+		"  mount -t composefs image.cfs -o basedir=/composefs/objects /mnt\n"
+		"\n"
+		"Options (comma-separated, '\\' protects the next character):\n"
+		"  basedir=DIR[:DIR...]  object directories (required)\n"
+		"  digest=HEX            expected fs-verity digest of IMAGE (implies verity)\n"
+		"  verity                require fs-verity checks of every object\n"
+		"  tryverity             check fs-verity where the kernel supports it\n"
+		"  noverity              do not ask for fs-verity checks\n"
+		"  idmap=PATH            idmap the image with this user namespace\n"
+		"  upperdir=DIR          writable upper directory (with workdir)\n"
+		"  workdir=DIR           overlay work directory (with upperdir)\n"
+		"  ro                    mount read-only\n"
+		"  rw                    mount read-write (the default)\n",
+		prog, prog);
+}
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die(bool with_usage, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (with_usage)
+		usage(stderr);
+	exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		die(false, "out of memory");
+	return p;
+}
+
+/* Removes the backslashes that protect characters in an option value. */
+static char *unescape_value(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\' && i + 1 < len)
+			i++;
+		out[n++] = s[i];
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* basedir=A:B:C, empty components rejected. Takes @value. */
+static void set_basedir(struct mount_args *a, char *value)
+{
+	size_t n = 1;
+
+	for (const char *p = value; *p; p++)
+		n += *p == ':';
+	free(a->basedir);
+	free(a->objdirs);
+	a->basedir = value;
+	a->objdirs = xmalloc(n * sizeof(*a->objdirs));
+	a->n_objdirs = 0;
+	for (char *p = value;;) {
+		char *colon = strchr(p, ':');
+
+		if (colon != NULL)
+			*colon = '\0';
+		if (*p == '\0')
+			die(false, "Value for basedir option has incorrect format");
+		a->objdirs[a->n_objdirs++] = p;
+		if (colon == NULL)
+			break;
+		p = colon + 1;
+	}
+}
+
+static void set_string(char **field, char *value)
+{
+	free(*field);
+	*field = value;
+}
+
+/* One KEY[=VALUE] item; @value is NULL when there was no '='. Takes
+ * @value. */
+static void apply_option(struct mount_args *a, const char *key, char *value)
+{
+	static const char *const need_value[] = {
+		"basedir", "digest", "upperdir", "workdir", "idmap",
+	};
+
+	for (size_t i = 0; i < sizeof(need_value) / sizeof(need_value[0]); i++) {
+		if (strcmp(key, need_value[i]) == 0 && value == NULL)
+			die(false, "No value specified for %s option", key);
+	}
+	if (strcmp(key, "basedir") == 0) {
+		set_basedir(a, value);
+		return;
+	}
+	if (strcmp(key, "digest") == 0) {
+		set_string(&a->digest, value);
+		a->require_verity = true;
+		return;
+	}
+	if (strcmp(key, "upperdir") == 0) {
+		set_string(&a->upperdir, value);
+		return;
+	}
+	if (strcmp(key, "workdir") == 0) {
+		set_string(&a->workdir, value);
+		return;
+	}
+	if (strcmp(key, "idmap") == 0) {
+		set_string(&a->idmap, value);
+		return;
+	}
+	free(value);
+	if (strcmp(key, "verity") == 0) {
+		a->require_verity = true;
+	} else if (strcmp(key, "tryverity") == 0) {
+		a->try_verity = true;
+	} else if (strcmp(key, "noverity") == 0) {
+		/* Cancels verity, tryverity and digest's verity given
+		 * before it; a digest= value is still checked. */
+		a->require_verity = false;
+		a->try_verity = false;
+	} else if (strcmp(key, "ro") == 0) {
+		a->readonly = true;
+	} else if (strcmp(key, "rw") == 0) {
+		a->readonly = false;
+	} else {
+		die(false, "Unsupported option %s", key);
+	}
+}
+
+/*
+ * Items are separated by ','; inside an item '\' protects the next
+ * character and the first unprotected '=' separates key from value. The
+ * key is taken as written, the value loses its protecting backslashes.
+ */
+static void parse_options(struct mount_args *a, const char *opts)
+{
+	const char *item = opts;
+
+	for (;;) {
+		const char *p = item, *eq = NULL;
+		char *key;
+
+		while (*p && *p != ',') {
+			if (*p == '\\' && p[1] != '\0') {
+				p += 2;
+				continue;
+			}
+			if (*p == '=' && eq == NULL)
+				eq = p;
+			p++;
+		}
+		key = strndup(item, (size_t)((eq ? eq : p) - item));
+		if (key == NULL)
+			die(false, "out of memory");
+		apply_option(a, key, eq ? unescape_value(eq + 1, (size_t)(p - eq - 1))
+					: NULL);
+		free(key);
+		if (*p == '\0')
+			break;
+		item = p + 1;
+	}
+}
+
+static const char *mount_error_text(int err)
+{
+	switch (err) {
+	case ENOVERITY:
+		return "Image has no fs-verity";
+	case EWRONGVERITY:
+		return "Image has wrong fs-verity";
+	case ENOSIGNATURE:
+		return "Image was not signed";
+	default:
+		return strerror(err);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct mount_args a = { 0 };
+	struct lcfs_mount_options_s opts = { 0 };
+	struct lcfs_error err = { 0 };
+	const char *optstring = NULL;
+	const char *image, *mountpoint;
+	int c, fd, userns_fd = -1;
+
+	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+
+	while ((c = getopt(argc, argv, "ht:o:")) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stderr);
+			return 0;
+		case 't':
+			if (strcmp(optarg, "composefs") != 0)
+				die(false, "Unsupported fs type '%s'", optarg);
+			break;
+		case 'o':
+			optstring = optarg; /* the last -o wins */
+			break;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind >= argc)
+		die(true, "No source path specified");
+	if (optind + 1 >= argc)
+		die(true, "No mount path specified");
+	if (optind + 2 < argc)
+		die(true, "Unexpected argument '%s'", argv[optind + 2]);
+	image = argv[optind];
+	mountpoint = argv[optind + 1];
+
+	if (optstring != NULL)
+		parse_options(&a, optstring);
+	if (a.n_objdirs == 0)
+		die(true, "No object dirs specified");
+	if ((a.upperdir == NULL) != (a.workdir == NULL))
+		die(false, "Both workdir and upperdir must be specified if used");
+
+	opts.objdirs = a.objdirs;
+	opts.n_objdirs = a.n_objdirs;
+	opts.upperdir = a.upperdir;
+	opts.workdir = a.workdir;
+	opts.expected_fsverity_digest = a.digest;
+	if (a.require_verity)
+		opts.flags |= LCFS_MOUNT_FLAGS_REQUIRE_VERITY;
+	else if (a.try_verity)
+		opts.flags |= LCFS_MOUNT_FLAGS_TRY_VERITY;
+	if (a.readonly)
+		opts.flags |= LCFS_MOUNT_FLAGS_READONLY;
+	if (a.idmap != NULL) {
+		userns_fd = open(a.idmap, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+		if (userns_fd < 0)
+			die(false, "Failed to open userns %s: %s", a.idmap,
+			    strerror(errno));
+		opts.flags |= LCFS_MOUNT_FLAGS_IDMAP;
+		opts.idmap_fd = userns_fd;
+	}
+
+	fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(false, "Failed to open %s: %s", image, strerror(errno));
+
+	if (lcfs_mount_fd_ext(fd, mountpoint, &opts, &err) < 0) {
+		if (err.msg[0])
+			die(false, "Failed to mount composefs %s: %s (%s)", image,
+			    mount_error_text(err.err), err.msg);
+		die(false, "Failed to mount composefs %s: %s", image,
+		    mount_error_text(err.err));
+	}
+
+	close(fd);
+	if (userns_fd >= 0)
+		close(userns_fd);
+	free(a.basedir);
+	free(a.objdirs);
+	free(a.digest);
+	free(a.upperdir);
+	free(a.workdir);
+	free(a.idmap);
+	return 0;
+}
