@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * mkcomposefs: build a composefs image from a directory tree or from a
+ * dumpfile (TOOLS-AND-MOUNT.md section 2, with the differences listed in
+ * shared/spec/README.md: --version and --help are accepted, and the image is
+ * written to a temporary file that replaces IMAGE only on success).
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <time.h>
+
+#include "lcfs-internal.h"
+#include "toolutil.h"
+
+static const char *prog = "mkcomposefs";
+
+enum {
+	OPT_DIGEST_STORE = 256,
+	OPT_USE_EPOCH,
+	OPT_SKIP_DEVICES,
+	OPT_SKIP_XATTRS,
+	OPT_USER_XATTRS,
+	OPT_PRINT_DIGEST,
+	OPT_PRINT_DIGEST_ONLY,
+	OPT_FROM_FILE,
+	OPT_MIN_VERSION,
+	OPT_MAX_VERSION,
+	OPT_THREADS,
+	OPT_HARDLINKS,
+	OPT_QUIET,
+	OPT_HELP,
+};
+
+static const struct option long_options[] = {
+	{ "digest-store", required_argument, NULL, OPT_DIGEST_STORE },
+	{ "use-epoch", no_argument, NULL, OPT_USE_EPOCH },
+	{ "skip-devices", no_argument, NULL, OPT_SKIP_DEVICES },
+	{ "skip-xattrs", no_argument, NULL, OPT_SKIP_XATTRS },
+	{ "user-xattrs", no_argument, NULL, OPT_USER_XATTRS },
+	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
+	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
+	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
+	{ "min-version", required_argument, NULL, OPT_MIN_VERSION },
+	/* The documented name of --min-version (README table). */
+	{ "version", required_argument, NULL, OPT_MIN_VERSION },
+	{ "max-version", required_argument, NULL, OPT_MAX_VERSION },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "hardlinks", no_argument, NULL, OPT_HARDLINKS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct options {
+	const char *digest_store;
+	int build_flags;
+	bool print_digest;
+	bool print_digest_only;
+	bool from_file;
+	bool hardlinks;
+	bool quiet;
+	bool skip_xattrs;
+	bool user_xattrs;
+	bool have_min;
+	bool have_max;
+	long min_version;
+	long max_version;
+	long threads; /* 0: one per CPU */
+};
+
+static unsigned cpu_count(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: %s [OPTIONS] SOURCE IMAGE\n"
+		"Build a composefs image from the directory SOURCE, or from the dumpfile\n"
+		"SOURCE with --from-file. IMAGE \"-\" writes the image to standard output.\n"
+		"\n"
+		"Options:\n"
+		"  --digest-store=PATH  copy regular files into the object store PATH\n"
+		"  --use-epoch          set every modification time to 0.0\n"
+		"  --skip-devices       leave out character and block devices\n"
+		"  --skip-xattrs        read no extended attributes\n"
+		"  --user-xattrs        read only user.* extended attributes\n"
+		"  --hardlinks          keep hard links (found by device and inode)\n"
+		"  --print-digest       print the image's fs-verity digest\n"
+		"  --print-digest-only  print the digest only; no IMAGE is written\n"
+		"  --from-file          SOURCE is a dumpfile (\"-\" for standard input)\n"
+		"  --min-version=N      lowest image format version (default %d)\n"
+		"  --version=N          same as --min-version\n"
+		"  --max-version=N      highest image format version (default %d)\n"
+		"  --threads=N          worker threads (default %u)\n"
+		"  --quiet              no progress line on a terminal\n"
+		"  --help               show this help and exit\n",
+		prog, LCFS_DEFAULT_VERSION_MIN, LCFS_DEFAULT_VERSION_MAX, cpu_count());
+}
+
+static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+	exit(EXIT_FAILURE);
+}
+
+static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+static void close_stdout(void)
+{
+	int r = tool_close_stdout();
+
+	if (r < 0)
+		fail("cannot write to standard output: %s", strerror(-r));
+}
+
+/* Whole-string base-10 number, as the reference parses these options. */
+static bool parse_long(const char *s, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return s[0] != '\0' && *end == '\0' && errno == 0;
+}
+
+static void parse_version(const char *arg, const char *which, long *out)
+{
+	if (!parse_long(arg, out) || *out < 0 || *out > LCFS_VERSION_MAX)
+		fail("invalid %s version '%s' (must be 0 to %d)", which, arg,
+		     LCFS_VERSION_MAX);
+}
+
+static void parse_args(int argc, char **argv, struct options *o, char ***operands,
+		       int *n_operands)
+{
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	/* getopt itself names the problem (unknown, ambiguous, missing or
+	 * unexpected value); argv[0] is already the short program name. */
+	for (;;) {
+		c = getopt_long(argc, argv, "", long_options, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case OPT_DIGEST_STORE:
+			o->digest_store = optarg;
+			break;
+		case OPT_USE_EPOCH:
+			o->build_flags |= LCFS_BUILD_USE_EPOCH;
+			break;
+		case OPT_SKIP_DEVICES:
+			o->build_flags |= LCFS_BUILD_SKIP_DEVICES;
+			break;
+		case OPT_SKIP_XATTRS:
+			o->build_flags |= LCFS_BUILD_SKIP_XATTRS;
+			o->skip_xattrs = true;
+			break;
+		case OPT_USER_XATTRS:
+			o->build_flags |= LCFS_BUILD_USER_XATTRS;
+			o->user_xattrs = true;
+			break;
+		case OPT_PRINT_DIGEST:
+			o->print_digest = true;
+			break;
+		case OPT_PRINT_DIGEST_ONLY:
+			o->print_digest = true;
+			o->print_digest_only = true;
+			break;
+		case OPT_FROM_FILE:
+			o->from_file = true;
+			break;
+		case OPT_MIN_VERSION:
+			parse_version(optarg, "min", &o->min_version);
+			o->have_min = true;
+			break;
+		case OPT_MAX_VERSION:
+			parse_version(optarg, "max", &o->max_version);
+			o->have_max = true;
+			break;
+		case OPT_THREADS:
+			if (!parse_long(optarg, &o->threads) || o->threads <= 0 ||
+			    o->threads > INT_MAX)
+				fail("invalid threads count '%s'", optarg);
+			break;
+		case OPT_HARDLINKS:
+			o->hardlinks = true;
+			break;
+		case OPT_QUIET:
+			o->quiet = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			close_stdout();
+			exit(EXIT_SUCCESS);
+		default:
+			fprintf(stderr, "Try '%s --help' for more information.\n",
+				prog);
+			exit(EXIT_FAILURE);
+		}
+	}
+
+	/* Either version option given alone makes the other one 0 (section
+	 * 2.1); the writer raises max to min. */
+	if (!o->have_min && !o->have_max) {
+		o->min_version = LCFS_DEFAULT_VERSION_MIN;
+		o->max_version = LCFS_DEFAULT_VERSION_MAX;
+	}
+
+	*operands = argv + optind;
+	*n_operands = argc - optind;
+}
+
+/* One line on stderr, rewritten in place, at most ten times a second. */
+struct progress {
+	bool shown;
+	struct timespec last;
+};
+
+static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
+			uint64_t bytes_done, uint64_t bytes_total)
+{
+	struct progress *p = data;
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (int64_t)(now.tv_sec - p->last.tv_sec) * 1000 +
+	     (now.tv_nsec - p->last.tv_nsec) / 1000000;
+	if (p->shown && ms < 100 && files_done < files_total)
+		return;
+	p->last = now;
+	p->shown = true;
+	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB",
+		prog, files_done, files_total, bytes_done / 1048576.0,
+		bytes_total / 1048576.0);
+	fflush(stderr);
+}
+
+static struct lcfs_node_s *read_dumpfile(const char *source)
+{
+	const char *name = strcmp(source, "-") == 0 ? "<stdin>" : source;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	unsigned flags = 0;
+	int fd = STDIN_FILENO;
+
+	/* Keyed on presence only, any value (section 1.11). */
+	if (getenv("CFS_PARSE_STRICT") != NULL)
+		flags |= LCFS_PARSE_FLAGS_STRICT;
+
+	if (strcmp(source, "-") != 0) {
+		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			fprintf(stderr, "%s: cannot open '%s': %s\n", prog, source,
+				strerror(errno));
+			return NULL;
+		}
+	}
+	root = lcfs_dump_parse_fd(fd, flags, &err);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (root == NULL)
+		tool_print_error(prog, name, &err);
+	return root;
+}
+
+static struct lcfs_node_s *scan_directory(const char *source, const struct options *o)
+{
+	struct lcfs_build_options bo = { 0 };
+	struct lcfs_error err = { 0 };
+	struct progress progress = { 0 };
+	struct lcfs_node_s *root;
+	char buf[1024];
+
+	/* Section 2.6: every regular file gets its fs-verity digest and the
+	 * digest path as payload, with or without an object store. */
+	bo.flags = o->build_flags | LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST;
+	bo.threads = (unsigned)o->threads;
+	bo.digest_store = o->digest_store;
+	bo.hardlinks = o->hardlinks;
+	if (!o->quiet && isatty(STDERR_FILENO)) {
+		bo.progress = progress_cb;
+		bo.progress_data = &progress;
+	}
+
+	root = lcfs_build_tree(AT_FDCWD, source, &bo, &err);
+	if (progress.shown)
+		fputs("\r\033[K", stderr);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot build from '%s': %s\n", prog, source, buf);
+	}
+	return root;
+}
+
+static void print_write_error(int r, const struct lcfs_error *err, int io_err)
+{
+	char buf[1024];
+
+	if (io_err) {
+		fprintf(stderr, "%s: cannot write file: %s\n", prog, strerror(io_err));
+		return;
+	}
+	if (err->msg[0] != '\0' || err->field != NULL) {
+		lcfs_error_format(err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot write file: %s: %s\n", prog, strerror(-r),
+			buf);
+	} else {
+		fprintf(stderr, "%s: cannot write file: %s\n", prog, strerror(-r));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct lcfs_write_options_s wo = { 0 };
+	struct lcfs_error err = { 0 };
+	struct tool_output out;
+	struct lcfs_node_s *root;
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	char hex[2 * LCFS_DIGEST_SIZE + 1];
+	const char *source, *image = NULL;
+	struct options o;
+	char **operands;
+	int n_operands;
+	int r;
+
+	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+		const char *slash = strrchr(argv[0], '/');
+
+		prog = slash ? slash + 1 : argv[0];
+		argv[0] = (char *)prog;
+	}
+	parse_args(argc, argv, &o, &operands, &n_operands);
+
+	/* Operand checks in the reference's order (section 2.2). */
+	if (n_operands < 1)
+		usage_error("no source path specified");
+	source = operands[0];
+	if (source[0] == '\0')
+		fail("empty source path specified");
+	if (n_operands > 2)
+		usage_error("too many arguments");
+	if (n_operands == 1 && !o.print_digest_only)
+		usage_error("no destination path specified");
+	if (n_operands == 2 && o.print_digest_only)
+		usage_error("cannot specify destination path with --print-digest-only");
+	if (n_operands == 2)
+		image = operands[1];
+
+	/* The reference only notices this combination when scanning; say so
+	 * before doing any work. */
+	if (!o.from_file && o.skip_xattrs && o.user_xattrs)
+		usage_error("--skip-xattrs and --user-xattrs cannot be used together");
+
+	if (image != NULL) {
+		if (strcmp(image, "-") == 0 && isatty(STDOUT_FILENO))
+			fail("stdout is a tty.  Refusing to use it");
+		/* Only the temporary file is created here: IMAGE itself is
+		 * replaced after a complete, successful write. */
+		r = tool_output_open(&out, image);
+		if (r < 0)
+			fail("cannot create '%s': %s", image, strerror(-r));
+	}
+
+	if (o.from_file)
+		root = read_dumpfile(source);
+	else
+		root = scan_directory(source, &o);
+	if (root == NULL) {
+		if (image != NULL)
+			tool_output_abort(&out);
+		return EXIT_FAILURE;
+	}
+
+	wo.format = LCFS_FORMAT_EROFS;
+	wo.version = (uint32_t)o.min_version;
+	wo.max_version = (uint32_t)o.max_version;
+	wo.digest_out = o.print_digest ? digest : NULL;
+	if (image != NULL) {
+		wo.file = &out;
+		wo.file_write_cb = tool_output_write_cb;
+	}
+	r = lcfs_write_image(root, &wo, &err);
+	lcfs_node_unref(root);
+	if (r < 0) {
+		print_write_error(r, &err, image != NULL ? out.err : 0);
+		if (image != NULL)
+			tool_output_abort(&out);
+		return EXIT_FAILURE;
+	}
+	if (image != NULL) {
+		r = tool_output_commit(&out);
+		if (r < 0) {
+			fprintf(stderr, "%s: cannot write '%s': %s\n", prog, image,
+				strerror(-r));
+			return EXIT_FAILURE;
+		}
+	}
+
+	if (o.print_digest) {
+		lcfs_digest_to_hex(digest, hex);
+		printf("%s\n", hex);
+	}
+	close_stdout();
+	return EXIT_SUCCESS;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Helpers shared by the command-line tools: atomic output of an image file
+ * and loading an image from a file descriptor. Functions return 0 or -errno;
+ * the tools do the printing.
+ */
+#ifndef _COMPOSEFS_TOOLUTIL_H
+#define _COMPOSEFS_TOOLUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lcfs-internal.h"
+
+/*
+ * An image being written. A path target is written into an unnamed
+ * temporary file (or, where O_TMPFILE is not supported, a hidden temporary
+ * file) in the target's directory and renamed over the target only by
+ * tool_output_commit(), so a failed run never truncates or leaves behind
+ * anything. "-" means standard output, written directly.
+ */
+struct tool_output {
+	int fd;        /* where the bytes go */
+	int dirfd;     /* target's directory, -1 for stdout */
+	char *name;    /* target's last component */
+	char *tmpname; /* name of the temporary file once it has one */
+	bool is_stdout;
+	int err;       /* first write error (positive errno), 0 if none */
+	size_t len;    /* bytes buffered in buf */
+	uint8_t *buf;
+};
+
+/* Prepares @path ("-" for stdout). 0 or -errno; on failure nothing exists
+ * on disk and @out needs no cleanup. */
+int tool_output_open(struct tool_output *out, const char *path);
+
+/* lcfs_write_cb that buffers and writes to @file (a struct tool_output). */
+ssize_t tool_output_write_cb(void *file, void *buf, size_t count);
+
+/* Flushes the buffer and, for a path target, puts the file in place. 0 or
+ * -errno; on failure the temporary file is removed. Either way @out is
+ * released (stdout is left open for the caller to close). */
+int tool_output_commit(struct tool_output *out);
+
+/* Drops a not yet committed output: removes the temporary file. */
+void tool_output_abort(struct tool_output *out);
+
+/* Loads the image in @fd (borrowed): mapped when possible, read otherwise
+ * (pipes). @toplevel restricts the root's children (NULL: all). Returns
+ * the root or NULL with @err filled. */
+struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
+				    struct lcfs_error *err);
+
+/* Prints "PROG: FILE:LINE: FIELD: MSG" (or "PROG: FILE: MSG" when the
+ * error is not about a line) on stderr. */
+void tool_print_error(const char *prog, const char *file,
+		      const struct lcfs_error *err);
+
+/* Closes stdout, reporting an earlier write error too. 0 or -errno. */
+int tool_close_stdout(void);
+
+#endif /* _COMPOSEFS_TOOLUTIL_H */
