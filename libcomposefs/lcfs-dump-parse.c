@@ -1,2 +1,909 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Dumpfile parser: composefs-dump(5) text to a node tree.
+ *
+ * The rules are those of TOOLS-AND-MOUNT.md section 1 (and IMAGE-FORMAT.md
+ * section 19.1); the section numbers below refer to TOOLS-AND-MOUNT.md.
+ *
+ * Dumps of whole operating systems have millions of lines, so the parser
+ * works on a moving window of the input (never the whole file), splits and
+ * unescapes fields in place, looks parents up through a cache of the last
+ * directory chain (dumps are usually in depth-first order), and shares one
+ * xattr entry between every node carrying the same key and value.
+ */
 #include "lcfs-internal.h"
+
+#include <inttypes.h>
+
+enum {
+	F_PATH,
+	F_SIZE,
+	F_MODE,
+	F_NLINK,
+	F_UID,
+	F_GID,
+	F_RDEV,
+	F_MTIME,
+	F_PAYLOAD,
+	F_CONTENT,
+	F_DIGEST,
+	N_FIELDS,
+	F_XATTR = N_FIELDS,
+	F_NONE,
+};
+
+static const char *const field_names[] = {
+	[F_PATH] = "PATH",	 [F_SIZE] = "SIZE",	  [F_MODE] = "MODE",
+	[F_NLINK] = "NLINK",	 [F_UID] = "UID",	  [F_GID] = "GID",
+	[F_RDEV] = "RDEV",	 [F_MTIME] = "MTIME",	  [F_PAYLOAD] = "PAYLOAD",
+	[F_CONTENT] = "CONTENT", [F_DIGEST] = "DIGEST", [F_XATTR] = "XATTR",
+	[F_NONE] = NULL,
+};
+
+/* First read size; the window doubles when a line does not fit. */
+#define READ_CHUNK (1u << 20)
+
+/* Section 1.8 step 9: cap on the raw text of a line's xattrs. */
+#define XATTR_TEXT_MAX 65535
+
+/* A field of the current line: NUL-terminated in the line buffer. */
+struct field {
+	char *s;
+	size_t len;
+};
+
+/* A hard link line, resolved once the whole file is read (section 1.7). */
+struct hardlink {
+	struct lcfs_node_s *node; /* borrowed: the tree holds it */
+	char *target;		  /* unescaped PAYLOAD, NULL for "-" */
+	unsigned long line;
+};
+
+/* Open-addressing set of the xattr entries seen so far; holds a reference
+ * to each. */
+struct xattr_table {
+	struct lcfs_xattr **slots;
+	size_t mask;
+	size_t count;
+};
+
+struct parser {
+	unsigned flags;
+	struct lcfs_error *err;
+	unsigned long line;
+	struct lcfs_node_s *root; /* one reference */
+
+	/* The directory chain used by the previous line: dirs[0] is the
+	 * root, dirs[i] the directory reached by the first i components. */
+	struct lcfs_node_s **dirs;
+	size_t n_dirs;
+	size_t dirs_cap;
+
+	struct xattr_table xattrs;
+
+	struct hardlink *links;
+	size_t n_links;
+	size_t links_cap;
+};
+
+/* Where the input comes from: a file descriptor or a buffer in memory. */
+struct source {
+	int fd;
+	const char *buf;
+	size_t len;
+	size_t pos;
+};
+
+__attribute__((format(printf, 4, 5))) static int
+perr(struct parser *p, int field, int err, const char *fmt, ...)
+{
+	struct lcfs_error *e = p->err;
+
+	if (e != NULL && e->err == 0) {
+		va_list ap;
+
+		e->err = err;
+		e->line = p->line;
+		e->field = field_names[field];
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return -err;
+}
+
+static int perr_oom(struct parser *p)
+{
+	return perr(p, F_NONE, ENOMEM, "%s", strerror(ENOMEM));
+}
+
+/* ---- Fields ------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Section 1.3. Rewrites @f in place (the result is never longer) and keeps
+ * it NUL-terminated; @f->len becomes the unescaped length. */
+static int unescape(struct parser *p, int field, struct field *f)
+{
+	char *end = f->s + f->len;
+	char *in = memchr(f->s, '\\', f->len);
+	char *out = in;
+
+	if (in == NULL)
+		return 0;
+	while (in < end) {
+		char *bs = memchr(in, '\\', end - in);
+		int hi, lo;
+
+		if (bs == NULL)
+			bs = end;
+		if (bs != in) {
+			memmove(out, in, bs - in);
+			out += bs - in;
+			in = bs;
+			continue;
+		}
+		in++;
+		if (in == end)
+			return perr(p, field, EINVAL, "No character after escape");
+		switch (*in) {
+		case '\\':
+			*out++ = '\\';
+			break;
+		case 'n':
+			*out++ = '\n';
+			break;
+		case 'r':
+			*out++ = '\r';
+			break;
+		case 't':
+			*out++ = '\t';
+			break;
+		case 'x':
+			if (end - in < 3)
+				return perr(p, field, EINVAL,
+					    "No hex characters after hex escape");
+			hi = hexval(in[1]);
+			lo = hexval(in[2]);
+			if (hi < 0 || lo < 0)
+				return perr(p, field, EINVAL,
+					    "Invalid hex characters after hex escape");
+			*out++ = (char)(hi << 4 | lo);
+			in += 2;
+			break;
+		default:
+			return perr(p, field, EINVAL, "Unsupported escape type %c", *in);
+		}
+		in++;
+	}
+	*out = '\0';
+	f->len = out - f->s;
+	return 0;
+}
+
+/* Unescapes a field that is used as a C string (section 1.3: PATH,
+ * PAYLOAD, DIGEST, xattr keys): an escaped NUL ends it. */
+static int unescape_cstr(struct parser *p, int field, struct field *f)
+{
+	size_t len = f->len;
+	int r = unescape(p, field, f);
+
+	if (r == 0 && f->len != len)
+		f->len = strlen(f->s);
+	return r;
+}
+
+/* Section 1.4: a field that is exactly "-" is not set. */
+static bool field_is_dash(const struct field *f)
+{
+	return f->len == 1 && f->s[0] == '-';
+}
+
+/*
+ * Section 1.5 "Integers": strtoull() semantics on the whole raw field
+ * (leading blanks, '+' and '-' accepted, overflow saturates). Plain digit
+ * strings, by far the common case, are converted directly. @s is
+ * NUL-terminated at @len.
+ */
+static int parse_uint(struct parser *p, int field, const char *s, size_t len,
+		      int base, uint64_t *out)
+{
+	size_t maxdigits = base == 8 ? 21 : 19; /* cannot overflow */
+	uint64_t v = 0;
+	size_t i;
+	char *end;
+
+	if (len > 0 && len <= maxdigits) {
+		for (i = 0; i < len; i++) {
+			unsigned d = (unsigned char)s[i] - '0';
+
+			if (d >= (unsigned)base)
+				break;
+			v = v * base + d;
+		}
+		if (i == len) {
+			*out = v;
+			return 0;
+		}
+	}
+	if (len > 0) {
+		v = strtoull(s, &end, base);
+		if (end == s + len) {
+			*out = v;
+			return 0;
+		}
+	}
+	return perr(p, field, EINVAL, "Invalid integer %s", s);
+}
+
+/* MTIME is SEC.NSEC; both parts are integers, NSEC a plain count. */
+static int parse_mtime(struct parser *p, struct field *f, int64_t *sec,
+		       uint32_t *nsec)
+{
+	char *dot = memchr(f->s, '.', f->len);
+	uint64_t s, ns;
+	int r;
+
+	if (dot == NULL)
+		return perr(p, F_MTIME, EINVAL, "Invalid integer %s", f->s);
+	*dot = '\0';
+	r = parse_uint(p, F_MTIME, f->s, dot - f->s, 10, &s);
+	if (r < 0)
+		return r;
+	r = parse_uint(p, F_MTIME, dot + 1, f->s + f->len - dot - 1, 10, &ns);
+	if (r < 0)
+		return r;
+	*sec = (int64_t)s;
+	*nsec = (uint32_t)ns;
+	return 0;
+}
+
+/*
+ * Section 1.2: the first 11 fields are separated by single spaces; missing
+ * trailing fields are empty. Returns the number of fields present and sets
+ * the xattr section (what follows the 11th field's space).
+ */
+static size_t split_fields(char *line, size_t len, struct field f[N_FIELDS],
+			   struct field *xattrs)
+{
+	char *s = line, *end = line + len;
+	size_t n = 0;
+
+	xattrs->s = end;
+	xattrs->len = 0;
+	for (size_t i = 0; i < N_FIELDS; i++) {
+		char *sp;
+
+		if (s == NULL) {
+			f[i].s = end; /* points at the line's NUL */
+			f[i].len = 0;
+			continue;
+		}
+		n++;
+		sp = memchr(s, ' ', end - s);
+		f[i].s = s;
+		if (sp == NULL) {
+			f[i].len = end - s;
+			s = NULL;
+		} else {
+			*sp = '\0';
+			f[i].len = sp - s;
+			s = sp + 1;
+		}
+	}
+	if (s != NULL) {
+		xattrs->s = s;
+		xattrs->len = end - s;
+	}
+	return n;
+}
+
+/* ---- Shared xattr entries --------------------------------------------------- */
+
+static int xattr_table_grow(struct xattr_table *t)
+{
+	size_t cap = t->slots ? (t->mask + 1) * 2 : 64;
+	struct lcfs_xattr **slots = calloc(cap, sizeof(*slots));
+
+	if (slots == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++) {
+		struct lcfs_xattr *x = t->slots[i];
+		size_t j;
+
+		if (x == NULL)
+			continue;
+		for (j = x->hash & (cap - 1); slots[j] != NULL; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = x;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->mask = cap - 1;
+	return 0;
+}
+
+static void xattr_table_release(struct xattr_table *t)
+{
+	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++)
+		lcfs_xattr_unref(t->slots[i]);
+	free(t->slots);
+	t->slots = NULL;
+}
+
+/* The shared entry for (@key, @value), created on first use. The table
+ * keeps the reference; NULL with -errno in *@errp on failure. */
+static struct lcfs_xattr *xattr_intern(struct xattr_table *t, const char *key,
+				       size_t key_len, const char *value,
+				       size_t value_len, int *errp)
+{
+	uint32_t h = lcfs_xattr_hash(key, key_len, value, value_len);
+	struct lcfs_xattr *x;
+	size_t i;
+
+	if ((t->count + 1) * 2 > (t->slots ? t->mask + 1 : 0)) {
+		*errp = xattr_table_grow(t);
+		if (*errp < 0)
+			return NULL;
+	}
+	for (i = h & t->mask; (x = t->slots[i]) != NULL; i = (i + 1) & t->mask) {
+		if (x->hash == h && x->key_len == key_len &&
+		    x->value_len == value_len &&
+		    memcmp(x->data, key, key_len) == 0 &&
+		    memcmp(lcfs_xattr_value(x), value, value_len) == 0)
+			return x;
+	}
+	x = lcfs_xattr_new(key, key_len, value, value_len, errp);
+	if (x == NULL)
+		return NULL;
+	t->slots[i] = x;
+	t->count++;
+	return x;
+}
+
+/* Section 1.9: space-separated KEY=VALUE tokens. */
+static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
+			struct field *xs)
+{
+	char *t = xs->s, *end = xs->s + xs->len;
+
+	if (xs->len > XATTR_TEXT_MAX)
+		return perr(p, F_XATTR, EINVAL, "Too many xattrs");
+	while (t < end) {
+		char *sp = memchr(t, ' ', end - t);
+		char *tend = sp ? sp : end;
+		char *eq = memchr(t, '=', tend - t);
+		struct field key, value;
+		struct lcfs_xattr *x;
+		int r = 0;
+
+		if (eq == NULL)
+			return perr(p, F_XATTR, EINVAL, "Missing = in xattr");
+		*eq = '\0';
+		*tend = '\0';
+		key.s = t;
+		key.len = eq - t;
+		value.s = eq + 1;
+		value.len = tend - eq - 1;
+		r = unescape_cstr(p, F_XATTR, &key);
+		if (r == 0)
+			r = unescape(p, F_XATTR, &value);
+		if (r < 0)
+			return r;
+		x = xattr_intern(&p->xattrs, key.s, key.len, value.s, value.len, &r);
+		if (x == NULL && r == -ENOMEM)
+			return perr_oom(p);
+		if (x != NULL)
+			r = lcfs_node_set_xattr_entry(node, x);
+		if (r == -ENOMEM)
+			return perr_oom(p);
+		if (r < 0)
+			return perr(p, F_XATTR, -r, "Can't set xattr");
+		t = sp ? sp + 1 : end;
+	}
+	return 0;
+}
+
+/* ---- Tree ------------------------------------------------------------------- */
+
+static int dirs_push(struct parser *p, struct lcfs_node_s *dir)
+{
+	if (p->n_dirs == p->dirs_cap) {
+		size_t cap = p->dirs_cap ? p->dirs_cap * 2 : 32;
+		struct lcfs_node_s **d = realloc(p->dirs, cap * sizeof(*d));
+
+		if (d == NULL)
+			return -ENOMEM;
+		p->dirs = d;
+		p->dirs_cap = cap;
+	}
+	p->dirs[p->n_dirs++] = dir;
+	return 0;
+}
+
+/* Child @name of @dir, the directory reached by the first @depth components
+ * of @path, which must itself be an existing directory (section 1.6). */
+static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
+		   const char *name, size_t len, const char *path)
+{
+	struct lcfs_node_s *child;
+
+	if (depth + 1 < p->n_dirs) {
+		child = p->dirs[depth + 1];
+		if (strncmp(child->name, name, len) == 0 && child->name[len] == '\0') {
+			*dir = child;
+			return 0;
+		}
+		p->n_dirs = depth + 1;
+	}
+	child = lcfs_node_lookup_child_n(*dir, name, len);
+	if (child == NULL)
+		return perr(p, F_PATH, ENOENT, "Parent directory missing for %s", path);
+	if ((child->mode & S_IFMT) != S_IFDIR)
+		return perr(p, F_PATH, ENOTDIR, "Parent must be a directory for %s",
+			    path);
+	if (dirs_push(p, child) < 0)
+		return perr_oom(p);
+	*dir = child;
+	return 0;
+}
+
+/* Section 1.6: inserts @node (whose reference the tree takes on success)
+ * at @path (unescaped, @len bytes). */
+static int tree_add(struct parser *p, const char *path, size_t len,
+		    struct lcfs_node_s *node)
+{
+	const char *c = path, *end = path + len;
+	struct lcfs_node_s *dir;
+	size_t depth = 0;
+	int r;
+
+	if (len == 1 && path[0] == '/') {
+		if (p->root != NULL)
+			return perr(p, F_PATH, EINVAL, "Can't have multiple roots");
+		if ((node->mode & S_IFMT) != S_IFDIR)
+			return perr(p, F_MODE, ENOTDIR, "Root must be a directory");
+		p->n_dirs = 0;
+		if (dirs_push(p, node) < 0)
+			return perr_oom(p);
+		p->root = node;
+		return 0;
+	}
+	if (p->root == NULL)
+		return perr(p, F_PATH, EINVAL, "Root node not present");
+
+	dir = p->root;
+	while (c < end && *c == '/')
+		c++;
+	for (;;) {
+		const char *slash = memchr(c, '/', end - c);
+
+		if (slash == NULL)
+			break;
+		r = descend(p, &dir, depth, c, slash - c, path);
+		if (r < 0)
+			return r;
+		depth++;
+		for (c = slash; c < end && *c == '/'; c++)
+			;
+	}
+	len = end - c;
+	if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+		return perr(p, F_PATH, EINVAL, "Invalid . or .. in path: %s", path);
+	r = lcfs_node_add_child_n(dir, node, c, len);
+	if (r == -EEXIST)
+		return perr(p, F_PATH, EEXIST, "Path %s already exists", path);
+	if (r == -ENOMEM)
+		return perr_oom(p);
+	if (r < 0)
+		return perr(p, F_PATH, -r, "Can't add child");
+	return 0;
+}
+
+/* A hard link target: leading and repeated slashes are ignored, the empty
+ * path is the root (section 1.7). */
+static struct lcfs_node_s *tree_lookup(struct lcfs_node_s *root, const char *path)
+{
+	struct lcfs_node_s *n = root;
+	const char *c = path;
+
+	for (;;) {
+		size_t len;
+
+		while (*c == '/')
+			c++;
+		if (*c == '\0')
+			return n;
+		len = strcspn(c, "/");
+		n = lcfs_node_lookup_child_n(n, c, len);
+		if (n == NULL)
+			return NULL;
+		c += len;
+	}
+}
+
+static int add_hardlink(struct parser *p, struct lcfs_node_s *node,
+			struct field *target)
+{
+	struct hardlink *h;
+
+	if (p->n_links == p->links_cap) {
+		size_t cap = p->links_cap ? p->links_cap * 2 : 16;
+
+		h = realloc(p->links, cap * sizeof(*h));
+		if (h == NULL)
+			return perr_oom(p);
+		p->links = h;
+		p->links_cap = cap;
+	}
+	h = &p->links[p->n_links];
+	h->node = node;
+	h->line = p->line;
+	h->target = NULL;
+	if (target != NULL) {
+		h->target = strndup(target->s, target->len);
+		if (h->target == NULL)
+			return perr_oom(p);
+	}
+	p->n_links++;
+	return 0;
+}
+
+/* Section 1.7: after the whole file, in reverse order of appearance. */
+static int resolve_hardlinks(struct parser *p)
+{
+	for (size_t i = p->n_links; i-- > 0;) {
+		struct hardlink *h = &p->links[i];
+		struct lcfs_node_s *t;
+		uint32_t nlink;
+
+		p->line = h->line;
+		if (h->target == NULL)
+			return perr(p, F_PAYLOAD, EINVAL, "No target path for the hardlink");
+		/* The reference links an empty path to the root; refuse it. */
+		if (h->target[0] == '\0')
+			return perr(p, F_PAYLOAD, EINVAL,
+				    "Empty target path for the hardlink");
+		t = tree_lookup(p->root, h->target);
+		if (t == NULL)
+			return perr(p, F_PAYLOAD, ENOENT, "No target at %s for hardlink",
+				    h->target);
+		if (t == h->node)
+			return perr(p, F_PAYLOAD, EINVAL, "Self-referential hardlink %s",
+				    h->target);
+		/* The reference accepts this and builds a directory with two
+		 * names; refuse it. */
+		if ((t->mode & S_IFMT) == S_IFDIR)
+			return perr(p, F_PAYLOAD, EISDIR,
+				    "Hardlink target %s is a directory", h->target);
+		/* The target keeps the NLINK its own line gave. */
+		nlink = t->nlink;
+		lcfs_node_make_hardlink(h->node, t);
+		t->nlink = nlink;
+	}
+	return 0;
+}
+
+/* On failure, drop the links made so far: a cycle of references would
+ * otherwise keep its nodes alive. */
+static void unlink_hardlinks(struct parser *p)
+{
+	for (size_t i = 0; i < p->n_links; i++) {
+		struct lcfs_node_s *n = p->links[i].node;
+
+		if (n->link_to != NULL) {
+			struct lcfs_node_s *t = n->link_to;
+
+			n->link_to = NULL;
+			lcfs_node_unref(t);
+		}
+	}
+}
+
+/* ---- Lines ------------------------------------------------------------------ */
+
+/* Section 1.8: everything after MODE on a line that is not a hard link. */
+static int parse_entry(struct parser *p, struct lcfs_node_s *node,
+		       struct field f[N_FIELDS], size_t n_fields, struct field *xs)
+{
+	bool strict = p->flags & LCFS_PARSE_FLAGS_STRICT;
+	uint32_t type = node->mode & S_IFMT;
+	uint64_t size, nlink, uid, gid, rdev;
+	bool has_payload, has_content, has_digest;
+	int r;
+
+	if ((r = parse_uint(p, F_SIZE, f[F_SIZE].s, f[F_SIZE].len, 10, &size)) < 0 ||
+	    (r = parse_uint(p, F_NLINK, f[F_NLINK].s, f[F_NLINK].len, 10, &nlink)) < 0 ||
+	    (r = parse_uint(p, F_UID, f[F_UID].s, f[F_UID].len, 10, &uid)) < 0 ||
+	    (r = parse_uint(p, F_GID, f[F_GID].s, f[F_GID].len, 10, &gid)) < 0 ||
+	    (r = parse_uint(p, F_RDEV, f[F_RDEV].s, f[F_RDEV].len, 10, &rdev)) < 0 ||
+	    (r = parse_mtime(p, &f[F_MTIME], &node->mtime_sec, &node->mtime_nsec)) < 0)
+		return r;
+
+	has_payload = !field_is_dash(&f[F_PAYLOAD]);
+	if (has_payload && (r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD])) < 0)
+		return r;
+	has_content = !field_is_dash(&f[F_CONTENT]);
+	if (has_content) {
+		r = unescape(p, F_CONTENT, &f[F_CONTENT]);
+		if (r < 0)
+			return r;
+		if (!(p->flags & LCFS_PARSE_FLAGS_NO_CONTENT_CHECK) &&
+		    f[F_CONTENT].len != size)
+			return perr(p, F_CONTENT, EINVAL,
+				    "Invalid content size %zu, must match size %" PRIu64,
+				    f[F_CONTENT].len, size);
+	}
+	/* A line without an 11th field has no digest (the reference reads
+	 * garbage there); a DIGEST that is present must be valid. */
+	has_digest = n_fields == N_FIELDS && !field_is_dash(&f[F_DIGEST]);
+	if (has_digest && (r = unescape_cstr(p, F_DIGEST, &f[F_DIGEST])) < 0)
+		return r;
+
+	node->nlink = (uint32_t)nlink;
+	node->uid = (uint32_t)uid;
+	node->gid = (uint32_t)gid;
+	if (type == S_IFCHR || type == S_IFBLK)
+		node->rdev = (uint32_t)rdev;
+	else if (strict && rdev != 0)
+		return perr(p, F_RDEV, EINVAL, "Non-zero devnum on non-device");
+
+	if (type == S_IFLNK) {
+		size_t tlen = f[F_PAYLOAD].len;
+
+		if (!has_payload || tlen == 0 || tlen > LCFS_MAX_PAYLOAD)
+			return perr(p, F_PAYLOAD, EINVAL, "Invalid symlink");
+		if (strict && size != tlen)
+			return perr(p, F_SIZE, EINVAL,
+				    "Invalid symlink size %zu, must match size %" PRIu64,
+				    tlen, size);
+		if (strict && has_content && f[F_CONTENT].len > 0)
+			return perr(p, F_CONTENT, EINVAL, "Symlink cannot have content");
+		has_content = false;
+		size = tlen;
+	} else if (has_payload && f[F_PAYLOAD].len > LCFS_MAX_PAYLOAD) {
+		return perr(p, F_PAYLOAD, ENAMETOOLONG, "Invalid payload");
+	}
+	node->size = size;
+	if (has_payload) {
+		char *payload = malloc(f[F_PAYLOAD].len + 1);
+
+		if (payload == NULL)
+			return perr_oom(p);
+		memcpy(payload, f[F_PAYLOAD].s, f[F_PAYLOAD].len + 1);
+		lcfs_node_take_payload(node, payload);
+	}
+	if (has_content) {
+		size_t len = f[F_CONTENT].len;
+		uint8_t *content;
+
+		if (len > LCFS_INLINE_CONTENT_MAX)
+			return perr(p, F_CONTENT, EINVAL,
+				    "Inline content size %zu exceeds maximum %d", len,
+				    LCFS_INLINE_CONTENT_MAX);
+		if (len > 0) {
+			content = malloc(len);
+			if (content == NULL)
+				return perr_oom(p);
+			memcpy(content, f[F_CONTENT].s, len);
+			lcfs_node_take_content(node, content, len);
+		}
+	}
+	if (has_digest) {
+		if (lcfs_digest_from_hex(f[F_DIGEST].s, f[F_DIGEST].len, node->digest) < 0)
+			return perr(p, F_DIGEST, EINVAL, "Invalid digest");
+		node->digest_set = true;
+	}
+	return parse_xattrs(p, node, xs);
+}
+
+/* One line, without its newline; @line[@len] is writable. */
+static int parse_line(struct parser *p, char *line, size_t len)
+{
+	struct field f[N_FIELDS], xs;
+	struct lcfs_node_s *node;
+	const char *mode_s;
+	size_t n_fields, mode_len;
+	bool hardlink;
+	uint64_t mode64;
+	uint32_t mode;
+	char *nul;
+	int r;
+
+	nul = memchr(line, '\0', len);
+	if (nul != NULL)
+		return perr(p, F_NONE, EINVAL,
+			    "Invalid embedded NUL character at position %zu",
+			    (size_t)(nul - line));
+	line[len] = '\0';
+	n_fields = split_fields(line, len, f, &xs);
+
+	r = unescape_cstr(p, F_PATH, &f[F_PATH]);
+	if (r < 0)
+		return r;
+	if (f[F_PATH].len == 0)
+		return perr(p, F_PATH, EINVAL, "Invalid empty path");
+
+	mode_s = f[F_MODE].s;
+	mode_len = f[F_MODE].len;
+	hardlink = mode_len > 0 && mode_s[0] == '@';
+	if (hardlink) {
+		mode_s++;
+		mode_len--;
+	}
+	r = parse_uint(p, F_MODE, mode_s, mode_len, 8, &mode64);
+	if (r < 0)
+		return r;
+	mode = (uint32_t)mode64;
+	if (!lcfs_mode_valid(mode))
+		return perr(p, F_MODE, EINVAL, "Invalid mode %o", mode);
+	if (hardlink && (mode & S_IFMT) == S_IFDIR)
+		return perr(p, F_MODE, EINVAL, "Directories can't be hardlinked");
+
+	node = lcfs_node_new();
+	if (node == NULL)
+		return perr_oom(p);
+	node->mode = mode;
+	r = tree_add(p, f[F_PATH].s, f[F_PATH].len, node);
+	if (r < 0) {
+		lcfs_node_unref(node);
+		return r;
+	}
+	/* From here on the tree owns @node. */
+	if (hardlink) {
+		/* Section 1.7: only PATH, MODE and PAYLOAD count. */
+		if (field_is_dash(&f[F_PAYLOAD]))
+			return add_hardlink(p, node, NULL);
+		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD]);
+		if (r < 0)
+			return r;
+		return add_hardlink(p, node, &f[F_PAYLOAD]);
+	}
+	return parse_entry(p, node, f, n_fields, &xs);
+}
+
+/* ---- Input ------------------------------------------------------------------ */
+
+static ssize_t source_read(struct source *src, char *dst, size_t n)
+{
+	if (src->buf != NULL) {
+		size_t k = src->len - src->pos;
+
+		if (k > n)
+			k = n;
+		memcpy(dst, src->buf + src->pos, k);
+		src->pos += k;
+		return k;
+	}
+	for (;;) {
+		ssize_t r = read(src->fd, dst, n);
+
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Section 1.1: reads the input in chunks and parses each complete line as
+ * soon as it is seen. Only the unparsed tail stays in memory. */
+static int parse_lines(struct parser *p, struct source *src)
+{
+	size_t cap = READ_CHUNK, start = 0, end = 0;
+	cleanup_free char *buf = malloc(cap + 1); /* +1: NUL after a last line */
+	bool eof = false;
+
+	if (buf == NULL)
+		return perr_oom(p);
+	for (;;) {
+		char *nl, *scan = buf + start;
+		ssize_t n;
+
+		while ((nl = memchr(scan, '\n', buf + end - scan)) != NULL) {
+			int r;
+
+			p->line++;
+			r = parse_line(p, buf + start, nl - (buf + start));
+			if (r < 0)
+				return r;
+			start = nl + 1 - buf;
+			scan = nl + 1;
+		}
+		if (eof)
+			break;
+		if (start > 0) {
+			memmove(buf, buf + start, end - start);
+			end -= start;
+			start = 0;
+		}
+		if (end == cap) {
+			char *nb;
+
+			if (cap > SIZE_MAX / 4)
+				return perr_oom(p);
+			nb = realloc(buf, cap * 2 + 1);
+			if (nb == NULL)
+				return perr_oom(p);
+			buf = nb;
+			cap *= 2;
+		}
+		n = source_read(src, buf + end, cap - end);
+		if (n < 0)
+			return perr(p, F_NONE, -n, "Cannot read dump file: %s",
+				    strerror(-n));
+		if (n == 0)
+			eof = true;
+		end += n;
+	}
+	if (start < end) {
+		p->line++;
+		/* Section 1.1 item 4, enforced whatever the read sizes. */
+		if (p->flags & LCFS_PARSE_FLAGS_STRICT)
+			return perr(p, F_NONE, EINVAL, "Missing trailing newline");
+		return parse_line(p, buf + start, end - start);
+	}
+	return 0;
+}
+
+static struct lcfs_node_s *parse(struct source *src, unsigned flags,
+				 struct lcfs_error *err)
+{
+	struct lcfs_error dummy;
+	struct parser p = { 0 };
+	struct lcfs_node_s *root = NULL;
+	int r;
+
+	if (err == NULL)
+		err = &dummy;
+	memset(err, 0, sizeof(*err));
+	p.flags = flags;
+	p.err = err;
+
+	r = parse_lines(&p, src);
+	if (r == 0 && p.root == NULL) {
+		p.line = 0;
+		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
+	}
+	if (r == 0)
+		r = resolve_hardlinks(&p);
+	if (r == 0)
+		root = steal_pointer(&p.root);
+	else
+		unlink_hardlinks(&p);
+
+	lcfs_node_unref(p.root);
+	for (size_t i = 0; i < p.n_links; i++)
+		free(p.links[i].target);
+	free(p.links);
+	free(p.dirs);
+	xattr_table_release(&p.xattrs);
+	if (root == NULL)
+		errno = err->err ? err->err : EINVAL;
+	return root;
+}
+
+struct lcfs_node_s *lcfs_dump_parse_fd(int fd, unsigned flags,
+				       struct lcfs_error *err)
+{
+	struct source src = { .fd = fd };
+
+	return parse(&src, flags, err);
+}
+
+struct lcfs_node_s *lcfs_dump_parse_buf(const char *buf, size_t len,
+					unsigned flags, struct lcfs_error *err)
+{
+	static const char empty[1];
+	struct source src = { .fd = -1, .buf = buf ? buf : empty, .len = len };
+
+	return parse(&src, flags, err);
+}

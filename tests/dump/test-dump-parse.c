@@ -1,0 +1,649 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Dumpfile parser: every error of TOOLS-AND-MOUNT.md section 1.10 (and the
+ * ones we add where the reference accepts garbage) with its line, field and
+ * message; escapes, integers, optional fields, xattrs, hard links, strict
+ * mode, and reading from a file descriptor in chunks.
+ */
+#include "dump-test.h"
+
+#include <sys/wait.h>
+
+#define ROOT "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+#define DIGEST64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF"
+
+struct bad_case {
+	const char *input;
+	size_t len; /* 0: strlen(input) */
+	unsigned flags;
+	unsigned long line;
+	const char *field; /* NULL: the whole line */
+	const char *msg;
+};
+
+#define S LCFS_PARSE_FLAGS_STRICT
+
+static const struct bad_case bad_cases[] = {
+	/* Section 1.1 */
+	{ ROOT "/a\0b 0 100644 1 0 0 0 0.0 - - -\n", sizeof(ROOT "/a\0b 0 100644 1 0 0 0 0.0 - - -\n") - 1,
+	  0, 2, NULL, "Invalid embedded NUL character at position 2" },
+	{ "\n", 0, 0, 1, "PATH", "Invalid empty path" },
+	{ ROOT "\n", 0, 0, 2, "PATH", "Invalid empty path" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n\n", 0, 0, 3, "PATH", "Invalid empty path" },
+	{ "", 0, 0, 0, NULL, "No files in dump file" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -", 0, S, 2, NULL, "Missing trailing newline" },
+	{ "/ 4096 40755 2 0 0 0 0.0 - - -", 0, S, 1, NULL, "Missing trailing newline" },
+	/* Section 1.2: two spaces make an empty field */
+	{ ROOT "/a  0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE", "Invalid mode 0" },
+	{ ROOT "/a 0 100644 1 0 0 0\n", 0, 0, 2, "MTIME", "Invalid integer " },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - user.a=1  \n", 0, 0, 2, "XATTR",
+	  "Missing = in xattr" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -  \n", 0, 0, 2, "XATTR", "Missing = in xattr" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - user.a\n", 0, 0, 2, "XATTR",
+	  "Missing = in xattr" },
+	/* Section 1.3 */
+	{ ROOT "/a\\ 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH", "No character after escape" },
+	{ ROOT "/a\\x4 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "No hex characters after hex escape" },
+	{ ROOT "/a\\x 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "No hex characters after hex escape" },
+	{ ROOT "/a\\xg1 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "Invalid hex characters after hex escape" },
+	{ ROOT "/a\\q 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH", "Unsupported escape type q" },
+	{ ROOT "/a 3 100644 1 0 0 0 0.0 \\y - -\n", 0, 0, 2, "PAYLOAD", "Unsupported escape type y" },
+	{ ROOT "/a 3 100644 1 0 0 0 0.0 - ab\\ -\n", 0, 0, 2, "CONTENT", "No character after escape" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - \\z\n", 0, 0, 2, "DIGEST", "Unsupported escape type z" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - k\\x=v\n", 0, 0, 2, "XATTR",
+	  "No hex characters after hex escape" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - k=v\\xZZ\n", 0, 0, 2, "XATTR",
+	  "Invalid hex characters after hex escape" },
+	/* Section 1.5 */
+	{ "/ x 40755 2 0 0 0 0.0 - - -\n", 0, 0, 1, "SIZE", "Invalid integer x" },
+	{ "/ 4096 4075z 2 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Invalid integer 4075z" },
+	{ "/ 4096 40758 2 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Invalid integer 40758" },
+	{ ROOT "/a 0 @ 1 0 0 0 0.0 /b - -\n", 0, 0, 2, "MODE", "Invalid integer " },
+	{ ROOT "/a 0 0x8000 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE", "Invalid integer 0x8000" },
+	{ ROOT "/a 0 644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE", "Invalid mode 644" },
+	{ ROOT "/a 0 @644 1 0 0 0 0.0 /b - -\n", 0, 0, 2, "MODE", "Invalid mode 644" },
+	{ ROOT "/a 0 170644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE", "Invalid mode 170644" },
+	{ "/ 4096 40755 2.0 0 0 0 0.0 - - -\n", 0, 0, 1, "NLINK", "Invalid integer 2.0" },
+	{ "/ 4096 40755 2 u 0 0 0.0 - - -\n", 0, 0, 1, "UID", "Invalid integer u" },
+	{ "/ 4096 40755 2 0 0x1 0 0.0 - - -\n", 0, 0, 1, "GID", "Invalid integer 0x1" },
+	/* The reference accepts these when UID is not 0; we never do. */
+	{ "/ 4096 40755 2 5 zz 0 0.0 - - -\n", 0, 0, 1, "GID", "Invalid integer zz" },
+	{ "/ 4096 40755 2 5 0 r 0.0 - - -\n", 0, 0, 1, "RDEV", "Invalid integer r" },
+	{ "/ 4096 40755 2 0 0 0 5 - - -\n", 0, 0, 1, "MTIME", "Invalid integer 5" },
+	{ "/ 4096 40755 2 0 0 0 5. - - -\n", 0, 0, 1, "MTIME", "Invalid integer " },
+	{ "/ 4096 40755 2 0 0 0 x.5 - - -\n", 0, 0, 1, "MTIME", "Invalid integer x" },
+	{ "/ 4096 40755 2 0 0 0 1.2.3 - - -\n", 0, 0, 1, "MTIME", "Invalid integer 2.3" },
+	{ "/ 4096 40755 2 0 0 0 + - - -\n", 0, 0, 1, "MTIME", "Invalid integer +" },
+	{ "/ 4096 40755 2 0 0 0 0.0 - - -\r\n", 0, 0, 1, "DIGEST", "Invalid digest" },
+	/* Section 1.6 */
+	{ "/a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 1, "PATH", "Root node not present" },
+	{ "./ 4096 40755 2 0 0 0 0.0 - - -\n", 0, 0, 1, "PATH", "Root node not present" },
+	{ "/ 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Root must be a directory" },
+	{ ROOT ROOT, 0, 0, 2, "PATH", "Can't have multiple roots" },
+	{ ROOT "/a/b 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "Parent directory missing for /a/b" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n/a/b 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Parent must be a directory for /a/b" },
+	{ ROOT "/d 0 40755 1 0 0 0 0.0 - - -\n/d/./b 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Parent directory missing for /d/./b" },
+	{ ROOT "/f 0 100644 1 0 0 0 0.0 - - -\n/h 0 @100644 1 0 0 0 0.0 /f - -\n"
+	       "/h/x 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 4, "PATH",
+	  "Parent must be a directory for /h/x" },
+	{ ROOT "/. 4096 40555 2 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH", "Invalid . or .. in path: /." },
+	{ ROOT "/d 0 40755 1 0 0 0 0.0 - - -\n/d/.. 0 40755 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Invalid . or .. in path: /d/.." },
+	{ ROOT "// 4096 40555 2 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH", "Can't add child" },
+	{ ROOT "/d 0 40755 1 0 0 0 0.0 - - -\n/d/ 0 40755 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Can't add child" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Path /a already exists" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n//a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
+	  "PATH", "Path //a already exists" },
+	/* Section 1.7 */
+	{ ROOT "/rootlink 4096 @40555 2 0 0 0 0.0 / - -\n", 0, 0, 2, "MODE",
+	  "Directories can't be hardlinked" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PAYLOAD",
+	  "No target path for the hardlink" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 /nope - -\n", 0, 0, 2, "PAYLOAD",
+	  "No target at /nope for hardlink" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 /h - -\n", 0, 0, 2, "PAYLOAD",
+	  "Self-referential hardlink /h" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 h - -\n", 0, 0, 2, "PAYLOAD",
+	  "Self-referential hardlink h" },
+	{ ROOT "/d 0 40755 1 0 0 0 0.0 - - -\n/h 0 @100644 1 0 0 0 0.0 /d - -\n", 0, 0, 3,
+	  "PAYLOAD", "Hardlink target /d is a directory" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 / - -\n", 0, 0, 2, "PAYLOAD",
+	  "Hardlink target / is a directory" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0\n", 0, 0, 2, "PAYLOAD",
+	  "Empty target path for the hardlink" },
+	{ ROOT "/h 0 @100644 1 0 0 0 0.0 /a\\q - -\n", 0, 0, 2, "PAYLOAD",
+	  "Unsupported escape type q" },
+	/* Resolution runs backwards: the last bad link is reported. */
+	{ ROOT "/h1 0 @100644 1 0 0 0 0.0 /x - -\n/h2 0 @100644 1 0 0 0 0.0 /y - -\n", 0, 0, 3,
+	  "PAYLOAD", "No target at /y for hardlink" },
+	/* Section 1.8 */
+	{ ROOT "/a 3 100644 1 0 0 0 0.0 - ab -\n", 0, 0, 2, "CONTENT",
+	  "Invalid content size 2, must match size 3" },
+	{ ROOT "/a 3 100644 1 0 0 0 0.0 -\n", 0, 0, 2, "CONTENT",
+	  "Invalid content size 0, must match size 3" },
+	{ ROOT "/a 1 120777 1 0 0 0 0.0 b a\\x00 -\n", 0, 0, 2, "CONTENT",
+	  "Invalid content size 2, must match size 1" },
+	{ ROOT "/a 0 100644 1 0 0 5 0.0 - - -\n", 0, S, 2, "RDEV", "Non-zero devnum on non-device" },
+	{ ROOT "/l 0 120777 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
+	{ ROOT "/l 0 120777 1 0 0 0 0.0  - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
+	{ ROOT "/l 0 120777 1 0 0 0 0.0 \\x00a - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
+	{ ROOT "/l 3 120777 1 0 0 0 0.0 ab - -\n", 0, S, 2, "SIZE",
+	  "Invalid symlink size 2, must match size 3" },
+	{ ROOT "/l 2 120777 1 0 0 0 0.0 ab ab -\n", 0, S, 2, "CONTENT",
+	  "Symlink cannot have content" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - 0123\n", 0, 0, 2, "DIGEST", "Invalid digest" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - " DIGEST64 "0\n", 0, 0, 2, "DIGEST",
+	  "Invalid digest" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - " DIGEST64 "\n" "/b 0 100644 1 0 0 0 0.0 - - "
+	       "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+	  0, 0, 3, "DIGEST", "Invalid digest" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - \n", 0, 0, 2, "DIGEST", "Invalid digest" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - 0123456789abcdef0123456789abcdef\\x00"
+	       "123456789abcdef0123456789abcdef\n", 0, 0, 2, "DIGEST", "Invalid digest" },
+	/* Section 1.9 */
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - =somevalue\n", 0, 0, 2, "XATTR", "Can't set xattr" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - \\x00b=v\n", 0, 0, 2, "XATTR", "Can't set xattr" },
+};
+
+/* Lines for the cases that need long fields, built at run time. */
+static char *repeat_line(const char *prefix, char c, size_t n, const char *suffix)
+{
+	size_t pl = strlen(prefix), sl = strlen(suffix);
+	char *s = malloc(pl + n + sl + 1);
+
+	if (s == NULL)
+		abort();
+	memcpy(s, prefix, pl);
+	memset(s + pl, c, n);
+	memcpy(s + pl + n, suffix, sl + 1);
+	return s;
+}
+
+static void check_bad(const char *input, size_t len, unsigned flags,
+		      unsigned long line, const char *field, const char *msg,
+		      int case_line)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+
+	errno = 0;
+	root = lcfs_dump_parse_buf(input, len, flags, &err);
+	checks++;
+	if (root != NULL) {
+		fprintf(stderr, "case %d: parsed, want \"%s\"\n", case_line, msg);
+		failures++;
+		cut_link_cycles(root);
+		lcfs_node_unref(root);
+		return;
+	}
+	if (err.line != line || strcmp(err.msg, msg) != 0 ||
+	    (field == NULL) != (err.field == NULL) ||
+	    (field != NULL && strcmp(field, err.field) != 0) || err.err == 0 ||
+	    errno != err.err) {
+		fprintf(stderr,
+			"case %d: got %lu/%s/\"%s\" (errno %d), want %lu/%s/\"%s\"\n",
+			case_line, err.line, err.field ? err.field : "-", err.msg, err.err,
+			line, field ? field : "-", msg);
+		failures++;
+	}
+}
+
+static void test_bad_table(void)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+
+		check_bad(c->input, c->len ? c->len : strlen(c->input), c->flags, c->line,
+			  c->field, c->msg, (int)i);
+	}
+}
+
+static void check_bad_alloc(char *input, unsigned flags, unsigned long line,
+			    const char *field, const char *msg, int case_line)
+{
+	check_bad(input, strlen(input), flags, line, field, msg, case_line);
+	free(input);
+}
+
+static void test_bad_long(void)
+{
+	char *s;
+
+	/* 4096-byte symlink target and payload; 4095 is fine. */
+	check_bad_alloc(repeat_line(ROOT "/l 1 120777 1 0 0 0 0.0 ", 'a', 4096, " - -\n"), 0,
+			2, "PAYLOAD", "Invalid symlink", __LINE__);
+	check_bad_alloc(repeat_line(ROOT "/f 1 100644 1 0 0 0 0.0 ", 'a', 4096, " - -\n"), 0,
+			2, "PAYLOAD", "Invalid payload", __LINE__);
+	s = repeat_line(ROOT "/l 1 120777 1 0 0 0 0.0 ", 'a', 4095, " - -\n");
+	{
+		struct lcfs_error err;
+		struct lcfs_node_s *r = parse_str(s, 0, &err);
+
+		CHECK(r != NULL);
+		if (r != NULL) {
+			CHECK(r->children[0]->size == 4095);
+			lcfs_node_unref(r);
+		}
+	}
+	free(s);
+	/* Inline content over 5000 bytes. */
+	check_bad_alloc(repeat_line(ROOT "/f 5001 100644 1 0 0 0 0.0 - ", 'x', 5001, " -\n"),
+			0, 2, "CONTENT", "Inline content size 5001 exceeds maximum 5000",
+			__LINE__);
+	/* A 256-byte name. */
+	check_bad_alloc(repeat_line(ROOT "/", 'n', 256, " 0 100644 1 0 0 0 0.0 - - -\n"), 0,
+			2, "PATH", "Can't add child", __LINE__);
+	/* Xattr text over 65535 bytes; exactly 65535 passes that cap (and
+	 * then busts the per-file budget). */
+	check_bad_alloc(repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - user.a=", 'v',
+				    65535 - 7 + 1, "\n"),
+			0, 2, "XATTR", "Too many xattrs", __LINE__);
+	check_bad_alloc(repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - user.a=", 'v', 65535 - 7,
+				    "\n"),
+			0, 2, "XATTR", "Can't set xattr", __LINE__);
+	/* A 256-byte key. */
+	check_bad_alloc(repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - ", 'k', 256, "=v\n"),
+			0, 2, "XATTR", "Can't set xattr", __LINE__);
+	/* Per-file budget: 12 + (7 + 6 + 32700) fits; one more xattr of
+	 * cost 52 does not. */
+	check_bad_alloc(repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - user.a=", 'v', 32700,
+				    " user.b=123456789012345678901234567890123456789\n"),
+			0, 2, "XATTR", "Can't set xattr", __LINE__);
+	s = repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - user.a=", 'v', 32767 - 12 - 7 - 6,
+			"\n");
+	{
+		struct lcfs_error err;
+		struct lcfs_node_s *r = parse_str(s, 0, &err);
+
+		CHECK(r != NULL);
+		lcfs_node_unref(r);
+	}
+	free(s);
+	check_bad_alloc(repeat_line(ROOT "/f 0 100644 1 0 0 0 0.0 - - - user.a=", 'v',
+				    32767 - 12 - 7 - 6 + 1, "\n"),
+			0, 2, "XATTR", "Can't set xattr", __LINE__);
+}
+
+/* Section 1.3: escapes in every textual field. */
+static void test_escapes(void)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root, *n;
+	const char *v;
+	size_t len;
+
+	root = parse_str(ROOT "/a\\x20b\\\\c\\t 4 100644 1 0 0 0 0.0 - \\x00\\n\\r\\xFf -"
+			      " user.k\\x3d=v=w\\x00x user.t\\x00rest=1 user.dash=-\n"
+			      "/l 2 120777 1 0 0 0 0.0 \\x2d\\x2D - -\n"
+			      "/p 9 100644 1 0 0 0 0.0 \\x2d - -\n",
+			 LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL);
+	if (root == NULL) {
+		fprintf(stderr, "%lu: %s\n", err.line, err.msg);
+		return;
+	}
+	CHECK(root->n_children == 3);
+	n = lcfs_node_lookup_child(root, "a b\\c\t");
+	CHECK(n != NULL);
+	if (n != NULL) {
+		CHECK(n->size == 4 && n->content != NULL &&
+		      memcmp(n->content, "\0\n\r\xff", 4) == 0);
+		v = lcfs_node_get_xattr(n, "user.k=", &len);
+		CHECK(v != NULL && len == 5 && memcmp(v, "v=w\0x", 5) == 0);
+		/* A key is a C string: cut at the escaped NUL. */
+		v = lcfs_node_get_xattr(n, "user.t", &len);
+		CHECK(v != NULL && len == 1 && v[0] == '1');
+		v = lcfs_node_get_xattr(n, "user.dash", &len);
+		CHECK(v != NULL && len == 1 && v[0] == '-');
+	}
+	n = lcfs_node_lookup_child(root, "l");
+	CHECK(n != NULL && n->payload != NULL && strcmp(n->payload, "--") == 0 &&
+	      n->size == 2);
+	n = lcfs_node_lookup_child(root, "p");
+	CHECK(n != NULL && n->payload != NULL && strcmp(n->payload, "-") == 0);
+	lcfs_node_unref(root);
+}
+
+/* Section 1.5: strtoull() semantics, truncations, optional fields. */
+static void test_fields(void)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root, *n;
+
+	root = parse_str("/ 4096 40755 \t2 +0 0 0 -5.7 - - -\n"
+			 "/big 99999999999999999999 100644 1 4294967297 4294967298 0 "
+			 "1.4294967297 - - -\n"
+			 "/hi 0 1100644 1 0 0 0 0.0 - - -\n"
+			 "/dev 7 20644 1 0 0 4294967299 0.0 x\\x2dy - -\n"
+			 "/fifo 3 10644 1 0 0 0 1695368732.385062094 - - -\n"
+			 "/nodig 0 100644 1 0 0 0 0.0 - -\n"
+			 "/empty 0 100644 1 0 0 0 0.0\n"
+			 "/neg 0 100644 -1 0 0 0 0.0 - - -\n"
+			 "/dig 10 100644 1 0 0 0 0.0 ab/cd - " DIGEST64 "\n",
+			 0, &err);
+	CHECK(root != NULL);
+	if (root == NULL) {
+		fprintf(stderr, "%lu: %s\n", err.line, err.msg);
+		return;
+	}
+	CHECK(root->nlink == 2 && root->mtime_sec == -5 && root->mtime_nsec == 7);
+	n = lcfs_node_lookup_child(root, "big");
+	CHECK(n != NULL && n->size == UINT64_MAX && n->uid == 1 && n->gid == 2 &&
+	      n->mtime_sec == 1 && n->mtime_nsec == 1);
+	n = lcfs_node_lookup_child(root, "hi");
+	CHECK(n != NULL && n->mode == 01100644);
+	n = lcfs_node_lookup_child(root, "dev");
+	CHECK(n != NULL && n->rdev == 3 && n->size == 7 && n->payload != NULL &&
+	      strcmp(n->payload, "x-y") == 0);
+	n = lcfs_node_lookup_child(root, "fifo");
+	CHECK(n != NULL && n->size == 3 && n->mtime_sec == 1695368732 &&
+	      n->mtime_nsec == 385062094);
+	/* A missing DIGEST field is "no digest". */
+	n = lcfs_node_lookup_child(root, "nodig");
+	CHECK(n != NULL && !n->digest_set);
+	/* Missing PAYLOAD and CONTENT are empty: an empty payload, no
+	 * content. */
+	n = lcfs_node_lookup_child(root, "empty");
+	CHECK(n != NULL && n->payload != NULL && n->payload[0] == '\0' &&
+	      n->content == NULL && !n->digest_set);
+	n = lcfs_node_lookup_child(root, "neg");
+	CHECK(n != NULL && n->nlink == UINT32_MAX);
+	n = lcfs_node_lookup_child(root, "dig");
+	CHECK(n != NULL && n->digest_set && n->digest[0] == 0x01 && n->digest[31] == 0xef &&
+	      n->size == 10 && strcmp(n->payload, "ab/cd") == 0);
+	lcfs_node_unref(root);
+
+	/* RDEV is dropped on non-devices outside strict mode; the symlink
+	 * size becomes the target length; content on a symlink is ignored. */
+	root = parse_str(ROOT "/f 0 100644 1 0 0 9 0.0 - - -\n"
+			      "/l 9 120777 1 0 0 0 0.0 tgt tgt -\n"
+			      "/l2 3 120777 1 0 0 0 0.0 tgt - -\n",
+			 LCFS_PARSE_FLAGS_NO_CONTENT_CHECK, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		n = lcfs_node_lookup_child(root, "f");
+		CHECK(n != NULL && n->rdev == 0);
+		n = lcfs_node_lookup_child(root, "l");
+		CHECK(n != NULL && n->size == 3 && n->content == NULL);
+		lcfs_node_unref(root);
+	}
+	/* Without the flag, CONTENT must match SIZE even for a symlink. */
+	root = parse_str(ROOT "/l 9 120777 1 0 0 0 0.0 tgt tgt -\n", 0, &err);
+	CHECK(root == NULL && strcmp(err.msg, "Invalid content size 3, must match size 9") == 0);
+	/* The content check can be turned off (fuzzing). */
+	root = parse_str(ROOT "/f 9 100644 1 0 0 0 0.0 - abc -\n",
+			 LCFS_PARSE_FLAGS_NO_CONTENT_CHECK, &err);
+	CHECK(root != NULL && root->children[0]->size == 3 && root->children[0]->content);
+	lcfs_node_unref(root);
+	/* Strict mode accepts what it should. */
+	root = parse_str(ROOT "/l 3 120777 1 0 0 0 0.0 tgt - -\n"
+			      "/c 0 20777 1 0 0 1234 0.0 - - -\n",
+			 LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL && root->children[0]->rdev == 1234);
+	lcfs_node_unref(root);
+	/* Strict mode only refuses non-empty content on a symlink. */
+	root = parse_str(ROOT "/l 3 120777 1 0 0 0 0.0 tgt  -\n",
+			 LCFS_PARSE_FLAGS_STRICT | LCFS_PARSE_FLAGS_NO_CONTENT_CHECK, &err);
+	CHECK(root != NULL && root->children[0]->content == NULL);
+	lcfs_node_unref(root);
+	/* Non-strict: a last line without newline is parsed. */
+	root = parse_str(ROOT "/a 0 100644 1 0 0 0 0.0 - - -", 0, &err);
+	CHECK(root != NULL && root->n_children == 1);
+	lcfs_node_unref(root);
+	/* One trailing space after DIGEST or after an xattr is harmless. */
+	root = parse_str("/ 4096 40755 2 0 0 0 0.0 - - - \n/a 0 100644 1 0 0 0 0.0 - - - "
+			 "user.a=1 \n",
+			 LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL && root->children[0]->n_xattrs == 1);
+	lcfs_node_unref(root);
+}
+
+/* Section 1.6: path forms and the parent cache. */
+static void test_paths(void)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root, *n;
+
+	root = parse_str(ROOT "a 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/b 0 40755 1 0 0 0 0.0 - - -\n"
+			      "//a///x 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/b/y 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/a/x/z 0 100644 1 0 0 0 0.0 - - -\n"
+			      "/b/y/w 0 100644 1 0 0 0 0.0 - - -\n"
+			      "/a/x/a 0 100644 1 0 0 0 0.0 - - -\n"
+			      "/0 0 100644 1 0 0 0 0.0 - - -\n"
+			      "/a/b 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/a/b/c 0 100644 1 0 0 0 0.0 - - -\n"
+			      "/b/b 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/b/b/c 0 100644 1 0 0 0 0.0 - - -\n",
+			 LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL);
+	if (root == NULL) {
+		fprintf(stderr, "%lu: %s\n", err.line, err.msg);
+		return;
+	}
+	/* Children sorted whatever the input order. */
+	CHECK(root->n_children == 3);
+	CHECK(strcmp(root->children[0]->name, "0") == 0);
+	CHECK(strcmp(root->children[1]->name, "a") == 0);
+	n = lcfs_node_lookup_child(root, "a");
+	n = n ? lcfs_node_lookup_child(n, "x") : NULL;
+	CHECK(n != NULL && n->n_children == 2 && strcmp(n->children[0]->name, "a") == 0 &&
+	      strcmp(n->children[1]->name, "z") == 0);
+	n = lcfs_node_lookup_child(root, "b");
+	n = n ? lcfs_node_lookup_child(n, "b") : NULL;
+	CHECK(n != NULL && n->n_children == 1 && n->parent->parent == root);
+	n = lcfs_node_lookup_child(root, "a");
+	n = n ? lcfs_node_lookup_child(n, "b") : NULL;
+	CHECK(n != NULL && n->n_children == 1);
+	lcfs_node_unref(root);
+}
+
+/* Section 1.7: hard links. */
+static void test_hardlinks(void)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root, *a, *b, *c, *h;
+
+	/* Forward reference, fields other than PATH/MODE/PAYLOAD ignored
+	 * (not even parsed), target NLINK kept. */
+	root = parse_str(ROOT "/h junk @100644 x y z w v /d//f garbage zz user.x\n"
+			      "/d 0 40755 1 0 0 0 0.0 - - -\n"
+			      "/d/f 5 100644 3 7 8 0 9.1 ab/cd - -\n",
+			 LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		h = lcfs_node_lookup_child(root, "h");
+		a = lcfs_node_lookup_child(root, "d");
+		a = a ? lcfs_node_lookup_child(a, "f") : NULL;
+		CHECK(h != NULL && a != NULL && h->link_to == a && a->nlink == 3);
+		CHECK(h != NULL && h->mode == 0100644 && h->n_xattrs == 0);
+		lcfs_node_unref(root);
+	}
+
+	/* Chains: /a -> /b -> /c (a link to a link). */
+	root = parse_str(ROOT "/a 0 @100644 1 0 0 0 0.0 /b - -\n"
+			      "/b 0 @100644 1 0 0 0 0.0 /c - -\n"
+			      "/c 0 100644 2 0 0 0 0.0 - - -\n",
+			 0, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		a = lcfs_node_lookup_child(root, "a");
+		b = lcfs_node_lookup_child(root, "b");
+		c = lcfs_node_lookup_child(root, "c");
+		CHECK(a->link_to == b && b->link_to == c && c->link_to == NULL);
+		CHECK(lcfs_node_resolve_link(a) == c && c->nlink == 2);
+		lcfs_node_unref(root);
+	}
+
+	/* A cycle parses (the writer refuses it) and nothing loops. */
+	root = parse_str(ROOT "/a 0 @100644 1 0 0 0 0.0 /c - -\n"
+			      "/b 0 @100644 1 0 0 0 0.0 /a - -\n"
+			      "/c 0 @100644 1 0 0 0 0.0 /a - -\n",
+			 0, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		char *text;
+
+		a = lcfs_node_lookup_child(root, "a");
+		CHECK(lcfs_node_resolve_link(a) == NULL);
+		text = print_str(root);
+		CHECK(text != NULL);
+		free(text);
+		cut_link_cycles(root);
+		lcfs_node_unref(root);
+	}
+
+	/* A failure after a cycle was made must not leak it. */
+	root = parse_str(ROOT "/x 0 @100644 1 0 0 0 0.0 /nope - -\n"
+			      "/a 0 @100644 1 0 0 0 0.0 /c - -\n"
+			      "/c 0 @100644 1 0 0 0 0.0 /a - -\n",
+			 0, &err);
+	CHECK(root == NULL && err.line == 2 &&
+	      strcmp(err.msg, "No target at /nope for hardlink") == 0);
+}
+
+/* Identical xattrs are shared; the last value of a key wins. */
+static void test_xattrs(void)
+{
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+	const char *v;
+	size_t len;
+
+	root = parse_str("/ 4096 40755 2 0 0 0 0.0 - - - security.selinux=system_u:object_r:root_t:s0\n"
+			 "/a 0 100644 1 0 0 0 0.0 - - - security.selinux=system_u:object_r:lib_t:s0\n"
+			 "/b 0 100644 1 0 0 0 0.0 - - - security.selinux=system_u:object_r:lib_t:s0\n"
+			 "/c 0 100644 1 0 0 0 0.0 - - - user.k=1 user.j=2 user.k=3 foo=\n",
+			 0, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		return;
+	CHECK(root->n_children == 3);
+	CHECK(root->children[0]->xattrs[0] == root->children[1]->xattrs[0]);
+	CHECK(root->xattrs[0] != root->children[0]->xattrs[0]);
+	CHECK(root->children[0]->xattrs[0]->ref == 2);
+	v = lcfs_node_get_xattr(root->children[2], "user.k", &len);
+	CHECK(v != NULL && len == 1 && v[0] == '3');
+	CHECK(root->children[2]->n_xattrs == 3);
+	v = lcfs_node_get_xattr(root->children[2], "foo", &len);
+	CHECK(v != NULL && len == 0);
+	lcfs_node_unref(root);
+}
+
+/* Deep trees: no recursion anywhere. */
+static void test_deep(void)
+{
+	enum { DEPTH = 4000 };
+	size_t cap = (size_t)DEPTH * (DEPTH + 40) + 100, len = 0;
+	char *buf = malloc(cap), *text;
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+
+	if (buf == NULL)
+		abort();
+	len += sprintf(buf, ROOT);
+	for (int d = 1; d <= DEPTH; d++) {
+		for (int i = 0; i < d; i++) {
+			buf[len++] = '/';
+			buf[len++] = 'd';
+		}
+		len += sprintf(buf + len, " 0 40755 2 0 0 0 0.0 - - -\n");
+	}
+	root = lcfs_dump_parse_buf(buf, len, LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		text = print_str(root);
+		CHECK(text != NULL && strlen(text) == len && memcmp(text, buf, len) == 0);
+		free(text);
+		lcfs_node_unref(root);
+	}
+	free(buf);
+}
+
+/* Reading from a file descriptor: many chunks and a line longer than the
+ * first read buffer. */
+static void test_fd(void)
+{
+	FILE *tmp = tmpfile();
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+	int pipefd[2];
+	pid_t pid;
+	char *text, *expect = NULL;
+	size_t expect_len = 0;
+	FILE *mem = open_memstream(&expect, &expect_len);
+
+	if (tmp == NULL || mem == NULL)
+		abort();
+	fputs(ROOT, mem);
+	for (int i = 0; i < 20000; i++)
+		fprintf(mem, "/f%06d 0 100644 1 0 0 0 %d.%d - - - user.n=%d\n", i, i, i % 7,
+			i % 13);
+	fclose(mem);
+	fwrite(expect, 1, expect_len, tmp);
+	fflush(tmp);
+	rewind(tmp);
+	root = lcfs_dump_parse_fd(fileno(tmp), LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL && root->n_children == 20000);
+	if (root != NULL) {
+		text = print_str(root);
+		CHECK(text != NULL && strcmp(text, expect) == 0);
+		free(text);
+		lcfs_node_unref(root);
+	}
+	fclose(tmp);
+
+	/* Through a pipe, with a 3 MiB line (whose xattr text is too long)
+	 * after a good one: the error names line 3. */
+	if (pipe(pipefd) < 0)
+		abort();
+	pid = fork();
+	if (pid == 0) {
+		static char chunk[65536];
+		FILE *w;
+
+		close(pipefd[0]);
+		w = fdopen(pipefd[1], "w");
+		memset(chunk, 'v', sizeof(chunk));
+		fputs(expect, w);
+		fputs("/zz 0 100644 1 0 0 0 0.0 - - - user.v=", w);
+		for (int i = 0; i < 48; i++)
+			fwrite(chunk, 1, sizeof(chunk), w);
+		fputs("\n", w);
+		fclose(w);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	root = lcfs_dump_parse_fd(pipefd[0], 0, &err);
+	CHECK(root == NULL && err.line == 20002 && strcmp(err.msg, "Too many xattrs") == 0);
+	close(pipefd[0]);
+	waitpid(pid, NULL, 0);
+
+	/* A read error is reported. */
+	root = lcfs_dump_parse_fd(-1, 0, &err);
+	CHECK(root == NULL && err.err == EBADF && errno == EBADF);
+	free(expect);
+}
+
+int main(void)
+{
+	test_bad_table();
+	test_bad_long();
+	test_escapes();
+	test_fields();
+	test_paths();
+	test_hardlinks();
+	test_xattrs();
+	test_deep();
+	test_fd();
+	return test_summary("test-dump-parse");
+}
