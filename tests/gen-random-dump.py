@@ -166,7 +166,7 @@ class Gen:
                            b"abcdefghijklmnopqrstuvwxyz0123456789._-=\\ \xc3\xa4")
         if r.randrange(20) == 0:
             tail = self.rbytes(r.randrange(100, 240), b"kK")
-        return (ns + tail).replace(b"\0", b"_")
+        return (ns + tail).replace(b"\0", b"_")[:255]
 
     def xattr_value(self):
         r = self.r

@@ -9,6 +9,7 @@ images from; it is not a validator and does not reproduce every error
 message of the C parser.
 """
 
+import errno
 import os
 import stat
 
@@ -293,9 +294,10 @@ def _parse_line(line, root):
             raise DumpError("Missing = in xattr")
         k, v = tok.split(b"=", 1)
         k = unescape(k).split(b"\0", 1)[0]
-        if not k:
+        v = unescape(v)
+        if not k or len(k) > 255 or len(v) > 65535:
             raise DumpError("Can't set xattr")
-        node.xattrs[k] = unescape(v)
+        node.xattrs[k] = v
     return node
 
 
@@ -545,6 +547,11 @@ def _compare_xattrs(rel, full, st, e, err):
         try:
             v = os.getxattr(full, k, follow_symlinks=False)
         except OSError as ex:
+            # A name the writer lengthened past XATTR_NAME_MAX by escaping
+            # (trusted.overlay.X -> trusted.overlay.overlay.X) is listed but
+            # cannot be read back through the VFS.
+            if len(k) > 255 and ex.errno == errno.ERANGE:
+                continue
             err(rel, "getxattr %r failed: %s" % (k, ex))
             continue
         if v != want[k]:
