@@ -421,7 +421,7 @@ int main(int argc, char **argv)
 	if (image != NULL) {
 		r = tool_output_commit(&out);
 		if (r < 0) {
-			fprintf(stderr, "%s: cannot write '%s': %s\n", prog, image,
+			fprintf(stderr, "%s: cannot write file: %s\n", prog,
 				strerror(-r));
 			return EXIT_FAILURE;
 		}

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
+"""Small harness for the command-line tool tests.
+
+Each test script calls main(globals()) with the tool paths as arguments
+(MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP). Every function named test_*
+runs in a fresh temporary directory; a failed check raises Failure, a
+missing prerequisite raises Skip. The script exits 0 when everything passed,
+77 when every test was skipped and 1 when anything failed."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+SKIP = 77
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+class Tools:
+    def __init__(self, argv):
+        if len(argv) != 4:
+            raise SystemExit("usage: %s MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP"
+                             % argv[0])
+        # Absolute, so that tests may run them from another directory.
+        self.mkcomposefs, self.info, self.dump = (os.path.abspath(p) for p in argv[1:4])
+        for path in argv[1:4]:
+            if not os.access(path, os.X_OK):
+                raise SystemExit("tool not built: %s" % path)
+
+
+class Result:
+    def __init__(self, argv, proc):
+        self.argv = argv
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr.decode("utf-8", "replace")
+
+    def describe(self):
+        return "%s\n  exit %d\n  stderr: %r\n  stdout: %r" % (
+            " ".join(repr(a) for a in self.argv), self.rc, self.err,
+            self.out[:300])
+
+
+def run(argv, stdin=None, env=None, stdout=None, umask=None, cwd=None):
+    """Runs a tool and captures its output (stdout as bytes)."""
+    full_env = dict(os.environ)
+    full_env.pop("CFS_PARSE_STRICT", None)
+    if env:
+        full_env.update(env)
+
+    def pre():
+        if umask is not None:
+            os.umask(umask)
+
+    proc = subprocess.run([str(a) for a in argv], input=stdin,
+                          stdout=stdout if stdout is not None else subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=full_env, cwd=cwd,
+                          preexec_fn=pre, timeout=300)
+    if proc.stdout is None:
+        proc.stdout = b""
+    return Result(argv, proc)
+
+
+def check(cond, msg, result=None):
+    if not cond:
+        if result is not None:
+            msg += "\n" + result.describe()
+        raise Failure(msg)
+
+
+def ok(result):
+    """Requires exit 0 and nothing on stderr; returns the result."""
+    check(result.rc == 0, "expected success", result)
+    check(result.err == "", "expected no message on stderr", result)
+    return result
+
+
+def fails(result, *fragments, stdout_empty=True):
+    """Requires exit 1 with a message containing every fragment, and
+    nothing on stdout unless told otherwise."""
+    check(result.rc == 1, "expected exit status 1", result)
+    if stdout_empty:
+        check(result.out == b"", "expected nothing on stdout", result)
+    lines = result.err.splitlines()
+    check(len(lines) >= 1, "expected an error message", result)
+    check(not any("Sanitizer" in line or "runtime error" in line for line in lines),
+          "sanitizer report", result)
+    for frag in fragments:
+        check(frag in result.err, "expected %r in the message" % frag, result)
+    return result
+
+
+def equal(got, expected, what):
+    if got != expected:
+        raise Failure("%s differs\n--- expected\n%s\n--- got\n%s" % (
+            what,
+            expected.decode("utf-8", "replace") if isinstance(expected, bytes) else expected,
+            got.decode("utf-8", "replace") if isinstance(got, bytes) else got))
+
+
+def write(path, data, mode=None):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, "wb") as f:
+        f.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def listdir(path):
+    return sorted(os.listdir(path))
+
+
+def image_version(path):
+    """The composefs format version in an image header (offset 12)."""
+    data = read(path)
+    check(len(data) >= 4096 and data[:4] == b"\x9a\x62\x78\xd0",
+          "%s is not a composefs image" % path)
+    return int.from_bytes(data[12:16], "little")
+
+
+def fsverity_digest(path):
+    """fs-verity digest from fsverity-utils, or Skip."""
+    cli = shutil.which("fsverity")
+    if cli is None:
+        raise Skip("the fsverity command (Debian package fsverity) is not installed")
+    proc = subprocess.run([cli, "digest", "--hash-alg=sha256", "--block-size=4096",
+                           path], stdout=subprocess.PIPE, check=True)
+    return proc.stdout.split()[0].decode().split(":", 1)[1]
+
+
+def main(namespace):
+    tools = Tools(sys.argv)
+    tests = sorted((name, fn) for name, fn in namespace.items()
+                   if name.startswith("test_") and callable(fn))
+    passed = failed = skipped = 0
+    for name, fn in tests:
+        with tempfile.TemporaryDirectory(prefix="cfs-tools-") as tmp:
+            try:
+                fn(tools, tmp)
+            except Skip as e:
+                skipped += 1
+                print("SKIP %s: %s" % (name, e))
+                continue
+            except Failure as e:
+                failed += 1
+                print("FAIL %s: %s" % (name, e))
+                continue
+            except Exception:
+                failed += 1
+                print("FAIL %s: unexpected exception" % name)
+                traceback.print_exc(file=sys.stdout)
+                continue
+        passed += 1
+        print("ok   %s" % name)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if failed:
+        sys.exit(1)
+    if skipped and not passed:
+        sys.exit(SKIP)
+    sys.exit(0)
