@@ -366,22 +366,52 @@ static ssize_t fd_read_cb(void *file, void *buf, size_t count)
 	return read(*(int *)file, buf, count);
 }
 
-/* libfsverity read callback over a file descriptor: exactly @count bytes or
- * -ENODATA. */
+/*
+ * libfsverity asks for one Merkle block (4096 bytes) at a time; reading
+ * the file in large chunks instead saves 63 system calls in 64. Reads stop
+ * at the size measured up front, so the offset ends where an unbuffered
+ * read would leave it.
+ */
+struct fd_reader {
+	int fd;
+	size_t pos, len;  /* unread bytes: buf[pos..len) */
+	uint64_t left;    /* bytes still to read from the file */
+	uint8_t *buf;     /* FAST_READ_SIZE bytes */
+};
+
+/* Exactly @count bytes or -ENODATA. */
 static int libfsverity_fd_read(void *file, void *buf, size_t count)
 {
-	int fd = *(int *)file;
+	struct fd_reader *r = file;
 	uint8_t *p = buf;
 
 	while (count > 0) {
-		ssize_t n = read(fd, p, count);
+		size_t n;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -ENODATA;
+		if (r->pos == r->len) {
+			size_t want = FAST_READ_SIZE;
+			ssize_t got;
+
+			if (r->left < want)
+				want = (size_t)r->left;
+			if (want == 0)
+				return -ENODATA;
+			got = read(r->fd, r->buf, want);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return -ENODATA;
+			r->pos = 0;
+			r->len = (size_t)got;
+			r->left -= (uint64_t)got;
+		}
+		n = r->len - r->pos;
+		if (n > count)
+			n = count;
+		memcpy(p, r->buf + r->pos, n);
+		r->pos += n;
 		p += n;
-		count -= (size_t)n;
+		count -= n;
 	}
 	return 0;
 }
@@ -431,8 +461,10 @@ static int libfsverity_digest(void *file, libfsverity_read_fn_t read_fn,
 /* Digest of @fd from its current offset to its end, 0 or -errno. */
 static int fsverity_from_fd(int fd, uint8_t digest[LCFS_DIGEST_SIZE])
 {
+	struct fd_reader r = { 0 };
 	struct stat st;
 	off_t off;
+	int ret;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -441,9 +473,14 @@ static int fsverity_from_fd(int fd, uint8_t digest[LCFS_DIGEST_SIZE])
 	 * needs no length up front. */
 	if (!S_ISREG(st.st_mode) || off < 0)
 		return stream_from_cb(&fd, fd_read_cb, true, digest);
-	return libfsverity_digest(&fd, libfsverity_fd_read,
-				  off < st.st_size ? (uint64_t)(st.st_size - off) : 0,
-				  digest);
+	r.fd = fd;
+	r.left = off < st.st_size ? (uint64_t)(st.st_size - off) : 0;
+	r.buf = malloc(FAST_READ_SIZE);
+	if (r.buf == NULL)
+		return -ENOMEM;
+	ret = libfsverity_digest(&r, libfsverity_fd_read, r.left, digest);
+	free(r.buf);
+	return ret;
 }
 
 LCFS_PUBLIC int lcfs_compute_fsverity_from_content(uint8_t *digest, void *file,

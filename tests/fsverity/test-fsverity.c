@@ -349,6 +349,17 @@ static void test_offsets(void)
 	CHECK(lcfs_fsverity_digest_fd_fast(-1, 1, d) == -EBADF);
 	close(fd);
 	free(p);
+
+	/* An offset into a file larger than the read buffers. */
+	p = pattern(600 * 1024 + 3);
+	fd = write_file("offset", p, 600 * 1024 + 3);
+	CHECK(lcfs_compute_fsverity_from_data(want, p + 4097, 600 * 1024 + 3 - 4097) == 0);
+	CHECK(lseek(fd, 4097, SEEK_SET) == 4097);
+	CHECK(lcfs_compute_fsverity_from_fd(d, fd) == 0);
+	CHECK(memcmp(d, want, sizeof(d)) == 0);
+	CHECK(lseek(fd, 0, SEEK_CUR) == 600 * 1024 + 3);
+	close(fd);
+	free(p);
 }
 
 static void test_pipe(void)
