@@ -444,7 +444,8 @@ int lcfs_writer_share_xattrs(struct writer *w)
 		if (s->table[i] != NULL && s->table[i]->count >= 2)
 			s->sorted[s->n_sorted++] = s->table[i];
 	}
-	qsort(s->sorted, s->n_sorted, sizeof(*s->sorted), shared_order);
+	if (s->n_sorted > 1) /* qsort() must not get a NULL array */
+		qsort(s->sorted, s->n_sorted, sizeof(*s->sorted), shared_order);
 	for (size_t i = 0; i < s->n_sorted; i++) {
 		struct shared_ent *e = s->sorted[i];
 		struct wxattr x = { .key = e->data, .key_len = e->key_len };
