@@ -1,0 +1,605 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Reads every reference image in $COMPOSEFS_SHARED/golden and checks the
+ * tree against the dumpfile it was written from
+ * ($COMPOSEFS_SHARED/assets/upstream): entry count, types, modes, owners,
+ * times, sizes, device numbers, symlink targets, inline content, payloads
+ * (exactly the redirect value, no over-read), digests, hard links,
+ * restored whiteouts and xattrs, per IMAGE-FORMAT.md section 18 and
+ * TOOLS-AND-MOUNT.md section 1.13. Also: the toplevel filter,
+ * lcfs_load_node_from_fd() and lcfs_version_from_fd().
+ */
+#include "reader-test.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+static const char *const assets[] = {
+	"bigfile-xattr.dump",
+	"bigfile.dump",
+	"config.dump.gz",
+	"honggfuzz-bigfile-with-acl.dump",
+	"honggfuzz-chardev-nonzero-size.dump",
+	"honggfuzz-long-symlink.dump",
+	"honggfuzz-longlink-unterminated.dump",
+	"longlink.dump",
+	"no-newline.dump",
+	"special.dump",
+	"special_v1.dump",
+};
+
+/* ---- A minimal dumpfile reader (composefs-dump(5)), for the checks ---- */
+
+struct buf {
+	char *p; /* NUL-terminated copy */
+	size_t len;
+	bool absent; /* the field was "-" */
+};
+
+struct dxattr {
+	struct buf key, value;
+};
+
+struct dentry {
+	char *line;
+	struct buf path, payload, content, digest;
+	uint64_t size;
+	bool hardlink;
+	uint32_t mode, nlink, uid, gid, rdev;
+	int64_t mtime;
+	uint32_t mtime_nsec;
+	struct dxattr *xattrs;
+	size_t n_xattrs;
+};
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static struct buf unescape(const char *s, size_t len)
+{
+	struct buf b = { malloc(len + 1), 0, false };
+
+	if (b.p == NULL)
+		abort();
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+			if (c == 'n')
+				c = '\n';
+			else if (c == 'r')
+				c = '\r';
+			else if (c == 't')
+				c = '\t';
+			else if (c == 'x' && i + 2 < len) {
+				c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+				i += 2;
+			}
+		}
+		b.p[b.len++] = c;
+	}
+	b.p[b.len] = '\0';
+	return b;
+}
+
+static struct buf opt_field(const char *s, size_t len)
+{
+	struct buf b;
+
+	if (len == 1 && s[0] == '-')
+		return (struct buf){ NULL, 0, true };
+	b = unescape(s, len);
+	return b;
+}
+
+static void parse_line(char *line, struct dentry *e)
+{
+	const char *f[11] = { 0 };
+	size_t flen[11] = { 0 };
+	char *p = line, *mode;
+	int n = 0;
+
+	memset(e, 0, sizeof(*e));
+	e->line = line;
+	while (n < 11) {
+		char *sp = strchr(p, ' ');
+
+		f[n] = p;
+		flen[n] = sp ? (size_t)(sp - p) : strlen(p);
+		n++;
+		if (sp == NULL) {
+			p = NULL;
+			break;
+		}
+		p = sp + 1;
+	}
+	for (; n < 11; n++)
+		f[n] = "";
+	e->path = unescape(f[0], flen[0]);
+	e->size = strtoull(f[1], NULL, 10);
+	mode = (char *)f[2];
+	if (*mode == '@') {
+		e->hardlink = true;
+		mode++;
+	}
+	e->mode = strtoull(mode, NULL, 8);
+	e->nlink = strtoull(f[3], NULL, 10);
+	e->uid = strtoull(f[4], NULL, 10);
+	e->gid = strtoull(f[5], NULL, 10);
+	e->rdev = strtoull(f[6], NULL, 10);
+	e->mtime = (int64_t)strtoull(f[7], NULL, 10);
+	e->mtime_nsec = strtoull(strchr(f[7], '.') + 1, NULL, 10);
+	e->payload = opt_field(f[8], flen[8]);
+	e->content = opt_field(f[9], flen[9]);
+	e->digest = opt_field(f[10], flen[10]);
+	while (p != NULL && *p != '\0') {
+		char *sp = strchr(p, ' ');
+		size_t len = sp ? (size_t)(sp - p) : strlen(p);
+		char *eq = memchr(p, '=', len);
+		struct dxattr x;
+		size_t i;
+
+		if (len == 0)
+			break;
+		x.key = unescape(p, eq - p);
+		x.key.len = strlen(x.key.p); /* a key is cut at an embedded NUL */
+		x.value = unescape(eq + 1, len - (eq + 1 - p));
+		for (i = 0; i < e->n_xattrs; i++)
+			if (strcmp(e->xattrs[i].key.p, x.key.p) == 0)
+				break;
+		if (i == e->n_xattrs) {
+			e->xattrs = realloc(e->xattrs, (e->n_xattrs + 1) * sizeof(x));
+			e->n_xattrs++;
+		}
+		e->xattrs[i] = x; /* the last one wins */
+		p = sp ? sp + 1 : NULL;
+	}
+}
+
+static struct dentry *parse_dump(char *text, size_t *count)
+{
+	struct dentry *v = NULL;
+	size_t n = 0;
+
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		v = realloc(v, (n + 1) * sizeof(*v));
+		parse_line(line, &v[n++]);
+	}
+	*count = n;
+	return v;
+}
+
+static void free_buf(struct buf *b)
+{
+	free(b->p);
+}
+
+static void free_dump(struct dentry *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free_buf(&v[i].path);
+		free_buf(&v[i].payload);
+		free_buf(&v[i].content);
+		free_buf(&v[i].digest);
+		for (size_t j = 0; j < v[i].n_xattrs; j++) {
+			free_buf(&v[i].xattrs[j].key);
+			free_buf(&v[i].xattrs[j].value);
+		}
+		free(v[i].xattrs);
+	}
+	free(v);
+}
+
+/* ---- Checks ------------------------------------------------------------- */
+
+static bool is_whiteout(const struct dentry *e)
+{
+	return !e->hardlink && (e->mode & S_IFMT) == S_IFCHR && e->rdev == 0;
+}
+
+static const char *parent_of(const struct dentry *e, size_t *len)
+{
+	const char *slash = strrchr(e->path.p, '/');
+
+	*len = slash ? (size_t)(slash - e->path.p) : 0;
+	return e->path.p;
+}
+
+static bool same_path(const char *a, size_t alen, const char *b)
+{
+	/* Paths in these dumps have a single leading '/' and no doubles. */
+	if (alen == 0)
+		return strcmp(b, "/") == 0;
+	return strlen(b) == alen && memcmp(a, b, alen) == 0;
+}
+
+static bool xattr_hidden(const char *key)
+{
+	return strcmp(key, "user.overlay.whiteout") == 0 ||
+	       strcmp(key, "user.overlay.whiteouts") == 0;
+}
+
+static void check_xattr(const char *asset, const struct dentry *e,
+			struct lcfs_node_s *node, const char *key, const char *value,
+			size_t vlen)
+{
+	size_t len = 0;
+	const char *v = lcfs_node_get_xattr(node, key, &len);
+
+	CHECK_MSG(v != NULL && len == vlen && memcmp(v, value, vlen) == 0,
+		  "%s: %s: xattr %s", asset, e->path.p, key);
+}
+
+static void check_entry(const char *asset, struct lcfs_node_s *root,
+			const struct dentry *dump, size_t n, size_t idx, uint32_t version)
+{
+	const struct dentry *e = &dump[idx];
+	struct lcfs_node_s *node = test_lookup(root, e->path.p), *real;
+	uint32_t type = e->mode & S_IFMT;
+	size_t expected_xattrs = 0;
+
+	CHECK_MSG(node != NULL, "%s: %s missing", asset, e->path.p);
+	if (node == NULL)
+		return;
+	real = lcfs_node_resolve_link(node);
+	if (e->hardlink) {
+		struct lcfs_node_s *t = test_lookup(root, e->payload.p);
+
+		/* The reader decides which name is the real one. */
+		CHECK_MSG(t != NULL && lcfs_node_resolve_link(t) == real,
+			  "%s: %s: hard link to %s", asset, e->path.p, e->payload.p);
+		return;
+	}
+	if (node->link_to != NULL)
+		CHECK_MSG(node->mode == 0, "%s: %s: link node mode", asset, e->path.p);
+
+	CHECK_MSG(real->mode == (e->mode & 0xffff), "%s: %s: mode 0%o", asset, e->path.p,
+		  real->mode);
+	CHECK_MSG(real->uid == e->uid && real->gid == e->gid, "%s: %s: owner", asset,
+		  e->path.p);
+	CHECK_MSG(real->mtime_sec == e->mtime && real->mtime_nsec == e->mtime_nsec,
+		  "%s: %s: mtime %lld.%u", asset, e->path.p, (long long)real->mtime_sec,
+		  real->mtime_nsec);
+	type = real->mode & S_IFMT;
+	if (type == S_IFDIR) {
+		uint32_t nlink = 2;
+
+		for (size_t i = 0; i < n; i++) {
+			size_t plen;
+			const char *pp = parent_of(&dump[i], &plen);
+
+			if (i != idx && !dump[i].hardlink && (dump[i].mode & S_IFMT) == S_IFDIR &&
+			    same_path(pp, plen, e->path.p))
+				nlink++;
+		}
+		CHECK_MSG(real->nlink == nlink, "%s: %s: dir nlink %u, want %u", asset,
+			  e->path.p, real->nlink, nlink);
+	} else {
+		CHECK_MSG(real->nlink == e->nlink, "%s: %s: nlink %u", asset, e->path.p,
+			  real->nlink);
+	}
+
+	switch (type) {
+	case S_IFREG:
+		CHECK_MSG(real->size == e->size, "%s: %s: size %llu", asset, e->path.p,
+			  (unsigned long long)real->size);
+		if (e->size > 0 && !e->content.absent && e->content.len > 0) {
+			CHECK_MSG(real->content != NULL &&
+					  memcmp(real->content, e->content.p, e->size) == 0,
+				  "%s: %s: content", asset, e->path.p);
+			CHECK(real->payload == NULL);
+		} else if (e->size > 0) {
+			CHECK_MSG(real->content == NULL, "%s: %s: content", asset, e->path.p);
+			if (!e->payload.absent && e->payload.len > 0)
+				CHECK_MSG(real->payload != NULL &&
+						  strcmp(real->payload, e->payload.p) == 0,
+					  "%s: %s: payload '%s'", asset, e->path.p,
+					  real->payload ? real->payload : "(none)");
+			else
+				CHECK(real->payload == NULL);
+			if (!e->digest.absent && e->digest.len == 64) {
+				uint8_t d[LCFS_DIGEST_SIZE];
+
+				CHECK(lcfs_digest_from_hex(e->digest.p, 64, d) == 0);
+				CHECK_MSG(real->digest_set && memcmp(real->digest, d, 32) == 0,
+					  "%s: %s: digest", asset, e->path.p);
+			} else {
+				CHECK(!real->digest_set);
+			}
+		} else {
+			CHECK(real->content == NULL && real->payload == NULL);
+		}
+		break;
+	case S_IFLNK:
+		CHECK_MSG(real->payload != NULL && strcmp(real->payload, e->payload.p) == 0,
+			  "%s: %s: symlink target", asset, e->path.p);
+		CHECK(real->size == e->payload.len);
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+		CHECK_MSG(real->rdev == e->rdev, "%s: %s: rdev %u", asset, e->path.p,
+			  real->rdev);
+		break;
+	}
+
+	/* Xattrs: the dump's, minus hidden ones, plus opaque=x on a
+	 * directory holding whiteouts in a version 1 image. */
+	for (size_t i = 0; i < e->n_xattrs; i++) {
+		const struct dxattr *x = &e->xattrs[i];
+
+		if (xattr_hidden(x->key.p))
+			continue;
+		if (version >= 1 && type == S_IFDIR &&
+		    (strcmp(x->key.p, "trusted.overlay.opaque") == 0 ||
+		     strcmp(x->key.p, "user.overlay.opaque") == 0))
+			continue; /* counted below if replaced */
+		expected_xattrs++;
+		check_xattr(asset, e, real, x->key.p, x->value.p, x->value.len);
+	}
+	if (version >= 1 && type == S_IFDIR) {
+		bool has_whiteout = false;
+
+		for (size_t i = 0; i < n; i++) {
+			size_t plen;
+			const char *pp = parent_of(&dump[i], &plen);
+
+			if (is_whiteout(&dump[i]) && same_path(pp, plen, e->path.p))
+				has_whiteout = true;
+		}
+		if (has_whiteout) {
+			check_xattr(asset, e, real, "trusted.overlay.opaque", "x", 1);
+			check_xattr(asset, e, real, "user.overlay.opaque", "x", 1);
+			expected_xattrs += 2;
+		} else {
+			for (size_t i = 0; i < e->n_xattrs; i++)
+				if (strcmp(e->xattrs[i].key.p, "trusted.overlay.opaque") == 0 ||
+				    strcmp(e->xattrs[i].key.p, "user.overlay.opaque") == 0)
+					expected_xattrs++;
+		}
+	}
+	CHECK_MSG(real->n_xattrs == expected_xattrs, "%s: %s: %u xattrs, want %zu", asset,
+		  e->path.p, real->n_xattrs, expected_xattrs);
+}
+
+static uint32_t header_version(const uint8_t *img)
+{
+	return img[12] | img[13] << 8 | img[14] << 16 | (uint32_t)img[15] << 24;
+}
+
+static void check_asset(const char *shared, const char *asset, size_t *n_checked)
+{
+	char path[4096], ipath[4096];
+	size_t dlen, ilen, n;
+	char *text;
+	uint8_t *img;
+	struct dentry *dump;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	size_t base = strlen(asset);
+
+	snprintf(path, sizeof(path), "%s/assets/upstream/%s", shared, asset);
+	if (base > 3 && strcmp(asset + base - 3, ".gz") == 0)
+		base -= 3;
+	snprintf(ipath, sizeof(ipath), "%s/golden/%.*s.cfs", shared, (int)base, asset);
+	img = test_read_file(ipath, &ilen);
+	if (img == NULL) {
+		snprintf(ipath, sizeof(ipath), "%s/golden/%.*s.cfs.gz", shared, (int)base,
+			 asset);
+		img = test_read_file(ipath, &ilen);
+	}
+	text = (char *)test_read_file(path, &dlen);
+	if (img == NULL || text == NULL) {
+		printf("# %s: image or dump absent, not checked\n", asset);
+		free(img);
+		free(text);
+		return;
+	}
+	text = realloc(text, dlen + 1);
+	text[dlen] = '\0';
+	dump = parse_dump(text, &n);
+
+	root = lcfs_image_load(img, ilen, NULL, &err);
+	CHECK_MSG(root != NULL, "%s: load failed: %s", asset, err.msg);
+	if (root != NULL) {
+		size_t count = test_count_nodes(root);
+
+		CHECK_MSG(count == n, "%s: %zu nodes, dump has %zu entries", asset, count, n);
+		for (size_t i = 0; i < n; i++)
+			check_entry(asset, root, dump, n, i, header_version(img));
+		test_touch_tree(root);
+		lcfs_node_unref(root);
+		(*n_checked)++;
+	}
+	printf("# %s: %zu entries checked\n", asset, n);
+	free_dump(dump, n);
+	free(text);
+	free(img);
+}
+
+/* ---- The toplevel filter ----------------------------------------------------- */
+
+static void check_filter(const char *shared)
+{
+	char path[4096];
+	size_t len;
+	uint8_t *img;
+	const char *const filter[] = { "chardev", "inline", "whiteout", "absent", NULL };
+	const char *const none[] = { NULL };
+	struct lcfs_read_options_s opts = { .toplevel_entries = filter };
+	struct lcfs_node_s *root;
+
+	snprintf(path, sizeof(path), "%s/golden/special.dump.cfs", shared);
+	img = test_read_file(path, &len);
+	if (img == NULL)
+		return;
+	/* As upstream's check-dump-filtered: root plus three entries. */
+	root = lcfs_load_node_from_image_ext(img, len, &opts);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		CHECK(lcfs_node_get_n_children(root) == 3);
+		CHECK(test_count_nodes(root) == 4);
+		CHECK(test_lookup(root, "/chardev") != NULL);
+		CHECK(test_lookup(root, "/inline") != NULL &&
+		      test_lookup(root, "/inline")->size == 15);
+		CHECK(test_lookup(root, "/whiteout") != NULL &&
+		      (test_lookup(root, "/whiteout")->mode & S_IFMT) == S_IFCHR);
+		CHECK(lcfs_node_get_xattr(root, "trusted.foo1", NULL) != NULL);
+		lcfs_node_unref(root);
+	}
+	opts.toplevel_entries = none;
+	root = lcfs_load_node_from_image_ext(img, len, &opts);
+	CHECK(root != NULL && lcfs_node_get_n_children(root) == 0);
+	lcfs_node_unref(root);
+	errno = 0;
+	CHECK(lcfs_load_node_from_image_ext(img, len, NULL) == NULL && errno == EINVAL);
+	free(img);
+
+	/* Deeper levels are not filtered. */
+	snprintf(path, sizeof(path), "%s/golden/config.dump.cfs.gz", shared);
+	img = test_read_file(path, &len);
+	if (img != NULL) {
+		const char *const etc[] = { "etc", NULL };
+		struct lcfs_node_s *full = lcfs_load_node_from_image(img, len);
+
+		opts.toplevel_entries = etc;
+		root = lcfs_load_node_from_image_ext(img, len, &opts);
+		CHECK(root != NULL && full != NULL);
+		if (root != NULL && full != NULL) {
+			CHECK(lcfs_node_get_n_children(root) == 1);
+			CHECK(test_count_nodes(root) ==
+			      1 + test_count_nodes(lcfs_node_lookup_child(full, "etc")));
+		}
+		lcfs_node_unref(root);
+		lcfs_node_unref(full);
+		free(img);
+	}
+}
+
+/* ---- File descriptors and the header version --------------------------------- */
+
+static int temp_file(const void *data, size_t len)
+{
+	char name[] = "/tmp/reader-test-XXXXXX";
+	int fd = mkstemp(name);
+
+	if (fd < 0) {
+		perror("mkstemp");
+		exit(99);
+	}
+	unlink(name);
+	if (len > 0 && write(fd, data, len) != (ssize_t)len) {
+		perror("write");
+		exit(99);
+	}
+	return fd;
+}
+
+static void check_fd(const char *shared)
+{
+	char path[4096];
+	size_t len;
+	uint8_t *img;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/golden/special_v1.dump.cfs", shared);
+	img = test_read_file(path, &len);
+	if (img == NULL)
+		return;
+
+	fd = temp_file(img, len);
+	CHECK(lcfs_version_from_fd(fd) == 1);
+	{
+		struct lcfs_node_s *root = lcfs_load_node_from_fd(fd);
+		const char *const filter[] = { "fifo", NULL };
+		struct lcfs_read_options_s opts = { .toplevel_entries = filter };
+
+		CHECK(root != NULL && lcfs_node_lookup_child(root, "inline") != NULL);
+		lcfs_node_unref(root);
+		root = lcfs_load_node_from_fd_ext(fd, &opts);
+		CHECK(root != NULL && lcfs_node_get_n_children(root) == 1);
+		lcfs_node_unref(root);
+		errno = 0;
+		CHECK(lcfs_load_node_from_fd_ext(fd, NULL) == NULL && errno == EINVAL);
+	}
+	close(fd);
+
+	img[12] = 0; /* composefs version 0 */
+	fd = temp_file(img, len);
+	CHECK(lcfs_version_from_fd(fd) == 0);
+	close(fd);
+	img[12] = 1;
+
+	img[4] = 2; /* header version 2 */
+	fd = temp_file(img, len);
+	errno = 0;
+	CHECK(lcfs_version_from_fd(fd) == -1 && errno == EINVAL);
+	errno = 0;
+	CHECK(lcfs_load_node_from_fd(fd) == NULL && errno == ENOTSUP);
+	errno = 0;
+	CHECK(lcfs_load_node_from_image(img, len) == NULL && errno == ENOTSUP);
+	close(fd);
+	img[4] = 1;
+
+	img[0] ^= 1; /* bad magic */
+	fd = temp_file(img, len);
+	errno = 0;
+	CHECK(lcfs_version_from_fd(fd) == -1 && errno == EINVAL);
+	errno = 0;
+	CHECK(lcfs_load_node_from_fd(fd) == NULL && errno == EINVAL);
+	close(fd);
+	img[0] ^= 1;
+
+	fd = temp_file(img, 20); /* shorter than the header */
+	errno = 0;
+	CHECK(lcfs_version_from_fd(fd) == -1 && errno == EINVAL);
+	errno = 0;
+	CHECK(lcfs_load_node_from_fd(fd) == NULL && errno == EINVAL);
+	close(fd);
+
+	fd = temp_file(img, 4095); /* a valid header, but shorter than a block */
+	CHECK(lcfs_version_from_fd(fd) == 1);
+	errno = 0;
+	CHECK(lcfs_load_node_from_fd(fd) == NULL && errno == EINVAL);
+	close(fd);
+
+	fd = temp_file(img, 0);
+	errno = 0;
+	CHECK(lcfs_version_from_fd(fd) == -1 && errno == EINVAL);
+	close(fd);
+
+	errno = 0;
+	CHECK(lcfs_version_from_fd(-1) == -1 && errno == EBADF);
+	errno = 0;
+	CHECK(lcfs_load_node_from_fd(-1) == NULL && errno == EBADF);
+	free(img);
+}
+
+int main(void)
+{
+	const char *shared = test_shared_dir();
+	size_t checked = 0;
+
+	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+		check_asset(shared, assets[i], &checked);
+	if (checked == 0) {
+		printf("SKIP: no reference images under %s/golden\n", shared);
+		return 77;
+	}
+	check_filter(shared);
+	check_fd(shared);
+	if (test_failures) {
+		fprintf(stderr, "%d check(s) failed\n", test_failures);
+		return 1;
+	}
+	printf("all checks passed (%zu images)\n", checked);
+	return 0;
+}
