@@ -11,6 +11,7 @@
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -466,9 +467,59 @@ static void test_kernel_calls(void)
 	close(fd);
 }
 
+struct thread_job {
+	int fd;
+	uint64_t size;
+	int ret;
+	uint8_t digest[LCFS_DIGEST_SIZE];
+};
+
+static void *thread_digest(void *arg)
+{
+	struct thread_job *j = arg;
+
+	for (int i = 0; i < 4 && j->ret == 0; i++)
+		j->ret = lcfs_fsverity_digest_fd_fast(j->fd, j->size, j->digest);
+	return NULL;
+}
+
+/* The directory scanner digests files from several threads at once, some
+ * through the same fd: nothing may be shared between calls. */
+static void test_threads(void)
+{
+	size_t sizes[4] = { 128 * BLOCK + 1, 700 * 1024, 5, 0 };
+	struct thread_job jobs[8];
+	pthread_t tids[8];
+	uint8_t *p = pattern(700 * 1024);
+	uint8_t want[4][LCFS_DIGEST_SIZE];
+	int fds[4];
+
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "thread%d", i);
+		fds[i] = write_file(name, p, sizes[i]);
+		CHECK(lcfs_compute_fsverity_from_data(want[i], p, sizes[i]) == 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		jobs[i] = (struct thread_job){ .fd = fds[i % 4], .size = sizes[i % 4] };
+		CHECK(pthread_create(&tids[i], NULL, thread_digest, &jobs[i]) == 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(tids[i], NULL);
+		CHECK(jobs[i].ret == 0);
+		CHECK(memcmp(jobs[i].digest, want[i % 4], LCFS_DIGEST_SIZE) == 0);
+	}
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	free(p);
+}
+
 static void cleanup_tmpdir(void)
 {
-	static const char *const names[] = { "all", "offset", "plain" };
+	static const char *const names[] = {
+		"all", "offset", "plain", "thread0", "thread1", "thread2", "thread3",
+	};
 	char path[256];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -492,6 +543,7 @@ int main(void)
 	test_pipe();
 	test_errors();
 	test_kernel_calls();
+	test_threads();
 	cleanup_tmpdir();
 	if (failures > 0) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
