@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * composefs-fuse: what the kernel mount of an image shows, computed once
+ * from the library reader's tree (see fuse-view.h).
+ *
+ * The reader returns the tree the way composefs-info dump prints it
+ * (TOOLS-AND-MOUNT.md section 1.13): overlay xattrs private to composefs
+ * are gone, escaped trusted.overlay.overlay.X are back to
+ * trusted.overlay.X, input whiteouts are char devices 0/0 again and the
+ * root's 00..ff whiteouts are dropped. The kernel mount differs from that
+ * in one place only: overlayfs does not treat the escaped whiteouts of a
+ * composefs image as whiteouts, it shows them as what they are stored as
+ * (IMAGE-FORMAT.md section 7.4): an empty regular file carrying
+ * trusted.overlay.whiteout and user.overlay.whiteout, in a directory
+ * carrying trusted.overlay.whiteouts and user.overlay.whiteouts. That is
+ * added back here; tests/fuse/test-fuse-kernel.py checks it against the
+ * kernel.
+ */
+#include "fuse-view.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <sys/types.h>
+
+#define OVL_WHITEOUT "trusted.overlay.whiteout"
+#define OVL_WHITEOUTS "trusted.overlay.whiteouts"
+#define USER_WHITEOUT "user.overlay.whiteout"
+#define USER_WHITEOUTS "user.overlay.whiteouts"
+
+static bool is_whiteout(const struct lcfs_node_s *n)
+{
+	return (n->mode & S_IFMT) == S_IFCHR && n->rdev == 0;
+}
+
+static bool has_prefix(const char *s, size_t len, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+
+	return len >= plen && memcmp(s, prefix, plen) == 0;
+}
+
+/* EROFS lists only the name prefixes it knows (IMAGE-FORMAT.md 9.1). */
+static bool xattr_visible(const char *key, size_t len, bool acl)
+{
+	if (has_prefix(key, len, "user.") || has_prefix(key, len, "trusted.") ||
+	    has_prefix(key, len, "security."))
+		return true;
+	if (has_prefix(key, len, "system.posix_acl_access") ||
+	    has_prefix(key, len, "system.posix_acl_default"))
+		return acl;
+	return false;
+}
+
+/* ---- Node pointer to inode index ------------------------------------------- */
+
+struct node_index {
+	const struct lcfs_node_s *node;
+	uint32_t index;
+};
+
+static int cmp_node_index(const void *a, const void *b)
+{
+	const struct lcfs_node_s *x = ((const struct node_index *)a)->node;
+	const struct lcfs_node_s *y = ((const struct node_index *)b)->node;
+
+	return x < y ? -1 : x > y;
+}
+
+static int64_t index_of(const struct node_index *map, size_t n,
+			const struct lcfs_node_s *node)
+{
+	struct node_index key = { .node = node };
+	const struct node_index *hit;
+
+	hit = bsearch(&key, map, n, sizeof(*map), cmp_node_index);
+	return hit ? (int64_t)hit->index : -ENOENT;
+}
+
+/* ---- Objects ---------------------------------------------------------------- */
+
+/* overlayfs rejects an absolute redirect with an empty component
+ * ("invalid redirect"): the payload is the redirect minus its leading
+ * '/', so it must not start or end with '/' nor contain "//". */
+static bool redirect_valid(const char *payload)
+{
+	size_t len = strlen(payload);
+
+	return len > 0 && payload[0] != '/' && payload[len - 1] != '/' &&
+	       strstr(payload, "//") == NULL;
+}
+
+static int cmp_object(const void *a, const void *b)
+{
+	const struct cfs_object *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	if (c != 0)
+		return c;
+	if (x->digest == NULL || y->digest == NULL)
+		return (x->digest != NULL) - (y->digest != NULL);
+	return memcmp(x->digest, y->digest, LCFS_DIGEST_SIZE);
+}
+
+/* Collects the backing files of external regular files, one object per
+ * distinct (path, digest), and points each inode at its object. */
+static int collect_objects(struct cfs_view *v)
+{
+	struct cfs_object *objs;
+	uint32_t n = 0, out = 0;
+
+	for (uint32_t i = 0; i < v->n_inodes; i++) {
+		if (v->inodes[i].object != CFS_NO_OBJECT)
+			n++;
+	}
+	if (n == 0)
+		return 0;
+	objs = calloc(n, sizeof(*objs));
+	if (objs == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < v->n_inodes; i++) {
+		struct cfs_inode *ino = &v->inodes[i];
+
+		if (ino->object == CFS_NO_OBJECT)
+			continue;
+		objs[out].path = ino->node->payload;
+		objs[out].digest = ino->node->digest_set ? ino->node->digest : NULL;
+		objs[out].inode = i;
+		out++;
+	}
+	qsort(objs, n, sizeof(*objs), cmp_object);
+	out = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		if (out > 0 && cmp_object(&objs[out - 1], &objs[k]) == 0) {
+			v->inodes[objs[k].inode].object = out - 1;
+			continue;
+		}
+		objs[out] = objs[k];
+		v->inodes[objs[k].inode].object = out;
+		out++;
+	}
+	/* Messages name the first inode (in tree order) using an object. */
+	for (uint32_t i = v->n_inodes; i-- > 0;) {
+		if (v->inodes[i].object != CFS_NO_OBJECT)
+			objs[v->inodes[i].object].inode = i;
+	}
+	v->objects = objs;
+	v->n_objects = out;
+	return 0;
+}
+
+/* ---- Building the view ---------------------------------------------------- */
+
+/* Depth-first walk of the real nodes (hard link entries are not
+ * followed), giving each an index in pre-order; the root is 0. */
+static int number_nodes(struct cfs_view *v, struct node_index **mapp,
+			size_t *n_dirents, size_t *n_xattrs)
+{
+	struct lcfs_node_s **stack = NULL;
+	struct node_index *map = NULL;
+	size_t depth = 0, stack_cap = 0, cap = 0, n = 0;
+	int r = 0;
+
+	*n_dirents = 0;
+	*n_xattrs = 0;
+	stack_cap = 64;
+	stack = malloc(stack_cap * sizeof(*stack));
+	if (stack == NULL)
+		return -ENOMEM;
+	stack[depth++] = v->root;
+	while (depth > 0) {
+		struct lcfs_node_s *node = stack[--depth];
+		size_t nc = node->n_children;
+
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 1024;
+			void *p = realloc(map, ncap * sizeof(*map));
+
+			if (p == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			map = p;
+			cap = ncap;
+		}
+		map[n].node = node;
+		map[n].index = (uint32_t)n;
+		/* Two extra slots: the whiteout markers on either side. */
+		*n_xattrs += node->n_xattrs + 2;
+		*n_dirents += nc;
+		if (depth + nc > stack_cap) {
+			size_t ncap = (depth + nc) * 2;
+			void *p = realloc(stack, ncap * sizeof(*stack));
+
+			if (p == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			stack = p;
+			stack_cap = ncap;
+		}
+		/* Pushed in reverse so that children come out in name order. */
+		for (size_t c = nc; c-- > 0;) {
+			struct lcfs_node_s *child = node->children[c];
+
+			if (child->link_to == NULL)
+				stack[depth++] = child;
+		}
+		n++;
+		if (n > UINT32_MAX - 1) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	v->n_inodes = (uint32_t)n;
+	v->inodes = calloc(n, sizeof(*v->inodes));
+	if (v->inodes == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		v->inodes[i].node = (struct lcfs_node_s *)map[i].node;
+	qsort(map, n, sizeof(*map), cmp_node_index);
+	*mapp = steal_pointer(&map);
+out:
+	free(stack);
+	free(map);
+	return r;
+}
+
+static void add_xattr(struct cfs_view *v, const char *name, size_t name_len,
+		      const char *value, size_t value_len)
+{
+	v->xattrs[v->n_xattrs++] = (struct cfs_xattr){
+		.name = name,
+		.value = value,
+		.name_len = (uint32_t)name_len,
+		.value_len = (uint32_t)value_len,
+	};
+}
+
+static void fill_inode(struct cfs_view *v, uint32_t i)
+{
+	struct cfs_inode *ino = &v->inodes[i];
+	struct lcfs_node_s *n = ino->node;
+	uint32_t type = n->mode & S_IFMT;
+
+	ino->mode = n->mode & 0xFFFF;
+	ino->size = n->size;
+	ino->object = CFS_NO_OBJECT;
+	if (is_whiteout(n)) {
+		ino->mode = (ino->mode & ~(uint32_t)S_IFMT) | S_IFREG;
+		ino->size = 0;
+	} else if (type == S_IFLNK) {
+		ino->size = n->payload ? strlen(n->payload) : 0;
+	} else if (type == S_IFCHR || type == S_IFBLK || type == S_IFIFO ||
+		   type == S_IFSOCK) {
+		ino->size = 0;
+	} else if (type == S_IFREG && n->size > 0 && n->content == NULL) {
+		/* External file: overlayfs finds its data through the
+		 * redirect; without one the lookup fails with EIO
+		 * ("metacopy with no lower data"). */
+		if (n->payload == NULL || n->payload[0] == '\0')
+			ino->lookup_err = EIO;
+		else if (!redirect_valid(n->payload))
+			ino->lookup_err = EINVAL;
+		else
+			ino->object = 0; /* assigned by collect_objects() */
+	}
+
+	ino->first_xattr = v->n_xattrs;
+	for (size_t k = 0; k < n->n_xattrs; k++) {
+		const struct lcfs_xattr *x = n->xattrs[k];
+
+		if (xattr_visible(lcfs_xattr_key(x), x->key_len, v->acl))
+			add_xattr(v, lcfs_xattr_key(x), x->key_len,
+				  lcfs_xattr_value(x), x->value_len);
+	}
+	if (is_whiteout(n)) {
+		add_xattr(v, OVL_WHITEOUT, strlen(OVL_WHITEOUT), "", 0);
+		add_xattr(v, USER_WHITEOUT, strlen(USER_WHITEOUT), "", 0);
+	}
+	if (type == S_IFDIR) {
+		for (size_t c = 0; c < n->n_children; c++) {
+			const struct lcfs_node_s *child = n->children[c];
+
+			if (child->link_to == NULL && is_whiteout(child)) {
+				add_xattr(v, OVL_WHITEOUTS, strlen(OVL_WHITEOUTS),
+					  "", 0);
+				add_xattr(v, USER_WHITEOUTS,
+					  strlen(USER_WHITEOUTS), "", 0);
+				break;
+			}
+		}
+	}
+	ino->n_xattrs = v->n_xattrs - ino->first_xattr;
+}
+
+int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl)
+{
+	struct node_index *map = NULL;
+	size_t n_dirents, n_xattrs;
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	v->root = root;
+	v->acl = acl;
+	pthread_mutex_init(&v->lock, NULL);
+	if ((root->mode & S_IFMT) != S_IFDIR)
+		return -ENOTDIR;
+	r = number_nodes(v, &map, &n_dirents, &n_xattrs);
+	if (r < 0)
+		return r;
+	if (n_dirents > UINT32_MAX || n_xattrs > UINT32_MAX) {
+		r = -EFBIG;
+		goto out;
+	}
+	v->dirents = calloc(n_dirents ? n_dirents : 1, sizeof(*v->dirents));
+	v->xattrs = calloc(n_xattrs ? n_xattrs : 1, sizeof(*v->xattrs));
+	if (v->dirents == NULL || v->xattrs == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < v->n_inodes; i++) {
+		struct cfs_inode *ino = &v->inodes[i];
+		struct lcfs_node_s *n = ino->node;
+
+		fill_inode(v, i);
+		ino->first_child = v->n_dirents;
+		for (size_t c = 0; c < n->n_children; c++) {
+			struct lcfs_node_s *child = n->children[c];
+			struct lcfs_node_s *target = lcfs_node_resolve_link(child);
+			int64_t idx;
+
+			idx = target ? index_of(map, v->n_inodes, target) : -ELOOP;
+			if (idx < 0) {
+				r = (int)idx;
+				goto out;
+			}
+			if (child->link_to == NULL)
+				v->inodes[idx].parent = i;
+			v->dirents[v->n_dirents++] = (struct cfs_dirent){
+				.name = child->name,
+				.name_len = (uint32_t)strlen(child->name),
+				.inode = (uint32_t)idx,
+			};
+		}
+		ino->n_children = v->n_dirents - ino->first_child;
+	}
+	r = collect_objects(v);
+out:
+	free(map);
+	return r;
+}
+
+void cfs_view_release(struct cfs_view *v)
+{
+	free(v->inodes);
+	free(v->dirents);
+	free(v->xattrs);
+	free(v->objects);
+	lcfs_node_unref(v->root);
+	pthread_mutex_destroy(&v->lock);
+	memset(v, 0, sizeof(*v));
+}
+
+/* ---- Queries ---------------------------------------------------------------- */
+
+void cfs_view_stat(const struct cfs_view *v, uint32_t i, struct stat *st)
+{
+	const struct cfs_inode *ino = &v->inodes[i];
+	const struct lcfs_node_s *n = ino->node;
+	uint32_t type = ino->mode & S_IFMT;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)i + 1;
+	st->st_mode = ino->mode;
+	st->st_nlink = n->nlink;
+	st->st_uid = n->uid;
+	st->st_gid = n->gid;
+	/* The raw 32-bit value: the FUSE kernel module decodes it exactly as
+	 * EROFS decodes the stored one. */
+	if (type == S_IFCHR || type == S_IFBLK)
+		st->st_rdev = n->rdev;
+	st->st_size = (off_t)ino->size;
+	st->st_blksize = 4096;
+	/* As EROFS counts them: whole blocks of the size. */
+	st->st_blocks = (blkcnt_t)(((ino->size + 4095) / 4096) * 8);
+	st->st_mtim.tv_sec = n->mtime_sec;
+	st->st_mtim.tv_nsec = n->mtime_nsec;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+/* Byte-wise name order, shorter prefix first: the order of the node
+ * tree's children (and of EROFS directories). */
+static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+int64_t cfs_view_lookup(const struct cfs_view *v, uint32_t dir, const char *name,
+			size_t name_len)
+{
+	const struct cfs_inode *d = &v->inodes[dir];
+	const struct cfs_dirent *ents = v->dirents + d->first_child;
+	size_t lo = 0, hi = d->n_children;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_name(name, name_len, ents[mid].name, ents[mid].name_len);
+
+		if (c == 0)
+			return ents[mid].inode;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -ENOENT;
+}
+
+char *cfs_view_path(const struct cfs_view *v, uint32_t i)
+{
+	return lcfs_node_path(v->inodes[i].node);
+}
+
+/* ---- Backing files ----------------------------------------------------------- */
+
+/* openat2() confined to @dirfd the way overlayfs looks up a redirect in a
+ * data-only layer: no escaping the layer, no symlinks anywhere on the
+ * way. Only a regular file counts as found; anything else is -ENOENT. A
+ * non-regular file is never opened for reading (it could be a FIFO or a
+ * device). */
+static int open_beneath(int dirfd, const char *path)
+{
+	struct open_how how = {
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	struct stat st;
+	cleanup_fd int pfd = -1;
+	int fd;
+
+	how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+	pfd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (pfd < 0)
+		return -errno;
+	if (fstat(pfd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -ENOENT;
+	how.flags = O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+	fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+/* Logs a failure of @obj once per mount. */
+static void report(struct cfs_view *v, struct cfs_object *obj, const char *what)
+{
+	cleanup_free char *path = NULL;
+	bool first;
+
+	pthread_mutex_lock(&v->lock);
+	first = !obj->reported;
+	obj->reported = true;
+	pthread_mutex_unlock(&v->lock);
+	if (!first)
+		return;
+	path = cfs_view_path(v, obj->inode);
+	if (v->use_syslog)
+		syslog(LOG_ERR, "'%s': backing file '%s': %s", path ? path : "?",
+		       obj->path, what);
+	else
+		fprintf(stderr, "composefs-fuse: '%s': backing file '%s': %s\n",
+			path ? path : "?", obj->path, what);
+}
+
+static bool same_file(const struct cfs_object *obj, const struct stat *st)
+{
+	return obj->verified && obj->dev == st->st_dev && obj->ino == st->st_ino &&
+	       obj->st_size == st->st_size &&
+	       obj->mtime.tv_sec == st->st_mtim.tv_sec &&
+	       obj->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       obj->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       obj->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Compares the fs-verity digest of @fd (the kernel's when the file has
+ * fs-verity, computed otherwise) with the image's. The result is cached
+ * for the file's identity, so an object is hashed once per mount unless
+ * it is replaced or modified. 0 or -EIO. */
+static int verify(struct cfs_view *v, struct cfs_object *obj, int fd)
+{
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	char want[65], got[65], detail[256];
+	struct stat st;
+	bool cached;
+	int r;
+
+	if (obj->digest == NULL) {
+		report(v, obj, "the image has no fs-verity digest for it");
+		return -EIO;
+	}
+	if (fstat(fd, &st) < 0)
+		return -EIO;
+	pthread_mutex_lock(&v->lock);
+	cached = same_file(obj, &st);
+	pthread_mutex_unlock(&v->lock);
+	if (cached)
+		return 0;
+
+	r = lcfs_fd_get_fsverity(digest, fd);
+	if (r < 0) {
+		snprintf(detail, sizeof(detail),
+			 "cannot compute its fs-verity digest: %s", strerror(-r));
+		report(v, obj, detail);
+		return -EIO;
+	}
+	if (memcmp(digest, obj->digest, LCFS_DIGEST_SIZE) != 0) {
+		lcfs_digest_to_hex(obj->digest, want);
+		lcfs_digest_to_hex(digest, got);
+		snprintf(detail, sizeof(detail),
+			 "wrong fs-verity digest: expected %s, found %s", want, got);
+		report(v, obj, detail);
+		return -EIO;
+	}
+	pthread_mutex_lock(&v->lock);
+	obj->verified = true;
+	obj->dev = st.st_dev;
+	obj->ino = st.st_ino;
+	obj->st_size = st.st_size;
+	obj->mtime = st.st_mtim;
+	obj->ctime = st.st_ctim;
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+int cfs_view_open_object(struct cfs_view *v, uint32_t i)
+{
+	struct cfs_object *obj;
+	int fd = -ENOENT;
+	int r;
+
+	if (v->inodes[i].object == CFS_NO_OBJECT)
+		return -EINVAL;
+	obj = &v->objects[v->inodes[i].object];
+	/* Data-only layers are searched in order; only "not there" moves on
+	 * to the next one. */
+	for (size_t k = 0; k < v->n_basedirs; k++) {
+		fd = open_beneath(v->basedirs[k], obj->path);
+		if (fd != -ENOENT)
+			break;
+	}
+	if (fd < 0) {
+		if (!v->verity)
+			return fd;
+		report(v, obj, strerror(-fd));
+		return -EIO;
+	}
+	if (!v->verity)
+		return fd;
+	r = verify(v, obj, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
