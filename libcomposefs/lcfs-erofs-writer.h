@@ -48,7 +48,10 @@ struct wxattr {
 	uint16_t value_len;
 	uint8_t index;     /* e_name_index */
 	uint8_t prefix_len; /* bytes of key replaced by the index */
+	const struct shared_ent *ref; /* shared entry referenced, else inline */
 };
+
+struct shared_ent;
 
 /* Room for an escaped key: "overlay." inserted into a 255-byte key. */
 #define WXATTR_KEYMAX 272

@@ -28,14 +28,15 @@ struct shared_ent {
 };
 
 /*
- * Most pairs occur once. Two bitmaps indexed by hash ("seen", "seen
- * twice") pick out the candidates cheaply; only those go into the exact
- * table, where their copies are counted.
+ * Most pairs occur once. The hashes of all pairs are sorted (radix sort,
+ * cache friendly) and the hashes seen twice or more form a small set of
+ * candidates; only candidates go into the exact table, where copies of
+ * the pairs are counted.
  */
 struct shared_xattrs {
-	uint64_t *seen;
-	uint64_t *seen_twice;
-	uint64_t bit_mask;
+	uint32_t *cand;      /* candidate hashes, open addressing */
+	size_t cand_mask;
+	bool cand_zero;      /* hash 0 is a candidate (0 marks empty slots) */
 	struct shared_ent **table;
 	size_t table_mask;
 	size_t n_entries;
@@ -241,22 +242,75 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 
 /* ---- Shared table ---------------------------------------------------------- */
 
-static bool bit_test(const uint64_t *bits, uint64_t i)
+static bool cand_contains(const struct shared_xattrs *s, uint32_t h)
 {
-	return bits[i >> 6] & (1ULL << (i & 63));
+	if (h == 0)
+		return s->cand_zero;
+	if (s->cand == NULL)
+		return false;
+	for (size_t i = (h * 0x9E3779B1u) & s->cand_mask;; i = (i + 1) & s->cand_mask) {
+		if (s->cand[i] == h)
+			return true;
+		if (s->cand[i] == 0)
+			return false;
+	}
 }
 
-static void bit_set(uint64_t *bits, uint64_t i)
+static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n)
 {
-	bits[i >> 6] |= 1ULL << (i & 63);
+	for (unsigned shift = 0; shift < 32; shift += 8) {
+		size_t count[256] = { 0 }, sum = 0;
+
+		for (size_t i = 0; i < n; i++)
+			count[(a[i] >> shift) & 0xff]++;
+		for (size_t b = 0; b < 256; b++) {
+			size_t c = count[b];
+
+			count[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[(a[i] >> shift) & 0xff]++] = a[i];
+		memcpy(a, tmp, n * sizeof(*a));
+	}
 }
 
-static uint64_t bit_index(const struct shared_xattrs *s, uint32_t hash)
+/* Builds the candidate set from the hashes of every pair instance. */
+static int find_candidates(struct shared_xattrs *s, uint32_t *hashes, size_t n)
 {
-	/* Spread the 32-bit hash over a possibly larger bitmap. */
-	uint64_t h = hash * 0x9E3779B97F4A7C15ULL;
+	cleanup_free uint32_t *tmp = malloc((n ? n : 1) * sizeof(*tmp));
+	size_t n_cand = 0, cap = 16;
 
-	return (h ^ (h >> 29)) & s->bit_mask;
+	if (tmp == NULL)
+		return -ENOMEM;
+	radix_sort(hashes, tmp, n);
+	for (size_t i = 1; i < n; i++) {
+		if (hashes[i] == hashes[i - 1] && (i == 1 || hashes[i] != hashes[i - 2]))
+			n_cand++;
+	}
+	while (cap < n_cand * 2)
+		cap <<= 1;
+	s->cand = calloc(cap, sizeof(*s->cand));
+	if (s->cand == NULL)
+		return -ENOMEM;
+	s->cand_mask = cap - 1;
+	for (size_t i = 1; i < n; i++) {
+		uint32_t h = hashes[i];
+
+		if (h != hashes[i - 1] || (i > 1 && h == hashes[i - 2]))
+			continue;
+		if (h == 0) {
+			s->cand_zero = true;
+			continue;
+		}
+		for (size_t j = (h * 0x9E3779B1u) & s->cand_mask;; j = (j + 1) & s->cand_mask) {
+			if (s->cand[j] == 0) {
+				s->cand[j] = h;
+				break;
+			}
+		}
+	}
+	return 0;
 }
 
 static struct shared_ent **table_slot(struct shared_xattrs *s, const struct wxattr *x)
@@ -339,10 +393,25 @@ static const struct shared_ent *shared_lookup(struct shared_xattrs *s,
 {
 	struct shared_ent *e;
 
-	if (!bit_test(s->seen_twice, bit_index(s, x->hash)) || s->table == NULL)
+	if (s->table == NULL || !cand_contains(s, x->hash))
 		return NULL;
 	e = *table_slot(s, x);
 	return (e != NULL && e->count >= 2) ? e : NULL;
+}
+
+/* Section 9.4: shared pairs become references, at most 128 per inode. */
+static unsigned assign_refs(struct writer *w, struct wxattr_list *l)
+{
+	unsigned refs = 0;
+
+	for (size_t j = 0; j < l->n; j++) {
+		struct wxattr *x = &l->items[j];
+
+		x->ref = refs < MAX_SHARED_REFS ? shared_lookup(w->shared, x) : NULL;
+		if (x->ref != NULL)
+			refs++;
+	}
+	return refs;
 }
 
 static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -383,7 +452,6 @@ static bool is_acl_key(const struct wxattr *x)
 int lcfs_writer_share_xattrs(struct writer *w)
 {
 	struct shared_xattrs *s;
-	uint64_t nbits = 4096;
 	uint64_t offset = 0;
 	int r;
 
@@ -391,33 +459,37 @@ int lcfs_writer_share_xattrs(struct writer *w)
 	if (s == NULL)
 		return -ENOMEM;
 	w->shared = s;
-	while (nbits < (uint64_t)w->n_inodes * 64)
-		nbits <<= 1;
-	s->bit_mask = nbits - 1;
-	s->seen = calloc(nbits / 64, sizeof(uint64_t));
-	s->seen_twice = calloc(nbits / 64, sizeof(uint64_t));
-	if (s->seen == NULL || s->seen_twice == NULL)
-		return -ENOMEM;
 
-	/* Pass 1: which hashes occur more than once. */
-	for (uint32_t i = 0; i < w->n_inodes; i++) {
-		r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
+	/* Pass 1: the hash of every pair instance; which occur twice. */
+	{
+		cleanup_free uint32_t *hashes = NULL;
+		size_t n = 0, cap = 0;
+
+		for (uint32_t i = 0; i < w->n_inodes; i++) {
+			r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
+			if (r < 0)
+				return r;
+			if (n + w->xl.n > cap) {
+				uint32_t *a;
+
+				cap = (n + w->xl.n) * 2 + 1024;
+				a = realloc(hashes, cap * sizeof(*a));
+				if (a == NULL)
+					return -ENOMEM;
+				hashes = a;
+			}
+			for (size_t j = 0; j < w->xl.n; j++) {
+				const struct wxattr *x = &w->xl.items[j];
+
+				hashes[n++] = x->hash;
+				if (is_acl_key(x))
+					w->has_acl = true;
+			}
+		}
+		r = find_candidates(s, hashes, n);
 		if (r < 0)
 			return r;
-		for (size_t j = 0; j < w->xl.n; j++) {
-			const struct wxattr *x = &w->xl.items[j];
-			uint64_t b = bit_index(s, x->hash);
-
-			if (bit_test(s->seen, b))
-				bit_set(s->seen_twice, b);
-			else
-				bit_set(s->seen, b);
-			if (is_acl_key(x))
-				w->has_acl = true;
-		}
 	}
-	free(s->seen);
-	s->seen = NULL;
 
 	/* Pass 2: exact counts of the candidates. */
 	for (uint32_t i = 0; i < w->n_inodes; i++) {
@@ -427,7 +499,7 @@ int lcfs_writer_share_xattrs(struct writer *w)
 		for (size_t j = 0; j < w->xl.n; j++) {
 			const struct wxattr *x = &w->xl.items[j];
 
-			if (!bit_test(s->seen_twice, bit_index(s, x->hash)))
+			if (!cand_contains(s, x->hash))
 				continue;
 			r = table_count(s, x);
 			if (r < 0)
@@ -463,7 +535,6 @@ int lcfs_writer_share_xattrs(struct writer *w)
 int lcfs_writer_xattr_size(struct writer *w, struct winode *wi)
 {
 	size_t size = sizeof(struct lcfs_erofs_xattr_ibody_header);
-	unsigned refs = 0;
 	int r;
 
 	r = lcfs_writer_xattrs_of(w, wi, &w->xl);
@@ -472,15 +543,12 @@ int lcfs_writer_xattr_size(struct writer *w, struct winode *wi)
 	wi->xattr_size = 0;
 	if (w->xl.n == 0)
 		return 0;
+	size += 4 * assign_refs(w, &w->xl);
 	for (size_t j = 0; j < w->xl.n; j++) {
 		const struct wxattr *x = &w->xl.items[j];
 
-		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL) {
-			refs++;
-			size += 4;
-		} else {
+		if (x->ref == NULL)
 			size += entry_size(x->key_len - x->prefix_len, x->value_len);
-		}
 	}
 	/* i_xattr_icount is 16 bits (section 9.5). */
 	if ((size - sizeof(struct lcfs_erofs_xattr_ibody_header)) / 4 + 1 > UINT16_MAX) {
@@ -520,7 +588,6 @@ int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
 	struct lcfs_erofs_xattr_ibody_header h = { 0 };
 	uint32_t filter = 0;
 	uint32_t base = w->inodes_end % LCFS_BLKSZ;
-	unsigned refs = 0;
 	int r;
 
 	if (wi->xattr_size == 0)
@@ -528,6 +595,7 @@ int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
 	r = lcfs_writer_xattrs_of(w, wi, &w->xl);
 	if (r < 0)
 		return r;
+	h.h_shared_count = assign_refs(w, &w->xl);
 
 	/* Bloom filter over every xattr, stored inverted (section 9.5). */
 	for (size_t j = 0; j < w->xl.n; j++) {
@@ -537,42 +605,26 @@ int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
 			       31;
 
 		filter |= 1u << bit;
-		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL)
-			refs++;
 	}
 	h.h_name_filter = htole32(~filter);
-	h.h_shared_count = refs;
 	r = lcfs_wbuf_put(out, &h, sizeof(h));
-	if (r < 0)
-		return r;
-
-	refs = 0;
-	for (size_t j = 0; j < w->xl.n && refs < MAX_SHARED_REFS; j++) {
-		const struct shared_ent *e = shared_lookup(w->shared, &w->xl.items[j]);
+	for (size_t j = 0; r == 0 && j < w->xl.n; j++) {
+		const struct wxattr *x = &w->xl.items[j];
 		uint32_t id;
 
-		if (e == NULL)
+		if (x->ref == NULL)
 			continue;
-		id = htole32((base + e->offset) / 4);
+		id = htole32((base + x->ref->offset) / 4);
 		r = lcfs_wbuf_put(out, &id, sizeof(id));
-		if (r < 0)
-			return r;
-		refs++;
 	}
-	refs = 0;
-	for (size_t j = 0; j < w->xl.n; j++) {
+	for (size_t j = 0; r == 0 && j < w->xl.n; j++) {
 		const struct wxattr *x = &w->xl.items[j];
 
-		if (refs < MAX_SHARED_REFS && shared_lookup(w->shared, x) != NULL) {
-			refs++;
-			continue;
-		}
-		r = emit_entry(out, x->index, x->key + x->prefix_len,
-			       x->key_len - x->prefix_len, x->value, x->value_len);
-		if (r < 0)
-			return r;
+		if (x->ref == NULL)
+			r = emit_entry(out, x->index, x->key + x->prefix_len,
+				       x->key_len - x->prefix_len, x->value, x->value_len);
 	}
-	return 0;
+	return r;
 }
 
 int lcfs_writer_emit_shared_table(struct writer *w, struct wbuf *out)
@@ -603,8 +655,7 @@ void lcfs_writer_xattrs_free(struct writer *w)
 			free(s->table[i]);
 		free(s->table);
 		free(s->sorted);
-		free(s->seen);
-		free(s->seen_twice);
+		free(s->cand);
 		free(s);
 		w->shared = NULL;
 	}

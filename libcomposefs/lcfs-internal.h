@@ -145,37 +145,39 @@ static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
 /* ---- Nodes --------------------------------------------------------------- */
 
 struct lcfs_node_s {
+	/* Packed so that a node is one 160-byte malloc chunk: a tree of a
+	 * million entries is mostly nodes. */
 	uint32_t ref;
 	uint32_t mode;
 	uint32_t nlink;
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t rdev;       /* 32-bit by design (IMAGE-FORMAT.md section 5) */
-	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 	uint32_t n_children;
-	uint64_t size;
-
-	char *name;                  /* NULL for a root or detached node */
-	struct lcfs_node_s *parent;  /* not a reference */
-	struct lcfs_node_s **children; /* sorted by name, references */
-	uint32_t children_cap;
-
-	uint16_t n_xattrs;
-	uint16_t xattrs_cap;
-	uint32_t xattr_budget; /* running budget estimate, 0 when none */
-	struct lcfs_xattr **xattrs; /* references */
-
-	struct lcfs_node_s *link_to; /* hard link target, a reference */
-	char *payload;               /* NUL-terminated, < 4096 bytes */
-	uint8_t *content;            /* @size bytes when non-NULL */
-
 	/* Scratch index for the writer and reader (never meaningful
 	 * between calls). */
 	uint32_t scratch;
-	bool digest_set;
-	bool link_loop; /* make_hardlink() was asked to create a cycle */
-	bool destroying; /* queued in node_destroy()'s work list */
+	uint16_t n_xattrs;
+	bool digest_set : 1;
+	bool link_loop : 1;  /* make_hardlink() was asked to create a cycle */
+	bool destroying : 1; /* queued in node_destroy()'s work list */
+
+	int64_t mtime_sec;
+	uint64_t size;
+	char *name;                  /* NULL for a root or detached node */
+	struct lcfs_node_s *parent;  /* not a reference */
+	/* Sorted by name, references; capacity is the power of two >= 4
+	 * above n_children. */
+	struct lcfs_node_s **children;
+	/* References. Points at xattr_inline while there is at most one
+	 * entry (the common case), else at an array whose capacity is the
+	 * power of two >= 2 above n_xattrs. */
+	struct lcfs_xattr **xattrs;
+	struct lcfs_xattr *xattr_inline;
+	struct lcfs_node_s *link_to; /* hard link target, a reference */
+	char *payload;               /* NUL-terminated, < 4096 bytes */
+	uint8_t *content;            /* @size bytes when non-NULL */
 	uint8_t digest[LCFS_DIGEST_SIZE];
 };
 

@@ -140,14 +140,14 @@ static void node_destroy(struct lcfs_node_s *node)
 		free(n->children);
 		n->children = NULL;
 		n->n_children = 0;
-		n->children_cap = 0;
 		if (n->ref != 0)
 			continue;
 
 		target = n->link_to;
 		for (size_t i = 0; i < n->n_xattrs; i++)
 			lcfs_xattr_unref(n->xattrs[i]);
-		free(n->xattrs);
+		if (n->xattrs != &n->xattr_inline)
+			free(n->xattrs);
 		free(n->name);
 		free(n->payload);
 		free(n->content);
@@ -191,15 +191,20 @@ static int node_copy_attrs(struct lcfs_node_s *dst, const struct lcfs_node_s *sr
 			return -ENOMEM;
 		memcpy(dst->content, src->content, src->size);
 	}
-	if (src->n_xattrs > 0) {
-		dst->xattrs = malloc(src->n_xattrs * sizeof(*dst->xattrs));
+	if (src->n_xattrs == 1) {
+		dst->xattrs = &dst->xattr_inline;
+	} else if (src->n_xattrs > 1) {
+		size_t cap = 2;
+
+		while (cap < src->n_xattrs)
+			cap *= 2;
+		dst->xattrs = malloc(cap * sizeof(*dst->xattrs));
 		if (dst->xattrs == NULL)
 			return -ENOMEM;
-		for (size_t i = 0; i < src->n_xattrs; i++)
-			dst->xattrs[i] = lcfs_xattr_ref(src->xattrs[i]);
-		dst->n_xattrs = dst->xattrs_cap = src->n_xattrs;
-		dst->xattr_budget = src->xattr_budget;
 	}
+	for (size_t i = 0; i < src->n_xattrs; i++)
+		dst->xattrs[i] = lcfs_xattr_ref(src->xattrs[i]);
+	dst->n_xattrs = src->n_xattrs;
 	if (src->link_to != NULL)
 		dst->link_to = lcfs_node_ref(src->link_to);
 	dst->link_loop = src->link_loop;
@@ -425,6 +430,12 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_node_lookup_child(struct lcfs_node_s *node,
 	return lcfs_node_lookup_child_n(node, name, strlen(name));
 }
 
+/* The children array holds a power of two >= 4 of slots. */
+static bool children_full(uint32_t n)
+{
+	return n == 0 || (n >= 4 && (n & (n - 1)) == 0);
+}
+
 int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			  const char *name, size_t name_len)
 {
@@ -443,17 +454,16 @@ int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 	if (pos >= 0)
 		return -EEXIST;
 	pos = -pos - 1;
-	if (parent->n_children == parent->children_cap) {
-		uint32_t cap = parent->children_cap ? parent->children_cap * 2 : 4;
+	if (children_full(parent->n_children)) {
+		size_t cap = parent->n_children ? (size_t)parent->n_children * 2 : 4;
 		struct lcfs_node_s **c;
 
-		if (cap < parent->children_cap)
+		if (parent->n_children >= UINT32_MAX / 2)
 			return -ENOMEM;
 		c = realloc(parent->children, cap * sizeof(*c));
 		if (c == NULL)
 			return -ENOMEM;
 		parent->children = c;
-		parent->children_cap = cap;
 	}
 	copy = malloc(name_len + 1);
 	if (copy == NULL)
@@ -782,17 +792,51 @@ static ssize_t xattr_find(struct lcfs_node_s *node, const char *key, size_t len)
 	return -1;
 }
 
+/* Makes room for one more xattr (see the xattrs field). */
+static int xattrs_reserve(struct lcfs_node_s *node)
+{
+	size_t n = node->n_xattrs;
+	struct lcfs_xattr **a;
+
+	if (node->xattrs == NULL) {
+		node->xattrs = &node->xattr_inline;
+		return 0;
+	}
+	if (node->xattrs == &node->xattr_inline) {
+		if (n == 0)
+			return 0;
+		a = malloc(2 * sizeof(*a));
+		if (a == NULL)
+			return -ENOMEM;
+		a[0] = node->xattr_inline;
+		node->xattrs = a;
+		return 0;
+	}
+	if (n >= 2 && (n & (n - 1)) != 0)
+		return 0;
+	if (n >= UINT16_MAX)
+		return -ERANGE;
+	a = realloc(node->xattrs, (n < 2 ? 2 : n * 2) * sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	node->xattrs = a;
+	return 0;
+}
+
 int lcfs_node_set_xattr_entry(struct lcfs_node_s *node, struct lcfs_xattr *x)
 {
-	ssize_t old = xattr_find(node, x->data, x->key_len);
-	size_t budget = node->xattr_budget;
+	size_t budget = LCFS_XATTR_BUDGET_HEADER;
+	ssize_t old = -1;
+	int r;
 
-	if (budget == 0)
-		budget = LCFS_XATTR_BUDGET_HEADER;
-	if (old >= 0) {
-		const struct lcfs_xattr *o = node->xattrs[old];
+	/* Budget of the entries that stay, plus the new one. */
+	for (size_t i = 0; i < node->n_xattrs; i++) {
+		const struct lcfs_xattr *o = node->xattrs[i];
 
-		budget -= lcfs_xattr_cost(o->key_len, o->value_len);
+		if (o->key_len == x->key_len && memcmp(o->data, x->data, x->key_len) == 0)
+			old = i;
+		else
+			budget += lcfs_xattr_cost(o->key_len, o->value_len);
 	}
 	budget += lcfs_xattr_cost(x->key_len, x->value_len);
 	if (budget > LCFS_INODE_EXTERNAL_XATTR_MAX)
@@ -804,21 +848,12 @@ int lcfs_node_set_xattr_entry(struct lcfs_node_s *node, struct lcfs_xattr *x)
 		memmove(node->xattrs + old, node->xattrs + old + 1,
 			(node->n_xattrs - old - 1) * sizeof(*node->xattrs));
 		node->n_xattrs--;
-	} else if (node->n_xattrs == node->xattrs_cap) {
-		size_t cap = node->xattrs_cap ? node->xattrs_cap * 2u : 1u;
-		struct lcfs_xattr **a;
-
-		/* The budget bounds the count far below 65535. */
-		if (cap > UINT16_MAX)
-			return -ERANGE;
-		a = realloc(node->xattrs, cap * sizeof(*a));
-		if (a == NULL)
-			return -ENOMEM;
-		node->xattrs = a;
-		node->xattrs_cap = cap;
+	} else {
+		r = xattrs_reserve(node);
+		if (r < 0)
+			return r;
 	}
 	node->xattrs[node->n_xattrs++] = lcfs_xattr_ref(x);
-	node->xattr_budget = budget;
 	return 0;
 }
 
@@ -870,11 +905,8 @@ LCFS_PUBLIC int lcfs_node_unset_xattr(struct lcfs_node_s *node, const char *name
 		return -1;
 	}
 	x = node->xattrs[i];
-	node->xattr_budget -= lcfs_xattr_cost(x->key_len, x->value_len);
 	lcfs_xattr_unref(x);
 	node->xattrs[i] = node->xattrs[--node->n_xattrs];
-	if (node->n_xattrs == 0)
-		node->xattr_budget = 0;
 	return 0;
 }
 
@@ -902,16 +934,13 @@ void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65])
 	hex[64] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+/* Value of a hex digit plus one, 0 for anything else. */
+static const uint8_t hex_values[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
 int lcfs_digest_from_hex(const char *hex, size_t len,
 			 uint8_t digest[LCFS_DIGEST_SIZE])
@@ -919,11 +948,12 @@ int lcfs_digest_from_hex(const char *hex, size_t len,
 	if (len != 2 * LCFS_DIGEST_SIZE)
 		return -EINVAL;
 	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		unsigned hi = hex_values[(uint8_t)hex[2 * i]];
+		unsigned lo = hex_values[(uint8_t)hex[2 * i + 1]];
 
-		if (hi < 0 || lo < 0)
+		if (hi == 0 || lo == 0)
 			return -EINVAL;
-		digest[i] = (uint8_t)(hi << 4 | lo);
+		digest[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
 	}
 	return 0;
 }
