@@ -318,7 +318,8 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 		fputs("\r\033[K", stderr);
 	if (root == NULL) {
 		lcfs_error_format(&err, buf, sizeof(buf));
-		fprintf(stderr, "%s: cannot build from '%s': %s\n", prog, source, buf);
+		/* The library's message names the failing path. */
+		fprintf(stderr, "%s: %s\n", prog, buf);
 	}
 	return root;
 }
