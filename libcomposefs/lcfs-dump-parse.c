@@ -139,17 +139,18 @@ static inline int hexval(char c)
  * check, we refuse anything else). */
 static int parse_digest(const char *s, size_t len, uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	int bad = 0;
+	bool ok = true;
 
 	if (len != 2 * LCFS_DIGEST_SIZE)
 		return -EINVAL;
 	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		unsigned hi = hex_table[(unsigned char)s[2 * i]];
+		unsigned lo = hex_table[(unsigned char)s[2 * i + 1]];
 
-		bad |= hi | lo;
-		digest[i] = (uint8_t)(hi << 4 | lo);
+		ok &= hi != 0 && lo != 0;
+		digest[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
 	}
-	return bad < 0 ? -EINVAL : 0;
+	return ok ? 0 : -EINVAL;
 }
 
 /* Section 1.3. Rewrites @f in place (the result is never longer) and keeps
