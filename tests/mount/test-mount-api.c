@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * lcfs_mount_image() / lcfs_mount_fd() on the real kernel
+ * (TOOLS-AND-MOUNT.md sections 5.2 to 5.4): option validation, the
+ * file-backed, loop-device and legacy mount(2) paths, idmapped mounts, and
+ * that no failure leaves a mount, a temporary directory or a loop device
+ * behind.
+ *
+ * Runs in a private mount namespace with its own /tmp, so the mount table
+ * it compares is its own. Needs root, EROFS and overlayfs, and the
+ * reference image special.dump.cfs from $COMPOSEFS_SHARED/golden.
+ */
+#include "lcfs-internal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "libcomposefs/lcfs-mount.h"
+
+static int failures;
+
+#define CHECK(cond)                                                              \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
+				__LINE__, #cond);                                \
+			failures++;                                              \
+		}                                                                \
+	} while (0)
+
+static void __attribute__((noreturn, format(printf, 1, 2))) skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("SKIP: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	exit(77);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "test-mount-api: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", strerror(errno));
+	exit(1);
+}
+
+static char workdir[] = "/var/tmp/test-mount-api.XXXXXX";
+static char image[512], objdir[512], mnt[512], imgdir[512], corrupt[512];
+
+/* ---- Snapshots of what a mount may leave behind -------------------------- */
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = (n + 4096 + 1) * 2;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				fatal("out of memory");
+		}
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+
+		n += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+/* Loop devices whose backing file is one of ours, "/tmp/.composefs.*"
+ * directories, and the mount table, as one string. */
+static char *snapshot(void)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *out = malloc(cap);
+	DIR *d;
+	struct dirent *de;
+
+	if (out == NULL)
+		fatal("out of memory");
+	out[0] = '\0';
+#define APPEND(...)                                                              \
+	do {                                                                     \
+		int w_ = snprintf(out + len, cap - len, __VA_ARGS__);            \
+		if (w_ > 0)                                                      \
+			len += (size_t)w_ < cap - len ? (size_t)w_ : cap - len - 1; \
+	} while (0)
+	d = opendir("/sys/block");
+	while (d && (de = readdir(d)) != NULL) {
+		char path[512];
+		char *backing;
+
+		if (strncmp(de->d_name, "loop", 4) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
+		backing = read_file(path, NULL);
+		if (backing && strstr(backing, workdir))
+			APPEND("loop %s %s", de->d_name, backing);
+		free(backing);
+	}
+	if (d)
+		closedir(d);
+	d = opendir("/tmp");
+	while (d && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".composefs.", 11) == 0)
+			APPEND("tmpdir %s\n", de->d_name);
+	}
+	if (d)
+		closedir(d);
+	{
+		char *mi = read_file("/proc/self/mountinfo", NULL);
+
+		APPEND("%s", mi ? mi : "");
+		free(mi);
+	}
+#undef APPEND
+	return out;
+}
+
+static void check_clean(const char *before, const char *what)
+{
+	char *now = snapshot();
+
+	if (strcmp(before, now) != 0) {
+		fprintf(stderr, "%s: left something behind:\n--- before\n%s--- after\n%s",
+			what, before, now);
+		failures++;
+	}
+	free(now);
+}
+
+static bool mounted_at(const char *path, const char *needle)
+{
+	char *mi = read_file("/proc/self/mountinfo", NULL);
+	bool found = false;
+
+	for (char *line = mi ? strtok(mi, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+		if (strstr(line, path) && (needle == NULL || strstr(line, needle)))
+			found = true;
+	}
+	free(mi);
+	return found;
+}
+
+/* ---- Setup ------------------------------------------------------------------ */
+
+static bool have_fs(const char *name)
+{
+	char *fs = read_file("/proc/filesystems", NULL);
+	bool found = false;
+
+	for (char *line = fs ? strtok(fs, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+		char *tab = strrchr(line, '\t');
+
+		if (tab && strcmp(tab + 1, name) == 0)
+			found = true;
+	}
+	free(fs);
+	return found;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *data = read_file(from, &len);
+	FILE *f;
+
+	if (data == NULL)
+		fatal("cannot read '%s'", from);
+	f = fopen(to, "we");
+	if (f == NULL || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		fatal("cannot write '%s'", to);
+	free(data);
+}
+
+static void cleanup(void)
+{
+	char cmd[600];
+
+	umount2(mnt, MNT_DETACH);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove '%s'\n", workdir);
+}
+
+static void setup(void)
+{
+	const char *shared = getenv("COMPOSEFS_SHARED");
+	char golden[512];
+	int fd;
+
+	if (geteuid() != 0)
+		skip("needs root to mount");
+	if (shared == NULL)
+		skip("COMPOSEFS_SHARED is not set");
+	snprintf(golden, sizeof(golden), "%s/golden/special.dump.cfs", shared);
+	if (access(golden, R_OK) != 0)
+		skip("reference image '%s' is missing", golden);
+	if (!have_fs("erofs") || !have_fs("overlay"))
+		skip("the kernel lacks EROFS or overlayfs");
+
+	/* A private mount namespace with a private /tmp: the mount table and
+	 * the /tmp/.composefs.* directories compared below are ours only. */
+	if (unshare(CLONE_NEWNS) < 0)
+		skip("cannot create a mount namespace: %s", strerror(errno));
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fatal("cannot make / private");
+	if (mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777") < 0)
+		fatal("cannot mount a tmpfs on /tmp");
+
+	if (mkdtemp(workdir) == NULL)
+		fatal("mkdtemp");
+	atexit(cleanup);
+	snprintf(image, sizeof(image), "%s/special.cfs", workdir);
+	snprintf(corrupt, sizeof(corrupt), "%s/corrupt.cfs", workdir);
+	snprintf(objdir, sizeof(objdir), "%s/objects", workdir);
+	snprintf(mnt, sizeof(mnt), "%s/mnt", workdir);
+	snprintf(imgdir, sizeof(imgdir), "%s/imgdir", workdir);
+	copy_file(golden, image);
+	copy_file(golden, corrupt);
+	/* Break the EROFS superblock magic: the composefs header stays
+	 * valid, so the kernel is the one to refuse it. */
+	fd = open(corrupt, O_WRONLY);
+	if (fd < 0 || pwrite(fd, "\0\0\0\0", 4, 1024) != 4 || close(fd) != 0)
+		fatal("cannot corrupt '%s'", corrupt);
+	if (mkdir(objdir, 0755) < 0 || mkdir(mnt, 0755) < 0 || mkdir(imgdir, 0755) < 0)
+		fatal("mkdir");
+}
+
+static struct lcfs_mount_options_s default_options(const char **dirs)
+{
+	struct lcfs_mount_options_s o;
+
+	memset(&o, 0, sizeof(o));
+	dirs[0] = objdir;
+	o.objdirs = dirs;
+	o.n_objdirs = 1;
+	return o;
+}
+
+/* The mount shows the image: a file with inline content and a device. */
+static void check_content(const char *what)
+{
+	char path[600];
+	char *data;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/inline", mnt);
+	data = read_file(path, NULL);
+	if (data == NULL || strcmp(data, "FOOBAR\nINAFILE\n") != 0) {
+		fprintf(stderr, "%s: wrong content of /inline\n", what);
+		failures++;
+	}
+	free(data);
+	snprintf(path, sizeof(path), "%s/chardev", mnt);
+	CHECK(lstat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 10769);
+	/* The root whiteouts 00..ff hide the object directories' xx/ in the
+	 * ":" legacy mode and are never visible themselves. */
+	snprintf(path, sizeof(path), "%s/00", mnt);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+}
+
+static void unmount(void)
+{
+	if (umount2(mnt, 0) < 0) {
+		fprintf(stderr, "umount '%s': %s\n", mnt, strerror(errno));
+		failures++;
+	}
+}
+
+/* ---- Tests --------------------------------------------------------------------- */
+
+static void test_validation(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	char *before = snapshot();
+	char longhex[140];
+
+#define EXPECT_EINVAL(call)                                                      \
+	do {                                                                     \
+		errno = 0;                                                       \
+		CHECK((call) == -1 && errno == EINVAL);                          \
+	} while (0)
+
+	o.flags = 1u << 5;
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.flags = LCFS_MOUNT_INTERNAL_FORCE_LOOP; /* internal only */
+	EXPECT_EINVAL(lcfs_mount_fd(0, mnt, &o));
+	o.flags = 0;
+	o.n_objdirs = 0;
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.n_objdirs = 1;
+	o.upperdir = "/up";
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.upperdir = NULL;
+	o.workdir = "/work";
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.workdir = NULL;
+	o.expected_fsverity_digest = "abc";
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.expected_fsverity_digest = "zz";
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	memset(longhex, 'a', 130);
+	longhex[130] = '\0';
+	o.expected_fsverity_digest = longhex;
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	o.expected_fsverity_digest = NULL;
+	o.flags = LCFS_MOUNT_FLAGS_IDMAP;
+	o.idmap_fd = -1;
+	EXPECT_EINVAL(lcfs_mount_image(image, mnt, &o));
+	/* Options are checked before the image is opened. */
+	EXPECT_EINVAL(lcfs_mount_image("/nonexistent.cfs", mnt, &o));
+	o.flags = 0;
+	errno = 0;
+	CHECK(lcfs_mount_image("/nonexistent.cfs", mnt, &o) == -1 && errno == ENOENT);
+	check_clean(before, "validation");
+	free(before);
+#undef EXPECT_EINVAL
+}
+
+static void test_mount_image(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	char *before = snapshot();
+
+	CHECK(lcfs_mount_image(image, mnt, &o) == 0);
+	CHECK(mounted_at(mnt, "lowerdir+=/tmp/.composefs."));
+	CHECK(mounted_at(mnt, "datadir+="));
+	CHECK(mounted_at(mnt, "metacopy=on"));
+	CHECK(mounted_at(mnt, "redirect_dir=on"));
+	check_content("lcfs_mount_image");
+	unmount();
+	check_clean(before, "lcfs_mount_image");
+	free(before);
+}
+
+static void test_mount_fd_readonly(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	char *before = snapshot();
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+	o.flags = LCFS_MOUNT_FLAGS_READONLY;
+	CHECK(fd >= 0 && lcfs_mount_fd(fd, mnt, &o) == 0);
+	/* The caller's fd stays open. */
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	CHECK(mounted_at(mnt, " ro,"));
+	check_content("lcfs_mount_fd");
+	unmount();
+	check_clean(before, "lcfs_mount_fd");
+	free(before);
+}
+
+static void test_loop(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	struct lcfs_error err = { 0 };
+	char *before = snapshot();
+	char *during;
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+	o.flags = LCFS_MOUNT_INTERNAL_FORCE_LOOP;
+	CHECK(fd >= 0 && lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0);
+	close(fd);
+	during = snapshot();
+	/* A loop device backs the image while it is mounted... */
+	CHECK(strstr(during, "loop loop") != NULL);
+	free(during);
+	check_content("loop device");
+	unmount();
+	/* ...and autoclear releases it with the mount. */
+	check_clean(before, "loop device");
+
+	/* A loop device set up for an image the kernel then refuses is
+	 * released at once. */
+	fd = open(corrupt, O_RDONLY | O_CLOEXEC);
+	memset(&err, 0, sizeof(err));
+	CHECK(fd >= 0 && lcfs_mount_fd_ext(fd, mnt, &o, &err) == -EINVAL);
+	close(fd);
+	CHECK(strstr(err.msg, "EROFS") != NULL);
+	check_clean(before, "loop device, corrupt image");
+	free(before);
+}
+
+static void test_legacy(void)
+{
+	const char *dirs[3];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	struct lcfs_error err = { 0 };
+	char *before = snapshot();
+	char second[600];
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+	/* Two object directories, one with a comma in its name: the only
+	 * character the legacy option string escapes. */
+	snprintf(second, sizeof(second), "%s/more,objects", workdir);
+	CHECK(mkdir(second, 0755) == 0);
+	dirs[1] = second;
+	o.n_objdirs = 2;
+	o.flags = LCFS_MOUNT_INTERNAL_FORCE_LEGACY;
+	CHECK(fd >= 0 && lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0);
+	CHECK(mounted_at(mnt, "lowerdir=/tmp/.composefs."));
+	CHECK(mounted_at(mnt, "::"));
+	check_content("legacy mount");
+	unmount();
+	check_clean(before, "legacy mount");
+
+	/* Legacy and loop together, as on an old kernel. */
+	o.flags |= LCFS_MOUNT_INTERNAL_FORCE_LOOP;
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0);
+	check_content("legacy mount with loop");
+	unmount();
+	check_clean(before, "legacy mount with loop");
+	close(fd);
+	free(before);
+}
+
+static void test_image_mountdir(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	char *before = snapshot();
+	struct stat st;
+
+	o.image_mountdir = imgdir;
+	CHECK(lcfs_mount_image(image, mnt, &o) == 0);
+	CHECK(mounted_at(mnt, imgdir));
+	/* The image mount itself is gone: only the overlay holds it. */
+	CHECK(!mounted_at(imgdir, "erofs"));
+	check_content("image_mountdir");
+	unmount();
+	CHECK(stat(imgdir, &st) == 0 && S_ISDIR(st.st_mode));
+	/* A caller's directory survives a failure too. */
+	errno = 0;
+	CHECK(lcfs_mount_image(corrupt, mnt, &o) == -1 && errno == EINVAL);
+	CHECK(stat(imgdir, &st) == 0 && S_ISDIR(st.st_mode));
+	check_clean(before, "image_mountdir");
+	free(before);
+}
+
+static void test_failures(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	struct lcfs_error err;
+	char *before = snapshot();
+	char missing[600], notimage[600];
+	int fd;
+
+	/* Not a composefs image at all. */
+	snprintf(notimage, sizeof(notimage), "%s/objects/plain", workdir);
+	copy_file("/proc/self/mountinfo", notimage);
+	errno = 0;
+	CHECK(lcfs_mount_image(notimage, mnt, &o) == -1 && errno == EINVAL);
+	/* The kernel refuses the EROFS part. */
+	errno = 0;
+	CHECK(lcfs_mount_image(corrupt, mnt, &o) == -1 && errno == EINVAL);
+	check_clean(before, "bad images");
+
+	/* A missing object directory: the error names it. */
+	snprintf(missing, sizeof(missing), "%s/no-such-dir", workdir);
+	dirs[0] = missing;
+	fd = open(image, O_RDONLY | O_CLOEXEC);
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == -ENOENT);
+	CHECK(strstr(err.msg, missing) != NULL);
+	check_clean(before, "missing basedir");
+	dirs[0] = objdir;
+
+	/* A missing mount point. */
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, missing, &o, &err) == -ENOENT);
+	CHECK(strstr(err.msg, missing) != NULL);
+	check_clean(before, "missing mount point");
+
+	/* overlayfs's own message comes back: upperdir inside workdir. */
+	{
+		char up[600], work[600];
+
+		snprintf(work, sizeof(work), "%s/work", workdir);
+		snprintf(up, sizeof(up), "%s/work/up", workdir);
+		CHECK(mkdir(work, 0755) == 0 && mkdir(up, 0755) == 0);
+		o.upperdir = up;
+		o.workdir = work;
+		memset(&err, 0, sizeof(err));
+		CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) < 0);
+		CHECK(err.msg[0] != '\0');
+		printf("upperdir inside workdir: %s (%s)\n", strerror(err.err), err.msg);
+		o.upperdir = NULL;
+		o.workdir = NULL;
+		check_clean(before, "upperdir inside workdir");
+	}
+
+	/* A wrong expected digest: this image file has no fs-verity. */
+	o.expected_fsverity_digest =
+		"0000000000000000000000000000000000000000000000000000000000000000";
+	o.flags = LCFS_MOUNT_FLAGS_REQUIRE_VERITY;
+	memset(&err, 0, sizeof(err));
+	{
+		int r = lcfs_mount_fd_ext(fd, mnt, &o, &err);
+
+		CHECK(r == -ENOVERITY || r == -EWRONGVERITY);
+	}
+	check_clean(before, "wrong digest");
+	/* An empty expected digest skips the image check but keeps verity
+	 * required. */
+	o.expected_fsverity_digest = "";
+	memset(&err, 0, sizeof(err));
+	if (lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0) {
+		/* A kernel and filesystem with fs-verity. */
+		CHECK(mounted_at(mnt, "verity=require"));
+		unmount();
+	} else {
+		CHECK(err.err == ENOVERITY);
+		CHECK(strstr(err.msg, "fs-verity") != NULL);
+	}
+	check_clean(before, "empty digest");
+	/* tryverity mounts, with verity only where it is supported. */
+	o.expected_fsverity_digest = NULL;
+	o.flags = LCFS_MOUNT_FLAGS_TRY_VERITY;
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0);
+	check_content("tryverity");
+	unmount();
+	check_clean(before, "tryverity");
+	close(fd);
+	free(before);
+}
+
+/* A user namespace mapping ids 0..65535 to 100000..165535, held by a
+ * child process that waits for us. Returns its ns fd. */
+static int make_userns(pid_t *child)
+{
+	int ready[2], go[2];
+	char path[64], map[] = "0 100000 65536\n";
+	char c = 0;
+	int fd, nsfd;
+
+	if (pipe(ready) < 0 || pipe(go) < 0)
+		fatal("pipe");
+	*child = fork();
+	if (*child < 0)
+		fatal("fork");
+	if (*child == 0) {
+		close(ready[0]);
+		close(go[1]);
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(1);
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		if (read(go[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (read(ready[0], &c, 1) != 1) {
+		close(go[1]);
+		waitpid(*child, NULL, 0);
+		return -1;
+	}
+	close(ready[0]);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)*child);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, map, strlen(map)) < 0)
+		fatal("uid_map");
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)*child);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, map, strlen(map)) < 0)
+		fatal("gid_map");
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)*child);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	close(go[1]); /* the child exits; the ns fd keeps the namespace */
+	waitpid(*child, NULL, 0);
+	return nsfd;
+}
+
+static void test_idmap(void)
+{
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	struct lcfs_error err = { 0 };
+	char *before = snapshot();
+	char path[600];
+	struct stat st;
+	pid_t child;
+	int nsfd = make_userns(&child);
+	int fd = open(image, O_RDONLY | O_CLOEXEC);
+
+	if (nsfd < 0) {
+		printf("idmap: SKIP (cannot create a user namespace)\n");
+		free(before);
+		close(fd);
+		return;
+	}
+	o.flags = LCFS_MOUNT_FLAGS_IDMAP;
+	o.idmap_fd = nsfd;
+	if (lcfs_mount_fd_ext(fd, mnt, &o, &err) == 0) {
+		/* Files owned by 0 in the image show as 100000. */
+		snprintf(path, sizeof(path), "%s/inline", mnt);
+		CHECK(stat(path, &st) == 0 && st.st_uid == 100000 && st.st_gid == 100000);
+		check_content("idmap");
+		unmount();
+	} else {
+		/* Kernels whose EROFS cannot be idmapped refuse it cleanly. */
+		printf("idmap: not supported here: %s (%s)\n", strerror(err.err), err.msg);
+		CHECK(err.err == EINVAL || err.err == EPERM || err.err == ENOTSUP);
+	}
+	check_clean(before, "idmap");
+	close(nsfd);
+	close(fd);
+	free(before);
+}
+
+int main(void)
+{
+	setup();
+	test_validation();
+	test_mount_image();
+	test_mount_fd_readonly();
+	test_loop();
+	test_legacy();
+	test_image_mountdir();
+	test_failures();
+	test_idmap();
+	if (failures) {
+		fprintf(stderr, "%d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("all mount API checks passed\n");
+	return 0;
+}
