@@ -822,9 +822,13 @@ static ssize_t source_read(struct source *src, char *dst, size_t n)
 static int parse_lines(struct parser *p, struct source *src)
 {
 	size_t cap = READ_CHUNK, start = 0, end = 0;
-	cleanup_free char *buf = malloc(cap + 1); /* +1: NUL after a last line */
+	cleanup_free char *buf = NULL;
 	bool eof = false;
 
+	/* A small input in memory needs no more than its own size. */
+	if (src->buf != NULL && src->len < cap)
+		cap = src->len > 64 ? src->len : 64;
+	buf = malloc(cap + 1); /* +1: NUL after a last line */
 	if (buf == NULL)
 		return perr_oom(p);
 	for (;;) {
