@@ -9,6 +9,7 @@
 
 import os
 import stat
+import subprocess
 
 from toolstest import (Skip, check, equal, fails, fsverity_digest, image_version,
                        main, ok, read, run, write)
@@ -220,15 +221,29 @@ def test_digest_store_ignored_with_from_file(t, tmp):
     check(not os.path.exists(store), "store created with --from-file")
 
 
-def test_read_only_directory(t, tmp):
-    if os.geteuid() == 0:
-        raise Skip("root ignores directory permissions")
+def test_unwritable_directory(t, tmp):
     d = write(os.path.join(tmp, "in.dump"), GOOD)
-    ro = os.path.join(tmp, "ro")
-    os.mkdir(ro, 0o555)
-    fails(run([t.mkcomposefs, "--from-file", d, os.path.join(ro, "out")]),
-          "Permission denied")
-    check(os.listdir(ro) == [], "left behind")
+    target_dir = os.path.join(tmp, "ro")
+    os.mkdir(target_dir)
+    mounted = False
+    if os.geteuid() == 0:
+        # Root ignores permissions: use a read-only filesystem instead.
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", target_dir],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise Skip("cannot mount a read-only tmpfs")
+        mounted = True
+        reason = "Read-only file system"
+    else:
+        os.chmod(target_dir, 0o555)
+        reason = "Permission denied"
+    try:
+        fails(run([t.mkcomposefs, "--from-file", d, os.path.join(target_dir, "out")]),
+              "cannot create", reason)
+        check(os.listdir(target_dir) == [], "left behind")
+    finally:
+        if mounted:
+            subprocess.run(["umount", target_dir], check=True)
 
 
 if __name__ == "__main__":
