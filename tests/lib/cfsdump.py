@@ -329,6 +329,7 @@ class Expect:
         self.target = None      # symlink target
         self.children = None    # dict name -> Expect for directories
         self.key = None         # identity: equal keys must share st_ino
+        self.lookup_errno = None  # lstat must fail with this errno
 
 
 def kernel_dev(rdev32):
@@ -467,7 +468,12 @@ def compare_mount(mnt, root_exp, errors, limit=50):
         try:
             st = os.lstat(full)
         except OSError as ex:
-            err(rel, "lstat failed: %s" % ex)
+            if ex.errno != e.lookup_errno:
+                err(rel, "lstat failed: %s" % ex)
+            continue
+        if e.lookup_errno is not None:
+            err(rel, "lstat succeeded, expected %s"
+                % os.strerror(e.lookup_errno))
             continue
         # hard links: equal identity <=> equal inode number
         if e.key in ino_of_key:
@@ -551,6 +557,11 @@ def _compare_xattrs(rel, full, st, e, err):
             # (trusted.overlay.X -> trusted.overlay.overlay.X) is listed but
             # cannot be read back through the VFS.
             if len(k) > 255 and ex.errno == errno.ERANGE:
+                continue
+            # Through overlayfs such a name shows unescaped; overlayfs reads
+            # it under the escaped name, too long, and fails EOPNOTSUPP.
+            if k.startswith(b"trusted.overlay.") and len(k) + 8 > 255 and \
+                    ex.errno == errno.EOPNOTSUPP:
                 continue
             err(rel, "getxattr %r failed: %s" % (k, ex))
             continue
