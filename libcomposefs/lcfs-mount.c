@@ -362,7 +362,7 @@ static int erofs_mount(struct mount_state *st, const char *source)
 			return -ENOTSUP;
 		if (mount(source, st->imgdir, "erofs", MS_RDONLY,
 			  st->has_acl ? NULL : "noacl") < 0)
-			return -errno;
+			return -errno; /* ENOTBLK: try a loop device */
 		return 0;
 	}
 	r = fs_set(st, fsfd, "source", source);
@@ -376,7 +376,7 @@ static int erofs_mount(struct mount_state *st, const char *source)
 		return r;
 	mntfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
 	if (mntfd < 0)
-		return -errno;
+		return fail(st, -errno, "cannot create the image mount");
 	if (st->flags & LCFS_MOUNT_FLAGS_IDMAP) {
 		struct mount_attr attr = {
 			.attr_set = MOUNT_ATTR_IDMAP,
@@ -384,10 +384,10 @@ static int erofs_mount(struct mount_state *st, const char *source)
 		};
 
 		if (mount_setattr(mntfd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-			return -errno;
+			return fail(st, -errno, "cannot idmap the image mount");
 	}
 	if (move_mount(mntfd, "", AT_FDCWD, st->imgdir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		return -errno;
+		return fail(st, -errno, "cannot mount the image on '%s'", st->imgdir);
 	return 0;
 }
 
