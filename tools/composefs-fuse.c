@@ -9,7 +9,13 @@
  * into a tree, and fuse-view.c turns that into the kernel's view. This
  * file holds the command line and the FUSE low-level operations.
  */
+/* The 3.12 API where the build has it (its thread pool settings), else
+ * the one of libfuse 3.10. */
+#ifdef CFS_FUSE_312
+#define FUSE_USE_VERSION 312
+#else
 #define FUSE_USE_VERSION 35
+#endif
 
 #include <endian.h>
 #include <fcntl.h>
@@ -773,12 +779,28 @@ int main(int argc, char **argv)
 	if (cmd.singlethread) {
 		r = fuse_session_loop(se);
 	} else {
+#if FUSE_USE_VERSION >= 312
+		struct fuse_loop_config *config = fuse_loop_cfg_create();
+
+		if (config == NULL) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			goto out_unmount;
+		}
+		fuse_loop_cfg_set_clone_fd(config, (unsigned)cmd.clone_fd);
+		/* UINT_MAX: not given (libfuse warns when it is passed on). */
+		if (cmd.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(config, cmd.max_threads);
+		r = fuse_session_loop_mt(se, config);
+		fuse_loop_cfg_destroy(config);
+#else
 		struct fuse_loop_config config = {
 			.clone_fd = cmd.clone_fd,
 			.max_idle_threads = cmd.max_idle_threads,
 		};
 
 		r = fuse_session_loop_mt(se, &config);
+#endif
 	}
 	ret = r == 0 ? 0 : 1;
 out_unmount:

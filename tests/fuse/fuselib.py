@@ -89,8 +89,9 @@ class FuseMount:
     that its messages can be read and its exit status checked."""
 
     def __init__(self, exe, image, mnt, basedirs=(), extra=(), args=(),
-                 prefix=()):
+                 prefix=(), unmount_prefix=()):
         self.mnt = mnt
+        self.unmount_prefix = list(unmount_prefix)
         self.argv = list(prefix) + [exe, "-f", "-o",
                                     fuse_options(image, basedirs, extra)] + \
             list(args) + [mnt]
@@ -124,7 +125,7 @@ class FuseMount:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        r = subprocess.run(["fusermount3", "-u", self.mnt],
+        r = subprocess.run(self.unmount_prefix + ["fusermount3", "-u", self.mnt],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if r.returncode != 0:
             subprocess.run(["fusermount3", "-u", "-z", self.mnt])
@@ -209,3 +210,42 @@ def make_store(store, root_exp, limit=1 << 20):
             continue    # a path component is a file already, or vice versa
         made[path] = data
     return made.get
+
+
+def fsverity_digest(data):
+    """fs-verity SHA-256 digest (4096-byte blocks, no salt) of `data`,
+    computed here independently of the library."""
+    import hashlib
+
+    def pad(b):
+        return b + b"\0" * (-len(b) % 4096) if b else b"\0" * 4096
+
+    level = data
+    if len(data) <= 4096:
+        root = hashlib.sha256(pad(data)).digest() if data else b"\0" * 32
+    else:
+        while True:
+            hashes = b"".join(hashlib.sha256(level[i:i + 4096].ljust(4096, b"\0")).digest()
+                              for i in range(0, len(level), 4096))
+            if len(hashes) <= 4096:
+                root = hashlib.sha256(pad(hashes)).digest()
+                break
+            level = hashes
+    desc = bytes([1, 1, 12, 0]) + b"\0" * 4 + len(data).to_bytes(8, "little") + \
+        root + b"\0" * 32 + b"\0" * 32 + b"\0" * 144
+    return hashlib.sha256(desc).digest()
+
+
+def dump_line(path, mode, size=0, payload=None, content=None, digest=None,
+              xattrs=(), uid=0, gid=0, nlink=1, mtime="1700000000.5"):
+    """One dumpfile line (composefs-dump(5)); fields are plain text that
+    needs no escaping except content, which is escaped here."""
+    def esc(b):
+        return "".join(chr(c) if 0x21 <= c <= 0x7e and c != 0x5c else
+                       "\\x%02x" % c for c in b)
+    fields = [path, str(size), "%o" % mode, str(nlink), str(uid), str(gid), "0",
+              mtime, payload if payload else "-",
+              esc(content) if content else "-",
+              digest.hex() if digest else "-"]
+    fields += ["%s=%s" % kv for kv in xattrs]
+    return (" ".join(fields) + "\n").encode()
