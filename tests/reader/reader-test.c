@@ -83,8 +83,7 @@ struct lcfs_node_s *test_lookup(struct lcfs_node_s *root, const char *path)
 	return n;
 }
 
-/* Iterative pre-order walk through the parent links. */
-static struct lcfs_node_s *next_node(struct lcfs_node_s *root, struct lcfs_node_s *n)
+struct lcfs_node_s *test_next_node(struct lcfs_node_s *root, struct lcfs_node_s *n)
 {
 	if (n->n_children > 0)
 		return n->children[0];
@@ -105,7 +104,7 @@ size_t test_count_nodes(struct lcfs_node_s *root)
 {
 	size_t count = 0;
 
-	for (struct lcfs_node_s *n = root; n != NULL; n = next_node(root, n))
+	for (struct lcfs_node_s *n = root; n != NULL; n = test_next_node(root, n))
 		count++;
 	return count;
 }
@@ -114,7 +113,7 @@ uint64_t test_touch_tree(struct lcfs_node_s *root)
 {
 	uint64_t sum = 0;
 
-	for (struct lcfs_node_s *n = root; n != NULL; n = next_node(root, n)) {
+	for (struct lcfs_node_s *n = root; n != NULL; n = test_next_node(root, n)) {
 		const uint8_t *content = lcfs_node_get_content(n);
 		const char *payload = lcfs_node_get_payload(n);
 		const uint8_t *digest = lcfs_node_get_fsverity_digest(n);

@@ -6,8 +6,11 @@
  * times, sizes, device numbers, symlink targets, inline content, payloads
  * (exactly the redirect value, no over-read), digests, hard links,
  * restored whiteouts and xattrs, per IMAGE-FORMAT.md section 18 and
- * TOOLS-AND-MOUNT.md section 1.13. Also: the toplevel filter,
- * lcfs_load_node_from_fd() and lcfs_version_from_fd().
+ * TOOLS-AND-MOUNT.md section 1.13. Then the loaded tree is written again
+ * and must give the same bytes (what composefs-dump promises), and for a
+ * few assets the dumpfile printed from the loaded tree is compared with
+ * the expected text. Also: the toplevel filter, lcfs_load_node_from_fd()
+ * and lcfs_version_from_fd().
  */
 #include "reader-test.h"
 
@@ -206,20 +209,33 @@ static bool is_whiteout(const struct dentry *e)
 	return !e->hardlink && (e->mode & S_IFMT) == S_IFCHR && e->rdev == 0;
 }
 
-static const char *parent_of(const struct dentry *e, size_t *len)
-{
-	const char *slash = strrchr(e->path.p, '/');
+#define WHITEOUT_BIT 0x80000000u
 
-	*len = slash ? (size_t)(slash - e->path.p) : 0;
-	return e->path.p;
-}
-
-static bool same_path(const char *a, size_t alen, const char *b)
+/* Per directory, from the dump: the number of real subdirectories and
+ * whether it holds a whiteout, kept in the loaded node's scratch field. */
+static void tally(struct lcfs_node_s *root, const struct dentry *dump, size_t n)
 {
-	/* Paths in these dumps have a single leading '/' and no doubles. */
-	if (alen == 0)
-		return strcmp(b, "/") == 0;
-	return strlen(b) == alen && memcmp(a, b, alen) == 0;
+	for (struct lcfs_node_s *p = root; p != NULL; p = test_next_node(root, p))
+		p->scratch = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct dentry *e = &dump[i];
+		const char *slash = strrchr(e->path.p, '/');
+		struct lcfs_node_s *parent;
+		char *dir;
+
+		if (e->hardlink || slash == NULL || slash[1] == '\0')
+			continue;
+		dir = strndup(e->path.p, slash - e->path.p);
+		parent = test_lookup(root, dir);
+		free(dir);
+		if (parent == NULL)
+			continue;
+		parent = lcfs_node_resolve_link(parent);
+		if ((e->mode & S_IFMT) == S_IFDIR)
+			parent->scratch++;
+		if (is_whiteout(e))
+			parent->scratch |= WHITEOUT_BIT;
+	}
 }
 
 static bool xattr_hidden(const char *key)
@@ -271,16 +287,9 @@ static void check_entry(const char *asset, struct lcfs_node_s *root,
 		  real->mtime_nsec);
 	type = real->mode & S_IFMT;
 	if (type == S_IFDIR) {
-		uint32_t nlink = 2;
+		/* scratch: subdirectory count from the dump (see tally()). */
+		uint32_t nlink = 2 + (real->scratch & ~WHITEOUT_BIT);
 
-		for (size_t i = 0; i < n; i++) {
-			size_t plen;
-			const char *pp = parent_of(&dump[i], &plen);
-
-			if (i != idx && !dump[i].hardlink && (dump[i].mode & S_IFMT) == S_IFDIR &&
-			    same_path(pp, plen, e->path.p))
-				nlink++;
-		}
 		CHECK_MSG(real->nlink == nlink, "%s: %s: dir nlink %u, want %u", asset,
 			  e->path.p, real->nlink, nlink);
 	} else {
@@ -346,15 +355,8 @@ static void check_entry(const char *asset, struct lcfs_node_s *root,
 		check_xattr(asset, e, real, x->key.p, x->value.p, x->value.len);
 	}
 	if (version >= 1 && type == S_IFDIR) {
-		bool has_whiteout = false;
+		bool has_whiteout = real->scratch & WHITEOUT_BIT;
 
-		for (size_t i = 0; i < n; i++) {
-			size_t plen;
-			const char *pp = parent_of(&dump[i], &plen);
-
-			if (is_whiteout(&dump[i]) && same_path(pp, plen, e->path.p))
-				has_whiteout = true;
-		}
 		if (has_whiteout) {
 			check_xattr(asset, e, real, "trusted.overlay.opaque", "x", 1);
 			check_xattr(asset, e, real, "user.overlay.opaque", "x", 1);
@@ -373,6 +375,116 @@ static void check_entry(const char *asset, struct lcfs_node_s *root,
 static uint32_t header_version(const uint8_t *img)
 {
 	return img[12] | img[13] << 8 | img[14] << 16 | (uint32_t)img[15] << 24;
+}
+
+/* ---- Writing the loaded tree again; printing it ------------------------------- */
+
+static ssize_t mem_write(void *file, void *buf, size_t count)
+{
+	return fwrite(buf, 1, count, file) == count ? (ssize_t)count : -1;
+}
+
+/* Image -> tree -> image gives the same bytes, at the image's version. */
+static void check_rewrite(const char *asset, struct lcfs_node_s *root, const uint8_t *img,
+			  size_t len)
+{
+	struct lcfs_write_options_s opts = { 0 };
+	struct lcfs_error err = { 0 };
+	char *out = NULL;
+	size_t out_len = 0;
+	FILE *f = open_memstream(&out, &out_len);
+	int r;
+
+	if (f == NULL)
+		abort();
+	opts.version = header_version(img);
+	opts.max_version = opts.version;
+	opts.file = f;
+	opts.file_write_cb = mem_write;
+	r = lcfs_write_image(root, &opts, &err);
+	fclose(f);
+	CHECK_MSG(r == 0, "%s: rewrite failed: %s", asset, err.msg);
+	CHECK_MSG(r < 0 || (out_len == len && memcmp(out, img, len) == 0),
+		  "%s: rewritten image differs (%zu bytes, want %zu)", asset, out_len, len);
+	free(out);
+}
+
+/*
+ * lcfs_dump_print() of the loaded tree, per TOOLS-AND-MOUNT.md section 1.13:
+ * directory sizes are the EROFS sizes, directory nlink is recounted, a
+ * directory's RDEV is 0, the whiteout comes back as a char 0/0, hidden
+ * xattrs are gone, version 1 adds opaque=x, and xattrs come in on-disk
+ * order (inline ones, sorted by their escaped key, before shared ones:
+ * "user.foo=bar-2" is shared by several files of special.dump). Lines of
+ * special.dump's large inline files are left out (their content is
+ * checked above).
+ */
+static const struct {
+	const char *asset;
+	const char *dump;
+} printed[] = {
+	{ "no-newline.dump",
+	  "/ 4096 40555 2 0 0 0 0.0 - - - trusted.foo1=bar-1 user.foo2=bar-2\n"
+	  "/a 0 100644 1 0 0 0 0.0 - - -\n"
+	  "/b 0 100644 1 0 0 0 0.0 - - -\n" },
+	{ "honggfuzz-chardev-nonzero-size.dump",
+	  "/ 4096 40755 2 0 0 0 0.0 - - - trusted.overlay.opaque=x user.overlay.opaque=x\n"
+	  "/chardev 0 20777 1 0 0 0 0.0 - - -\n" },
+	{ "honggfuzz-bigfile-with-acl.dump",
+	  "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+	  "/something-with-acls-and-overlay 8960932074941261 100777 1 0 0 0 0.0 - - - "
+	  "system.posix_acl_default=x user.foo=xxxxxx\n" },
+	{ "bigfile-xattr.dump",
+	  "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+	  "/bigfile 9001899274941000 100777 1 0 0 0 0.0 - - - user.foo=\n" },
+	{ "special.dump",
+	  "/ 4096 40555 2 0 0 0 1633950376.0 - - - trusted.foo1=bar-1 user.foo2=bar-2\n"
+	  "/blockdev 0 60777 1 0 0 107690 1633950376.0 - - - trusted.bar=bar-2\n"
+	  "/chardev 0 20777 1 0 0 10769 1633950376.0 - - - trusted.foo=bar-2\n"
+	  "/escaped-xattr 0 100777 1 0 0 0 1633950376.0 - - - "
+	  "trusted.overlay.redirect=/foo\\n user.overlay.redirect=/foo\\n user.foo=bar-2\n"
+	  "/fifo 0 10777 1 0 0 0 1633950376.0 - - - trusted.bar=bar-2\n"
+	  "/inline 15 100777 1 0 0 0 1633950376.0 - FOOBAR\\nINAFILE\\n - user.foo=bar-2\n"
+	  "/whiteout 0 20777 1 0 0 0 1633950376.0 - - - trusted.foo=bar-2\n" },
+	{ "special_v1.dump",
+	  "/ 4096 40555 2 0 0 0 1633950376.0 - - - trusted.foo1=bar-1 "
+	  "trusted.overlay.opaque=x user.foo2=bar-2 user.overlay.opaque=x\n"
+	  "/blockdev 0 60777 1 0 0 107690 1633950376.0 - - - trusted.bar=bar-2\n"
+	  "/chardev 0 20777 1 0 0 10769 1633950376.0 - - - trusted.foo=bar-2\n"
+	  "/escaped-xattr 0 100777 1 0 0 0 1633950376.0 - - - "
+	  "trusted.overlay.redirect=/foo\\n user.overlay.redirect=/foo\\n user.foo=bar-2\n"
+	  "/fifo 0 10777 1 0 0 0 1633950376.0 - - - trusted.bar=bar-2\n"
+	  "/inline 15 100777 1 0 0 0 1633950376.0 - FOOBAR\\nINAFILE\\n - user.foo=bar-2\n"
+	  "/whiteout 0 20777 1 0 0 0 1633950376.0 - - - trusted.foo=bar-2\n" },
+};
+
+static void check_printed(const char *asset, struct lcfs_node_s *root)
+{
+	const char *expected = NULL;
+	char *out = NULL, *kept, *line, *save = NULL;
+	size_t out_len = 0, kept_len = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(printed) / sizeof(printed[0]); i++)
+		if (strcmp(printed[i].asset, asset) == 0)
+			expected = printed[i].dump;
+	if (expected == NULL)
+		return;
+	f = open_memstream(&out, &out_len);
+	if (f == NULL)
+		abort();
+	CHECK_MSG(lcfs_dump_print(f, root) == 0, "%s: print failed", asset);
+	fclose(f);
+	kept = calloc(1, out_len + 1);
+	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "/inline-large", 13) == 0)
+			continue;
+		kept_len += sprintf(kept + kept_len, "%s\n", line);
+	}
+	CHECK_MSG(strcmp(kept, expected) == 0, "%s: printed\n%s\nwant\n%s", asset, kept,
+		  expected);
+	free(kept);
+	free(out);
 }
 
 static void check_asset(const char *shared, const char *asset, size_t *n_checked)
@@ -413,9 +525,12 @@ static void check_asset(const char *shared, const char *asset, size_t *n_checked
 		size_t count = test_count_nodes(root);
 
 		CHECK_MSG(count == n, "%s: %zu nodes, dump has %zu entries", asset, count, n);
+		tally(root, dump, n);
 		for (size_t i = 0; i < n; i++)
 			check_entry(asset, root, dump, n, i, header_version(img));
 		test_touch_tree(root);
+		check_rewrite(asset, root, img, ilen);
+		check_printed(asset, root);
 		lcfs_node_unref(root);
 		(*n_checked)++;
 	}
