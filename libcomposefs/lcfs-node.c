@@ -111,8 +111,10 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_node_ref(struct lcfs_node_s *node)
  * (name and parent cleared) and loses the reference its parent held;
  * descendants kept alive elsewhere survive, stripped of their children.
  * Iterative, with the queued nodes chained through their parent field, so
- * that a deep tree cannot exhaust the stack. A hard link target whose last
- * reference goes away is queued the same way.
+ * that a deep tree cannot exhaust the stack. Every node of the torn-down
+ * tree also drops its hard link reference, so that links forming a cycle
+ * (which the writer rejects) cannot keep each other alive; a target whose
+ * last reference goes away is queued the same way.
  */
 static void node_destroy(struct lcfs_node_s *node)
 {
@@ -140,10 +142,17 @@ static void node_destroy(struct lcfs_node_s *node)
 		free(n->children);
 		n->children = NULL;
 		n->n_children = 0;
+
+		target = n->link_to;
+		n->link_to = NULL;
+		if (target != NULL && --target->ref == 0 && !target->destroying) {
+			target->parent = work;
+			target->destroying = true;
+			work = target;
+		}
 		if (n->ref != 0)
 			continue;
 
-		target = n->link_to;
 		for (size_t i = 0; i < n->n_xattrs; i++)
 			lcfs_xattr_unref(n->xattrs[i]);
 		if (n->xattrs != &n->xattr_inline)
@@ -152,11 +161,6 @@ static void node_destroy(struct lcfs_node_s *node)
 		free(n->payload);
 		free(n->content);
 		free(n);
-		if (target != NULL && --target->ref == 0 && !target->destroying) {
-			target->parent = work;
-			target->destroying = true;
-			work = target;
-		}
 	}
 }
 

@@ -172,6 +172,22 @@ static void test_links_and_clone(void)
 	lcfs_node_unref(copy);
 }
 
+static void test_link_cycle_free(void)
+{
+	/* Links forming a cycle must not keep the tree alive (ASan's leak
+	 * checker fails this test otherwise). */
+	struct lcfs_node_s *root = new_node(S_IFDIR | 0755);
+	struct lcfs_node_s *a = new_node(S_IFREG | 0644);
+	struct lcfs_node_s *b = new_node(S_IFREG | 0644);
+
+	CHECK(lcfs_node_add_child(root, a, "a") == 0);
+	CHECK(lcfs_node_add_child(root, b, "b") == 0);
+	lcfs_node_make_hardlink(a, b);
+	lcfs_node_make_hardlink(b, a);
+	CHECK(lcfs_node_resolve_link(a) == NULL);
+	lcfs_node_unref(root);
+}
+
 static void test_deep_free(void)
 {
 	/* Freeing a very deep chain must not exhaust the stack. */
@@ -193,6 +209,7 @@ int main(void)
 	test_attributes();
 	test_xattrs();
 	test_links_and_clone();
+	test_link_cycle_free();
 	test_deep_free();
 	printf("%s\n", failures ? "FAIL" : "ok");
 	return failures ? 1 : 0;
