@@ -43,10 +43,17 @@ def parse_seeds(text):
     return list(range(1, int(text) + 1))
 
 
-def one_seed(tools_dir, seed, version, tmp, can_mount):
-    dump = subprocess.run([sys.executable, GENERATOR, str(seed), "--version",
+def generate(seed, version):
+    return subprocess.run([sys.executable, GENERATOR, str(seed), "--version",
                            str(version)], stdout=subprocess.PIPE,
                           check=True).stdout
+
+
+def one_seed(tools_dir, seed, version, tmp, can_mount, first):
+    dump = generate(seed, version)
+    if first and generate(seed, version) != dump:
+        raise TestFailure("the generator gives different output for the same "
+                          "seed")
     root = cfsdump.parse_dump(dump)     # the generator must write valid dumps
     args = ["--min-version=0", "--max-version=0"] if version == 0 else []
     out = os.path.join(tmp, "image.cfs")
@@ -87,7 +94,8 @@ def main():
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="cfs-random-") as tmp:
             try:
-                info = one_seed(tools_dir, seed, version, tmp, why is None)
+                info = one_seed(tools_dir, seed, version, tmp, why is None,
+                                seed == seeds[0])
                 print("seed %d: ok, %s (%.1fs)" % (seed, info,
                                                    time.monotonic() - t0))
             except (TestFailure, cfstest.MountUnavailable,
