@@ -130,6 +130,57 @@ static int map_put(struct u64map *m, uint64_t key, void *value)
 	return 0;
 }
 
+/* ---- The nodes built so far, by nid ----------------------------------------- */
+
+/*
+ * A two-level table indexed by nid, with leaves allocated on first use.
+ * Nids of an image are dense and visited with locality (siblings have
+ * neighbouring nids), so this beats a hash table, and its size is bounded
+ * by the image: at most one pointer per 32-byte slot.
+ */
+#define NID_LEAF_BITS 9
+#define NID_LEAF_SIZE (1u << NID_LEAF_BITS)
+
+struct nid_table {
+	void ***leaves;
+	uint64_t n_leaves;
+};
+
+static int nid_table_init(struct nid_table *t, uint64_t max_nid)
+{
+	t->n_leaves = (max_nid >> NID_LEAF_BITS) + 1;
+	t->leaves = calloc(t->n_leaves, sizeof(*t->leaves));
+	return t->leaves ? 0 : -ENOMEM;
+}
+
+/* @nid must be <= the max_nid given to nid_table_init(). */
+static void *nid_table_get(const struct nid_table *t, uint64_t nid)
+{
+	void **leaf = t->leaves[nid >> NID_LEAF_BITS];
+
+	return leaf ? leaf[nid & (NID_LEAF_SIZE - 1)] : NULL;
+}
+
+static int nid_table_put(struct nid_table *t, uint64_t nid, void *value)
+{
+	void ***leaf = &t->leaves[nid >> NID_LEAF_BITS];
+
+	if (*leaf == NULL) {
+		*leaf = calloc(NID_LEAF_SIZE, sizeof(**leaf));
+		if (*leaf == NULL)
+			return -ENOMEM;
+	}
+	(*leaf)[nid & (NID_LEAF_SIZE - 1)] = value;
+	return 0;
+}
+
+static void nid_table_release(struct nid_table *t)
+{
+	for (uint64_t i = 0; t->leaves != NULL && i < t->n_leaves; i++)
+		free(t->leaves[i]);
+	free(t->leaves);
+}
+
 /* ---- Interned xattr entries ------------------------------------------------- */
 
 /*
@@ -279,12 +330,13 @@ struct reader {
 	const uint8_t *data;
 	size_t size;
 	uint64_t meta_off;
+	uint64_t max_nid;  /* largest nid whose compact record fits */
 	uint64_t xattr_off;
 	int64_t build_time;
 	uint32_t build_time_nsec;
 	uint64_t budget;
 	const char *const *toplevel;
-	struct u64map nodes;  /* nid -> node, or &dropped_marker */
+	struct nid_table nodes; /* nid -> node, or &dropped_marker */
 	struct u64map shared; /* shared id -> struct shared_xattr */
 	struct intern interned;
 	struct dir_frame *stack;
@@ -328,14 +380,13 @@ static bool in_image(const struct reader *r, uint64_t off, uint64_t len)
 
 static int read_inode(struct reader *r, uint64_t nid, struct inode *ino)
 {
-	const uint64_t avail = r->size - r->meta_off;
 	uint16_t format, icount;
 
 	memset(ino, 0, sizeof(*ino));
 	ino->nid = nid;
 	/* Section 18 step 5: the record must be inside the image. */
-	if (avail < sizeof(struct lcfs_erofs_inode_compact) ||
-	    nid > (avail - sizeof(struct lcfs_erofs_inode_compact)) / LCFS_SLOT)
+	if (r->size - r->meta_off < sizeof(struct lcfs_erofs_inode_compact) ||
+	    nid > r->max_nid)
 		return INODE_ERR(r, nid, EINVAL, "outside the image");
 	ino->off = r->meta_off + nid * LCFS_SLOT;
 	format = get16(r->data + ino->off);
@@ -1082,7 +1133,9 @@ static int walk(struct reader *r)
 		if (f->toplevel && r->toplevel != NULL && !in_filter(r->toplevel, name, len))
 			continue;
 
-		existing = map_get(&r->nodes, nid);
+		/* Only nids inside the image get here (read_inode() checks
+		 * new ones), so the table lookup needs the same bound. */
+		existing = nid <= r->max_nid ? nid_table_get(&r->nodes, nid) : NULL;
 		if (existing == (void *)&dropped_marker)
 			continue;
 		if (existing != NULL) {
@@ -1095,7 +1148,8 @@ static int walk(struct reader *r)
 		ret = build_node(r, nid, &child, &ext);
 		if (ret < 0)
 			return ret;
-		if (map_put(&r->nodes, nid, child ? (void *)child : (void *)&dropped_marker) < 0) {
+		if (nid_table_put(&r->nodes, nid,
+				  child ? (void *)child : (void *)&dropped_marker) < 0) {
 			lcfs_node_unref(child);
 			return oom(r);
 		}
@@ -1150,6 +1204,9 @@ static int read_header(struct reader *r)
 		return lcfs_error_set(r->err, EINVAL,
 				      "xattr block %u past the end of the image",
 				      le32toh(sb.xattr_blkaddr));
+	if (r->size - r->meta_off >= sizeof(struct lcfs_erofs_inode_compact))
+		r->max_nid = (r->size - r->meta_off - sizeof(struct lcfs_erofs_inode_compact)) /
+			     LCFS_SLOT;
 	r->build_time = (int64_t)le64toh(sb.build_time);
 	r->build_time_nsec = le32toh(sb.build_time_nsec);
 	return le16toh(sb.root_nid);
@@ -1161,7 +1218,7 @@ static void reader_release(struct reader *r)
 		if (r->shared.slots[i].key != MAP_EMPTY)
 			shared_free(r->shared.slots[i].value);
 	free(r->shared.slots);
-	free(r->nodes.slots);
+	nid_table_release(&r->nodes);
 	intern_release(&r->interned);
 	free(r->stack);
 }
@@ -1186,6 +1243,10 @@ struct lcfs_node_s *lcfs_image_load(const uint8_t *data, size_t size,
 	if (ret < 0)
 		goto out;
 	root_nid = ret;
+	if (nid_table_init(&r.nodes, r.max_nid) < 0) {
+		ret = oom(&r);
+		goto out;
+	}
 	ret = build_node(&r, root_nid, &root, &ext);
 	if (ret < 0)
 		goto out;
@@ -1194,7 +1255,7 @@ struct lcfs_node_s *lcfs_image_load(const uint8_t *data, size_t size,
 				     (unsigned long long)root_nid);
 		goto out;
 	}
-	ret = map_put(&r.nodes, root_nid, root);
+	ret = nid_table_put(&r.nodes, root_nid, root);
 	if (ret < 0) {
 		ret = oom(&r);
 		goto out;
