@@ -716,10 +716,9 @@ int main(int argc, char **argv)
 
 	memset(&fs, 0, sizeof(fs));
 	memset(&cmd, 0, sizeof(cmd));
-	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) < 0)
-		return 1;
-	if (fuse_parse_cmdline(&args, &cmd) != 0)
-		return 1;
+	if (fuse_opt_parse(&args, &o, cfs_opt_spec, opt_proc) < 0 ||
+	    fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out_args; /* libfuse said why */
 	if (cmd.show_help) {
 		usage(stdout);
 		fuse_cmdline_help();
