@@ -349,6 +349,13 @@ def case_failures(env):
                        "No such file or directory", missing)
     env.expect_failure(["-o", "basedir=%s:%s" % (store, missing), image, mnt],
                        "No such file or directory", missing)
+    # A basedir that is a file: overlayfs explains itself through the fs
+    # context, and its words reach the message.
+    afile = env.path("a-file")
+    open(afile, "w").close()
+    err = env.expect_failure(["-o", "basedir=" + afile, image, mnt],
+                             "Invalid argument", "overlay: ", afile)
+    print("basedir is a file: %s" % err.strip())
     # A missing mount point.
     env.expect_failure(["-o", "basedir=" + store, image, env.path("no-mnt")],
                        "No such file or directory")
@@ -432,6 +439,25 @@ def case_options(env):
             ("basedir=%s,idmap=%s" % (store, env.path("no-ns")), "Failed to open userns"),
     ]:
         env.expect_failure(["-o", opts, image, mnt], msg)
+
+    # Random option strings: the parser never crashes, and every run ends
+    # in one clear line (the mount point does not exist, so nothing can
+    # be mounted).
+    rng = random.Random(5)
+    pieces = ["basedir", "digest", "verity", "tryverity", "noverity", "idmap",
+              "upperdir", "workdir", "ro", "rw", "=", "=", ",", ",", "\\", ":",
+              "::", store, "ab", "x", "", "\\,", "=="]
+    nowhere = env.path("no-such-mountpoint")
+    env.mark()
+    for _ in range(300):
+        opts = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        rc, err = env.mount_tool(["-o", opts, image, nowhere])
+        check(rc == 1, "-o %r: exit status %d (%r)" % (opts, rc, err))
+        lines = err.splitlines()
+        check(lines and lines[0].startswith(PROG + ": "), "-o %r: %r" % (opts, err))
+        if "usage:" not in err:
+            check(len(lines) == 1 and err.endswith("\n"), "-o %r: %r" % (opts, err))
+    env.check_clean("random option strings")
 
     def mount_options(path):
         with open("/proc/self/mountinfo") as f:
