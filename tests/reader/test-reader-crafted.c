@@ -33,7 +33,8 @@ static uint8_t *dirent_of(struct tb *b, int d, const char *name)
 	abort();
 }
 
-static struct lcfs_node_s *load_ok(struct tb *b, const char *const *filter, const char *what)
+static struct lcfs_node_s *load_ok(struct tb *b, const char *const *filter,
+				   const char *what)
 {
 	struct lcfs_error e = { 0 };
 	struct lcfs_node_s *root = lcfs_image_load(b->img, b->size, filter, &e);
@@ -565,9 +566,12 @@ static const struct {
 	{ "xattr icount overflow", c_icount, EINVAL, "xattr area past the end" },
 	{ "shared count overflow", c_shared_count, EINVAL, "do not fit" },
 	{ "xattr value size overflow", c_entry_size, EINVAL, "past the end of the xattr area" },
-	{ "xattr name size overflow", c_entry_name_len, EINVAL, "past the end of the xattr area" },
-	{ "shared xattr id out of range", c_shared_id, EINVAL, "past the end of the image" },
-	{ "shared xattr at the very end", c_shared_id_edge, EINVAL, "past the end of the image" },
+	{ "xattr name size overflow", c_entry_name_len, EINVAL,
+	  "past the end of the xattr area" },
+	{ "shared xattr id out of range", c_shared_id, EINVAL,
+	  "past the end of the image" },
+	{ "shared xattr at the very end", c_shared_id_edge, EINVAL,
+	  "past the end of the image" },
 	{ "xattr name index 7", c_name_index, EINVAL, "index 7" },
 	{ "xattr name with NUL", c_xattr_nul, EINVAL, "NUL" },
 	{ "empty xattr key", c_xattr_empty_key, EINVAL, "empty name" },
@@ -639,7 +643,8 @@ static void test_redirects(void)
 	b.nodes[f].xattrs = x_long;
 	b.nodes[f].n_xattrs = 1;
 	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "redirect of 4096 bytes", "long redirect");
+	test_expect_error(b.img, b.size, NULL, EINVAL, "redirect of 4096 bytes",
+			  "long redirect");
 	tb_free(&b);
 
 	tb_init(&b);

@@ -476,7 +476,8 @@ static void check_printed(const char *asset, struct lcfs_node_s *root)
 	CHECK_MSG(lcfs_dump_print(f, root) == 0, "%s: print failed", asset);
 	fclose(f);
 	kept = calloc(1, out_len + 1);
-	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "/inline-large", 13) == 0)
 			continue;
 		kept_len += sprintf(kept + kept_len, "%s\n", line);

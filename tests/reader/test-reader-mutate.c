@@ -51,7 +51,8 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* Loads a mutated image and checks the outcome is an orderly one. */
-static bool try_load(const uint8_t *img, size_t size, const char *what, unsigned long iter)
+static bool try_load(const uint8_t *img, size_t size, const char *what,
+		     unsigned long iter)
 {
 	struct lcfs_error e = { 0 };
 	struct lcfs_node_s *root = lcfs_image_load(img, size, NULL, &e);
