@@ -13,6 +13,7 @@
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fsverity.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
@@ -86,9 +87,11 @@ static void fs_log_read(int fsfd, char *out, size_t size)
 	if (out != NULL && size > 0)
 		out[0] = '\0';
 	for (int i = 0; i < LOG_MAX_MESSAGES; i++) {
-		char buf[512];
+		char buf[PATH_MAX + 256]; /* messages quote paths */
 		ssize_t n = read(fsfd, buf, sizeof(buf) - 1);
 
+		if (n < 0 && errno == EMSGSIZE)
+			continue; /* that message is dropped; read on */
 		if (n <= 0)
 			break; /* ENODATA: the queue is empty */
 		while (n > 0 && buf[n - 1] == '\n')
