@@ -12,8 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "libcomposefs/lcfs-mount.h"
 #include "lcfs-internal.h"
+
+#if HAVE_LIBCAP
+#include <sys/capability.h>
+#endif
 
 struct mount_args {
 	char *basedir;   /* unescaped value, split into objdirs */
@@ -26,6 +31,7 @@ struct mount_args {
 	bool require_verity;
 	bool try_verity;
 	bool readonly;
+	bool fuse;       /* mount through composefs-fuse */
 };
 
 static const char *prog;
@@ -49,7 +55,9 @@ static void usage(FILE *out)
 		"  upperdir=DIR          writable upper directory (with workdir)\n"
 		"  workdir=DIR           overlay work directory (with upperdir)\n"
 		"  ro                    mount read-only\n"
-		"  rw                    mount read-write (the default)\n",
+		"  rw                    mount read-write (the default)\n"
+		"  fuse                  mount through composefs-fuse (the default\n"
+		"                        without CAP_SYS_ADMIN)\n",
 		prog, prog);
 }
 
@@ -171,6 +179,8 @@ static void apply_option(struct mount_args *a, const char *key, char *value)
 		a->readonly = true;
 	} else if (strcmp(key, "rw") == 0) {
 		a->readonly = false;
+	} else if (strcmp(key, "fuse") == 0) {
+		a->fuse = true;
 	} else {
 		die(false, "Unsupported option %s", key);
 	}
@@ -224,6 +234,90 @@ static const char *mount_error_text(int err)
 	}
 }
 
+/* ---- Mounting through composefs-fuse (composefs-fuse(1)) ---------------- */
+
+/* Whether the kernel mount can work: it needs CAP_SYS_ADMIN. */
+static bool can_mount_kernel(void)
+{
+#if HAVE_LIBCAP
+	cap_flag_value_t v = CAP_CLEAR;
+	cap_t caps = cap_get_proc();
+
+	if (caps == NULL)
+		return geteuid() == 0;
+	if (cap_get_flag(caps, CAP_SYS_ADMIN, CAP_EFFECTIVE, &v) < 0)
+		v = CAP_CLEAR;
+	cap_free(caps);
+	return v == CAP_SET;
+#else
+	return geteuid() == 0;
+#endif
+}
+
+/* Appends @s to @out (of @size bytes), with ',' and '\\' protected as
+ * libfuse option values need when @escape is set. */
+static void append_opt(char *out, size_t size, const char *s, bool escape)
+{
+	size_t n = strlen(out);
+
+	for (; *s; s++) {
+		if (n + 3 > size)
+			die(false, "Option value too long");
+		if (escape && (*s == ',' || *s == '\\'))
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+}
+
+/* Replaces this process with composefs-fuse serving @image on
+ * @mountpoint with the options translated. It is looked for next to this
+ * program, then in the configured bindir, then in PATH. */
+static void __attribute__((noreturn))
+exec_fuse(struct mount_args *a, const char *image, const char *mountpoint)
+{
+	static const char name[] = "composefs-fuse";
+	char opts[16384] = "source=";
+	char self[4096], path[4096 + sizeof(name)];
+	char *argv[] = { (char *)name, (char *)"-o", opts, (char *)mountpoint, NULL };
+	ssize_t len;
+
+	if (a->upperdir != NULL)
+		die(false, "Option upperdir is not supported with fuse");
+	if (a->idmap != NULL)
+		die(false, "Option idmap is not supported with fuse");
+	append_opt(opts, sizeof(opts), image, true);
+	for (size_t i = 0; i < a->n_objdirs; i++) {
+		append_opt(opts, sizeof(opts), i == 0 ? ",basedir=" : ":", false);
+		append_opt(opts, sizeof(opts), a->objdirs[i], true);
+	}
+	/* verity=require is checked in userspace; tryverity has nothing to
+	 * fall back from there and asks for nothing. */
+	if (a->require_verity)
+		append_opt(opts, sizeof(opts), ",verity", false);
+	if (a->digest != NULL && a->digest[0] != '\0') {
+		append_opt(opts, sizeof(opts), ",digest=", false);
+		append_opt(opts, sizeof(opts), a->digest, true);
+	}
+
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len > 0) {
+		char *slash;
+
+		self[len] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/%s", self, name);
+			execv(path, argv);
+		}
+	}
+	snprintf(path, sizeof(path), "%s/%s", COMPOSEFS_BINDIR, name);
+	execv(path, argv);
+	execvp(name, argv);
+	die(false, "Failed to run %s: %s", name, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	struct mount_args a = { 0 };
@@ -267,6 +361,13 @@ int main(int argc, char **argv)
 		die(true, "No object dirs specified");
 	if ((a.upperdir == NULL) != (a.workdir == NULL))
 		die(false, "Both workdir and upperdir must be specified if used");
+	if (!a.fuse && !can_mount_kernel()) {
+		fprintf(stderr, "%s: no CAP_SYS_ADMIN, mounting through "
+			"composefs-fuse\n", prog);
+		a.fuse = true;
+	}
+	if (a.fuse)
+		exec_fuse(&a, image, mountpoint);
 
 	opts.objdirs = a.objdirs;
 	opts.n_objdirs = a.n_objdirs;
