@@ -455,6 +455,10 @@ static void cfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
+	if (!cfs_xattr_name_known(name, strlen(name))) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	x = find_xattr(v, idx, name);
 	/* overlayfs reads trusted.overlay.X under its escaped name,
 	 * trusted.overlay.overlay.X, and fails when that is longer than an

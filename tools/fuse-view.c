@@ -41,16 +41,20 @@ static bool has_prefix(const char *s, size_t len, const char *prefix)
 	return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
+bool cfs_xattr_name_known(const char *key, size_t len)
+{
+	return has_prefix(key, len, "user.") || has_prefix(key, len, "trusted.") ||
+	       has_prefix(key, len, "security.") ||
+	       has_prefix(key, len, "system.posix_acl_access") ||
+	       has_prefix(key, len, "system.posix_acl_default");
+}
+
 /* EROFS lists only the name prefixes it knows (IMAGE-FORMAT.md 9.1). */
 static bool xattr_visible(const char *key, size_t len, bool acl)
 {
-	if (has_prefix(key, len, "user.") || has_prefix(key, len, "trusted.") ||
-	    has_prefix(key, len, "security."))
-		return true;
-	if (has_prefix(key, len, "system.posix_acl_access") ||
-	    has_prefix(key, len, "system.posix_acl_default"))
-		return acl;
-	return false;
+	if (!cfs_xattr_name_known(key, len))
+		return false;
+	return acl || !has_prefix(key, len, "system.");
 }
 
 /* ---- Node pointer to inode index ------------------------------------------- */

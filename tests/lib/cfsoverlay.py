@@ -116,6 +116,11 @@ def object_bytes(path, size):
 
 # --- comparing two mounts ----------------------------------------------------
 
+# Names no image here has: how reading them fails is part of the view.
+ABSENT_XATTRS = ("user.absent", "trusted.absent", "security.selinux",
+                 "system.posix_acl_access", "system.absent", "other.absent")
+
+
 def snapshot(mnt, read_limit=1 << 20):
     """Everything a user can observe of the tree at `mnt`, as a dict from
     relative path to a tuple, inode numbers replaced by the first path that
@@ -157,6 +162,13 @@ def snapshot(mnt, read_limit=1 << 20):
             rec["xattr_values"] = tuple(vals)
         except OSError as ex:
             rec["xattrs"] = errno.errorcode.get(ex.errno, ex.errno)
+        absent = []
+        for k in ABSENT_XATTRS:
+            try:
+                absent.append(os.getxattr(full, k, follow_symlinks=False))
+            except OSError as ex:
+                absent.append(errno.errorcode.get(ex.errno, ex.errno))
+        rec["absent_xattrs"] = tuple(absent)
         if stat.S_ISLNK(st.st_mode):
             rec["target"] = os.readlink(full)
         elif stat.S_ISREG(st.st_mode):
