@@ -43,6 +43,7 @@ PROG = "mount.composefs"
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 16384
+MS_BIND = 4096
 MS_PRIVATE = 1 << 18
 
 
@@ -69,7 +70,24 @@ def private_namespace():
     except OSError as e:
         skip("cannot create a mount namespace: %s" % e.strerror)
     _libc_call(_libc.mount, None, b"/", None, MS_REC | MS_PRIVATE, None)
+    # Trees under the old /tmp that the test needs (a build or checkout
+    # there, the shared assets) are bound back at the same paths.
+    keep = {}
+    for var in ("COMPOSEFS_BUILDDIR", "COMPOSEFS_SRCDIR", "COMPOSEFS_SHARED"):
+        path = os.environ.get(var)
+        if not path or not os.path.exists(path):
+            continue
+        real = os.path.realpath(path)
+        if real.startswith("/tmp/"):
+            top = "/tmp/" + real[5:].split("/")[0]
+            if top not in keep:
+                keep[top] = os.open(top, os.O_PATH | os.O_CLOEXEC)
     _libc_call(_libc.mount, b"tmpfs", b"/tmp", b"tmpfs", 0, b"mode=1777")
+    for top, fd in keep.items():
+        os.makedirs(top, exist_ok=True)
+        _libc_call(_libc.mount, ("/proc/self/fd/%d" % fd).encode(), top.encode(),
+                   None, MS_BIND | MS_REC, None)
+        os.close(fd)
 
 
 def have_fs(name):
