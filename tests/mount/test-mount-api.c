@@ -209,6 +209,49 @@ static void cleanup(void)
 		fprintf(stderr, "cannot remove '%s'\n", workdir);
 }
 
+/*
+ * Mounts a fresh tmpfs on /tmp. Trees this test needs that live under the
+ * old /tmp (a build or a checkout there, and the shared assets) are bound
+ * back at the same paths so they stay reachable.
+ */
+static void private_tmp(const char *shared)
+{
+	const char *paths[] = { getenv("COMPOSEFS_BUILDDIR"), getenv("COMPOSEFS_SRCDIR"),
+				shared };
+	char keep[3][PATH_MAX];
+	int fds[3];
+	size_t n = 0;
+
+	for (size_t i = 0; i < 3; i++) {
+		char real[PATH_MAX];
+		char *slash;
+
+		if (paths[i] == NULL || realpath(paths[i], real) == NULL ||
+		    strncmp(real, "/tmp/", 5) != 0)
+			continue;
+		slash = strchr(real + 5, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		fds[n] = open(real, O_PATH | O_CLOEXEC);
+		if (fds[n] < 0)
+			fatal("cannot open '%s'", real);
+		snprintf(keep[n], sizeof(keep[n]), "%s", real);
+		n++;
+	}
+	if (mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777") < 0)
+		fatal("cannot mount a tmpfs on /tmp");
+	for (size_t i = 0; i < n; i++) {
+		char src[64];
+
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+		if (mkdir(keep[i], 0755) < 0 && errno != EEXIST)
+			fatal("cannot create '%s'", keep[i]);
+		if (mount(src, keep[i], NULL, MS_BIND | MS_REC, NULL) < 0)
+			fatal("cannot bind '%s'", keep[i]);
+		close(fds[i]);
+	}
+}
+
 static void setup(void)
 {
 	const char *shared = getenv("COMPOSEFS_SHARED");
@@ -643,49 +686,6 @@ static void test_idmap(void)
 	close(nsfd);
 	close(fd);
 	free(before);
-}
-
-/*
- * Mounts a fresh tmpfs on /tmp. Trees this test needs that live under the
- * old /tmp (a build or a checkout there, and the shared assets) are bound
- * back at the same paths so they stay reachable.
- */
-static void private_tmp(const char *shared)
-{
-	const char *paths[] = { getenv("COMPOSEFS_BUILDDIR"), getenv("COMPOSEFS_SRCDIR"),
-				shared };
-	char keep[3][PATH_MAX];
-	int fds[3];
-	size_t n = 0;
-
-	for (size_t i = 0; i < 3; i++) {
-		char real[PATH_MAX];
-		char *slash;
-
-		if (paths[i] == NULL || realpath(paths[i], real) == NULL ||
-		    strncmp(real, "/tmp/", 5) != 0)
-			continue;
-		slash = strchr(real + 5, '/');
-		if (slash != NULL)
-			*slash = '\0';
-		fds[n] = open(real, O_PATH | O_CLOEXEC);
-		if (fds[n] < 0)
-			fatal("cannot open '%s'", real);
-		snprintf(keep[n], sizeof(keep[n]), "%s", real);
-		n++;
-	}
-	if (mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777") < 0)
-		fatal("cannot mount a tmpfs on /tmp");
-	for (size_t i = 0; i < n; i++) {
-		char src[64];
-
-		snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
-		if (mkdir(keep[i], 0755) < 0 && errno != EEXIST)
-			fatal("cannot create '%s'", keep[i]);
-		if (mount(src, keep[i], NULL, MS_BIND | MS_REC, NULL) < 0)
-			fatal("cannot bind '%s'", keep[i]);
-		close(fds[i]);
-	}
 }
 
 int main(void)
