@@ -99,8 +99,13 @@ class FuseMount:
         self.stderr = b""
 
     def __enter__(self):
+        env = dict(os.environ)
+        # A library the test wants preloaded into the server only.
+        preload = env.pop("CFS_TEST_FUSE_PRELOAD", None)
+        if preload:
+            env["LD_PRELOAD"] = preload
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 20
         while not is_fuse_mounted(self.mnt):
             if self.proc.poll() is not None:
