@@ -256,7 +256,9 @@ static int cmp_names(const void *a, const void *b)
  * with @basedir_fd >= 0 only those that cannot be stat'ed there. */
 static void print_objects(struct objects *objs, int basedir_fd)
 {
-	qsort(objs->names, objs->n, sizeof(*objs->names), cmp_names);
+	/* qsort() must not be given a NULL array, even an empty one. */
+	if (objs->n > 0)
+		qsort(objs->names, objs->n, sizeof(*objs->names), cmp_names);
 	for (size_t i = 0; i < objs->n; i++) {
 		const char *name = objs->names[i];
 		struct stat st;
