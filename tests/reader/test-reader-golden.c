@@ -171,10 +171,15 @@ static void parse_line(char *line, struct dentry *e)
 static struct dentry *parse_dump(char *text, size_t *count)
 {
 	struct dentry *v = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 
 	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
-		v = realloc(v, (n + 1) * sizeof(*v));
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			v = realloc(v, cap * sizeof(*v));
+			if (v == NULL)
+				abort();
+		}
 		parse_line(line, &v[n++]);
 	}
 	*count = n;
