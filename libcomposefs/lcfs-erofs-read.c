@@ -57,6 +57,8 @@ static inline uint64_t get64(const uint8_t *p)
 
 /* ---- A small open-addressing map from u64 keys to pointers ---------------- */
 
+/* Used for the decoded shared xattrs, by id. */
+
 #define MAP_EMPTY UINT64_MAX
 
 struct map_slot {
@@ -101,7 +103,7 @@ static void map_insert_slot(struct map_slot *slots, size_t cap, uint64_t key,
 	slots[i].value = value;
 }
 
-/* Inserts or replaces. Keys are nids and shared xattr ids, never
+/* Inserts or replaces. Keys are shared xattr ids (32-bit), never
  * MAP_EMPTY. 0 or -ENOMEM. */
 static int map_put(struct u64map *m, uint64_t key, void *value)
 {
