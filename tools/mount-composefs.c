@@ -15,24 +15,11 @@
 #include "config.h"
 #include "libcomposefs/lcfs-mount.h"
 #include "lcfs-internal.h"
+#include "mount-options.h"
 
 #if HAVE_LIBCAP
 #include <sys/capability.h>
 #endif
-
-struct mount_args {
-	char *basedir;   /* unescaped value, split into objdirs */
-	const char **objdirs;
-	size_t n_objdirs;
-	char *digest;
-	char *upperdir;
-	char *workdir;
-	char *idmap;
-	bool require_verity;
-	bool try_verity;
-	bool readonly;
-	bool fuse;       /* mount through composefs-fuse */
-};
 
 static const char *prog;
 
@@ -74,150 +61,6 @@ die(bool with_usage, const char *fmt, ...)
 	if (with_usage)
 		usage(stderr);
 	exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		die(false, "out of memory");
-	return p;
-}
-
-/* Removes the backslashes that protect characters in an option value. */
-static char *unescape_value(const char *s, size_t len)
-{
-	char *out = xmalloc(len + 1);
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '\\' && i + 1 < len)
-			i++;
-		out[n++] = s[i];
-	}
-	out[n] = '\0';
-	return out;
-}
-
-/* basedir=A:B:C, empty components rejected. Takes @value. */
-static void set_basedir(struct mount_args *a, char *value)
-{
-	size_t n = 1;
-
-	for (const char *p = value; *p; p++)
-		n += *p == ':';
-	free(a->basedir);
-	free(a->objdirs);
-	a->basedir = value;
-	a->objdirs = xmalloc(n * sizeof(*a->objdirs));
-	a->n_objdirs = 0;
-	for (char *p = value;;) {
-		char *colon = strchr(p, ':');
-
-		if (colon != NULL)
-			*colon = '\0';
-		if (*p == '\0')
-			die(false, "Value for basedir option has incorrect format");
-		a->objdirs[a->n_objdirs++] = p;
-		if (colon == NULL)
-			break;
-		p = colon + 1;
-	}
-}
-
-static void set_string(char **field, char *value)
-{
-	free(*field);
-	*field = value;
-}
-
-/* One KEY[=VALUE] item; @value is NULL when there was no '='. Takes
- * @value. */
-static void apply_option(struct mount_args *a, const char *key, char *value)
-{
-	static const char *const need_value[] = {
-		"basedir", "digest", "upperdir", "workdir", "idmap",
-	};
-
-	for (size_t i = 0; i < sizeof(need_value) / sizeof(need_value[0]); i++) {
-		if (strcmp(key, need_value[i]) == 0 && value == NULL)
-			die(false, "No value specified for %s option", key);
-	}
-	if (strcmp(key, "basedir") == 0) {
-		set_basedir(a, value);
-		return;
-	}
-	if (strcmp(key, "digest") == 0) {
-		set_string(&a->digest, value);
-		a->require_verity = true;
-		return;
-	}
-	if (strcmp(key, "upperdir") == 0) {
-		set_string(&a->upperdir, value);
-		return;
-	}
-	if (strcmp(key, "workdir") == 0) {
-		set_string(&a->workdir, value);
-		return;
-	}
-	if (strcmp(key, "idmap") == 0) {
-		set_string(&a->idmap, value);
-		return;
-	}
-	free(value);
-	if (strcmp(key, "verity") == 0) {
-		a->require_verity = true;
-	} else if (strcmp(key, "tryverity") == 0) {
-		a->try_verity = true;
-	} else if (strcmp(key, "noverity") == 0) {
-		/* Cancels verity, tryverity and digest's verity given
-		 * before it; a digest= value is still checked. */
-		a->require_verity = false;
-		a->try_verity = false;
-	} else if (strcmp(key, "ro") == 0) {
-		a->readonly = true;
-	} else if (strcmp(key, "rw") == 0) {
-		a->readonly = false;
-	} else if (strcmp(key, "fuse") == 0) {
-		a->fuse = true;
-	} else {
-		die(false, "Unsupported option %s", key);
-	}
-}
-
-/*
- * Items are separated by ','; inside an item '\' protects the next
- * character and the first unprotected '=' separates key from value. The
- * key is taken as written, the value loses its protecting backslashes.
- */
-static void parse_options(struct mount_args *a, const char *opts)
-{
-	const char *item = opts;
-
-	for (;;) {
-		const char *p = item, *eq = NULL;
-		char *key;
-
-		while (*p && *p != ',') {
-			if (*p == '\\' && p[1] != '\0') {
-				p += 2;
-				continue;
-			}
-			if (*p == '=' && eq == NULL)
-				eq = p;
-			p++;
-		}
-		key = strndup(item, (size_t)((eq ? eq : p) - item));
-		if (key == NULL)
-			die(false, "out of memory");
-		apply_option(a, key, eq ? unescape_value(eq + 1, (size_t)(p - eq - 1))
-					: NULL);
-		free(key);
-		if (*p == '\0')
-			break;
-		item = p + 1;
-	}
 }
 
 static const char *mount_error_text(int err)
@@ -355,8 +198,12 @@ int main(int argc, char **argv)
 	image = argv[optind];
 	mountpoint = argv[optind + 1];
 
-	if (optstring != NULL)
-		parse_options(&a, optstring);
+	if (optstring != NULL) {
+		char msg[512];
+
+		if (mount_options_parse(&a, optstring, msg, sizeof(msg)) < 0)
+			die(false, "%s", msg);
+	}
 	if (a.n_objdirs == 0)
 		die(true, "No object dirs specified");
 	if ((a.upperdir == NULL) != (a.workdir == NULL))
@@ -404,11 +251,6 @@ int main(int argc, char **argv)
 	close(fd);
 	if (userns_fd >= 0)
 		close(userns_fd);
-	free(a.basedir);
-	free(a.objdirs);
-	free(a.digest);
-	free(a.upperdir);
-	free(a.workdir);
-	free(a.idmap);
+	mount_args_release(&a);
 	return 0;
 }
