@@ -218,27 +218,11 @@ def make_store(store, root_exp, limit=1 << 20):
 
 
 def fsverity_digest(data):
-    """fs-verity SHA-256 digest (4096-byte blocks, no salt) of `data`,
-    computed here independently of the library."""
-    import hashlib
-
-    def pad(b):
-        return b + b"\0" * (-len(b) % 4096) if b else b"\0" * 4096
-
-    level = data
-    if len(data) <= 4096:
-        root = hashlib.sha256(pad(data)).digest() if data else b"\0" * 32
-    else:
-        while True:
-            hashes = b"".join(hashlib.sha256(level[i:i + 4096].ljust(4096, b"\0")).digest()
-                              for i in range(0, len(level), 4096))
-            if len(hashes) <= 4096:
-                root = hashlib.sha256(pad(hashes)).digest()
-                break
-            level = hashes
-    desc = bytes([1, 1, 12, 0]) + b"\0" * 4 + len(data).to_bytes(8, "little") + \
-        root + b"\0" * 32 + b"\0" * 32 + b"\0" * 144
-    return hashlib.sha256(desc).digest()
+    """fs-verity SHA-256 digest (4096-byte blocks, no salt) of `data`, raw
+    bytes, from the independent implementation of the build tests."""
+    sys.path.insert(0, os.path.join(HERE, "..", "build"))
+    import buildlib
+    return bytes.fromhex(buildlib.fsverity_digest(data))
 
 
 def dump_line(path, mode, size=0, payload=None, content=None, digest=None,

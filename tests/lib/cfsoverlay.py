@@ -54,13 +54,8 @@ def redirect_valid(redirect):
     return redirect.startswith(b"/") and all(redirect[1:].split(b"/"))
 
 
-def overlay_view(root_exp, read_object=None):
-    """Rewrite cfsdump.expected_view()'s tree in place into the composefs
-    mount's view and return it.
-
-    read_object(path) gives the bytes of the backing file at `path`
-    (relative to the object directories), or None when the test does not
-    want that file's content compared (it is absent, or too large)."""
+def _inodes(root_exp):
+    """Every Expect of a view once (hard links share theirs)."""
     seen = set()
     stack = [root_exp]
     while stack:
@@ -68,6 +63,19 @@ def overlay_view(root_exp, read_object=None):
         if id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        if e.children is not None:
+            stack.extend(e.children.values())
+
+
+def overlay_view(root_exp, read_object=None):
+    """Rewrite cfsdump.expected_view()'s tree in place into the composefs
+    mount's view and return it.
+
+    read_object(path) gives the bytes of the backing file at `path`
+    (relative to the object directories), or None when the test does not
+    want that file's content compared (it is absent, or too large)."""
+    for e in list(_inodes(root_exp)):
         redirect = e.xattrs.get(OVL + b"redirect")
         external = OVL + b"metacopy" in e.xattrs
         e.xattrs = overlay_xattrs(e.xattrs)
@@ -83,8 +91,6 @@ def overlay_view(root_exp, read_object=None):
                 c = e.children[name]
                 if isinstance(c.key, tuple) and c.key[0] == "root-whiteout":
                     del e.children[name]
-                else:
-                    stack.append(c)
     return root_exp
 
 
@@ -92,18 +98,10 @@ def external_files(root_exp):
     """(redirect path, size) of every external file with a usable redirect
     in an EROFS view (before overlay_view())."""
     out = []
-    seen = set()
-    stack = [root_exp]
-    while stack:
-        e = stack.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
+    for e in _inodes(root_exp):
         r = e.xattrs.get(OVL + b"redirect")
         if OVL + b"metacopy" in e.xattrs and r is not None and redirect_valid(r):
             out.append((r[1:], e.size))
-        if e.children is not None:
-            stack.extend(e.children.values())
     return out
 
 
