@@ -59,14 +59,6 @@ struct hardlink {
 	unsigned long line;
 };
 
-/* Open-addressing set of the xattr entries seen so far; holds a reference
- * to each. */
-struct xattr_table {
-	struct lcfs_xattr **slots;
-	size_t mask;
-	size_t count;
-};
-
 struct parser {
 	unsigned flags;
 	struct lcfs_error *err;
@@ -79,7 +71,7 @@ struct parser {
 	size_t n_dirs;
 	size_t dirs_cap;
 
-	struct xattr_table xattrs;
+	struct lcfs_xattr_intern xattrs; /* identical pairs share one entry */
 
 	struct hardlink *links;
 	size_t n_links;
@@ -330,69 +322,6 @@ static size_t split_fields(char *line, size_t len, struct field f[N_FIELDS],
 	return n;
 }
 
-/* ---- Shared xattr entries --------------------------------------------------- */
-
-static int xattr_table_grow(struct xattr_table *t)
-{
-	size_t cap = t->slots ? (t->mask + 1) * 2 : 64;
-	struct lcfs_xattr **slots = calloc(cap, sizeof(*slots));
-
-	if (slots == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++) {
-		struct lcfs_xattr *x = t->slots[i];
-		size_t j;
-
-		if (x == NULL)
-			continue;
-		for (j = x->hash & (cap - 1); slots[j] != NULL; j = (j + 1) & (cap - 1))
-			;
-		slots[j] = x;
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->mask = cap - 1;
-	return 0;
-}
-
-static void xattr_table_release(struct xattr_table *t)
-{
-	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++)
-		lcfs_xattr_unref(t->slots[i]);
-	free(t->slots);
-	t->slots = NULL;
-}
-
-/* The shared entry for (@key, @value), created on first use. The table
- * keeps the reference; NULL with -errno in *@errp on failure. */
-static struct lcfs_xattr *xattr_intern(struct xattr_table *t, const char *key,
-				       size_t key_len, const char *value,
-				       size_t value_len, int *errp)
-{
-	uint32_t h = lcfs_xattr_hash(key, key_len, value, value_len);
-	struct lcfs_xattr *x;
-	size_t i;
-
-	if ((t->count + 1) * 2 > (t->slots ? t->mask + 1 : 0)) {
-		*errp = xattr_table_grow(t);
-		if (*errp < 0)
-			return NULL;
-	}
-	for (i = h & t->mask; (x = t->slots[i]) != NULL; i = (i + 1) & t->mask) {
-		if (x->hash == h && x->key_len == key_len &&
-		    x->value_len == value_len &&
-		    memcmp(x->data, key, key_len) == 0 &&
-		    memcmp(lcfs_xattr_value(x), value, value_len) == 0)
-			return x;
-	}
-	x = lcfs_xattr_new(key, key_len, value, value_len, errp);
-	if (x == NULL)
-		return NULL;
-	t->slots[i] = x;
-	t->count++;
-	return x;
-}
-
 /* Section 1.9: space-separated KEY=VALUE tokens. */
 static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 			struct field *xs)
@@ -422,7 +351,7 @@ static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 			r = unescape(p, F_XATTR, &value);
 		if (r < 0)
 			return r;
-		x = xattr_intern(&p->xattrs, key.s, key.len, value.s, value.len, &r);
+		x = lcfs_xattr_intern_get(&p->xattrs, key.s, key.len, value.s, value.len, &r);
 		if (x == NULL && r == -ENOMEM)
 			return perr_oom(p);
 		if (x != NULL)
@@ -912,7 +841,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		free(p.links[i].target);
 	free(p.links);
 	free(p.dirs);
-	xattr_table_release(&p.xattrs);
+	lcfs_xattr_intern_release(&p.xattrs);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;
 	return root;

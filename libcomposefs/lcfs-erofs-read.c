@@ -183,90 +183,6 @@ static void nid_table_release(struct nid_table *t)
 	free(t->leaves);
 }
 
-/* ---- Interned xattr entries ------------------------------------------------- */
-
-/*
- * Identical (key, value) pairs met during one load share one entry: an
- * SELinux label carried by every file costs one allocation. The table holds
- * one reference to each entry.
- */
-struct intern {
-	struct lcfs_xattr **slots;
-	size_t cap;
-	size_t n;
-};
-
-static bool xattr_equal(const struct lcfs_xattr *x, const char *key, size_t klen,
-			const uint8_t *value, size_t vlen)
-{
-	return x->key_len == klen && x->value_len == vlen &&
-	       memcmp(lcfs_xattr_key(x), key, klen) == 0 &&
-	       (vlen == 0 || memcmp(lcfs_xattr_value(x), value, vlen) == 0);
-}
-
-static int intern_grow(struct intern *t)
-{
-	size_t cap = t->cap ? t->cap * 2 : 64;
-	struct lcfs_xattr **slots;
-
-	if (cap < t->cap || cap > SIZE_MAX / sizeof(*slots))
-		return -ENOMEM;
-	slots = calloc(cap, sizeof(*slots));
-	if (slots == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		struct lcfs_xattr *x = t->slots[i];
-		size_t j;
-
-		if (x == NULL)
-			continue;
-		for (j = x->hash & (cap - 1); slots[j] != NULL; j = (j + 1) & (cap - 1))
-			;
-		slots[j] = x;
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->cap = cap;
-	return 0;
-}
-
-/* Borrowed entry for (key, value), created on first use. NULL with *@errp
- * set (-ERANGE for a bad key length, -ENOMEM). */
-static struct lcfs_xattr *intern_get(struct intern *t, const char *key, size_t klen,
-				     const uint8_t *value, size_t vlen, int *errp)
-{
-	uint32_t hash = lcfs_xattr_hash(key, klen, (const char *)value, vlen);
-	struct lcfs_xattr *x;
-	size_t i;
-
-	if ((t->n + 1) * 2 > t->cap) {
-		int r = intern_grow(t);
-
-		if (r < 0) {
-			*errp = r;
-			return NULL;
-		}
-	}
-	for (i = hash & (t->cap - 1); t->slots[i] != NULL; i = (i + 1) & (t->cap - 1)) {
-		x = t->slots[i];
-		if (x->hash == hash && xattr_equal(x, key, klen, value, vlen))
-			return x;
-	}
-	x = lcfs_xattr_new(key, klen, (const char *)value, vlen, errp);
-	if (x == NULL)
-		return NULL;
-	t->slots[i] = x;
-	t->n++;
-	return x;
-}
-
-static void intern_release(struct intern *t)
-{
-	for (size_t i = 0; i < t->cap; i++)
-		lcfs_xattr_unref(t->slots[i]);
-	free(t->slots);
-}
-
 /* ---- Reader state ------------------------------------------------------------ */
 
 /* What an xattr read from the image does to the node (section 18 table). */
@@ -340,7 +256,7 @@ struct reader {
 	const char *const *toplevel;
 	struct nid_table nodes; /* nid -> node, or &dropped_marker */
 	struct u64map shared; /* shared id -> struct shared_xattr */
-	struct intern interned;
+	struct lcfs_xattr_intern interned; /* identical pairs share one entry */
 	struct dir_frame *stack;
 	size_t depth;
 	size_t stack_cap;
@@ -619,7 +535,8 @@ static int decode_entry(struct reader *r, uint64_t nid, const uint8_t *entry,
 		x = lcfs_xattr_new(key, len, (const char *)value, vlen, &err);
 		break;
 	default:
-		x = intern_get(&r->interned, key, len, value, vlen, &err);
+		x = lcfs_xattr_intern_get(&r->interned, key, len, (const char *)value, vlen,
+					  &err);
 		if (x != NULL)
 			lcfs_xattr_ref(x);
 		break;
@@ -1221,7 +1138,7 @@ static void reader_release(struct reader *r)
 			shared_free(r->shared.slots[i].value);
 	free(r->shared.slots);
 	nid_table_release(&r->nodes);
-	intern_release(&r->interned);
+	lcfs_xattr_intern_release(&r->interned);
 	free(r->stack);
 }
 

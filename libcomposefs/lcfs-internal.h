@@ -135,6 +135,26 @@ struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
 struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x);
 void lcfs_xattr_unref(struct lcfs_xattr *x);
 
+/*
+ * A set of xattr entries keyed by (key, value), so that a parser or loader
+ * can give identical pairs one shared entry. Zero-initialise; the set
+ * holds one reference to each entry.
+ */
+struct lcfs_xattr_intern {
+	struct lcfs_xattr **slots;
+	size_t cap; /* 0 or a power of two */
+	size_t n;
+};
+
+/* The entry for (@key, @value), created on first use (borrowed: take a
+ * reference to keep it). NULL with -errno in *@errp (lcfs_xattr_new's
+ * errors, -ENOMEM). */
+struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
+					 const char *key, size_t key_len,
+					 const char *value, size_t value_len,
+					 int *errp);
+void lcfs_xattr_intern_release(struct lcfs_xattr_intern *t);
+
 /* Budget cost of one xattr (section 1.9 of TOOLS-AND-MOUNT.md). */
 static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
 {

@@ -85,6 +85,72 @@ void lcfs_xattr_unref(struct lcfs_xattr *x)
 		free(x);
 }
 
+static int intern_grow(struct lcfs_xattr_intern *t)
+{
+	size_t cap = t->cap ? t->cap * 2 : 64;
+	struct lcfs_xattr **slots;
+
+	if (cap < t->cap || cap > SIZE_MAX / sizeof(*slots))
+		return -ENOMEM;
+	slots = calloc(cap, sizeof(*slots));
+	if (slots == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		struct lcfs_xattr *x = t->slots[i];
+		size_t j;
+
+		if (x == NULL)
+			continue;
+		for (j = x->hash & (cap - 1); slots[j] != NULL; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = x;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->cap = cap;
+	return 0;
+}
+
+struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
+					 const char *key, size_t key_len,
+					 const char *value, size_t value_len,
+					 int *errp)
+{
+	uint32_t hash = lcfs_xattr_hash(key, key_len, value, value_len);
+	struct lcfs_xattr *x;
+	size_t i;
+
+	if ((t->n + 1) * 2 > t->cap) {
+		int r = intern_grow(t);
+
+		if (r < 0) {
+			*errp = r;
+			return NULL;
+		}
+	}
+	for (i = hash & (t->cap - 1); (x = t->slots[i]) != NULL; i = (i + 1) & (t->cap - 1)) {
+		if (x->hash == hash && x->key_len == key_len && x->value_len == value_len &&
+		    memcmp(x->data, key, key_len) == 0 &&
+		    (value_len == 0 || memcmp(lcfs_xattr_value(x), value, value_len) == 0))
+			return x;
+	}
+	x = lcfs_xattr_new(key, key_len, value, value_len, errp);
+	if (x == NULL)
+		return NULL;
+	t->slots[i] = x;
+	t->n++;
+	return x;
+}
+
+void lcfs_xattr_intern_release(struct lcfs_xattr_intern *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		lcfs_xattr_unref(t->slots[i]);
+	free(t->slots);
+	t->slots = NULL;
+	t->cap = t->n = 0;
+}
+
 /* ---- Lifetime ------------------------------------------------------------- */
 
 LCFS_PUBLIC struct lcfs_node_s *lcfs_node_new(void)
