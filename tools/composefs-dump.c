@@ -13,7 +13,6 @@
 #include "lcfs-internal.h"
 #include "toolutil.h"
 
-static const char *prog = "composefs-dump";
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -29,31 +28,7 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --help  show this help and exit\n",
-		prog);
-}
-
-static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
-	exit(EXIT_FAILURE);
-}
-
-static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
+		tool_prog);
 }
 
 int main(int argc, char **argv)
@@ -66,54 +41,49 @@ int main(int argc, char **argv)
 	char buf[1024];
 	int fd, version, r, c;
 
-	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
-		const char *slash = strrchr(argv[0], '/');
-
-		prog = slash ? slash + 1 : argv[0];
-		argv[0] = (char *)prog;
-	}
+	tool_set_prog(argc, argv, "composefs-dump");
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
 			r = tool_close_stdout();
 			if (r < 0)
-				fail("cannot write to standard output: %s", strerror(-r));
+				tool_fail("cannot write to standard output: %s", strerror(-r));
 			return EXIT_SUCCESS;
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+			fprintf(stderr, "Try '%s --help' for more information.\n", tool_prog);
 			return EXIT_FAILURE;
 		}
 	}
 	/* Extra operands are ignored, as by the reference. */
 	if (argc - optind < 1)
-		usage_error("no source path specified");
+		tool_usage_error("no source path specified");
 	if (argc - optind < 2)
-		usage_error("no destination path specified");
+		tool_usage_error("no destination path specified");
 	src = argv[optind];
 	dest = argv[optind + 1];
 
 	fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		fail("cannot open '%s': %s", src, strerror(errno));
+		tool_fail("cannot open '%s': %s", src, strerror(errno));
 	version = lcfs_version_from_fd(fd);
 	if (version < 0)
-		fail("cannot get the image version of '%s': %s", src, strerror(errno));
+		tool_fail("cannot get the image version of '%s': %s", src, strerror(errno));
 	root = tool_image_load(fd, NULL, &err);
 	close(fd);
 	if (root == NULL) {
 		lcfs_error_format(&err, buf, sizeof(buf));
-		fail("cannot load '%s': %s", src, buf);
+		tool_fail("cannot load '%s': %s", src, buf);
 	}
 
 	if (strcmp(dest, "-") == 0 && isatty(STDOUT_FILENO)) {
 		lcfs_node_unref(root);
-		fail("stdout is a tty.  Refusing to use it");
+		tool_fail("stdout is a tty.  Refusing to use it");
 	}
 	r = tool_output_open(&out, dest);
 	if (r < 0) {
 		lcfs_node_unref(root);
-		fail("cannot create '%s': %s", dest, strerror(-r));
+		tool_fail("cannot create '%s': %s", dest, strerror(-r));
 	}
 
 	/* Same version as the source, no more (section 4). */
@@ -126,14 +96,14 @@ int main(int argc, char **argv)
 	lcfs_node_unref(root);
 	if (r < 0) {
 		if (out.err) {
-			fprintf(stderr, "%s: cannot write '%s': %s\n", prog, dest,
+			fprintf(stderr, "%s: cannot write '%s': %s\n", tool_prog, dest,
 				strerror(out.err));
 		} else if (err.msg[0] != '\0' || err.field != NULL) {
 			lcfs_error_format(&err, buf, sizeof(buf));
-			fprintf(stderr, "%s: cannot write '%s': %s: %s\n", prog, dest,
+			fprintf(stderr, "%s: cannot write '%s': %s: %s\n", tool_prog, dest,
 				strerror(-r), buf);
 		} else {
-			fprintf(stderr, "%s: cannot write '%s': %s\n", prog, dest,
+			fprintf(stderr, "%s: cannot write '%s': %s\n", tool_prog, dest,
 				strerror(-r));
 		}
 		tool_output_abort(&out);
@@ -141,9 +111,9 @@ int main(int argc, char **argv)
 	}
 	r = tool_output_commit(&out);
 	if (r < 0)
-		fail("cannot write '%s': %s", dest, strerror(-r));
+		tool_fail("cannot write '%s': %s", dest, strerror(-r));
 	r = tool_close_stdout();
 	if (r < 0)
-		fail("cannot write to standard output: %s", strerror(-r));
+		tool_fail("cannot write to standard output: %s", strerror(-r));
 	return EXIT_SUCCESS;
 }

@@ -14,7 +14,6 @@
 #include "lcfs-internal.h"
 #include "toolutil.h"
 
-static const char *prog = "composefs-info";
 
 enum {
 	OPT_BASEDIR = 256,
@@ -66,31 +65,7 @@ static void usage(FILE *out)
 		"  --basedir=PATH   object store directory (required by missing-objects)\n"
 		"  --filter=NAME    load only the top-level entry NAME (repeatable)\n"
 		"  --help           show this help and exit\n",
-		prog, prog);
-}
-
-static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
-	exit(EXIT_FAILURE);
-}
-
-static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
+		tool_prog, tool_prog);
 }
 
 static void close_stdout(void)
@@ -98,7 +73,7 @@ static void close_stdout(void)
 	int r = tool_close_stdout();
 
 	if (r < 0)
-		fail("cannot write to standard output: %s", strerror(-r));
+		tool_fail("cannot write to standard output: %s", strerror(-r));
 }
 
 /* ---- Tree walk ------------------------------------------------------------ */
@@ -293,19 +268,19 @@ static int measure_files(char **files, int n_files)
 	char hex[2 * LCFS_DIGEST_SIZE + 1];
 
 	if (n_files == 0)
-		usage_error("no files specified");
+		tool_usage_error("no files specified");
 	for (int i = 0; i < n_files; i++) {
 		int fd = open(files[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		int r;
 
 		if (fd < 0)
-			fail("cannot open '%s': %s", files[i], strerror(errno));
+			tool_fail("cannot open '%s': %s", files[i], strerror(errno));
 		/* The kernel's digest when the file has fs-verity, else the
 		 * same value computed here. */
 		r = lcfs_fd_get_fsverity(digest, fd);
 		close(fd);
 		if (r < 0)
-			fail("cannot measure '%s': %s", files[i], strerror(-r));
+			tool_fail("cannot measure '%s': %s", files[i], strerror(-r));
 		lcfs_digest_to_hex(digest, hex);
 		printf("%s\n", hex);
 	}
@@ -327,12 +302,7 @@ int main(int argc, char **argv)
 	size_t i;
 	int c;
 
-	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
-		const char *slash = strrchr(argv[0], '/');
-
-		prog = slash ? slash + 1 : argv[0];
-		argv[0] = (char *)prog;
-	}
+	tool_set_prog(argc, argv, "composefs-info");
 
 	/* getopt prints its own one-line diagnostics. */
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -344,10 +314,10 @@ int main(int argc, char **argv)
 			const char **bigger;
 
 			if (strchr(optarg, '/') != NULL)
-				fail("filter must be a single name: '%s'", optarg);
+				tool_fail("filter must be a single name: '%s'", optarg);
 			bigger = realloc(filters, (n_filters + 2) * sizeof(*filters));
 			if (bigger == NULL)
-				fail("%s", strerror(ENOMEM));
+				tool_fail("%s", strerror(ENOMEM));
 			filters = bigger;
 			filters[n_filters++] = optarg;
 			filters[n_filters] = NULL;
@@ -358,20 +328,20 @@ int main(int argc, char **argv)
 			close_stdout();
 			return EXIT_SUCCESS;
 		default:
-			fprintf(stderr, "Try '%s --help' for more information.\n", prog);
+			fprintf(stderr, "Try '%s --help' for more information.\n", tool_prog);
 			return EXIT_FAILURE;
 		}
 	}
 
 	if (optind >= argc)
-		usage_error("no command specified");
+		tool_usage_error("no command specified");
 	cmd_name = argv[optind++];
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(cmd_name, commands[i].name) == 0)
 			break;
 	}
 	if (i == sizeof(commands) / sizeof(commands[0]))
-		usage_error("unknown command '%s'", cmd_name);
+		tool_usage_error("unknown command '%s'", cmd_name);
 	cmd = commands[i].cmd;
 
 	if (cmd == CMD_MEASURE_FILE) {
@@ -382,14 +352,14 @@ int main(int argc, char **argv)
 	/* The reference silently resolves against file descriptor 0 here
 	 * (README table): demand the directory instead. */
 	if (cmd == CMD_MISSING_OBJECTS && basedir == NULL)
-		usage_error("missing-objects requires --basedir");
+		tool_usage_error("missing-objects requires --basedir");
 	if (basedir != NULL) {
 		basedir_fd = open(basedir, O_RDONLY | O_DIRECTORY | O_PATH | O_CLOEXEC);
 		if (basedir_fd < 0)
-			fail("cannot open basedir '%s': %s", basedir, strerror(errno));
+			tool_fail("cannot open basedir '%s': %s", basedir, strerror(errno));
 	}
 	if (optind >= argc)
-		usage_error("no image path specified");
+		tool_usage_error("no image path specified");
 
 	for (; optind < argc; optind++) {
 		const char *path = argv[optind];
@@ -399,7 +369,7 @@ int main(int argc, char **argv)
 
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0)
-			fail("cannot open '%s': %s", path, strerror(errno));
+			tool_fail("cannot open '%s': %s", path, strerror(errno));
 		root = tool_image_load(fd, filters, &err);
 		close(fd);
 		if (root == NULL) {
@@ -407,7 +377,7 @@ int main(int argc, char **argv)
 
 			fflush(stdout);
 			lcfs_error_format(&err, buf, sizeof(buf));
-			fail("cannot load '%s': %s", path, buf);
+			tool_fail("cannot load '%s': %s", path, buf);
 		}
 
 		switch (cmd) {
@@ -426,9 +396,9 @@ int main(int argc, char **argv)
 		}
 		lcfs_node_unref(root);
 		if (r < 0 && ferror(stdout))
-			fail("cannot write to standard output: %s", strerror(-r));
+			tool_fail("cannot write to standard output: %s", strerror(-r));
 		if (r < 0)
-			fail("cannot list '%s': %s", path, strerror(-r));
+			tool_fail("cannot list '%s': %s", path, strerror(-r));
 	}
 
 	if (cmd == CMD_OBJECTS || cmd == CMD_MISSING_OBJECTS)

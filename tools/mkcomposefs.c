@@ -17,7 +17,6 @@
 #include "lcfs-internal.h"
 #include "toolutil.h"
 
-static const char *prog = "mkcomposefs";
 
 enum {
 	OPT_DIGEST_STORE = 256,
@@ -107,31 +106,7 @@ static void usage(FILE *out)
 		"  --threads=N          worker threads (default %u)\n"
 		"  --quiet              no progress line on a terminal\n"
 		"  --help               show this help and exit\n",
-		prog, LCFS_DEFAULT_VERSION_MIN, LCFS_DEFAULT_VERSION_MAX, cpu_count());
-}
-
-static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
-	exit(EXIT_FAILURE);
-}
-
-static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
+		tool_prog, LCFS_DEFAULT_VERSION_MIN, LCFS_DEFAULT_VERSION_MAX, cpu_count());
 }
 
 static void close_stdout(void)
@@ -139,7 +114,7 @@ static void close_stdout(void)
 	int r = tool_close_stdout();
 
 	if (r < 0)
-		fail("cannot write to standard output: %s", strerror(-r));
+		tool_fail("cannot write to standard output: %s", strerror(-r));
 }
 
 /* Whole-string base-10 number, as the reference parses these options. */
@@ -155,7 +130,7 @@ static bool parse_long(const char *s, long *out)
 static void parse_version(const char *arg, const char *which, long *out)
 {
 	if (!parse_long(arg, out) || *out < 0 || *out > LCFS_VERSION_MAX)
-		fail("invalid %s version '%s' (must be 0 to %d)", which, arg,
+		tool_fail("invalid %s version '%s' (must be 0 to %d)", which, arg,
 		     LCFS_VERSION_MAX);
 }
 
@@ -210,7 +185,7 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		case OPT_THREADS:
 			if (!parse_long(optarg, &o->threads) || o->threads <= 0 ||
 			    o->threads > INT_MAX)
-				fail("invalid threads count '%s'", optarg);
+				tool_fail("invalid threads count '%s'", optarg);
 			break;
 		case OPT_HARDLINKS:
 			o->hardlinks = true;
@@ -224,7 +199,7 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 			exit(EXIT_SUCCESS);
 		default:
 			fprintf(stderr, "Try '%s --help' for more information.\n",
-				prog);
+				tool_prog);
 			exit(EXIT_FAILURE);
 		}
 	}
@@ -261,7 +236,7 @@ static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 	p->last = now;
 	p->shown = true;
 	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB",
-		prog, files_done, files_total, bytes_done / 1048576.0,
+		tool_prog, files_done, files_total, bytes_done / 1048576.0,
 		bytes_total / 1048576.0);
 	fflush(stderr);
 }
@@ -281,7 +256,7 @@ static struct lcfs_node_s *read_dumpfile(const char *source)
 	if (strcmp(source, "-") != 0) {
 		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0) {
-			fprintf(stderr, "%s: cannot open '%s': %s\n", prog, source,
+			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
 				strerror(errno));
 			return NULL;
 		}
@@ -290,7 +265,7 @@ static struct lcfs_node_s *read_dumpfile(const char *source)
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (root == NULL)
-		tool_print_error(prog, name, &err);
+		tool_print_error(tool_prog, name, &err);
 	return root;
 }
 
@@ -319,7 +294,7 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 	if (root == NULL) {
 		lcfs_error_format(&err, buf, sizeof(buf));
 		/* The library's message names the failing path. */
-		fprintf(stderr, "%s: %s\n", prog, buf);
+		fprintf(stderr, "%s: %s\n", tool_prog, buf);
 	}
 	return root;
 }
@@ -329,15 +304,15 @@ static void print_write_error(int r, const struct lcfs_error *err, int io_err)
 	char buf[1024];
 
 	if (io_err) {
-		fprintf(stderr, "%s: cannot write file: %s\n", prog, strerror(io_err));
+		fprintf(stderr, "%s: cannot write file: %s\n", tool_prog, strerror(io_err));
 		return;
 	}
 	if (err->msg[0] != '\0' || err->field != NULL) {
 		lcfs_error_format(err, buf, sizeof(buf));
-		fprintf(stderr, "%s: cannot write file: %s: %s\n", prog, strerror(-r),
+		fprintf(stderr, "%s: cannot write file: %s: %s\n", tool_prog, strerror(-r),
 			buf);
 	} else {
-		fprintf(stderr, "%s: cannot write file: %s\n", prog, strerror(-r));
+		fprintf(stderr, "%s: cannot write file: %s\n", tool_prog, strerror(-r));
 	}
 }
 
@@ -355,42 +330,37 @@ int main(int argc, char **argv)
 	int n_operands;
 	int r;
 
-	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
-		const char *slash = strrchr(argv[0], '/');
-
-		prog = slash ? slash + 1 : argv[0];
-		argv[0] = (char *)prog;
-	}
+	tool_set_prog(argc, argv, "mkcomposefs");
 	parse_args(argc, argv, &o, &operands, &n_operands);
 
 	/* Operand checks in the reference's order (section 2.2). */
 	if (n_operands < 1)
-		usage_error("no source path specified");
+		tool_usage_error("no source path specified");
 	source = operands[0];
 	if (source[0] == '\0')
-		fail("empty source path specified");
+		tool_fail("empty source path specified");
 	if (n_operands > 2)
-		usage_error("too many arguments");
+		tool_usage_error("too many arguments");
 	if (n_operands == 1 && !o.print_digest_only)
-		usage_error("no destination path specified");
+		tool_usage_error("no destination path specified");
 	if (n_operands == 2 && o.print_digest_only)
-		usage_error("cannot specify destination path with --print-digest-only");
+		tool_usage_error("cannot specify destination path with --print-digest-only");
 	if (n_operands == 2)
 		image = operands[1];
 
 	/* The reference only notices this combination when scanning; say so
 	 * before doing any work. */
 	if (!o.from_file && o.skip_xattrs && o.user_xattrs)
-		usage_error("--skip-xattrs and --user-xattrs cannot be used together");
+		tool_usage_error("--skip-xattrs and --user-xattrs cannot be used together");
 
 	if (image != NULL) {
 		if (strcmp(image, "-") == 0 && isatty(STDOUT_FILENO))
-			fail("stdout is a tty.  Refusing to use it");
+			tool_fail("stdout is a tty.  Refusing to use it");
 		/* Only the temporary file is created here: IMAGE itself is
 		 * replaced after a complete, successful write. */
 		r = tool_output_open(&out, image);
 		if (r < 0)
-			fail("cannot create '%s': %s", image, strerror(-r));
+			tool_fail("cannot create '%s': %s", image, strerror(-r));
 	}
 
 	if (o.from_file)
@@ -422,7 +392,7 @@ int main(int argc, char **argv)
 	if (image != NULL) {
 		r = tool_output_commit(&out);
 		if (r < 0) {
-			fprintf(stderr, "%s: cannot write file: %s\n", prog,
+			fprintf(stderr, "%s: cannot write file: %s\n", tool_prog,
 				strerror(-r));
 			return EXIT_FAILURE;
 		}

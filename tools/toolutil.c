@@ -6,6 +6,7 @@
 #include "toolutil.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -381,4 +382,45 @@ int tool_close_stdout(void)
 	if (fclose(stdout) != 0 || had_error)
 		return errno ? -errno : -EIO;
 	return 0;
+}
+
+const char *tool_prog = "composefs";
+
+void tool_set_prog(int argc, char **argv, const char *fallback)
+{
+	tool_prog = fallback;
+	if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+		const char *slash = strrchr(argv[0], '/');
+
+		tool_prog = slash ? slash + 1 : argv[0];
+		argv[0] = (char *)tool_prog;
+	}
+}
+
+static void vmessage(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", tool_prog);
+	vfprintf(stderr, fmt, ap);
+}
+
+void tool_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+void tool_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", tool_prog);
+	exit(EXIT_FAILURE);
 }

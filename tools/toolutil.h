@@ -53,6 +53,20 @@ void tool_output_abort(struct tool_output *out);
 struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 				    struct lcfs_error *err);
 
+/* The program's name for messages, set by tool_set_prog(). */
+extern const char *tool_prog;
+
+/* Sets tool_prog to the basename of argv[0] (@fallback when there is
+ * none) and argv[0] to it, so that getopt's own messages match. */
+void tool_set_prog(int argc, char **argv, const char *fallback);
+
+/* Prints "PROG: MESSAGE" on stderr and exits 1. */
+void tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* As tool_fail(), followed by a pointer to --help. */
+void tool_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
 /* Prints "PROG: FILE:LINE: FIELD: MSG" (or "PROG: FILE: MSG" when the
  * error is not about a line) on stderr. */
 void tool_print_error(const char *prog, const char *file,
