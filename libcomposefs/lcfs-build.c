@@ -21,6 +21,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
@@ -428,7 +429,7 @@ static int read_exact(int fd, uint8_t *buf, size_t size)
 }
 
 /*
- * Section 2.6 pass 1 (and pass 2 when @batch is non-NULL) for the node of
+ * Section 2.6 pass 1 (and pass 2 when @store is non-NULL) for the node of
  * the regular file open as @fd, using the node's size: files of 1..64
  * bytes become inline content unless NO_INLINE; the digest is computed
  * with COMPUTE_DIGEST or BY_DIGEST; BY_DIGEST sets the payload "xx/yyy..."
@@ -438,7 +439,7 @@ static int read_exact(int fd, uint8_t *buf, size_t size)
  * which step failed.
  */
 static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
-			   struct lcfs_store_batch *batch, enum build_stage *stage)
+			   struct lcfs_store *store, enum build_stage *stage)
 {
 	bool want_digest = flags & (LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST);
 	uint8_t digest[LCFS_DIGEST_SIZE];
@@ -466,9 +467,9 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)
 			return r;
-		if (batch != NULL) {
+		if (store != NULL) {
 			*stage = STAGE_STORE;
-			r = lcfs_store_put(batch, fd, size, digest);
+			r = lcfs_store_put(store, fd, size, digest);
 			if (r < 0)
 				return r;
 		}
@@ -553,7 +554,6 @@ static int open_by_walk(int rootfd, struct lcfs_node_s *root, struct lcfs_node_s
 
 struct worker {
 	struct build_ctx *c;
-	struct lcfs_store_batch *batch;
 	pthread_t thread;
 	bool is_caller; /* the calling thread: it reports progress */
 	char path[PATH_MAX];
@@ -583,7 +583,7 @@ static int process_file(struct worker *w, struct lcfs_node_s *node)
 	} else if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
 	} else {
-		r = content_from_fd(node, fd, c->flags, w->batch, &stage);
+		r = content_from_fd(node, fd, c->flags, c->store, &stage);
 	}
 	close(fd);
 	if (r < 0)
@@ -608,12 +608,6 @@ static void worker_run(struct worker *w)
 		atomic_fetch_add(&c->bytes_done, node->size);
 		if (w->is_caller)
 			report_progress(c, false);
-	}
-	if (w->batch != NULL && !atomic_load(&c->failed)) {
-		int r = lcfs_store_batch_commit(w->batch);
-
-		if (r < 0)
-			build_fail(c, NULL, NULL, STAGE_COMMIT, -r);
 	}
 }
 
@@ -654,16 +648,8 @@ static int content_pass(struct build_ctx *c, unsigned threads)
 	workers = calloc(threads, sizeof(*workers));
 	if (workers == NULL)
 		return lcfs_error_set(c->err, ENOMEM, "%s", strerror(ENOMEM));
-	for (unsigned i = 0; i < threads; i++) {
+	for (unsigned i = 0; i < threads; i++)
 		workers[i].c = c;
-		if (c->store != NULL) {
-			workers[i].batch = lcfs_store_batch_new(c->store);
-			if (workers[i].batch == NULL) {
-				r = lcfs_error_set(c->err, ENOMEM, "%s", strerror(ENOMEM));
-				goto out;
-			}
-		}
-	}
 
 	report_progress(c, true);
 	if (threads > 1) {
@@ -703,9 +689,6 @@ static int content_pass(struct build_ctx *c, unsigned threads)
 		r = -c->err->err;
 	else
 		report_progress(c, true);
-out:
-	for (unsigned i = 0; i < threads; i++)
-		lcfs_store_batch_free(workers[i].batch);
 	return r;
 }
 
@@ -859,27 +842,44 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 	return 0;
 }
 
-/* Makes sure frame @i has an open descriptor, reopening it (and closed
- * ancestors) from the nearest open ancestor. Frame 0 is always open. */
+/*
+ * Makes sure frame @i has an open descriptor, reopening it from the
+ * nearest open ancestor one component at a time. Only the last
+ * REOPEN_KEEP frames of the way stay open, which bounds the descriptors
+ * while sparing the next few frames the walk. Frame 0 is always open.
+ * Frames below *@oldest_open are all closed; this stays true.
+ */
+#define REOPEN_KEEP (MAX_OPEN_DIRS / 2)
+
 static int frame_reopen(struct build_ctx *c, struct scan_frame *frames, size_t i,
 			size_t *n_open, size_t *oldest_open)
 {
-	size_t j = i;
+	size_t j = i, keep_from = i + 1 > REOPEN_KEEP ? i + 1 - REOPEN_KEEP : 1;
+	int fd;
 
 	while (frames[j].fd < 0)
 		j--;
-	/* Frames below *@oldest_open are all closed, so the ancestor found
-	 * is the root or lies above it; keep that true. */
-	if (j + 1 < *oldest_open)
-		*oldest_open = j + 1;
+	if (j == 0 && keep_from < *oldest_open)
+		*oldest_open = keep_from;
+	fd = frames[j].fd;
 	for (j++; j <= i; j++) {
-		int fd = openat(frames[j - 1].fd, frames[j].dir->name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int next = openat(fd, frames[j].dir->name,
+				  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (fd < 0)
-			return build_fail(c, frames[j].dir, NULL, STAGE_SCAN, errno);
-		frames[j].fd = fd;
-		(*n_open)++;
+		if (next < 0) {
+			int e = errno;
+
+			if (fd != frames[j - 1].fd)
+				close(fd);
+			return build_fail(c, frames[j].dir, NULL, STAGE_SCAN, e);
+		}
+		if (fd != frames[j - 1].fd)
+			close(fd); /* a passing step, not kept */
+		if (j >= keep_from) {
+			frames[j].fd = next;
+			(*n_open)++;
+		}
+		fd = next;
 	}
 	return 0;
 }
@@ -1204,17 +1204,14 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			goto out;
 	}
 	if (c.store != NULL) {
-		r = lcfs_store_close(c.store);
-		c.store = NULL;
+		r = lcfs_store_finish(c.store);
 		if (r < 0) {
-			lcfs_error_set(err, -r, "cannot sync object store '%s': %s",
-				       opts->digest_store, strerror(-r));
+			build_fail(&c, NULL, NULL, STAGE_COMMIT, -r);
 			goto out;
 		}
 	}
 out:
-	if (c.store != NULL)
-		(void)lcfs_store_close(c.store);
+	lcfs_store_free(c.store);
 	if (c.rootfd >= 0)
 		close(c.rootfd);
 	xattr_bufs_release(&c.xb);

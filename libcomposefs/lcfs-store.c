@@ -22,11 +22,14 @@
 
 #include "lcfs-store.h"
 
-/* A batch is committed when it holds this many objects or bytes: enough to
- * make the per-batch sync cheap, few enough to bound the open files (one
- * per pending object) and the work lost to a crash. */
-#define BATCH_MAX_OBJECTS 64
-#define BATCH_MAX_BYTES (256u << 20)
+/* Objects waiting for their name. The committer thread syncs and links
+ * them in groups of COMMIT_OBJECTS objects or COMMIT_BYTES bytes, which
+ * makes the sync cheap (one journal commit covers many files) without
+ * making the copying threads wait for the disk. Each holds an open file,
+ * hence the bound. */
+#define MAX_PENDING 256
+#define COMMIT_OBJECTS 64
+#define COMMIT_BYTES (64u << 20)
 
 /* Buffer of the read/write fallback copy. */
 #define COPY_BUF_SIZE (1u << 20)
@@ -48,6 +51,13 @@ struct digest_set {
 	size_t n;
 };
 
+struct pending_object {
+	int fd;
+	char tmp_name[TMP_NAME_SIZE]; /* empty for an O_TMPFILE object */
+	char path[LCFS_STORE_PATH_SIZE];
+	uint64_t size;
+};
+
 struct lcfs_store {
 	int dirfd;
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
@@ -55,22 +65,19 @@ struct lcfs_store {
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
 	atomic_bool no_verity;  /* fs-verity not supported */
 	atomic_uchar subdir_made[256];
-	pthread_mutex_t lock;   /* protects @claimed */
+	atomic_uchar subdir_linked[256]; /* an object was named in xx/ */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t work;  /* the committer waits for objects */
+	pthread_cond_t space; /* producers wait for room in @queue */
 	struct digest_set claimed;
-};
-
-struct pending_object {
-	int fd;
-	char tmp_name[TMP_NAME_SIZE]; /* empty for an O_TMPFILE object */
-	char path[LCFS_STORE_PATH_SIZE];
-};
-
-struct lcfs_store_batch {
-	struct lcfs_store *st;
-	uint8_t *buf; /* COPY_BUF_SIZE bytes, allocated on first use */
-	size_t n;
-	uint64_t bytes;
-	struct pending_object items[BATCH_MAX_OBJECTS];
+	struct pending_object *queue, *spare; /* MAX_PENDING each */
+	size_t n_queued;
+	uint64_t queued_bytes;
+	bool stopping;
+	bool has_committer;
+	pthread_t committer;
+	int error; /* first commit error, -errno */
 };
 
 void lcfs_store_object_path(const uint8_t digest[LCFS_DIGEST_SIZE],
@@ -192,6 +199,176 @@ static void remove_stale_temps(int dirfd)
 	closedir(d);
 }
 
+/* ---- Committing ---------------------------------------------------------------------- */
+
+/* 0..255 from the "xx" of an object path. */
+static unsigned subdir_index(const char *path)
+{
+	char subdir[3] = { path[0], path[1], '\0' };
+
+	return (unsigned)strtoul(subdir, NULL, 16) & 0xff;
+}
+
+static void pending_discard(struct lcfs_store *st, struct pending_object *p)
+{
+	if (p->tmp_name[0] != '\0')
+		(void)unlinkat(st->dirfd, p->tmp_name, 0);
+	close(p->fd);
+}
+
+/* Gives @p its final name. An object that exists already is as good as
+ * ours (same digest, same content). */
+static int pending_link(struct lcfs_store *st, struct pending_object *p)
+{
+	char proc[64];
+
+	if (p->tmp_name[0] != '\0') {
+		if (renameat2(st->dirfd, p->tmp_name, st->dirfd, p->path,
+			      RENAME_NOREPLACE) == 0) {
+			p->tmp_name[0] = '\0';
+			return 0;
+		}
+		if (errno == EINVAL) {
+			/* No RENAME_NOREPLACE here: link, then unlink. */
+			if (linkat(st->dirfd, p->tmp_name, st->dirfd, p->path, 0) < 0 &&
+			    errno != EEXIST)
+				return -errno;
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+		return 0; /* the temporary name goes in pending_discard() */
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+	if (linkat(AT_FDCWD, proc, st->dirfd, p->path, AT_SYMLINK_FOLLOW) == 0 ||
+	    errno == EEXIST)
+		return 0;
+	/* Without /proc, AT_EMPTY_PATH does the same for privileged users. */
+	if (errno == ENOENT &&
+	    (linkat(p->fd, "", st->dirfd, p->path, AT_EMPTY_PATH) == 0 || errno == EEXIST))
+		return 0;
+	return -errno;
+}
+
+/* Syncs the data of @n objects, then names them; always releases them
+ * (@r < 0: an earlier error, only release them). The order is what makes
+ * the store crash safe: after a crash a name never points to incomplete
+ * data. One journal commit usually covers the whole group. */
+static int commit_objects(struct lcfs_store *st, struct pending_object *objs, size_t n,
+			  int r)
+{
+	/* Start the writeback of the whole group, then wait for each. */
+	for (size_t i = 0; i < n && r == 0; i++)
+		(void)sync_file_range(objs[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (fdatasync(objs[i].fd) < 0)
+			r = -errno;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct pending_object *p = &objs[i];
+
+		if (r == 0) {
+			r = pending_link(st, p);
+			if (r == 0)
+				atomic_store(&st->subdir_linked[subdir_index(p->path)], 1);
+		}
+		pending_discard(st, p);
+	}
+	return r;
+}
+
+/* Takes everything queued (caller holds the lock) into @out; returns the
+ * count. */
+static size_t take_queue(struct lcfs_store *st, struct pending_object **out)
+{
+	size_t n = st->n_queued;
+	struct pending_object *q = st->queue;
+
+	st->queue = st->spare;
+	st->spare = NULL;
+	st->n_queued = 0;
+	st->queued_bytes = 0;
+	*out = q;
+	pthread_cond_broadcast(&st->space);
+	return n;
+}
+
+static void give_back(struct lcfs_store *st, struct pending_object *q, int r)
+{
+	pthread_mutex_lock(&st->lock);
+	st->spare = q;
+	if (r < 0 && st->error == 0)
+		st->error = r;
+	pthread_cond_broadcast(&st->space);
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void *committer_main(void *arg)
+{
+	struct lcfs_store *st = arg;
+
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		struct pending_object *q;
+		size_t n;
+		int r;
+
+		while (!st->stopping && st->n_queued < COMMIT_OBJECTS &&
+		       st->queued_bytes < COMMIT_BYTES)
+			pthread_cond_wait(&st->work, &st->lock);
+		if (st->n_queued == 0 && st->stopping)
+			break;
+		/* The other buffer is free: the previous group is done. After
+		 * an error, objects are dropped instead. */
+		r = st->error;
+		n = take_queue(st, &q);
+		pthread_mutex_unlock(&st->lock);
+		r = commit_objects(st, q, n, r);
+		give_back(st, q, r);
+		pthread_mutex_lock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/* Queues @p for its name, waiting while the queue is full. Without a
+ * committer thread the caller commits a full queue itself. */
+static int enqueue(struct lcfs_store *st, struct pending_object *p)
+{
+	struct pending_object *q = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	while (st->error == 0 && st->n_queued == MAX_PENDING) {
+		if (!st->has_committer && st->spare != NULL) {
+			n = take_queue(st, &q); /* full: commit it ourselves */
+			break;
+		}
+		pthread_cond_wait(&st->space, &st->lock);
+	}
+	r = st->error;
+	if (r == 0) {
+		st->queue[st->n_queued++] = *p;
+		st->queued_bytes += p->size;
+		if (st->n_queued >= COMMIT_OBJECTS || st->queued_bytes >= COMMIT_BYTES) {
+			if (st->has_committer)
+				pthread_cond_signal(&st->work);
+			else if (q == NULL && st->spare != NULL)
+				n = take_queue(st, &q);
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (r < 0)
+		pending_discard(st, p);
+	if (q != NULL) {
+		r = commit_objects(st, q, n, r);
+		give_back(st, q, r);
+	}
+	return r;
+}
+
+/* ---- Opening and closing ------------------------------------------------------------- */
+
 int lcfs_store_open(const char *path, struct lcfs_store **out)
 {
 	cleanup_free char *copy = NULL;
@@ -210,124 +387,113 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return -ENOMEM;
+	st->queue = calloc(MAX_PENDING, sizeof(*st->queue));
+	st->spare = calloc(MAX_PENDING, sizeof(*st->spare));
+	if (st->queue == NULL || st->spare == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
-		free(st);
-		return r;
+		goto fail;
 	}
-	r = pthread_mutex_init(&st->lock, NULL);
-	if (r != 0) {
+	if (pthread_mutex_init(&st->lock, NULL) != 0 ||
+	    pthread_cond_init(&st->work, NULL) != 0 ||
+	    pthread_cond_init(&st->space, NULL) != 0) {
 		close(st->dirfd);
-		free(st);
-		return -r;
+		r = -ENOMEM;
+		goto fail;
 	}
+	/* Without the thread, enqueue() commits synchronously. */
+	st->has_committer = pthread_create(&st->committer, NULL, committer_main, st) == 0;
 	remove_stale_temps(st->dirfd);
 	*out = st;
 	return 0;
-}
-
-int lcfs_store_close(struct lcfs_store *st)
-{
-	int r = 0;
-
-	if (st == NULL)
-		return 0;
-	/* The objects' data was synced before they were named; this makes
-	 * the names durable as well. */
-	if (syncfs(st->dirfd) < 0)
-		r = -errno;
-	close(st->dirfd);
-	pthread_mutex_destroy(&st->lock);
-	free(st->claimed.keys);
-	free(st->claimed.used);
+fail:
+	free(st->queue);
+	free(st->spare);
 	free(st);
 	return r;
 }
 
-/* ---- Batches -------------------------------------------------------------------- */
-
-struct lcfs_store_batch *lcfs_store_batch_new(struct lcfs_store *st)
+/* Makes the names of the new objects durable: one sync of each directory
+ * that received one (the first forces the journal commit that covers the
+ * others). */
+static int sync_names(struct lcfs_store *st)
 {
-	struct lcfs_store_batch *b = calloc(1, sizeof(*b));
-
-	if (b != NULL)
-		b->st = st;
-	return b;
-}
-
-static void pending_discard(struct lcfs_store *st, struct pending_object *p)
-{
-	if (p->tmp_name[0] != '\0')
-		(void)unlinkat(st->dirfd, p->tmp_name, 0);
-	close(p->fd);
-}
-
-void lcfs_store_batch_free(struct lcfs_store_batch *b)
-{
-	if (b == NULL)
-		return;
-	for (size_t i = 0; i < b->n; i++)
-		pending_discard(b->st, &b->items[i]);
-	free(b->buf);
-	free(b);
-}
-
-/* Gives @p its final name. An object that exists already is as good as
- * ours (same digest, same content). */
-static int pending_link(struct lcfs_store *st, struct pending_object *p)
-{
-	char proc[64];
-
-	if (p->tmp_name[0] != '\0') {
-		if (renameat2(st->dirfd, p->tmp_name, st->dirfd, p->path,
-			      RENAME_NOREPLACE) == 0)
-			return 0;
-		if (errno == EINVAL) {
-			/* No RENAME_NOREPLACE here: link, then unlink. */
-			if (linkat(st->dirfd, p->tmp_name, st->dirfd, p->path, 0) < 0 &&
-			    errno != EEXIST)
-				return -errno;
-		} else if (errno != EEXIST) {
-			return -errno;
-		}
-		(void)unlinkat(st->dirfd, p->tmp_name, 0);
-		p->tmp_name[0] = '\0';
-		return 0;
-	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
-	if (linkat(AT_FDCWD, proc, st->dirfd, p->path, AT_SYMLINK_FOLLOW) == 0 ||
-	    errno == EEXIST)
-		return 0;
-	/* Without /proc, AT_EMPTY_PATH does the same for privileged users. */
-	if (errno == ENOENT &&
-	    (linkat(p->fd, "", st->dirfd, p->path, AT_EMPTY_PATH) == 0 || errno == EEXIST))
-		return 0;
-	return -errno;
-}
-
-int lcfs_store_batch_commit(struct lcfs_store_batch *b)
-{
-	struct lcfs_store *st = b->st;
 	int r = 0;
 
-	/* First every object's data reaches the disk (writeback was started
-	 * when it was written), only then do the names appear: after a
-	 * crash a name never points to incomplete data. */
-	for (size_t i = 0; i < b->n && r == 0; i++) {
-		if (fdatasync(b->items[i].fd) < 0)
-			r = -errno;
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct pending_object *p = &b->items[i];
+	for (unsigned i = 0; i < 256; i++) {
+		char name[3];
+		int fd;
 
-		if (r == 0)
-			r = pending_link(st, p);
-		pending_discard(st, p);
+		if (!atomic_load(&st->subdir_linked[i]))
+			continue;
+		snprintf(name, sizeof(name), "%02x", i);
+		fd = openat(st->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			if (r == 0)
+				r = -errno;
+		}
+		if (fd >= 0)
+			close(fd);
 	}
-	b->n = 0;
-	b->bytes = 0;
 	return r;
+}
+
+static int store_stop(struct lcfs_store *st, bool commit)
+{
+	struct pending_object *q = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	if (!commit && st->error == 0)
+		st->error = -ECANCELED; /* pending objects are dropped */
+	st->stopping = true;
+	pthread_cond_broadcast(&st->work);
+	pthread_cond_broadcast(&st->space);
+	pthread_mutex_unlock(&st->lock);
+	if (st->has_committer) {
+		pthread_join(st->committer, NULL);
+		st->has_committer = false;
+	}
+	pthread_mutex_lock(&st->lock);
+	if (st->n_queued > 0)
+		n = take_queue(st, &q);
+	r = st->error;
+	pthread_mutex_unlock(&st->lock);
+	if (q != NULL) {
+		r = commit_objects(st, q, n, r);
+		give_back(st, q, r);
+	}
+	return r;
+}
+
+int lcfs_store_finish(struct lcfs_store *st)
+{
+	int r = store_stop(st, true);
+
+	if (r == 0)
+		r = sync_names(st);
+	return r;
+}
+
+void lcfs_store_free(struct lcfs_store *st)
+{
+	if (st == NULL)
+		return;
+	(void)store_stop(st, false);
+	close(st->dirfd);
+	pthread_cond_destroy(&st->work);
+	pthread_cond_destroy(&st->space);
+	pthread_mutex_destroy(&st->lock);
+	free(st->claimed.keys);
+	free(st->claimed.used);
+	free(st->queue);
+	free(st->spare);
+	free(st);
 }
 
 /* ---- Writing one object ------------------------------------------------------------ */
@@ -378,9 +544,12 @@ static int create_temp(struct lcfs_store *st, struct pending_object *p)
 	return -errno;
 }
 
-static int copy_read_write(int src, int dst, uint64_t off, uint64_t size,
-			   uint8_t *buf)
+static int copy_read_write(int src, int dst, uint64_t off, uint64_t size)
 {
+	cleanup_free uint8_t *buf = malloc(COPY_BUF_SIZE);
+
+	if (buf == NULL)
+		return -ENOMEM;
 	while (off < size) {
 		size_t want = size - off < COPY_BUF_SIZE ? (size_t)(size - off) : COPY_BUF_SIZE;
 		ssize_t n = pread(src, buf, want, (off_t)off);
@@ -409,9 +578,8 @@ static int copy_read_write(int src, int dst, uint64_t off, uint64_t size,
 }
 
 /* Copies the first @size bytes of @src into the empty file @dst. */
-static int copy_data(struct lcfs_store_batch *b, int src, int dst, uint64_t size)
+static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
 {
-	struct lcfs_store *st = b->st;
 	loff_t in = 0, out = 0;
 
 	if (!atomic_load(&st->no_reflink)) {
@@ -455,12 +623,7 @@ static int copy_data(struct lcfs_store_batch *b, int src, int dst, uint64_t size
 	}
 	if ((uint64_t)in >= size)
 		return 0;
-	if (b->buf == NULL) {
-		b->buf = malloc(COPY_BUF_SIZE);
-		if (b->buf == NULL)
-			return -ENOMEM;
-	}
-	return copy_read_write(src, dst, (uint64_t)in, size, b->buf);
+	return copy_read_write(src, dst, (uint64_t)in, size);
 }
 
 /* fs-verity on the new object: the kernel refuses while a writable
@@ -490,8 +653,8 @@ static void enable_verity(struct lcfs_store *st, struct pending_object *p)
 
 static int ensure_subdir(struct lcfs_store *st, const char *path)
 {
-	unsigned idx = (unsigned)strtoul((char[3]){ path[0], path[1], '\0' }, NULL, 16);
 	char subdir[3] = { path[0], path[1], '\0' };
+	unsigned idx = subdir_index(path);
 
 	if (atomic_load(&st->subdir_made[idx]))
 		return 0;
@@ -501,49 +664,42 @@ static int ensure_subdir(struct lcfs_store *st, const char *path)
 	return 0;
 }
 
-int lcfs_store_put(struct lcfs_store_batch *b, int fd, uint64_t size,
+int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct lcfs_store *st = b->st;
-	struct pending_object *p = &b->items[b->n];
+	struct pending_object p = { .fd = -1, .size = size };
 	struct stat sb;
 	int r;
 
-	lcfs_store_object_path(digest, p->path);
+	lcfs_store_object_path(digest, p.path);
 	/* Present already: kept as it is, like the reference (section 2.6
 	 * step 3). */
-	if (fstatat(st->dirfd, p->path, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+	if (fstatat(st->dirfd, p.path, &sb, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0;
 	if (errno != ENOENT)
 		return -errno;
 
 	pthread_mutex_lock(&st->lock);
-	r = digest_set_claim(&st->claimed, digest);
+	r = st->error;
+	if (r == 0)
+		r = digest_set_claim(&st->claimed, digest);
 	pthread_mutex_unlock(&st->lock);
 	if (r <= 0)
-		return r; /* another file of this run has the same content */
+		return r; /* failed, or another file of this run has this content */
 
-	r = ensure_subdir(st, p->path);
+	r = ensure_subdir(st, p.path);
 	if (r < 0)
 		return r;
-	r = create_temp(st, p);
+	r = create_temp(st, &p);
 	if (r < 0)
 		return r;
-	r = copy_data(b, fd, p->fd, size);
-	if (r == 0 && fchmod(p->fd, 0644) < 0)
+	r = copy_data(st, fd, p.fd, size);
+	if (r == 0 && fchmod(p.fd, 0644) < 0)
 		r = -errno;
 	if (r < 0) {
-		pending_discard(st, p);
+		pending_discard(st, &p);
 		return r;
 	}
-	/* Start writing the data out now, so that the sync at commit time
-	 * mostly finds it done. */
-	(void)sync_file_range(p->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	enable_verity(st, p);
-
-	b->n++;
-	b->bytes += size;
-	if (b->n == BATCH_MAX_OBJECTS || b->bytes >= BATCH_MAX_BYTES)
-		return lcfs_store_batch_commit(b);
-	return 0;
+	enable_verity(st, &p);
+	return enqueue(st, &p);
 }

@@ -8,9 +8,9 @@
  * Crash safety: an object gets its final name only after its data is on
  * the disk. New objects are written as unnamed temporary files (O_TMPFILE,
  * or ".tmpXXXXXX" names in the store root where the filesystem lacks it)
- * and collected in a per-thread batch; committing a batch syncs the
- * filesystem once and then links every object into place. A run killed at
- * any point leaves complete objects and, at worst, temporary files.
+ * and queued; a committer thread syncs their data and only then links
+ * them into place. A run killed at any point leaves complete objects and,
+ * at worst, temporary files.
  */
 #ifndef _LCFS_STORE_H
 #define _LCFS_STORE_H
@@ -18,40 +18,31 @@
 #include "lcfs-internal.h"
 
 struct lcfs_store;
-struct lcfs_store_batch;
 
 /* Opens (creating it and its missing parents with mode 0755, umask
  * applied) the store directory @path, relative to the current directory.
  * An empty @path is the current directory. Removes ".tmp*" files that an
- * interrupted run left in the store root more than an hour ago. 0 and
- * *@out, or -errno. */
+ * interrupted run left in the store root more than an hour ago. Starts
+ * the thread that names new objects. 0 and *@out, or -errno. */
 int lcfs_store_open(const char *path, struct lcfs_store **out);
 
-/* Syncs the store's filesystem so that the names of the objects are
- * durable too, then frees @st (NULL is allowed). Every batch must have
- * been freed. 0 or -errno (@st is freed anyway). */
-int lcfs_store_close(struct lcfs_store *st);
-
-/* A batch of objects written by one thread. NULL and -ENOMEM on failure. */
-struct lcfs_store_batch *lcfs_store_batch_new(struct lcfs_store *st);
-
-/* Discards the objects of @b that were not committed (they never got a
- * name) and frees it. NULL is allowed. */
-void lcfs_store_batch_free(struct lcfs_store_batch *b);
-
-/* Makes sure an object named by @digest exists at the latest when @b is
- * committed. If no such object exists and no other thread of this run is
+/* Makes sure an object named by @digest exists once lcfs_store_finish()
+ * returns. If no such object exists and no other thread of this run is
  * storing it, the first @size bytes of @fd (a regular file, read from
  * offset 0; the fd offset is not used) are copied into a new temporary
- * object. May commit the batch when it has grown large. 0 or -errno
- * (-ENODATA if the file is shorter than @size). */
-int lcfs_store_put(struct lcfs_store_batch *b, int fd, uint64_t size,
+ * object, queued to be named after its data is synced. Thread-safe.
+ * 0 or -errno (-ENODATA if the file is shorter than @size; an earlier
+ * failure to name objects is returned too). */
+int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE]);
 
-/* Syncs the filesystem and gives every pending object of @b its final
- * name. An object that appeared meanwhile (another run stored the same
- * content) is kept and ours dropped. 0 or -errno. */
-int lcfs_store_batch_commit(struct lcfs_store_batch *b);
+/* Names every queued object and syncs the directories they went to, so
+ * that the names are durable too. 0 or -errno. */
+int lcfs_store_finish(struct lcfs_store *st);
+
+/* Drops the objects not yet named (they never appear) and frees @st.
+ * NULL is allowed. */
+void lcfs_store_free(struct lcfs_store *st);
 
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */

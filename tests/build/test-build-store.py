@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
+#
+# mkcomposefs --digest-store (TOOLS-AND-MOUNT.md 2.6 pass 2): every object
+# is named by the fs-verity digest of its content and has mode 0644; the
+# store holds exactly one object per distinct content over 64 bytes;
+# every payload of the image is present; a second run changes nothing;
+# two runs into one store at the same time both succeed and agree; stale
+# temporary files are removed, young ones kept.
+# Usage: test-build-store.py MKCOMPOSEFS COMPOSEFS-INFO
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+from buildlib import check, check_store, main, make_tree, run, skip, store_objects
+
+
+def umask(mask):
+    return lambda: os.umask(mask)
+
+
+def test():
+    mk, info = sys.argv[1], sys.argv[2]
+    if os.geteuid() != 0:
+        skip("needs root for owners, devices and trusted.* xattrs")
+    tmp = tempfile.mkdtemp(prefix="cfs-build-store-")
+    try:
+        src = os.path.join(tmp, "src")
+        make_tree(src, 11)
+        store = os.path.join(tmp, "a", "b", "store")  # parents are created
+        img = os.path.join(tmp, "img")
+
+        run([mk, "--digest-store=" + store, src, img], preexec_fn=umask(0o22))
+        objects = check_store(store, contents_dir=src)
+        check(len(objects) > 10, "only %d objects" % len(objects))
+        for d in os.listdir(store):
+            mode = stat.S_IMODE(os.stat(os.path.join(store, d)).st_mode)
+            check(mode == 0o755, "store directory %s has mode %o" % (d, mode))
+        missing = run([info, "--basedir=" + store, "missing-objects", img]).stdout
+        check(missing == b"", "payloads missing from the store: %r" % missing[:200])
+        listed = set(run([info, "objects", img]).stdout.decode().split())
+        check(listed == set(objects), "image payloads and store objects differ")
+
+        # The image is the same with and without a store.
+        with open(img, "rb") as f:
+            with_store = f.read()
+        run([mk, src, img])
+        with open(img, "rb") as f:
+            check(f.read() == with_store, "--digest-store changed the image")
+
+        # A second run leaves existing objects alone.
+        before = {rel: os.stat(os.path.join(store, rel)).st_ino for rel in objects}
+        run([mk, "--digest-store=" + store + "/", src, img])
+        after = {rel: os.stat(os.path.join(store, rel)).st_ino for rel in objects}
+        check(before == after, "a second run rewrote objects")
+        check_store(store, contents_dir=src)
+
+        # Objects are 0644 whatever the umask; --print-digest-only fills
+        # the store too.
+        store2 = os.path.join(tmp, "store2")
+        run([mk, "--digest-store=" + store2, "--print-digest-only", src],
+            preexec_fn=umask(0o077))
+        check_store(store2, contents_dir=src)
+
+        # Temporary files of interrupted runs: old ones go, young ones stay.
+        old = os.path.join(store2, ".tmpOLDOLDOLD")
+        young = os.path.join(store2, ".tmpYOUNGYOUNG")
+        for p in (old, young):
+            with open(p, "wb") as f:
+                f.write(b"partial")
+        t = time.time() - 2 * 3600
+        os.utime(old, (t, t))
+        run([mk, "--digest-store=" + store2, src, img])
+        check(not os.path.exists(old), "a stale temporary file was kept")
+        check(os.path.exists(young), "a young temporary file was removed")
+        os.unlink(young)
+
+        # Two runs into one fresh store at once, from two trees that share
+        # most contents: both succeed, both images equal solo runs.
+        src2 = os.path.join(tmp, "src2")
+        run(["cp", "-a", src, src2])
+        with open(os.path.join(src2, "extra"), "wb") as f:
+            f.write(os.urandom(300000))
+        solo = []
+        for s in (src, src2):
+            run([mk, s, img])
+            with open(img, "rb") as f:
+                solo.append(f.read())
+        for attempt in range(3):
+            store3 = os.path.join(tmp, "store3-%d" % attempt)
+            procs = [subprocess.Popen([mk, "--digest-store=" + store3, s,
+                                       os.path.join(tmp, "c%d" % i)],
+                                      stderr=subprocess.PIPE)
+                     for i, s in enumerate((src, src2, src))]
+            for i, p in enumerate(procs):
+                err = p.communicate()[1]
+                check(p.returncode == 0, "concurrent run %d failed: %s" % (i, err))
+            for i, want in enumerate((solo[0], solo[1], solo[0])):
+                with open(os.path.join(tmp, "c%d" % i), "rb") as f:
+                    check(f.read() == want, "concurrent run %d wrote another image" % i)
+            check_store(store3, contents_dir=src2)
+    finally:
+        shutil.rmtree(tmp)
+
+
+main(test)
