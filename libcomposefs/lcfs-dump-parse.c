@@ -100,6 +100,7 @@ perr(struct parser *p, int field, int err, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
+		lcfs_error_escape(e->msg, sizeof(e->msg));
 	}
 	return -err;
 }

@@ -43,8 +43,14 @@ struct lcfs_error {
 	char msg[512];
 };
 
+/* Rewrites the control bytes (newlines, escape sequences...) of the
+ * message @msg, in a buffer of @size bytes (at most the size of
+ * lcfs_error.msg), as \xHH, truncating if need be: messages quote names
+ * from untrusted input and must stay one harmless line. */
+void lcfs_error_escape(char *msg, size_t size);
+
 /* Records an error (if @e is non-NULL) and returns -@err. Only the first
- * error recorded is kept. */
+ * error recorded is kept. The message goes through lcfs_error_escape(). */
 int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -10,6 +10,35 @@
 
 /* ---- Errors ------------------------------------------------------------ */
 
+void lcfs_error_escape(char *msg, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char copy[sizeof(((struct lcfs_error *)NULL)->msg)];
+	size_t n = 0;
+
+	if (size == 0 || size > sizeof(copy))
+		return;
+	memcpy(copy, msg, size);
+	copy[size - 1] = '\0';
+	for (const char *s = copy; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != 0x7f) {
+			if (n + 1 >= size)
+				break;
+			msg[n++] = (char)c;
+			continue;
+		}
+		if (n + 4 >= size)
+			break;
+		msg[n++] = '\\';
+		msg[n++] = 'x';
+		msg[n++] = hex[c >> 4];
+		msg[n++] = hex[c & 0xf];
+	}
+	msg[n] = '\0';
+}
+
 int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
 {
 	if (e != NULL && e->err == 0) {
@@ -19,6 +48,7 @@ int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
+		lcfs_error_escape(e->msg, sizeof(e->msg));
 	}
 	return -err;
 }
