@@ -511,12 +511,36 @@ static int add_hardlink(struct parser *p, struct lcfs_node_s *node,
 	return 0;
 }
 
+/*
+ * The node the hard link chain from @n ends at (@n itself if it is not a
+ * link), or NULL if the chain loops. Every link on the way is pointed
+ * straight at that node: a dumpfile can build a chain as long as itself
+ * (each line linking to the next), and following it again from every entry
+ * (here, in the writer, in the printer) would cost its length squared.
+ */
+static struct lcfs_node_s *final_target(struct lcfs_node_s *n)
+{
+	struct lcfs_node_s *t = lcfs_node_resolve_link(n);
+
+	if (t == NULL)
+		return NULL;
+	while (n->link_to != NULL && n->link_to != t) {
+		struct lcfs_node_s *next = n->link_to;
+
+		/* @next stays referenced by its directory. */
+		n->link_to = lcfs_node_ref(t);
+		lcfs_node_unref(next);
+		n = next;
+	}
+	return t;
+}
+
 /* Section 1.7: after the whole file, in reverse order of appearance. */
 static int resolve_hardlinks(struct parser *p)
 {
 	for (size_t i = p->n_links; i-- > 0;) {
 		struct hardlink *h = &p->links[i];
-		struct lcfs_node_s *t;
+		struct lcfs_node_s *t, *f;
 		uint32_t nlink;
 
 		p->line = h->line;
@@ -538,11 +562,19 @@ static int resolve_hardlinks(struct parser *p)
 		if ((t->mode & S_IFMT) == S_IFDIR)
 			return perr(p, F_PAYLOAD, EISDIR,
 				    "Hardlink target %s is a directory", h->target);
+		/* Link to the end of the target's chain, unless that closes a
+		 * cycle: that one is kept for the writer to refuse (ELOOP). */
+		f = final_target(t);
+		if (f != NULL && f != h->node)
+			t = f;
 		/* The target keeps the NLINK its own line gave. */
 		nlink = t->nlink;
 		lcfs_node_make_hardlink(h->node, t);
 		t->nlink = nlink;
 	}
+	/* Links made before their target became a link itself. */
+	for (size_t i = 0; i < p->n_links; i++)
+		final_target(p->links[i].node);
 	return 0;
 }
 

@@ -469,7 +469,8 @@ static void test_hardlinks(void)
 		lcfs_node_unref(root);
 	}
 
-	/* Chains: /a -> /b -> /c (a link to a link). */
+	/* Chains: /a -> /b -> /c (a link to a link); the parser points
+	 * every link at the end of its chain. */
 	root = parse_str(ROOT "/a 0 @100644 1 0 0 0 0.0 /b - -\n"
 			      "/b 0 @100644 1 0 0 0 0.0 /c - -\n"
 			      "/c 0 100644 2 0 0 0 0.0 - - -\n",
@@ -479,7 +480,7 @@ static void test_hardlinks(void)
 		a = lcfs_node_lookup_child(root, "a");
 		b = lcfs_node_lookup_child(root, "b");
 		c = lcfs_node_lookup_child(root, "c");
-		CHECK(a->link_to == b && b->link_to == c && c->link_to == NULL);
+		CHECK(a->link_to == c && b->link_to == c && c->link_to == NULL);
 		CHECK(lcfs_node_resolve_link(a) == c && c->nlink == 2);
 		lcfs_node_unref(root);
 	}

@@ -28,7 +28,7 @@ static const char sample_printed[] =
 	"/-x 0 100644 1 0 0 0 0.0 - - -\n"
 	"/a\\x20b 7 120777 1 0 0 0 0.0 tar=get - -\n"
 	"/c 0 20644 1 0 0 1234 0.0 - - -\n"
-	"/chain 100 @100644 1 0 0 0 1.2 /dir/hl - " DIG_OUT "\n"
+	"/chain 100 @100644 1 0 0 0 1.2 /dir/file - " DIG_OUT "\n"
 	"/dash 1 100644 1 0 0 0 0.0 \\x2d \\x2d - user.d=- user.e=\n"
 	"/dir 74 40700 2 10 20 0 200.123456789 - - -\n"
 	"/dir/file 100 100644 1 0 0 0 1.2 35/d02f - " DIG_OUT "\n"
