@@ -36,12 +36,12 @@ run_one() {
 	mount-options)
 		seeds=mount-options maxlen=4096 dict=(-dict="$here/mount-options.dict") ;;
 	*)
-		echo "run-fuzzers: unknown target '$t'" >&2
+		echo "fuzz-$t: FAILED: unknown target"
 		return 1 ;;
 	esac
 	local exe="$build/tests/fuzz/fuzz-$t" dir="$build/fuzz-runs/$t"
 	if [ ! -x "$exe" ]; then
-		echo "fuzz-$t: not built (configure with CC=clang -Dfuzzers=true)"
+		echo "fuzz-$t: FAILED: not built (configure with CC=clang -Dfuzzers=true)"
 		return 1
 	fi
 	mkdir -p "$dir/corpus"
