@@ -54,7 +54,6 @@ enum build_stage {
 	STAGE_SCAN,
 	STAGE_READ,
 	STAGE_STORE,
-	STAGE_COMMIT,
 };
 
 struct inode_key {
@@ -192,10 +191,6 @@ static int build_fail(struct build_ctx *c, struct lcfs_node_s *node,
 			break;
 		case STAGE_STORE:
 			lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s", shown,
-				       c->store_path, strerror(err));
-			break;
-		case STAGE_COMMIT:
-			lcfs_error_set(c->err, err, "cannot write to object store '%s': %s",
 				       c->store_path, strerror(err));
 			break;
 		}
@@ -1202,13 +1197,6 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 		r = content_pass(&c, opts->threads);
 		if (r < 0)
 			goto out;
-	}
-	if (c.store != NULL) {
-		r = lcfs_store_finish(c.store);
-		if (r < 0) {
-			build_fail(&c, NULL, NULL, STAGE_COMMIT, -r);
-			goto out;
-		}
 	}
 out:
 	lcfs_store_free(c.store);

@@ -5,12 +5,14 @@
  * named by its fs-verity digest as STORE/xx/yyyy... (62 hex digits), mode
  * 0644. Private to the library.
  *
- * Crash safety: an object gets its final name only after its data is on
- * the disk. New objects are written as unnamed temporary files (O_TMPFILE,
- * or ".tmpXXXXXX" names in the store root where the filesystem lacks it)
- * and queued; a committer thread syncs their data and only then links
- * them into place. A run killed at any point leaves complete objects and,
- * at worst, temporary files.
+ * Crash safety: an object gets its final name only once it is complete.
+ * New objects are written as unnamed temporary files (O_TMPFILE, or
+ * ".tmpXXXXXX" names in the store root where the filesystem lacks it) and
+ * linked into place at the end. A run killed at any point leaves complete
+ * objects and, at worst, temporary files. Objects are not synced one by
+ * one (that would make storing several times slower than copying); an
+ * object that a power failure left empty or short has the wrong size for
+ * its name and is replaced by the next run that stores that content.
  */
 #ifndef _LCFS_STORE_H
 #define _LCFS_STORE_H
@@ -22,27 +24,21 @@ struct lcfs_store;
 /* Opens (creating it and its missing parents with mode 0755, umask
  * applied) the store directory @path, relative to the current directory.
  * An empty @path is the current directory. Removes ".tmp*" files that an
- * interrupted run left in the store root more than an hour ago. Starts
- * the thread that names new objects. 0 and *@out, or -errno. */
+ * interrupted run left in the store root more than an hour ago. 0 and
+ * *@out, or -errno. */
 int lcfs_store_open(const char *path, struct lcfs_store **out);
 
-/* Makes sure an object named by @digest exists once lcfs_store_finish()
- * returns. If no such object exists and no other thread of this run is
- * storing it, the first @size bytes of @fd (a regular file, read from
- * offset 0; the fd offset is not used) are copied into a new temporary
- * object, queued to be named after its data is synced. Thread-safe.
- * 0 or -errno (-ENODATA if the file is shorter than @size; an earlier
- * failure to name objects is returned too). */
+/* Frees @st (NULL is allowed). */
+void lcfs_store_free(struct lcfs_store *st);
+
+/* Makes sure an object named by @digest exists, unless another thread of
+ * this run is storing the same content. If none exists (or the one there
+ * has the wrong size), the first @size bytes of @fd (a regular file, read
+ * from offset 0; the fd offset is not used) are copied into a new object,
+ * which gets its name once complete. Thread-safe. 0 or -errno (-ENODATA
+ * if the file is shorter than @size). */
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE]);
-
-/* Names every queued object and syncs the directories they went to, so
- * that the names are durable too. 0 or -errno. */
-int lcfs_store_finish(struct lcfs_store *st);
-
-/* Drops the objects not yet named (they never appear) and frees @st.
- * NULL is allowed. */
-void lcfs_store_free(struct lcfs_store *st);
 
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */

@@ -5,8 +5,9 @@
 # is named by the fs-verity digest of its content and has mode 0644; the
 # store holds exactly one object per distinct content over 64 bytes;
 # every payload of the image is present; a second run changes nothing;
-# two runs into one store at the same time both succeed and agree; stale
-# temporary files are removed, young ones kept.
+# two runs into one store at the same time both succeed and agree; an
+# object of the wrong size is replaced; stale temporary files are removed,
+# young ones kept.
 # Usage: test-build-store.py MKCOMPOSEFS COMPOSEFS-INFO
 
 import os
@@ -58,6 +59,16 @@ def test():
         run([mk, "--digest-store=" + store + "/", src, img])
         after = {rel: os.stat(os.path.join(store, rel)).st_ino for rel in objects}
         check(before == after, "a second run rewrote objects")
+        check_store(store, contents_dir=src)
+
+        # Objects a power failure left empty or short have the wrong size
+        # for their name: the next run replaces them.
+        names = sorted(objects)
+        with open(os.path.join(store, names[0]), "r+b") as f:
+            f.truncate(0)
+        with open(os.path.join(store, names[1]), "r+b") as f:
+            f.truncate(os.fstat(f.fileno()).st_size // 2)
+        run([mk, "--digest-store=" + store, src, img])
         check_store(store, contents_dir=src)
 
         # Objects are 0644 whatever the umask; --print-digest-only fills
