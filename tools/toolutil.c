@@ -397,7 +397,7 @@ void tool_set_prog(int argc, char **argv, const char *fallback)
 	}
 }
 
-static void vmessage(const char *fmt, va_list ap)
+static void __attribute__((format(printf, 1, 0))) vmessage(const char *fmt, va_list ap)
 {
 	fprintf(stderr, "%s: ", tool_prog);
 	vfprintf(stderr, fmt, ap);
