@@ -12,10 +12,12 @@
  * 2. with --hardlinks, names of one inode become hard links to its first
  *    name in depth-first name order (the order a reader meets them);
  * 3. the content pass over the regular files, on N threads taking files
- *    from a shared index: inline content (1..64 bytes), fs-verity digest
- *    and digest path, and the copy into the object store. Each file's
- *    result depends on its own data only, so the image does not depend on
- *    the number of threads.
+ *    from a shared queue: inline content (1..64 bytes), fs-verity digest
+ *    and digest path, and the copy into the object store. The threads
+ *    start before the scan and take each directory's files as soon as it
+ *    is read, large files first. Each file's result depends on its own
+ *    data only, so the image does not depend on the number of threads or
+ *    on the order of the work.
  */
 #include "config.h"
 
@@ -62,6 +64,15 @@ struct inode_key {
 	struct lcfs_node_s *node;
 };
 
+/* Files waiting for the content pass; @next is the first not taken. */
+struct work_list {
+	struct lcfs_node_s **v;
+	size_t n, cap, next;
+};
+
+/* Files from this size on are taken before smaller ones. */
+#define BIG_FILE (1u << 20)
+
 struct xattr_bufs {
 	char *list;
 	size_t list_cap;
@@ -89,23 +100,26 @@ struct build_ctx {
 	struct inode_key *inodes;
 	size_t n_inodes, cap_inodes;
 
-	/* Content pass. */
-	struct lcfs_node_s **files;
-	size_t n_files, cap_files;
-	uint64_t bytes_total;
+	/* Content pass: the queue and the workers (under @lock). */
+	struct work_list big, small;
+	bool queue_closed;
+	pthread_cond_t cond;      /* work arrived or the queue closed */
+	pthread_cond_t done_cond; /* a worker finished */
+	unsigned running;
+	struct worker *workers;
+	unsigned n_started;
 	struct lcfs_store *store;
-	atomic_size_t next;
 	atomic_bool failed;
-	_Atomic uint64_t files_done;
-	_Atomic uint64_t bytes_done;
-	pthread_cond_t cond;
-	unsigned running; /* workers still going, under @lock */
+	_Atomic uint64_t files_total, bytes_total; /* queued so far */
+	_Atomic uint64_t files_done, bytes_done;
+	struct lcfs_node_s **pending; /* one directory's files, scan thread */
+	size_t n_pending, cap_pending;
 
 	void (*progress)(void *data, uint64_t files_done, uint64_t files_total,
 			 uint64_t bytes_done, uint64_t bytes_total);
 	void *progress_data;
 	struct timespec last_progress;
-	uint64_t scan_entries, scan_files, scan_bytes;
+	uint64_t scan_entries;
 	atomic_bool no_openat2;
 };
 
@@ -218,11 +232,10 @@ static void report_progress(struct build_ctx *c, bool force)
 	if (!force && ns < PROGRESS_INTERVAL_NS)
 		return;
 	c->last_progress = now;
-	if (c->files == NULL) /* still scanning: totals so far */
-		c->progress(c->progress_data, 0, c->scan_files, 0, c->scan_bytes);
-	else
-		c->progress(c->progress_data, atomic_load(&c->files_done), c->n_files,
-			    atomic_load(&c->bytes_done), c->bytes_total);
+	/* While the scan runs, the totals are those found so far. */
+	c->progress(c->progress_data, atomic_load(&c->files_done),
+		    atomic_load(&c->files_total), atomic_load(&c->bytes_done),
+		    atomic_load(&c->bytes_total));
 }
 
 /* ---- Loading one entry ------------------------------------------------------------ */
@@ -457,7 +470,10 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 			free(data);
 			return r;
 		}
-		lcfs_node_take_content(node, data, (size_t)size);
+		/* Not lcfs_node_take_content(): the size is right already,
+		 * and the scan thread may be reading it. */
+		free(node->content);
+		node->content = data;
 	} else if (want_digest) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)
@@ -586,17 +602,90 @@ static int process_file(struct worker *w, struct lcfs_node_s *node)
 	return 0;
 }
 
+/* The next file to process, big ones first; NULL when the queue is
+ * closed and empty, or after a failure. */
+static struct lcfs_node_s *queue_take(struct build_ctx *c)
+{
+	struct lcfs_node_s *node = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	while (!atomic_load(&c->failed)) {
+		if (c->big.next < c->big.n) {
+			node = c->big.v[c->big.next++];
+			break;
+		}
+		if (c->small.next < c->small.n) {
+			node = c->small.v[c->small.next++];
+			break;
+		}
+		if (c->queue_closed)
+			break;
+		pthread_cond_wait(&c->cond, &c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return node;
+}
+
+static int list_add(struct work_list *l, struct lcfs_node_s *node)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		struct lcfs_node_s **v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = node;
+	return 0;
+}
+
+/* Hands the files collected by pending_add() to the workers. */
+static int queue_flush(struct build_ctx *c)
+{
+	int r = 0;
+
+	if (c->n_pending == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n_pending && r == 0; i++) {
+		struct lcfs_node_s *node = c->pending[i];
+
+		r = list_add(node->size >= BIG_FILE ? &c->big : &c->small, node);
+		if (r == 0) {
+			atomic_fetch_add(&c->files_total, 1);
+			atomic_fetch_add(&c->bytes_total, node->size);
+		}
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	c->n_pending = 0;
+	return r;
+}
+
+/* Collects a file for the content pass (scan thread only). */
+static int pending_add(struct build_ctx *c, struct lcfs_node_s *node)
+{
+	if (c->n_pending == c->cap_pending) {
+		size_t cap = c->cap_pending ? c->cap_pending * 2 : 256;
+		struct lcfs_node_s **v = realloc(c->pending, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		c->pending = v;
+		c->cap_pending = cap;
+	}
+	c->pending[c->n_pending++] = node;
+	return 0;
+}
+
 static void worker_run(struct worker *w)
 {
 	struct build_ctx *c = w->c;
+	struct lcfs_node_s *node;
 
-	while (!atomic_load(&c->failed)) {
-		size_t i = atomic_fetch_add(&c->next, 1);
-		struct lcfs_node_s *node;
-
-		if (i >= c->n_files)
-			break;
-		node = c->files[i];
+	while ((node = queue_take(c)) != NULL) {
 		if (process_file(w, node) < 0)
 			break;
 		atomic_fetch_add(&c->files_done, 1);
@@ -614,7 +703,7 @@ static void *worker_main(void *arg)
 	worker_run(w);
 	pthread_mutex_lock(&c->lock);
 	c->running--;
-	pthread_cond_signal(&c->cond);
+	pthread_cond_signal(&c->done_cond);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
@@ -630,33 +719,50 @@ static unsigned default_threads(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-static int content_pass(struct build_ctx *c, unsigned threads)
+/* Starts the workers, before the scan. With one thread asked for (or none
+ * startable), the calling thread does the work after the scan instead. */
+static int start_workers(struct build_ctx *c, unsigned threads)
 {
-	cleanup_free struct worker *workers = NULL;
-	unsigned started = 0;
-	int r = 0;
-
 	if (threads == 0)
 		threads = default_threads();
-	if (threads > c->n_files)
-		threads = c->n_files > 0 ? (unsigned)c->n_files : 1;
-	workers = calloc(threads, sizeof(*workers));
-	if (workers == NULL)
-		return lcfs_error_set(c->err, ENOMEM, "%s", strerror(ENOMEM));
-	for (unsigned i = 0; i < threads; i++)
-		workers[i].c = c;
+	c->workers = calloc(threads, sizeof(*c->workers));
+	if (c->workers == NULL)
+		return -ENOMEM;
+	c->n_started = 0;
+	if (threads == 1)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < threads; i++) {
+		c->workers[i].c = c;
+		if (pthread_create(&c->workers[i].thread, NULL, worker_main,
+				   &c->workers[i]) != 0)
+			break;
+		c->n_started++;
+		c->running++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
 
-	report_progress(c, true);
-	if (threads > 1) {
-		pthread_mutex_lock(&c->lock);
-		for (unsigned i = 0; i < threads; i++) {
-			if (pthread_create(&workers[i].thread, NULL, worker_main,
-					   &workers[i]) != 0)
-				break;
-			started++;
-			c->running++;
+/* Closes the queue and waits until every queued file is done (or the
+ * first failure), reporting progress meanwhile. */
+static void finish_workers(struct build_ctx *c)
+{
+	if (c->workers == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->queue_closed = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+
+	if (c->n_started == 0) {
+		if (!atomic_load(&c->failed)) {
+			c->workers[0].c = c;
+			c->workers[0].is_caller = true;
+			worker_run(&c->workers[0]);
 		}
-		/* The calling thread reports progress while it waits. */
+	} else {
+		pthread_mutex_lock(&c->lock);
 		while (c->running > 0) {
 			struct timespec until;
 
@@ -666,25 +772,19 @@ static int content_pass(struct build_ctx *c, unsigned threads)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
 			}
-			pthread_cond_timedwait(&c->cond, &c->lock, &until);
+			pthread_cond_timedwait(&c->done_cond, &c->lock, &until);
 			pthread_mutex_unlock(&c->lock);
 			report_progress(c, false);
 			pthread_mutex_lock(&c->lock);
 		}
 		pthread_mutex_unlock(&c->lock);
-		for (unsigned i = 0; i < started; i++)
-			pthread_join(workers[i].thread, NULL);
+		for (unsigned i = 0; i < c->n_started; i++)
+			pthread_join(c->workers[i].thread, NULL);
 	}
-	if (started == 0) {
-		/* One thread asked for, or none could be started. */
-		workers[0].is_caller = true;
-		worker_run(&workers[0]);
-	}
-	if (atomic_load(&c->failed))
-		r = -c->err->err;
-	else
+	free(c->workers);
+	c->workers = NULL;
+	if (!atomic_load(&c->failed))
 		report_progress(c, true);
-	return r;
 }
 
 /* ---- The scan ---------------------------------------------------------------------- */
@@ -827,13 +927,20 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 			if (remember_inode(c, node, &st) < 0)
 				return build_fail(c, f->dir, name, STAGE_SCAN, ENOMEM);
 		}
-		if (S_ISREG(st.st_mode)) {
-			c->scan_files++;
-			c->scan_bytes += (uint64_t)st.st_size;
+		/* Names of an inode with other links wait for the hard link
+		 * pass, which decides which name is the real one. */
+		if (S_ISREG(st.st_mode) && st.st_size > 0 &&
+		    !(c->hardlinks && st.st_nlink > 1)) {
+			r = pending_add(c, node);
+			if (r < 0)
+				return build_fail(c, f->dir, name, STAGE_SCAN, -r);
 		}
 		if ((++c->scan_entries & 255) == 0)
 			report_progress(c, false);
 	}
+	r = queue_flush(c);
+	if (r < 0)
+		return build_fail(c, f->dir, NULL, STAGE_SCAN, -r);
 	return 0;
 }
 
@@ -904,7 +1011,8 @@ static int scan_tree(struct build_ctx *c)
 	n = 1;
 	r = scan_dir(c, &frames[0], &e);
 
-	while (r == 0 && n > 0) {
+	/* A worker's failure ends the scan too. */
+	while (r == 0 && n > 0 && !atomic_load(&c->failed)) {
 		struct scan_frame *top = &frames[n - 1];
 		struct subdir *sd;
 		struct stat st;
@@ -975,7 +1083,7 @@ static int scan_tree(struct build_ctx *c)
 	return r;
 }
 
-/* ---- Hard links and the list of files ---------------------------------------------- */
+/* ---- Hard links ------------------------------------------------------------------ */
 
 static size_t inode_hash(const struct inode_key *k, size_t cap)
 {
@@ -984,29 +1092,13 @@ static size_t inode_hash(const struct inode_key *k, size_t cap)
 	return (size_t)(h ^ (h >> 29)) & (cap - 1);
 }
 
-static int add_file(struct build_ctx *c, struct lcfs_node_s *node)
-{
-	if (c->n_files == c->cap_files) {
-		size_t cap = c->cap_files ? c->cap_files * 2 : 1024;
-		struct lcfs_node_s **v = realloc(c->files, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		c->files = v;
-		c->cap_files = cap;
-	}
-	c->files[c->n_files++] = node;
-	c->bytes_total += node->size;
-	return 0;
-}
-
 /*
- * Depth-first walk in name order. With --hardlinks, every later name of
- * an inode becomes a link to the first one (the writer then counts the
- * names in nlink). Then every regular file with data that is not a link
- * goes into the work list of the content pass.
+ * --hardlinks: a depth-first walk in name order (the order in which a
+ * reader meets the names) makes every later name of an inode a hard link
+ * to the first one; the writer then counts the names in nlink. The first
+ * names of regular files go to the content pass.
  */
-static int link_and_list(struct build_ctx *c)
+static int resolve_hardlinks(struct build_ctx *c)
 {
 	struct walk {
 		struct lcfs_node_s *node;
@@ -1017,54 +1109,27 @@ static int link_and_list(struct build_ctx *c)
 	size_t n = 0, cap = 64, hcap = 1;
 	int r;
 
+	if (c->n_inodes == 0)
+		return 0;
 	while (hcap < 2 * c->n_inodes)
 		hcap *= 2;
-	if (c->n_inodes > 0) {
-		firsts = calloc(hcap, sizeof(*firsts));
-		if (firsts == NULL)
-			return -ENOMEM;
-	}
+	firsts = calloc(hcap, sizeof(*firsts));
 	stack = malloc(cap * sizeof(*stack));
-	if (stack == NULL)
+	if (firsts == NULL || stack == NULL)
 		return -ENOMEM;
 	stack[n++] = (struct walk){ c->root, 0 };
-	if (S_ISREG(c->root->mode) && c->root->size > 0 && add_file(c, c->root) < 0)
-		return -ENOMEM;
 
 	while (n > 0) {
 		struct walk *top = &stack[n - 1];
 		struct lcfs_node_s *child;
+		struct inode_key *k;
+		size_t i;
 
 		if (top->next == top->node->n_children) {
 			n--;
 			continue;
 		}
 		child = top->node->children[top->next++];
-		if (child->scratch != 0) {
-			struct inode_key *k = &c->inodes[child->scratch - 1];
-			size_t i = inode_hash(k, hcap);
-
-			child->scratch = 0;
-			for (; firsts[i] != NULL; i = (i + 1) & (hcap - 1)) {
-				struct inode_key *f = &c->inodes[firsts[i]->scratch - 1];
-
-				if (f->dev == k->dev && f->ino == k->ino)
-					break;
-			}
-			if (firsts[i] == NULL) {
-				firsts[i] = child;
-				/* Keep the key reachable for later names. */
-				child->scratch = (uint32_t)(k - c->inodes) + 1;
-			} else {
-				lcfs_node_make_hardlink(child, firsts[i]);
-				continue;
-			}
-		}
-		if (S_ISREG(child->mode) && child->size > 0) {
-			r = add_file(c, child);
-			if (r < 0)
-				return r;
-		}
 		if (S_ISDIR(child->mode)) {
 			if (n == cap) {
 				struct walk *v = realloc(stack, 2 * cap * sizeof(*v));
@@ -1075,13 +1140,34 @@ static int link_and_list(struct build_ctx *c)
 				cap *= 2;
 			}
 			stack[n++] = (struct walk){ child, 0 };
+			continue;
+		}
+		if (child->scratch == 0)
+			continue;
+		k = &c->inodes[child->scratch - 1];
+		for (i = inode_hash(k, hcap); firsts[i] != NULL; i = (i + 1) & (hcap - 1)) {
+			struct inode_key *f = &c->inodes[firsts[i]->scratch - 1];
+
+			if (f->dev == k->dev && f->ino == k->ino)
+				break;
+		}
+		if (firsts[i] != NULL) {
+			child->scratch = 0;
+			lcfs_node_make_hardlink(child, firsts[i]);
+			continue;
+		}
+		firsts[i] = child; /* keeps its scratch for later names */
+		if (S_ISREG(child->mode) && child->size > 0) {
+			r = pending_add(c, child);
+			if (r < 0)
+				return r;
 		}
 	}
 	/* Leave the scratch fields clean for the writer. */
-	for (size_t i = 0; i < hcap && firsts != NULL; i++)
+	for (size_t i = 0; i < hcap; i++)
 		if (firsts[i] != NULL)
 			firsts[i]->scratch = 0;
-	return 0;
+	return queue_flush(c);
 }
 
 /* ---- Entry points ------------------------------------------------------------------ */
@@ -1124,7 +1210,8 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 	if (opts->digest_store != NULL)
 		c.flags |= LCFS_BUILD_BY_DIGEST;
 	if (pthread_mutex_init(&c.lock, NULL) != 0 ||
-	    pthread_cond_init(&c.cond, NULL) != 0) {
+	    pthread_cond_init(&c.cond, NULL) != 0 ||
+	    pthread_cond_init(&c.done_cond, NULL) != 0) {
 		lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
 		return NULL;
 	}
@@ -1144,6 +1231,12 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 				       opts->digest_store, strerror(-r));
 			goto out;
 		}
+	}
+
+	r = start_workers(&c, opts->threads);
+	if (r < 0) {
+		lcfs_error_set(err, -r, "%s", strerror(-r));
+		goto out;
 	}
 
 	/* Section 2.5 step 1: SOURCE is not followed if it is a symlink. */
@@ -1174,6 +1267,8 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			}
 		}
 		r = scan_tree(&c);
+		if (r == 0 && atomic_load(&c.failed))
+			r = -err->err; /* a worker failed */
 		if (r < 0)
 			goto out;
 	} else {
@@ -1185,28 +1280,43 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			goto out;
 		}
 		c.root = root;
+		if (S_ISREG(st.st_mode) && st.st_size > 0) {
+			r = pending_add(&c, root);
+			if (r == 0)
+				r = queue_flush(&c);
+			if (r < 0) {
+				lcfs_error_set(err, -r, "%s", strerror(-r));
+				goto out;
+			}
+		}
 	}
 	report_progress(&c, true);
 
-	r = link_and_list(&c);
-	if (r < 0) {
-		lcfs_error_set(err, -r, "%s", strerror(-r));
-		goto out;
-	}
-	if (c.n_files > 0) {
-		r = content_pass(&c, opts->threads);
-		if (r < 0)
+	if (c.hardlinks) {
+		r = resolve_hardlinks(&c);
+		if (r < 0) {
+			lcfs_error_set(err, -r, "%s", strerror(-r));
 			goto out;
+		}
 	}
+	finish_workers(&c);
+	if (atomic_load(&c.failed))
+		r = -err->err;
 out:
+	if (r < 0)
+		atomic_store(&c.failed, true); /* workers stop at once */
+	finish_workers(&c);
 	lcfs_store_free(c.store);
 	if (c.rootfd >= 0)
 		close(c.rootfd);
 	xattr_bufs_release(&c.xb);
 	free(c.dirent_buf);
 	free(c.inodes);
-	free(c.files);
+	free(c.big.v);
+	free(c.small.v);
+	free(c.pending);
 	pthread_cond_destroy(&c.cond);
+	pthread_cond_destroy(&c.done_cond);
 	pthread_mutex_destroy(&c.lock);
 	if (r < 0) {
 		if (err->err == 0)

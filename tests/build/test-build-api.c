@@ -234,8 +234,8 @@ struct sabotage {
 	bool done;
 };
 
-/* Called on the scanning thread; the first call with the final totals
- * comes after the scan, before any file is read. */
+/* Called on the calling thread. With one thread, the files are read after
+ * the scan, and the first call with files found comes in between. */
 static void sabotage_cb(void *data, uint64_t files_done, uint64_t files_total,
 			uint64_t bytes_done, uint64_t bytes_total)
 {
@@ -307,6 +307,7 @@ static void test_build(void)
 
 	/* A file that vanishes after the scan: the error names it. */
 	opts.hardlinks = false;
+	opts.threads = 1;
 	sab.path = path_in("tree/sub/victim");
 	opts.progress = sabotage_cb;
 	opts.progress_data = &sab;
