@@ -511,8 +511,25 @@ def store_objects(store):
     return objects, other
 
 
+def fsverity_tool_digests(paths):
+    """{path: digest} from `fsverity digest` (fsverity-utils), or None if
+    the tool is missing."""
+    import shutil
+    if shutil.which("fsverity") is None:
+        return None
+    out = {}
+    for i in range(0, len(paths), 200):
+        chunk = paths[i:i + 200]
+        r = run(["fsverity", "digest", "--hash-alg=sha256", "--block-size=4096"] + chunk)
+        for line in r.stdout.decode().splitlines():
+            alg_digest, path = line.split(" ", 1)
+            out[path] = alg_digest.split(":", 1)[1]
+    return out
+
+
 def check_store(store, contents_dir=None, allow_temps=False):
-    """Every object's name is its fs-verity digest and its mode 0644. With
+    """Every object's name is its fs-verity digest (ours, and the one of
+    `fsverity digest` when installed) and its mode 0644. With
     @contents_dir: exactly one object per distinct content over 64 bytes
     among its regular files."""
     objects, other = store_objects(store)
@@ -520,6 +537,12 @@ def check_store(store, contents_dir=None, allow_temps=False):
         check(rel.replace("/", "") == digest,
               "object %s has content with digest %s" % (rel, digest))
         check(mode == 0o644, "object %s has mode %o" % (rel, mode))
+    tool = fsverity_tool_digests([os.path.join(store, rel) for rel in sorted(objects)])
+    if tool is not None:
+        for rel in objects:
+            got = tool.get(os.path.join(store, rel))
+            check(got == rel.replace("/", ""),
+                  "fsverity digest of object %s is %s" % (rel, got))
     if not allow_temps:
         check(not other, "unexpected files in the store: %s" % other[:5])
     else:
