@@ -474,6 +474,12 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		 * and the scan thread may be reading it. */
 		free(node->content);
 		node->content = data;
+	} else if (store != NULL && lcfs_store_copy_first(store)) {
+		/* Mostly new objects: copy, then hash the copy. */
+		*stage = STAGE_STORE;
+		r = lcfs_store_put_copy(store, fd, size, digest);
+		if (r < 0)
+			return r;
 	} else if (want_digest) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)

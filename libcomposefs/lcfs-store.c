@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -27,6 +28,10 @@
 
 /* copy_file_range() request size; the kernel may copy less. */
 #define COPY_CHUNK (1u << 30)
+
+/* Copies hashed through a mapping rather than read(): from this size on
+ * the saved copy outweighs setting up the mapping. */
+#define MAP_HASH_MIN (256u << 10)
 
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
@@ -49,6 +54,8 @@ struct lcfs_store {
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
 	atomic_bool no_verity;  /* fs-verity not supported */
 	atomic_uchar subdir_made[256];
+	/* Outcome of the lookups so far: objects found, objects written. */
+	_Atomic uint64_t n_present, n_absent;
 	pthread_mutex_t lock;   /* protects @claimed */
 	struct digest_set claimed;
 };
@@ -469,46 +476,129 @@ static int ensure_subdir(struct lcfs_store *st, const char *path)
 	return 0;
 }
 
-int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
-		   const uint8_t digest[LCFS_DIGEST_SIZE])
+/*
+ * Whether the object @o.path for @digest must be written: 1 (and
+ * *@replace if a damaged object is in the way), 0 if it is present or
+ * another thread of this run is writing it, or -errno. Present objects
+ * are kept as they are, like the reference (section 2.6 step 3) -- unless
+ * they cannot be right: the digest covers the size, and objects are not
+ * synced one by one, so a power failure can leave one empty or short.
+ */
+static int object_needed(struct lcfs_store *st, const char *path,
+			 const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size,
+			 bool *replace)
 {
-	struct new_object o = { .fd = -1 };
-	bool replace = false;
 	struct stat sb;
 	int r;
 
-	lcfs_store_object_path(digest, o.path);
-	/*
-	 * Present already: kept as it is, like the reference (section 2.6
-	 * step 3) -- unless it cannot be right. The digest covers the size,
-	 * and objects are not synced one by one, so a power failure can leave
-	 * an object empty or short; that one is replaced.
-	 */
-	if (fstatat(st->dirfd, o.path, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == size)
+	*replace = false;
+	if (fstatat(st->dirfd, path, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == size) {
+			atomic_fetch_add(&st->n_present, 1);
 			return 0;
-		replace = true;
+		}
+		*replace = true;
 	} else if (errno != ENOENT) {
 		return -errno;
 	}
-
 	/* Several files of this run with one content: one copy. */
 	pthread_mutex_lock(&st->lock);
 	r = digest_set_claim(&st->claimed, digest);
 	pthread_mutex_unlock(&st->lock);
+	if (r >= 0)
+		atomic_fetch_add(r ? &st->n_absent : &st->n_present, 1);
+	return r;
+}
+
+/* Makes the complete data in @o an object: mode, verity, name. */
+static int finish_object(struct lcfs_store *st, struct new_object *o, bool replace)
+{
+	int r = ensure_subdir(st, o->path);
+
+	if (r == 0 && fchmod(o->fd, 0644) < 0)
+		r = -errno;
+	if (r == 0) {
+		enable_verity(st, o);
+		r = name_object(st, o, replace);
+	}
+	return r;
+}
+
+int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
+		   const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct new_object o = { .fd = -1 };
+	bool replace;
+	int r;
+
+	lcfs_store_object_path(digest, o.path);
+	r = object_needed(st, o.path, digest, size, &replace);
 	if (r <= 0)
 		return r;
-
 	r = ensure_subdir(st, o.path);
 	if (r == 0)
 		r = create_temp(st, &o);
 	if (r == 0)
 		r = copy_data(st, fd, o.fd, size);
-	if (r == 0 && fchmod(o.fd, 0644) < 0)
-		r = -errno;
+	if (r == 0)
+		r = finish_object(st, &o, replace);
+	discard_object(st, &o);
+	return r;
+}
+
+bool lcfs_store_copy_first(struct lcfs_store *st)
+{
+	/* A clone would be hashed from a cold page cache, and a named
+	 * temporary file could be truncated under the mapping by others. */
+	return atomic_load(&st->no_reflink) && !atomic_load(&st->no_tmpfile) &&
+	       atomic_load(&st->n_absent) >= atomic_load(&st->n_present);
+}
+
+/* fs-verity digest of the first @size bytes of our own copy @fd. Large
+ * copies are hashed through a mapping, which spares copying the data out
+ * of the page cache; safe because nobody else can reach (and truncate) an
+ * unnamed temporary file. */
+static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *s;
+	void *p;
+
+	if (size < MAP_HASH_MIN || size > SIZE_MAX)
+		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
+	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED)
+		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
+	s = lcfs_fsverity_stream_new();
+	if (s == NULL) {
+		munmap(p, (size_t)size);
+		return -ENOMEM;
+	}
+	lcfs_fsverity_stream_update(s, p, (size_t)size);
+	munmap(p, (size_t)size);
+	return lcfs_fsverity_stream_final(s, digest);
+}
+
+int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
+			uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct new_object o = { .fd = -1 };
+	bool replace;
+	int r;
+
+	/* Unnamed, in the store root: its name is not known yet. */
+	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (o.fd < 0) {
+		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
+		return r < 0 ? r : lcfs_store_put(st, fd, size, digest);
+	}
+	r = copy_data(st, fd, o.fd, size);
+	if (r == 0)
+		r = digest_copy(o.fd, size, digest);
 	if (r == 0) {
-		enable_verity(st, &o);
-		r = name_object(st, &o, replace);
+		lcfs_store_object_path(digest, o.path);
+		r = object_needed(st, o.path, digest, size, &replace);
+		if (r > 0)
+			r = finish_object(st, &o, replace);
 	}
 	discard_object(st, &o);
 	return r;

@@ -40,6 +40,19 @@ void lcfs_store_free(struct lcfs_store *st);
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE]);
 
+/* Whether lcfs_store_put_copy() is the better way for the next file: when
+ * copies are real copies and most objects have been new so far. */
+bool lcfs_store_copy_first(struct lcfs_store *st);
+
+/* Like computing the digest of @fd and then lcfs_store_put(), in the other
+ * order: the first @size bytes of @fd are copied first and the copy is
+ * hashed (without reading the data out of the page cache again), then
+ * named, or dropped if the object exists. The object's content and the
+ * digest returned in @digest then come from the same bytes even if the
+ * file changes meanwhile. 0 or -errno. */
+int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
+			uint8_t digest[LCFS_DIGEST_SIZE]);
+
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */
 #define LCFS_STORE_PATH_SIZE (2 * LCFS_DIGEST_SIZE + 2)
