@@ -6,7 +6,8 @@
 #   - digesting: mkcomposefs --print-digest-only on a warm cache, against
 #     `openssl speed -evp sha256` (16 KiB blocks) times the number of CPUs;
 #   - storing: mkcomposefs --digest-store into an empty store, then into the
-#     full one, against `cp -a` of the same tree (same cache state: warm).
+#     full one, against `cp -a` of the same tree from the same cache state
+#     (warm, and cold when run as root).
 # Prints files/s, MB/s and peak RSS. It never passes or fails on time.
 #
 # Usage: bench/bench-store.sh [BUILDDIR] [TREE]
@@ -70,7 +71,7 @@ timed() {
 
 report() {
 	local what=$1
-	printf '%-34s %7.2f s  %9.0f files/s  %7.0f MB/s  RSS %6.1f MB%s\n' "$what" "$secs" \
+	printf '%-40s %7.2f s  %9.0f files/s  %7.0f MB/s  RSS %6.1f MB%s\n' "$what" "$secs" \
 		"$(echo "$files / $secs" | bc -l)" "$(echo "$bytes / 1000000 / $secs" | bc -l)" \
 		"$(echo "$rss_kb / 1024" | bc -l)" "${2:-}"
 }
@@ -83,28 +84,44 @@ report "mkcomposefs --print-digest-only" \
 	"$(printf '  (%.0f%% of the SHA-256 limit)' \
 		"$(echo "100 * $bytes / $secs / $sha_all" | bc -l)")"
 
-# ---- Storing, warm cache ----------------------------------------------------------
-rm -rf "$bench_dir/cp-copy" "$bench_dir/store" "$bench_dir/image.cfs"
-sync
-timed cp -a "$tree" "$bench_dir/cp-copy"
-cp_secs=$secs
-report "cp -a"
-sync
-rm -rf "$bench_dir/cp-copy"
-sync
+# ---- Storing -----------------------------------------------------------------------
+# Each comparison runs cp -a and mkcomposefs from the same cache state:
+# warm (whatever the previous runs left cached), then, when we may drop
+# the page cache, cold.
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
 
-timed "$mk" --digest-store="$bench_dir/store" "$tree" "$bench_dir/image.cfs"
-store_secs=$secs
-report "mkcomposefs --digest-store (empty)" \
-	"$(printf '  (%.2f x the time of cp -a)' "$(echo "$secs / $cp_secs" | bc -l)")"
+store_round() {
+	local state=$1
+	rm -rf "$bench_dir/cp-copy" "$bench_dir/store" "$bench_dir/image.cfs"
+	sync
+	[ "$state" = cold ] && drop_caches
+	timed cp -a "$tree" "$bench_dir/cp-copy"
+	cp_secs=$secs
+	report "cp -a ($state)"
+	rm -rf "$bench_dir/cp-copy"
+	sync
+	[ "$state" = cold ] && drop_caches
+	timed "$mk" --digest-store="$bench_dir/store" "$tree" "$bench_dir/image.cfs"
+	store_secs=$secs
+	report "mkcomposefs --digest-store ($state)" \
+		"$(printf '  (%.2f x cp -a)' "$(echo "$secs / $cp_secs" | bc -l)")"
+	ratios="$ratios $state $(printf '%.2f' "$(echo "$secs / $cp_secs" | bc -l)") x cp -a;"
+}
+
+ratios=""
+store_round warm
 objects=$(find "$bench_dir/store" -type f | wc -l)
 store_mb=$(du -sm "$bench_dir/store" | cut -f1)
 echo "  store: $objects objects, $store_mb MB"
-
 timed "$mk" --digest-store="$bench_dir/store" "$tree" "$bench_dir/image.cfs"
-report "mkcomposefs --digest-store (full)"
+report "mkcomposefs --digest-store (full store)"
+if [ -w /proc/sys/vm/drop_caches ]; then
+	store_round cold
+fi
 
-printf 'summary: digesting at %.0f%% of the SHA-256 limit; storing in %.2f x the time of cp -a\n' \
-	"$(echo "100 * $bytes / $digest_secs / $sha_all" | bc -l)" \
-	"$(echo "$store_secs / $cp_secs" | bc -l)"
+printf 'summary: digesting at %.0f%% of the SHA-256 limit; storing:%s\n' \
+	"$(echo "100 * $bytes / $digest_secs / $sha_all" | bc -l)" "$ratios"
 rm -rf "$bench_dir/store" "$bench_dir/image.cfs"

@@ -32,6 +32,9 @@
 /* Copies hashed through a mapping rather than read(): from this size on
  * the saved copy outweighs setting up the mapping. */
 #define MAP_HASH_MIN (256u << 10)
+/* Mapped at a time, which bounds the memory mapped per thread; a multiple
+ * of the page size and of the fs-verity block size. */
+#define MAP_WINDOW (8u << 20)
 
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
@@ -555,26 +558,31 @@ bool lcfs_store_copy_first(struct lcfs_store *st)
 }
 
 /* fs-verity digest of the first @size bytes of our own copy @fd. Large
- * copies are hashed through a mapping, which spares copying the data out
- * of the page cache; safe because nobody else can reach (and truncate) an
- * unnamed temporary file. */
+ * copies are hashed through a mapping, window by window, which spares
+ * copying the data out of the page cache; safe because nobody else can
+ * reach (and truncate) an unnamed temporary file. */
 static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *s;
-	void *p;
 
-	if (size < MAP_HASH_MIN || size > SIZE_MAX)
-		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
-	p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-	if (p == MAP_FAILED)
+	if (size < MAP_HASH_MIN)
 		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
 	s = lcfs_fsverity_stream_new();
-	if (s == NULL) {
-		munmap(p, (size_t)size);
+	if (s == NULL)
 		return -ENOMEM;
+	for (uint64_t off = 0; off < size; off += MAP_WINDOW) {
+		size_t len = size - off < MAP_WINDOW ? (size_t)(size - off) : MAP_WINDOW;
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
+			       (off_t)off);
+
+		if (p == MAP_FAILED) {
+			lcfs_fsverity_stream_free(s);
+			return off == 0 ? lcfs_fsverity_digest_fd_fast(fd, size, digest) :
+					  -errno;
+		}
+		lcfs_fsverity_stream_update(s, p, len);
+		munmap(p, len);
 	}
-	lcfs_fsverity_stream_update(s, p, (size_t)size);
-	munmap(p, (size_t)size);
 	return lcfs_fsverity_stream_final(s, digest);
 }
 
