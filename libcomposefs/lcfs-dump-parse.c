@@ -59,6 +59,25 @@ struct hardlink {
 	unsigned long line;
 };
 
+/*
+ * The entries of the directories whose entries came out of name order, by
+ * parent and name. Inserting into a directory's sorted array moves the
+ * array for every entry out of order, so a dumpfile listing a big
+ * directory backwards or shuffled would take time quadratic in its size.
+ * Such a directory is switched, once, to appending in input order
+ * (lcfs_node_append_child_n()), its entries are found here, and it is
+ * sorted once at the end. Directories in order, the common case, never
+ * come here.
+ */
+struct name_index {
+	struct lcfs_node_s **slots; /* open addressing, power of two */
+	size_t mask;
+	size_t count;
+};
+
+/* Directories smaller than this keep inserting in order. */
+#define INDEX_MIN_DIR 64
+
 struct parser {
 	unsigned flags;
 	struct lcfs_error *err;
@@ -72,6 +91,7 @@ struct parser {
 	size_t dirs_cap;
 
 	struct lcfs_xattr_intern xattrs; /* identical pairs share one entry */
+	struct name_index names;
 
 	struct hardlink *links;
 	size_t n_links;
@@ -383,6 +403,101 @@ static int dirs_push(struct parser *p, struct lcfs_node_s *dir)
 	return 0;
 }
 
+static size_t name_hash(const struct lcfs_node_s *parent, const char *name,
+			size_t len)
+{
+	uint64_t h = (uintptr_t)parent * 0x9e3779b97f4a7c15ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 32));
+}
+
+static struct lcfs_node_s *index_find(const struct name_index *x,
+				      const struct lcfs_node_s *parent,
+				      const char *name, size_t len)
+{
+	struct lcfs_node_s *n;
+
+	if (x->slots == NULL)
+		return NULL;
+	for (size_t i = name_hash(parent, name, len) & x->mask; (n = x->slots[i]) != NULL;
+	     i = (i + 1) & x->mask) {
+		if (n->parent == parent && strncmp(n->name, name, len) == 0 &&
+		    n->name[len] == '\0')
+			return n;
+	}
+	return NULL;
+}
+
+static void index_put(struct name_index *x, struct lcfs_node_s *n)
+{
+	size_t i = name_hash(n->parent, n->name, strlen(n->name)) & x->mask;
+
+	while (x->slots[i] != NULL)
+		i = (i + 1) & x->mask;
+	x->slots[i] = n;
+	x->count++;
+}
+
+/* Room for one more entry, so that adding it cannot fail. */
+static int index_reserve(struct name_index *x)
+{
+	struct name_index bigger;
+
+	if (x->slots != NULL && (x->count + 1) * 2 <= x->mask + 1)
+		return 0;
+	bigger.mask = x->slots ? x->mask * 2 + 1 : 255;
+	bigger.count = 0;
+	bigger.slots = calloc(bigger.mask + 1, sizeof(*bigger.slots));
+	if (bigger.slots == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
+		if (x->slots[i] != NULL)
+			index_put(&bigger, x->slots[i]);
+	}
+	free(x->slots);
+	*x = bigger;
+	return 0;
+}
+
+/* Whether adding @name to @dir (sorted) would move a big array. */
+static bool out_of_order(const struct lcfs_node_s *dir, const char *name, size_t len)
+{
+	const char *last;
+	size_t llen;
+	int c;
+
+	if (dir->n_children < INDEX_MIN_DIR)
+		return false;
+	last = dir->children[dir->n_children - 1]->name;
+	llen = strlen(last);
+	c = memcmp(last, name, llen < len ? llen : len);
+	return c > 0 || (c == 0 && llen >= len);
+}
+
+/* Switches @dir to appending: indexes its entries and marks it unsorted
+ * (an out-of-order append follows at once). */
+static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
+{
+	for (size_t i = 0; i < dir->n_children; i++) {
+		if (index_reserve(x) < 0)
+			return -ENOMEM;
+		index_put(x, dir->children[i]);
+	}
+	dir->children_unsorted = true;
+	return 0;
+}
+
+/* Sorts every directory that was given its entries out of order. */
+static void index_sort_dirs(struct name_index *x)
+{
+	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
+		if (x->slots[i] != NULL)
+			lcfs_node_sort_children(x->slots[i]->parent);
+	}
+}
+
 /* Child @name of @dir, the directory reached by the first @depth components
  * of @path, which must itself be an existing directory (section 1.6). */
 static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
@@ -398,7 +513,10 @@ static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 		}
 		p->n_dirs = depth + 1;
 	}
-	child = lcfs_node_lookup_child_n(*dir, name, len);
+	if ((*dir)->children_unsorted)
+		child = index_find(&p->names, *dir, name, len);
+	else
+		child = lcfs_node_lookup_child_n(*dir, name, len);
 	if (child == NULL)
 		return perr(p, F_PATH, ENOENT, "Parent directory missing for %s", path);
 	if ((child->mode & S_IFMT) != S_IFDIR)
@@ -452,7 +570,22 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	len = end - c;
 	if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
 		return perr(p, F_PATH, EINVAL, "Invalid . or .. in path: %s", path);
-	r = lcfs_node_add_child_n(dir, node, c, len);
+	if (!dir->children_unsorted && out_of_order(dir, c, len)) {
+		r = index_dir(&p->names, dir);
+		if (r < 0)
+			return perr_oom(p);
+	}
+	if (!dir->children_unsorted) {
+		r = lcfs_node_add_child_n(dir, node, c, len);
+	} else if (index_find(&p->names, dir, c, len) != NULL) {
+		r = -EEXIST;
+	} else {
+		r = index_reserve(&p->names);
+		if (r == 0)
+			r = lcfs_node_append_child_n(dir, node, c, len);
+		if (r == 0)
+			index_put(&p->names, node);
+	}
 	if (r == -EEXIST)
 		return perr(p, F_PATH, EEXIST, "Path %s already exists", path);
 	if (r == -ENOMEM)
@@ -863,6 +996,8 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
 	}
 	if (r == 0)
+		index_sort_dirs(&p.names);
+	if (r == 0)
 		r = resolve_hardlinks(&p);
 	if (r == 0)
 		root = steal_pointer(&p.root);
@@ -874,6 +1009,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		free(p.links[i].target);
 	free(p.links);
 	free(p.dirs);
+	free(p.names.slots);
 	lcfs_xattr_intern_release(&p.xattrs);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;

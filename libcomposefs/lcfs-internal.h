@@ -188,6 +188,7 @@ struct lcfs_node_s {
 	bool digest_set : 1;
 	bool link_loop : 1;  /* make_hardlink() was asked to create a cycle */
 	bool destroying : 1; /* queued in node_destroy()'s work list */
+	bool children_unsorted : 1; /* see lcfs_node_append_child_n() */
 
 	int64_t mtime_sec;
 	uint64_t size;
@@ -232,6 +233,20 @@ struct lcfs_node_s *lcfs_node_lookup_child_n(struct lcfs_node_s *node,
  * @name_len bytes. Appending in sorted order is O(1). */
 int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			  const char *name, size_t name_len);
+
+/* Like lcfs_node_add_child_n(), but appends @child whatever its name and
+ * does not look for a duplicate (the caller must know there is none), so
+ * that children given in any order cost O(1) each instead of a move of the
+ * array. A child out of order marks @parent unsorted: until
+ * lcfs_node_sort_children(), lookups in @parent are wrong and the tree
+ * must not be handed to anything but lcfs_node_unref(). For the dumpfile
+ * parser, which finds names through its own index. */
+int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			     const char *name, size_t name_len);
+
+/* Sorts the children of @node by name if lcfs_node_append_child_n() left
+ * them out of order. */
+void lcfs_node_sort_children(struct lcfs_node_s *node);
 
 /* Sets an xattr entry on @node, taking a new reference to @x (the caller
  * keeps its own). Replaces an entry with the same key (the new one goes to

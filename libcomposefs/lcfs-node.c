@@ -536,12 +536,9 @@ static bool children_full(uint32_t n)
 	return n == 0 || (n >= 4 && (n & (n - 1)) == 0);
 }
 
-int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
-			  const char *name, size_t name_len)
+static int check_child(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+		       size_t name_len)
 {
-	ssize_t pos;
-	char *copy;
-
 	if ((parent->mode & S_IFMT) != S_IFDIR)
 		return -ENOTDIR;
 	if (name_len == 0)
@@ -550,10 +547,15 @@ int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 		return -ENAMETOOLONG;
 	if (child->parent != NULL || child->name != NULL)
 		return -EMLINK;
-	pos = child_find(parent, name, name_len);
-	if (pos >= 0)
-		return -EEXIST;
-	pos = -pos - 1;
+	return 0;
+}
+
+/* Inserts @child (checked) at index @pos. */
+static int insert_child(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			const char *name, size_t name_len, size_t pos)
+{
+	char *copy;
+
 	if (children_full(parent->n_children)) {
 		size_t cap = parent->n_children ? (size_t)parent->n_children * 2 : 4;
 		struct lcfs_node_s **c;
@@ -578,6 +580,53 @@ int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 	child->name = copy;
 	child->parent = parent;
 	return 0;
+}
+
+int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			  const char *name, size_t name_len)
+{
+	int r = check_child(parent, child, name_len);
+	ssize_t pos;
+
+	if (r < 0)
+		return r;
+	pos = child_find(parent, name, name_len);
+	if (pos >= 0)
+		return -EEXIST;
+	return insert_child(parent, child, name, name_len, (size_t)(-pos - 1));
+}
+
+int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			     const char *name, size_t name_len)
+{
+	const char *last = parent->n_children > 0 ?
+				   parent->children[parent->n_children - 1]->name :
+				   NULL;
+	bool in_order = last == NULL || name_cmp(last, strlen(last), name, name_len) < 0;
+	int r = check_child(parent, child, name_len);
+
+	if (r == 0)
+		r = insert_child(parent, child, name, name_len, parent->n_children);
+	if (r == 0 && !in_order)
+		parent->children_unsorted = true;
+	return r;
+}
+
+static int cmp_child_names(const void *a, const void *b)
+{
+	const char *x = (*(struct lcfs_node_s *const *)a)->name;
+	const char *y = (*(struct lcfs_node_s *const *)b)->name;
+
+	return name_cmp(x, strlen(x), y, strlen(y));
+}
+
+void lcfs_node_sort_children(struct lcfs_node_s *node)
+{
+	if (!node->children_unsorted)
+		return;
+	qsort(node->children, node->n_children, sizeof(*node->children),
+	      cmp_child_names);
+	node->children_unsorted = false;
 }
 
 LCFS_PUBLIC int lcfs_node_add_child(struct lcfs_node_s *parent,
