@@ -13,8 +13,10 @@ the size of the input, however large the sizes and counts it claims.
 * A chain of 2,000 directories in a dumpfile (its size grows with the square
   of the depth too) through mkcomposefs and back.
 * Hard link chains in dumpfiles, in every order (each line linking to the
-  next, to the previous, and many links to the head of a long chain): linear
-  time.
+  next, to the previous, and many links to the head of a long chain), and a
+  directory of 200,000 entries listed sorted, backwards and shuffled: the
+  same image whatever the order, and (without sanitizers) 1,000,000 shuffled
+  entries within 20 s of CPU (quadratic behaviour takes about a minute).
 * Images claiming huge sizes and counts, and hard link bombs: without
   sanitizers, the peak memory of composefs-info stays within a fixed
   allowance plus a small multiple of the image size; the same for
@@ -65,6 +67,18 @@ class Runner:
         print("%-52s %6.2f s  exit %d" % (name, time.monotonic() - start, p.returncode))
         return p.returncode, p.stdout
 
+    def cpu_time(self, name, args, limit):
+        """Runs @args, which must succeed within @limit seconds of CPU."""
+        self.checks += 1
+        pid = os.posix_spawn(args[0], args, os.environ)
+        _, status, ru = os.wait4(pid, 0)
+        cpu = ru.ru_utime + ru.ru_stime
+        print("%-52s %6.2f s of CPU (limit %d s)" % (name, cpu, limit))
+        if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+            self.problems.append("%s: failed (status %#x)" % (name, status))
+        if cpu > limit:
+            self.problems.append("%s: %.1f s of CPU, over %d s" % (name, cpu, limit))
+
     def peak_rss(self, name, args, limit):
         """Peak RSS of @args, checked against @limit unless sanitized."""
         self.checks += 1
@@ -110,6 +124,29 @@ def link_chain_dumps(n):
     head += [line % (i, b"l%07d" % (i - 1) if i > 0 else b"real") for i in range(half)]
     return {"forward": b"".join(fwd), "backward": b"".join(back),
             "to-head": b"".join(head)}
+
+
+def sibling_dumps(n, rng):
+    """One big directory, and subdirectories with a child each, listed
+    sorted, backwards and shuffled (parents always before children)."""
+    names = [b"e%07d" % i for i in range(n)]
+    dirs = set(names[::50])
+
+    def text(order):
+        out = [ROOT]
+        for name in order:
+            if name in dirs:
+                out.append(b"/" + name + b" 4096 40755 2 0 0 0 0.0 - - -\n")
+                out.append(b"/" + name + b"/c 0 100644 1 0 0 0 0.0 - - -\n")
+            else:
+                out.append(b"/" + name + b" 0 100644 1 0 0 0 0.0 - - -\n")
+        return b"".join(out)
+
+    shuffled = list(names)
+    rng.shuffle(shuffled)
+    dup = text(shuffled) + b"/" + shuffled[n // 2] + b" 0 100644 1 0 0 0 0.0 - - -\n"
+    return {"sorted": text(names), "backwards": text(names[::-1]),
+            "shuffled": text(shuffled)}, dup
 
 
 def huge_claims(seed_image, rng):
@@ -199,8 +236,41 @@ def main():
                    path("links-%s.cfs" % kind)], "mkcomposefs", timeout=120)
             images.append(path("links-%s.cfs" % kind))
 
-        # -- Memory --------------------------------------------------------
+        # -- Big directories out of order ---------------------------------
         rng = random.Random(1)
+        n = int(os.environ.get("BOUNDS_SIBLINGS", "200000"))
+        orders, dup = sibling_dumps(n, rng)
+        images = {}
+        for kind, text in sorted(orders.items()):
+            with open(path("dir-%s.dump" % kind), "wb") as f:
+                f.write(text)
+            r.run("mkcomposefs (%d entries, %s)" % (n, kind),
+                  [mk, "--from-file", path("dir-%s.dump" % kind), path("dir-%s.cfs" % kind)],
+                  "mkcomposefs", timeout=120)
+            if os.path.exists(path("dir-%s.cfs" % kind)):
+                images[kind] = open(path("dir-%s.cfs" % kind), "rb").read()
+        if len(set(images.values())) != 1 or len(images) != len(orders):
+            r.problems.append("the order of a dumpfile's lines changed the image")
+        if not a.sanitized:
+            # The shuffled order at 1,000,000 entries: a few seconds of CPU;
+            # inserting each entry into a sorted array took about a minute.
+            big = int(os.environ.get("BOUNDS_BIG_DIR", "1000000"))
+            orders = sibling_dumps(big, rng)[0]
+            with open(path("big.dump"), "wb") as f:
+                f.write(orders["shuffled"])
+            del orders
+            r.cpu_time("mkcomposefs (%d entries shuffled)" % big,
+                       [mk, "--from-file", path("big.dump"), path("big.cfs")], 20)
+            os.unlink(path("big.dump"))
+        with open(path("dir-dup.dump"), "wb") as f:
+            f.write(dup)
+        r.run("mkcomposefs (%d entries shuffled, a duplicate)" % n,
+              [mk, "--from-file", path("dir-dup.dump"), path("dir-dup.cfs")],
+              "mkcomposefs", timeout=120, want_ok=False)
+        if os.path.exists(path("dir-dup.cfs")):
+            r.problems.append("a duplicate entry in a shuffled directory was accepted")
+
+        # -- Memory --------------------------------------------------------
         seed = path("seed.cfs")
         subprocess.run([mk, "--from-file", os.path.join(a.seeds, "xattrs.dump"), seed],
                        check=True)
