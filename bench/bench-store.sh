@@ -15,7 +15,7 @@
 #   TREE      source tree (default: a copy of /usr made once in
 #             /var/tmp/composefs-bench/usr)
 # Environment: BENCH_DIR (default /var/tmp/composefs-bench) holds the
-# copies, stores and images; it needs about three times the tree's size.
+# copies, stores and images; it needs about five times the tree's size.
 
 set -euo pipefail
 
@@ -87,7 +87,9 @@ report "mkcomposefs --print-digest-only" \
 # ---- Storing -----------------------------------------------------------------------
 # Each comparison runs cp -a and mkcomposefs from the same cache state:
 # warm (whatever the previous runs left cached), then, when we may drop
-# the page cache, cold.
+# the page cache, cold. Nothing is deleted between the runs: ext4 allocates
+# inodes slowly for a minute or more after many were deleted nearby, which
+# would penalise whichever run comes after a deletion.
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
@@ -95,28 +97,37 @@ drop_caches() {
 
 store_round() {
 	local state=$1
-	rm -rf "$bench_dir/cp-copy" "$bench_dir/store" "$bench_dir/image.cfs"
 	sync
 	[ "$state" = cold ] && drop_caches
-	timed cp -a "$tree" "$bench_dir/cp-copy"
+	timed cp -a "$tree" "$bench_dir/cp-$state"
 	cp_secs=$secs
 	report "cp -a ($state)"
-	rm -rf "$bench_dir/cp-copy"
 	sync
 	[ "$state" = cold ] && drop_caches
-	timed "$mk" --digest-store="$bench_dir/store" "$tree" "$bench_dir/image.cfs"
+	timed "$mk" --digest-store="$bench_dir/store-$state" "$tree" "$bench_dir/image.cfs"
 	store_secs=$secs
 	report "mkcomposefs --digest-store ($state)" \
 		"$(printf '  (%.2f x cp -a)' "$(echo "$secs / $cp_secs" | bc -l)")"
 	ratios="$ratios $state $(printf '%.2f' "$(echo "$secs / $cp_secs" | bc -l)") x cp -a;"
 }
 
+cleanup() {
+	rm -rf "$bench_dir"/cp-warm "$bench_dir"/cp-cold "$bench_dir"/store-warm \
+		"$bench_dir"/store-cold "$bench_dir/image.cfs"
+}
+if [ -e "$bench_dir/cp-warm" ] || [ -e "$bench_dir/store-warm" ]; then
+	echo "removing the copies of an earlier run, then waiting a minute (see above)"
+	cleanup
+	sync
+	sleep 65
+fi
+
 ratios=""
 store_round warm
-objects=$(find "$bench_dir/store" -type f | wc -l)
-store_mb=$(du -sm "$bench_dir/store" | cut -f1)
+objects=$(find "$bench_dir/store-warm" -type f | wc -l)
+store_mb=$(du -sm "$bench_dir/store-warm" | cut -f1)
 echo "  store: $objects objects, $store_mb MB"
-timed "$mk" --digest-store="$bench_dir/store" "$tree" "$bench_dir/image.cfs"
+timed "$mk" --digest-store="$bench_dir/store-warm" "$tree" "$bench_dir/image.cfs"
 report "mkcomposefs --digest-store (full store)"
 if [ -w /proc/sys/vm/drop_caches ]; then
 	store_round cold
@@ -124,4 +135,4 @@ fi
 
 printf 'summary: digesting at %.0f%% of the SHA-256 limit; storing:%s\n' \
 	"$(echo "100 * $bytes / $digest_secs / $sha_all" | bc -l)" "$ratios"
-rm -rf "$bench_dir/store" "$bench_dir/image.cfs"
+cleanup

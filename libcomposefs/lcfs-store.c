@@ -59,6 +59,7 @@ struct lcfs_store {
 	atomic_uchar subdir_made[256];
 	/* Outcome of the lookups so far: objects found, objects written. */
 	_Atomic uint64_t n_present, n_absent;
+	atomic_uint next_subdir; /* where lcfs_store_put_copy() writes next */
 	pthread_mutex_t lock;   /* protects @claimed */
 	struct digest_set claimed;
 };
@@ -590,11 +591,21 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct new_object o = { .fd = -1 };
+	char subdir[3];
+	unsigned idx;
 	bool replace;
 	int r;
 
-	/* Unnamed, in the store root: its name is not known yet. */
-	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	/* Its name is not known yet: any subdirectory will do, and taking
+	 * them in turn spreads the inode allocations of the filesystem (all
+	 * in one directory, ext4 crawls through the recently deleted inodes
+	 * of one group over and over). */
+	idx = atomic_fetch_add(&st->next_subdir, 1) & 0xff;
+	snprintf(subdir, sizeof(subdir), "%02x", idx);
+	r = ensure_subdir(st, subdir);
+	if (r < 0)
+		return r;
+	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (o.fd < 0) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		return r < 0 ? r : lcfs_store_put(st, fd, size, digest);
