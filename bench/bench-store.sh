@@ -46,16 +46,16 @@ fi
 
 ncpu=$(nproc)
 files=$(find "$tree" -type f | wc -l)
-bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')
+bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f", s}')
 big_bytes=$(find "$tree" -type f -size +64c -printf '%s\n' |
-	awk '{s += $1} END {printf "%d", s}')
+	awk '{s += $1} END {printf "%.0f", s}')
 printf 'tree %s: %d regular files, %.0f MB (%.0f MB in files over 64 bytes), %d CPUs\n' \
 	"$tree" "$files" "$(echo "$bytes / 1000000" | bc -l)" \
 	"$(echo "$big_bytes / 1000000" | bc -l)" "$ncpu"
 
 # SHA-256 throughput of one core, bytes/s, 16 KiB blocks (last column).
 sha_one=$(openssl speed -evp sha256 -seconds 3 2>/dev/null |
-	awk '/^sha256/ {v = $NF} END {sub("k", "", v); printf "%d", v * 1000}')
+	awk '/^sha256/ {v = $NF} END {sub("k", "", v); printf "%.0f", v * 1000}')
 sha_all=$((sha_one * ncpu))
 printf 'limit: SHA-256 %.0f MB/s per core, %.0f MB/s on %d cores\n' \
 	"$(echo "$sha_one / 1000000" | bc -l)" "$(echo "$sha_all / 1000000" | bc -l)" "$ncpu"
