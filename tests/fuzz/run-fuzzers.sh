@@ -24,17 +24,18 @@ targets=("$@")
 shared=${COMPOSEFS_SHARED:-}
 
 run_one() {
-	local t=$1 seeds dict=() maxlen extra=()
+	local t=$1 seeds=() dict=() maxlen extra=() s
 	case $t in
 	dump-parse | write-roundtrip)
-		seeds=dumps maxlen=65536 dict=(-dict="$here/dumpfile.dict")
+		seeds=(dumps dumps-found) maxlen=65536 dict=(-dict="$here/dumpfile.dict")
 		[ -n "$shared" ] && [ -d "$shared/assets/upstream" ] &&
 			extra=("$shared/assets/upstream") ;;
 	image-read | fuse-view)
-		seeds=images maxlen=65536
+		seeds=(images) maxlen=65536
 		[ -n "$shared" ] && [ -d "$shared/golden" ] && extra=("$shared/golden") ;;
 	mount-options)
-		seeds=mount-options maxlen=4096 dict=(-dict="$here/mount-options.dict") ;;
+		seeds=(mount-options mount-options-found) maxlen=4096
+		dict=(-dict="$here/mount-options.dict") ;;
 	*)
 		echo "fuzz-$t: FAILED: unknown target"
 		return 1 ;;
@@ -49,7 +50,7 @@ run_one() {
 	[ -d "$here/regressions/$t" ] && regress=("$here/regressions/$t")
 	"$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
 		-max_len="$maxlen" "${dict[@]}" -print_final_stats=1 \
-		-artifact_prefix="$dir/" "$dir/corpus" "$here/corpus/$seeds" \
+		-artifact_prefix="$dir/" "$dir/corpus" "${seeds[@]/#/$here/corpus/}" \
 		"${regress[@]}" "${extra[@]}" >"$dir/log" 2>&1
 	local rc=$?
 	local execs cov ft
