@@ -162,6 +162,7 @@ int tool_output_open(struct tool_output *out, const char *path)
 	const char *slash = strrchr(path, '/');
 	cleanup_free char *dir = NULL;
 	const char *name;
+	struct stat st;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -174,6 +175,17 @@ int tool_output_open(struct tool_output *out, const char *path)
 	if (strcmp(path, "-") == 0) {
 		out->is_stdout = true;
 		out->fd = STDOUT_FILENO;
+		return 0;
+	}
+	/* A device, FIFO or socket is written to, never replaced: renaming
+	 * over /dev/null as root would put a regular file in its place. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		out->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (out->fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		out->direct = true;
 		return 0;
 	}
 
@@ -252,7 +264,7 @@ int tool_output_commit(struct tool_output *out)
 	int r;
 
 	r = output_flush(out);
-	if (r < 0 || out->is_stdout)
+	if (r < 0 || out->is_stdout || out->direct)
 		goto done;
 
 	if (out->tmpname == NULL) {

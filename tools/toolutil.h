@@ -19,7 +19,9 @@
  * temporary file (or, where O_TMPFILE is not supported, a hidden temporary
  * file) in the target's directory and renamed over the target only by
  * tool_output_commit(), so a failed run never truncates or leaves behind
- * anything. "-" means standard output, written directly.
+ * anything. "-" means standard output, written directly, and so is an
+ * existing target that is not a regular file (/dev/null, a FIFO): renaming
+ * over it would replace it.
  */
 struct tool_output {
 	int fd;        /* where the bytes go */
@@ -27,6 +29,7 @@ struct tool_output {
 	char *name;    /* target's last component */
 	char *tmpname; /* name of the temporary file once it has one */
 	bool is_stdout;
+	bool direct;   /* an existing non-regular target, written in place */
 	int err;       /* first write error (positive errno), 0 if none */
 	size_t len;    /* bytes buffered in buf */
 	uint8_t *buf;
