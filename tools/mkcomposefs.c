@@ -218,6 +218,7 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 /* One line on stderr, rewritten in place, at most ten times a second. */
 struct progress {
 	bool shown;
+	struct timespec start; /* first call */
 	struct timespec last;
 };
 
@@ -226,18 +227,23 @@ static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 {
 	struct progress *p = data;
 	struct timespec now;
+	double elapsed;
 	int64_t ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!p->shown && p->start.tv_sec == 0 && p->start.tv_nsec == 0)
+		p->start = now;
 	ms = (int64_t)(now.tv_sec - p->last.tv_sec) * 1000 +
 	     (now.tv_nsec - p->last.tv_nsec) / 1000000;
 	if (p->shown && ms < 100 && files_done < files_total)
 		return;
 	p->last = now;
 	p->shown = true;
-	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB",
+	elapsed = (now.tv_sec - p->start.tv_sec) + (now.tv_nsec - p->start.tv_nsec) / 1e9;
+	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB, %.1f MiB/s",
 		tool_prog, files_done, files_total, bytes_done / 1048576.0,
-		bytes_total / 1048576.0);
+		bytes_total / 1048576.0,
+		elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
 	fflush(stderr);
 }
 
