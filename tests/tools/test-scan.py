@@ -224,6 +224,7 @@ def test_progress(t, tmp):
               "progress line not cleared: %r" % data[-80:])
         check(b"\n" not in data, "progress wrote whole lines: %r" % data[:200])
         check(b"files" in data, "progress shows files: %r" % data[:200])
+        check(b"MiB/s" in data, "progress shows the rate: %r" % data[:200])
 
 
 def run_with_stderr(t, args, fd):
