@@ -15,16 +15,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "../lib/check.h"
 
 static char tmpdir[] = "/tmp/cfs-build-api-XXXXXX";
 

@@ -15,16 +15,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "../lib/check.h"
 
 #define CHECK_HEX(digest, hex) check_hex(__FILE__, __LINE__, #digest, digest, hex)
 

@@ -25,16 +25,7 @@
 
 #include "libcomposefs/lcfs-mount.h"
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "../lib/check.h"
 
 static void __attribute__((noreturn, format(printf, 1, 2))) skip(const char *fmt, ...)
 {

@@ -4,16 +4,7 @@
 
 #include <stdio.h>
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "../lib/check.h"
 
 static struct lcfs_node_s *new_node(uint32_t mode)
 {

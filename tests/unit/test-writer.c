@@ -9,16 +9,7 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,  \
-				__LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "../lib/check.h"
 
 struct membuf {
 	uint8_t *data;
