@@ -714,7 +714,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static unsigned default_threads(void)
+unsigned lcfs_cpu_count(void)
 {
 	cpu_set_t set;
 	long n;
@@ -730,7 +730,7 @@ static unsigned default_threads(void)
 static int start_workers(struct build_ctx *c, unsigned threads)
 {
 	if (threads == 0)
-		threads = default_threads();
+		threads = lcfs_cpu_count();
 	c->workers = calloc(threads, sizeof(*c->workers));
 	if (c->workers == NULL)
 		return -ENOMEM;

@@ -357,6 +357,9 @@ struct lcfs_build_options {
 	void *progress_data;
 };
 
+/* CPUs this process may run on (the default number of worker threads). */
+unsigned lcfs_cpu_count(void);
+
 /* Scans directory @path (relative to @dirfd) into a tree, computes digests
  * and inline content of regular files, and fills the object store if asked.
  * Returns the root (one reference) or NULL with @err naming the failing

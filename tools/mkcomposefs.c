@@ -72,17 +72,6 @@ struct options {
 	long threads; /* 0: one per CPU */
 };
 
-static unsigned cpu_count(void)
-{
-	cpu_set_t set;
-	long n;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-		return (unsigned)CPU_COUNT(&set);
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -106,7 +95,7 @@ static void usage(FILE *out)
 		"  --threads=N          worker threads (default %u)\n"
 		"  --quiet              no progress line on a terminal\n"
 		"  --help               show this help and exit\n",
-		tool_prog, LCFS_DEFAULT_VERSION_MIN, LCFS_DEFAULT_VERSION_MAX, cpu_count());
+		tool_prog, LCFS_DEFAULT_VERSION_MIN, LCFS_DEFAULT_VERSION_MAX, lcfs_cpu_count());
 }
 
 static void close_stdout(void)
