@@ -11,7 +11,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <sched.h>
 #include <time.h>
 
 #include "lcfs-internal.h"
