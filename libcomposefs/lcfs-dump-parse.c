@@ -132,40 +132,6 @@ static int perr_oom(struct parser *p)
 
 /* ---- Fields ------------------------------------------------------------ */
 
-/* One more than the value of a hex digit (either case), 0 for any other
- * byte. A table: every external file of a dump has a 64-digit DIGEST, so
- * this is on the hot path. */
-static const uint8_t hex_table[256] = {
-	['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,  ['5'] = 6,
-	['6'] = 7,  ['7'] = 8,	['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
-	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
-	['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-/* Value of a hex digit, or -1. */
-static inline int hexval(char c)
-{
-	return (int)hex_table[(unsigned char)c] - 1;
-}
-
-/* DIGEST: exactly 64 hex digits (section 1.11; the reference does not
- * check, we refuse anything else). */
-static int parse_digest(const char *s, size_t len, uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	bool ok = true;
-
-	if (len != 2 * LCFS_DIGEST_SIZE)
-		return -EINVAL;
-	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
-		unsigned hi = hex_table[(unsigned char)s[2 * i]];
-		unsigned lo = hex_table[(unsigned char)s[2 * i + 1]];
-
-		ok &= hi != 0 && lo != 0;
-		digest[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
-	}
-	return ok ? 0 : -EINVAL;
-}
-
 /* Section 1.3. Rewrites @f in place (the result is never longer) and keeps
  * it NUL-terminated; @f->len becomes the unescaped length. */
 static int unescape(struct parser *p, int field, struct field *f)
@@ -208,8 +174,8 @@ static int unescape(struct parser *p, int field, struct field *f)
 			if (end - in < 3)
 				return perr(p, field, EINVAL,
 					    "No hex characters after hex escape");
-			hi = hexval(in[1]);
-			lo = hexval(in[2]);
+			hi = lcfs_hex_value(in[1]);
+			lo = lcfs_hex_value(in[2]);
 			if (hi < 0 || lo < 0)
 				return perr(p, field, EINVAL,
 					    "Invalid hex characters after hex escape");
@@ -817,7 +783,7 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 		}
 	}
 	if (has_digest) {
-		if (parse_digest(f[F_DIGEST].s, f[F_DIGEST].len, node->digest) < 0)
+		if (lcfs_digest_from_hex(f[F_DIGEST].s, f[F_DIGEST].len, node->digest) < 0)
 			return perr(p, F_DIGEST, EINVAL, "Invalid digest");
 		node->digest_set = true;
 	}

@@ -336,6 +336,9 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 /* Plain SHA-256 of @len bytes at @data. 0 or -EIO. */
 int lcfs_sha256(const void *data, size_t len, uint8_t digest[LCFS_DIGEST_SIZE]);
 
+/* Value of a hex digit (either case), or -1. */
+int lcfs_hex_value(char c);
+
 /* Digest to lowercase hex (65 bytes with NUL) and back (-EINVAL unless
  * exactly 64 hex digits). */
 void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);

@@ -146,17 +146,6 @@ static int fs_create(struct mount_state *st, int fsfd)
 
 /* ---- Options and image checks ------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Section 5.2: an even number of hex digits, at most 128. Decodes into
  * @out (zero-padded to 64 bytes) and returns the byte count, or -EINVAL. */
 static int digest_decode(const char *hex, uint8_t out[MAX_DIGEST_BYTES])
@@ -167,7 +156,7 @@ static int digest_decode(const char *hex, uint8_t out[MAX_DIGEST_BYTES])
 		return -EINVAL;
 	memset(out, 0, MAX_DIGEST_BYTES);
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
+		int hi = lcfs_hex_value(hex[i]), lo = lcfs_hex_value(hex[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -1083,13 +1083,20 @@ void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65])
 	hex[64] = '\0';
 }
 
-/* Value of a hex digit plus one, 0 for anything else. */
+/* Value of a hex digit plus one, 0 for anything else. A table: every
+ * external file of a dumpfile has a 64-digit DIGEST, so this is on the hot
+ * path. */
 static const uint8_t hex_values[256] = {
 	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
 	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
 	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
+
+int lcfs_hex_value(char c)
+{
+	return (int)hex_values[(uint8_t)c] - 1;
+}
 
 int lcfs_digest_from_hex(const char *hex, size_t len,
 			 uint8_t digest[LCFS_DIGEST_SIZE])
