@@ -36,14 +36,7 @@ def reference_image(shared, asset, tmpdir):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: golden-image.py TOOLS_DIR ASSET", file=sys.stderr)
-        return 2
-    tools_dir, asset = sys.argv[1], sys.argv[2]
-    shared = cfstest.shared_dir()
-    path = os.path.join(shared, "assets", "upstream", asset)
-    if not os.path.exists(path):
-        cfstest.skip("asset %s not present in %s" % (asset, shared))
+    tools_dir, shared, asset, path = cfstest.asset_args("golden-image.py")
     with open(path + ".sha256") as f:
         want = f.read().split()[0]
     version = cfstest.asset_version(path)

@@ -91,14 +91,7 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print("usage: should-fail.py TOOLS_DIR ASSET", file=sys.stderr)
-        return 2
-    tools_dir, asset = sys.argv[1], sys.argv[2]
-    shared = cfstest.shared_dir()
-    path = os.path.join(shared, "assets", "upstream", asset)
-    if not os.path.exists(path):
-        cfstest.skip("asset %s not present in %s" % (asset, shared))
+    tools_dir, shared, asset, path = cfstest.asset_args("should-fail.py")
     pattern, line = EXPECTED.get(asset, (None, None))
     if pattern is None:
         print("note: no expected message recorded for %s; checking the exit "

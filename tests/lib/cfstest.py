@@ -35,6 +35,20 @@ def shared_dir():
     return d
 
 
+def asset_args(script):
+    """(tools_dir, shared_dir, asset, asset_path) from `SCRIPT TOOLS_DIR
+    ASSET` on the command line; skips when the asset is absent."""
+    if len(sys.argv) != 3:
+        print("usage: %s TOOLS_DIR ASSET" % script, file=sys.stderr)
+        sys.exit(2)
+    tools_dir, asset = sys.argv[1], sys.argv[2]
+    shared = shared_dir()
+    path = os.path.join(shared, "assets", "upstream", asset)
+    if not os.path.exists(path):
+        skip("asset %s not present in %s" % (asset, shared))
+    return tools_dir, shared, asset, path
+
+
 def tool(tools_dir, name):
     path = os.path.join(tools_dir, name)
     if not os.access(path, os.X_OK):
