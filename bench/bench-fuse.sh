@@ -18,6 +18,7 @@
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
+. "$srcdir/bench/lib.sh"
 builddir=${1:-}
 source_dir=${2:-/usr/include}
 
@@ -25,14 +26,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "bench-fuse: needs root (kernel mount, dropping caches)" >&2
 	exit 1
 fi
-if [ -z "$builddir" ]; then
-	builddir=$srcdir/build-bench
-	if [ ! -d "$builddir" ]; then
-		meson setup "$builddir" "$srcdir" --buildtype=release >/dev/null
-	fi
-	ninja -C "$builddir" >/dev/null
-fi
-builddir=$(cd "$builddir" && pwd)
+builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
 for t in mkcomposefs mount.composefs composefs-fuse; do
 	if [ ! -x "$tools/$t" ]; then

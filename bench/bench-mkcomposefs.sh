@@ -15,6 +15,7 @@
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
+. "$srcdir/bench/lib.sh"
 builddir=${1:-}
 shift || true
 counts=("$@")
@@ -24,14 +25,7 @@ if [ ! -x /usr/bin/time ]; then
 	echo "bench-mkcomposefs: /usr/bin/time not found (install the Debian package 'time')" >&2
 	exit 1
 fi
-if [ -z "$builddir" ]; then
-	builddir=$srcdir/build-bench
-	if [ ! -d "$builddir" ]; then
-		meson setup "$builddir" "$srcdir" --buildtype=release >/dev/null
-	fi
-	ninja -C "$builddir" >/dev/null
-fi
-builddir=$(cd "$builddir" && pwd)
+builddir=$(bench_builddir "$srcdir" "$builddir")
 mkcomposefs=$builddir/tools/mkcomposefs
 benchparse=$builddir/bench/bench-parse
 
