@@ -39,6 +39,8 @@ struct winode {
 	uint16_t flags;
 };
 
+struct shared_ent; /* a pair of the shared table, lcfs-erofs-xattrs.c */
+
 /* One xattr of an inode after the rewrite (a transient view). */
 struct wxattr {
 	const char *key;   /* full key */
@@ -50,8 +52,6 @@ struct wxattr {
 	uint8_t prefix_len; /* bytes of key replaced by the index */
 	const struct shared_ent *ref; /* shared entry referenced, else inline */
 };
-
-struct shared_ent;
 
 /* Room for an escaped key: "overlay." inserted into a 255-byte key. */
 #define WXATTR_KEYMAX 272
