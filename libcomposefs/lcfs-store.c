@@ -7,6 +7,16 @@
  * it, else by copy_file_range(), else by read/write; made 0644 exactly;
  * given fs-verity where the filesystem supports it (failures ignored, as
  * the reference does); and named only once complete.
+ *
+ * Large new objects on a store without reflinks and without fs-verity are
+ * the exception: they are read once, hashed from the buffer and written
+ * with O_DIRECT. Filling the page cache with gigabytes of fresh copies
+ * costs more CPU time than the copying itself (every new page has to be
+ * allocated and, on virtual machines that hand free memory back to the
+ * host, faulted in again), while a direct write moves the data from a
+ * buffer that stays the same. With fs-verity the kernel reads the new
+ * object to build its Merkle tree, which should find it cached: there the
+ * buffered copy stays.
  */
 #include "config.h"
 
@@ -36,6 +46,15 @@
  * of the page size and of the fs-verity block size. */
 #define MAP_WINDOW (8u << 20)
 
+/* Objects from this size on are written with O_DIRECT where that path is
+ * open (see the top of the file): small ones would wait for the disk once
+ * per file for little data. */
+#define DIRECT_MIN (256u << 10)
+/* Read, hash and write unit of that path; a multiple of any block size
+ * that O_DIRECT may require (at most 4096 bytes). */
+#define DIRECT_CHUNK (1u << 20)
+#define DIRECT_ALIGN 4096u
+
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
 
@@ -56,6 +75,7 @@ struct lcfs_store {
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
 	atomic_bool no_verity;  /* fs-verity not supported */
+	atomic_bool direct_ok;  /* O_DIRECT copies of large objects (see top) */
 	atomic_uchar subdir_made[256];
 	/* Outcome of the lookups so far: objects found, objects written. */
 	_Atomic uint64_t n_present, n_absent;
@@ -191,6 +211,50 @@ static void remove_stale_temps(int dirfd)
 	closedir(d);
 }
 
+/*
+ * Whether large objects may be written with O_DIRECT: the store needs
+ * O_TMPFILE (the direct path writes unnamed files), no reflinks (a clone
+ * is cheaper still) and no fs-verity (see the top of the file). Both are
+ * tried on an unnamed one-byte file, which vanishes on close. Anything
+ * unexpected keeps the buffered path.
+ */
+static void probe_direct(struct lcfs_store *st)
+{
+	static const uint8_t byte = 0;
+	char proc[64];
+	int fd, ro, clone, r;
+
+	fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (pwrite(fd, &byte, 1, 0) != 1) {
+		close(fd);
+		return;
+	}
+	clone = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (clone >= 0) {
+		r = ioctl(clone, FICLONE, fd) == 0 ? 0 : errno;
+		close(clone);
+		if (r == 0 || (r != EOPNOTSUPP && r != ENOTTY && r != EINVAL &&
+			       r != ENOSYS && r != EXDEV)) {
+			close(fd);
+			return;
+		}
+	}
+	/* fs-verity wants the writable descriptor gone. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ro = open(proc, O_RDONLY | O_CLOEXEC);
+	close(fd);
+	if (ro < 0)
+		return;
+	r = lcfs_fd_enable_fsverity(ro);
+	close(ro);
+	if (r == -ENOTTY || r == -EOPNOTSUPP) {
+		atomic_store(&st->no_verity, true);
+		atomic_store(&st->direct_ok, true);
+	}
+}
+
 int lcfs_store_open(const char *path, struct lcfs_store **out)
 {
 	cleanup_free char *copy = NULL;
@@ -222,6 +286,7 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 		return -r;
 	}
 	remove_stale_temps(st->dirfd);
+	probe_direct(st);
 	*out = st;
 	return 0;
 }
@@ -587,6 +652,123 @@ static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
 	return lcfs_fsverity_stream_final(s, digest);
 }
 
+/* Reads @want bytes of @src at @off into @buf: @want, or -errno
+ * (-ENODATA if the file ends before). */
+static ssize_t read_chunk(int src, uint8_t *buf, size_t want, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < want) {
+		ssize_t n = pread(src, buf + done, want - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA; /* the file shrank */
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+static int write_direct(int dst, const uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(dst, buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Copies the first @size bytes of @src into the new unnamed file @dst,
+ * open with O_DIRECT, hashing them on the way. The last, partial block is
+ * written padded with zeros and cut back to @size. -EINVAL when the
+ * filesystem or device refuses the direct writes.
+ */
+static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *s;
+	void *mem = NULL;
+	uint8_t *buf;
+	int r = 0;
+
+	if (posix_memalign(&mem, DIRECT_ALIGN, DIRECT_CHUNK) != 0)
+		return -ENOMEM;
+	buf = mem;
+	s = lcfs_fsverity_stream_new();
+	if (s == NULL) {
+		free(mem);
+		return -ENOMEM;
+	}
+	for (uint64_t off = 0; off < size && r == 0;) {
+		size_t want = size - off < DIRECT_CHUNK ? (size_t)(size - off) : DIRECT_CHUNK;
+		size_t padded = (want + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+		ssize_t n = read_chunk(src, buf, want, off);
+
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		lcfs_fsverity_stream_update(s, buf, want);
+		memset(buf + want, 0, padded - want);
+		r = write_direct(dst, buf, padded, off);
+		off += want;
+	}
+	if (r == 0 && (size % DIRECT_ALIGN) != 0 && ftruncate(dst, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0)
+		r = lcfs_fsverity_stream_final(s, digest);
+	else
+		lcfs_fsverity_stream_free(s);
+	free(mem);
+	return r;
+}
+
+/* lcfs_store_put_copy() through copy_direct(): 1 when the direct path is
+ * not available for this object (the caller copies it the usual way), 0
+ * or -errno. */
+static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
+			   const char *subdir, uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct new_object o = { .fd = -1 };
+	bool replace;
+	int r;
+
+	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+	if (o.fd < 0) {
+		if (errno != EINVAL && errno != EOPNOTSUPP)
+			return -errno;
+		atomic_store(&st->direct_ok, false);
+		return 1;
+	}
+	r = copy_direct(fd, o.fd, size, digest);
+	if (r == -EINVAL) {
+		/* No O_DIRECT writes here after all. */
+		atomic_store(&st->direct_ok, false);
+		discard_object(st, &o);
+		return 1;
+	}
+	if (r == 0) {
+		lcfs_store_object_path(digest, o.path);
+		r = object_needed(st, o.path, digest, size, &replace);
+		if (r > 0)
+			r = finish_object(st, &o, replace);
+	}
+	discard_object(st, &o);
+	return r;
+}
+
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
@@ -605,6 +787,11 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	r = ensure_subdir(st, subdir);
 	if (r < 0)
 		return r;
+	if (size >= DIRECT_MIN && atomic_load(&st->direct_ok)) {
+		r = put_copy_direct(st, fd, size, subdir, digest);
+		if (r <= 0)
+			return r;
+	}
 	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (o.fd < 0) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);

@@ -46,10 +46,12 @@ bool lcfs_store_copy_first(struct lcfs_store *st);
 
 /* Like computing the digest of @fd and then lcfs_store_put(), in the other
  * order: the first @size bytes of @fd are copied first and the copy is
- * hashed (without reading the data out of the page cache again), then
- * named, or dropped if the object exists. The object's content and the
- * digest returned in @digest then come from the same bytes even if the
- * file changes meanwhile. 0 or -errno. */
+ * hashed (without reading the data out of the page cache again; large
+ * objects on a store without reflinks and fs-verity are hashed from the
+ * buffer they are written from with O_DIRECT), then named, or dropped if
+ * the object exists. The object's content and the digest returned in
+ * @digest then come from the same bytes even if the file changes
+ * meanwhile. 0 or -errno. */
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE]);
 

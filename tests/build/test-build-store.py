@@ -7,7 +7,8 @@
 # every payload of the image is present; a second run changes nothing;
 # two runs into one store at the same time both succeed and agree; an
 # object of the wrong size is replaced; stale temporary files are removed,
-# young ones kept.
+# young ones kept; large objects (copied with direct I/O where possible)
+# come out exact around the block and method boundaries.
 # Usage: test-build-store.py MKCOMPOSEFS COMPOSEFS-INFO
 
 import os
@@ -115,6 +116,31 @@ def test():
                 with open(os.path.join(tmp, "c%d" % i), "rb") as f:
                     check(f.read() == want, "concurrent run %d wrote another image" % i)
             check_store(store3, contents_dir=src2)
+
+        # Large objects around the sizes where the copy changes method
+        # (direct I/O from 256 KiB on stores with neither reflinks nor
+        # fs-verity, like this one), on this filesystem and on tmpfs.
+        big = os.path.join(tmp, "big")
+        os.mkdir(big)
+        sizes = [262143, 262144, 262145, (1 << 20) - 1, (1 << 20) + 4095,
+                 3 * (1 << 20) + 1]
+        for i, size in enumerate(sizes):
+            with open(os.path.join(big, "f%d" % i), "wb") as f:
+                f.write(os.urandom(size))
+        shutil.copy(os.path.join(big, "f2"), os.path.join(big, "copy-of-f2"))
+        stores = [os.path.join(tmp, "store-big")]
+        if os.path.isdir("/dev/shm"):
+            stores.append(tempfile.mkdtemp(prefix="cfs-build-store-", dir="/dev/shm"))
+        try:
+            for st in stores:
+                run([mk, "--digest-store=" + os.path.join(st, "s"), big, img])
+                objects = check_store(os.path.join(st, "s"), contents_dir=big)
+                got = sorted(os.path.getsize(os.path.join(st, "s", rel))
+                             for rel in objects)
+                check(got == sorted(sizes), "object sizes %s, want %s" % (got, sizes))
+        finally:
+            for st in stores[1:]:
+                shutil.rmtree(st)
     finally:
         shutil.rmtree(tmp)
 
