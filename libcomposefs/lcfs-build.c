@@ -418,19 +418,39 @@ static int load_path(int dirfd, const char *name, int flags, struct xattr_bufs *
 
 /* ---- Content of one regular file ------------------------------------------------ */
 
-static int read_exact(int fd, uint8_t *buf, size_t size)
+int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
+	uint8_t *p = buf;
 	size_t done = 0;
 
-	while (done < size) {
-		ssize_t n = pread(fd, buf + done, size - done, (off_t)done);
+	while (done < len) {
+		ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return -ENODATA; /* shorter than its size (section 7.3) */
+			return -ENODATA; /* the file ends before */
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
 		done += (size_t)n;
 	}
 	return 0;
@@ -462,7 +482,7 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 
 		if (data == NULL)
 			return -ENOMEM;
-		r = read_exact(fd, data, (size_t)size);
+		r = lcfs_pread_exact(fd, data, (size_t)size, 0);
 		if (r == 0 && want_digest &&
 		    lcfs_compute_fsverity_from_data(digest, data, (size_t)size) < 0)
 			r = -errno;

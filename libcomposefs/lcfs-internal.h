@@ -363,6 +363,14 @@ struct lcfs_build_options {
 /* CPUs this process may run on (the default number of worker threads). */
 unsigned lcfs_cpu_count(void);
 
+/* Exactly @len bytes of @fd at offset @off (EINTR retried): 0, -ENODATA if
+ * the file ends before, or -errno. */
+int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off);
+
+/* All @len bytes to @fd at offset @off (EINTR retried): 0, -EIO if the
+ * kernel writes nothing, or -errno. */
+int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
 /* Scans directory @path (relative to @dirfd) into a tree, computes digests
  * and inline content of regular files, and fills the object store if asked.
  * Returns the root (one reference) or NULL with @err naming the failing

@@ -211,49 +211,7 @@ static void remove_stale_temps(int dirfd)
 	closedir(d);
 }
 
-/*
- * Whether large objects may be written with O_DIRECT: the store needs
- * O_TMPFILE (the direct path writes unnamed files), no reflinks (a clone
- * is cheaper still) and no fs-verity (see the top of the file). Both are
- * tried on an unnamed one-byte file, which vanishes on close. Anything
- * unexpected keeps the buffered path.
- */
-static void probe_direct(struct lcfs_store *st)
-{
-	static const uint8_t byte = 0;
-	char proc[64];
-	int fd, ro, clone, r;
-
-	fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	if (pwrite(fd, &byte, 1, 0) != 1) {
-		close(fd);
-		return;
-	}
-	clone = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (clone >= 0) {
-		r = ioctl(clone, FICLONE, fd) == 0 ? 0 : errno;
-		close(clone);
-		if (r == 0 || (r != EOPNOTSUPP && r != ENOTTY && r != EINVAL &&
-			       r != ENOSYS && r != EXDEV)) {
-			close(fd);
-			return;
-		}
-	}
-	/* fs-verity wants the writable descriptor gone. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	ro = open(proc, O_RDONLY | O_CLOEXEC);
-	close(fd);
-	if (ro < 0)
-		return;
-	r = lcfs_fd_enable_fsverity(ro);
-	close(ro);
-	if (r == -ENOTTY || r == -EOPNOTSUPP) {
-		atomic_store(&st->no_verity, true);
-		atomic_store(&st->direct_ok, true);
-	}
-}
+static void probe_direct(struct lcfs_store *st);
 
 int lcfs_store_open(const char *path, struct lcfs_store **out)
 {
@@ -347,29 +305,23 @@ static int copy_read_write(int src, int dst, uint64_t off, uint64_t size)
 		return -ENOMEM;
 	while (off < size) {
 		size_t want = size - off < COPY_BUF_SIZE ? (size_t)(size - off) : COPY_BUF_SIZE;
-		ssize_t n = pread(src, buf, want, (off_t)off);
+		/* -ENODATA: the file shrank. */
+		int r = lcfs_pread_exact(src, buf, want, off);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA; /* the file shrank */
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(dst, buf + done, (size_t)(n - done),
-					   (off_t)(off + (uint64_t)done));
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			if (w == 0)
-				return -EIO;
-			done += w;
-		}
-		off += (uint64_t)n;
+		if (r == 0)
+			r = lcfs_pwrite_all(dst, buf, want, off);
+		if (r < 0)
+			return r;
+		off += want;
 	}
 	return 0;
+}
+
+/* Whether FICLONE failing with @err means that the store's filesystem has
+ * no reflinks. EXDEV only says that this source lives elsewhere. */
+static bool reflink_unsupported(int err)
+{
+	return err == EOPNOTSUPP || err == ENOTTY || err == EINVAL || err == ENOSYS;
 }
 
 /* Copies the first @size bytes of @src into the empty file @dst. */
@@ -390,9 +342,7 @@ static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
 				return -errno;
 			return 0;
 		}
-		/* EXDEV only says that this source lives elsewhere. */
-		if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL ||
-		    errno == ENOSYS)
+		if (reflink_unsupported(errno))
 			atomic_store(&st->no_reflink, true);
 	}
 
@@ -462,6 +412,42 @@ static void enable_verity(struct lcfs_store *st, struct new_object *o)
 	r = lcfs_fd_enable_fsverity(ro);
 	if (r == -ENOTTY || r == -EOPNOTSUPP)
 		atomic_store(&st->no_verity, true);
+}
+
+/*
+ * Whether large objects may be written with O_DIRECT: the store needs
+ * O_TMPFILE (the direct path writes unnamed files), no reflinks (a clone
+ * is cheaper still) and no fs-verity (see the top of the file). Both are
+ * tried on an unnamed one-byte file, which vanishes on close. Anything
+ * unexpected keeps the buffered path.
+ */
+static void probe_direct(struct lcfs_store *st)
+{
+	static const uint8_t byte = 0;
+	struct new_object o = { .fd = -1 };
+	int clone;
+
+	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (o.fd < 0)
+		return;
+	if (lcfs_pwrite_all(o.fd, &byte, 1, 0) < 0) {
+		close(o.fd);
+		return;
+	}
+	clone = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (clone >= 0) {
+		bool cloned = ioctl(clone, FICLONE, o.fd) == 0;
+		int err = errno;
+
+		close(clone);
+		if (cloned || !reflink_unsupported(err)) {
+			close(o.fd);
+			return;
+		}
+	}
+	enable_verity(st, &o); /* sets no_verity where it is unsupported */
+	close(o.fd);
+	atomic_store(&st->direct_ok, atomic_load(&st->no_verity));
 }
 
 /* Gives the unnamed file @o the name @name (relative to the store). */
@@ -652,44 +638,6 @@ static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
 	return lcfs_fsverity_stream_final(s, digest);
 }
 
-/* Reads @want bytes of @src at @off into @buf: @want, or -errno
- * (-ENODATA if the file ends before). */
-static ssize_t read_chunk(int src, uint8_t *buf, size_t want, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < want) {
-		ssize_t n = pread(src, buf + done, want - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA; /* the file shrank */
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-static int write_direct(int dst, const uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(dst, buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Copies the first @size bytes of @src into the new unnamed file @dst,
  * open with O_DIRECT, hashing them on the way. The last, partial block is
@@ -714,15 +662,13 @@ static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGE
 	for (uint64_t off = 0; off < size && r == 0;) {
 		size_t want = size - off < DIRECT_CHUNK ? (size_t)(size - off) : DIRECT_CHUNK;
 		size_t padded = (want + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
-		ssize_t n = read_chunk(src, buf, want, off);
 
-		if (n < 0) {
-			r = (int)n;
-			break;
+		r = lcfs_pread_exact(src, buf, want, off);
+		if (r == 0) {
+			lcfs_fsverity_stream_update(s, buf, want);
+			memset(buf + want, 0, padded - want);
+			r = lcfs_pwrite_all(dst, buf, padded, off);
 		}
-		lcfs_fsverity_stream_update(s, buf, want);
-		memset(buf + want, 0, padded - want);
-		r = write_direct(dst, buf, padded, off);
 		off += want;
 	}
 	if (r == 0 && (size % DIRECT_ALIGN) != 0 && ftruncate(dst, (off_t)size) < 0)
