@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench-util.h"
+
 #define MEM_CHUNK (256 * 1024)
 #define MAX_THREADS 64
 
@@ -42,14 +44,6 @@ struct job {
 	int ret;
 	uint8_t digest[LCFS_DIGEST_SIZE];
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* SHA-256 of every 4 KiB block, as the bottom level of the tree does; the
  * digest of the last block is kept so the work cannot be optimised out. */
@@ -133,7 +127,7 @@ static double measure(const struct input *in, enum method method, int threads,
 	for (int r = 0; r < repeat; r++) {
 		struct job jobs[MAX_THREADS];
 		pthread_t tids[MAX_THREADS];
-		double t0 = now(), dt;
+		double t0 = bench_now(), dt;
 		int started = 0;
 
 		for (; started < threads; started++) {
@@ -146,7 +140,7 @@ static double measure(const struct input *in, enum method method, int threads,
 			pthread_join(tids[i], NULL);
 		if (started < threads)
 			return -EAGAIN;
-		dt = now() - t0;
+		dt = bench_now() - t0;
 		for (int i = 0; i < threads; i++)
 			if (jobs[i].ret < 0)
 				return jobs[i].ret;

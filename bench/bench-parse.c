@@ -12,13 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "bench-util.h"
 
 static long peak_rss_kib(void)
 {
@@ -85,9 +79,9 @@ int main(int argc, char **argv)
 		lseek(fd, 0, SEEK_SET);
 
 	rss_start = peak_rss_kib();
-	t0 = now();
+	t0 = bench_now();
 	root = lcfs_dump_parse_fd(fd, flags, &err);
-	t1 = now();
+	t1 = bench_now();
 	if (root == NULL) {
 		char msg[600];
 
@@ -118,10 +112,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench-parse: cannot open /dev/null\n");
 			return 1;
 		}
-		t2 = now();
+		t2 = bench_now();
 		r = lcfs_dump_print(devnull, root);
 		fclose(devnull);
-		t3 = now();
+		t3 = bench_now();
 		if (r < 0) {
 			fprintf(stderr, "bench-parse: print: %s\n", strerror(-r));
 			return 1;
@@ -129,9 +123,9 @@ int main(int argc, char **argv)
 		printf("print:            %.3f s (%.0f entries/s)\n", t3 - t2,
 		       entries / (t3 - t2));
 	}
-	t2 = now();
+	t2 = bench_now();
 	lcfs_node_unref(root);
-	t3 = now();
+	t3 = bench_now();
 	printf("free:             %.3f s\n", t3 - t2);
 	return 0;
 }

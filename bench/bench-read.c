@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #define READ_SIZE (256 * 1024)
 #define MIN_SIZE 65 /* smaller files are inlined, not digested */
 #define MAX_THREADS 64
@@ -110,14 +112,6 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double cpu_secs(void)
 {
 	struct rusage ru;
@@ -154,14 +148,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	t0 = now();
+	t0 = bench_now();
 	c0 = cpu_secs();
 	for (; started < threads; started++)
 		if (pthread_create(&tids[started], NULL, reader, NULL) != 0)
 			break;
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
-	wall = now() - t0;
+	wall = bench_now() - t0;
 	cpu = cpu_secs() - c0;
 	if (started == 0 || atomic_load(&failures) > 0) {
 		fprintf(stderr, "bench-read: %d files could not be read\n",

@@ -74,13 +74,18 @@ printf 'limit: SHA-256 %.0f MB/s per core, %.0f MB/s on %d cores\n' \
 tmpout=$(mktemp)
 trap 'rm -f "$tmpout"' EXIT
 
+# Kilobytes read from block devices since boot.
+pgpgin_kb() {
+	awk '/^pgpgin / {print $2}' /proc/vmstat
+}
+
 # Runs "$@" and sets $secs, $cpu_secs (user + system, children included),
 # $rss_kb and $disk_mb (read from disk meanwhile, all processes).
 timed() {
 	local in0 in1
-	in0=$(awk '/^pgpgin / {print $2}' /proc/vmstat)
+	in0=$(pgpgin_kb)
 	/usr/bin/time -f '%e %U %S %M' -o "$tmpout" "$@" >/dev/null
-	in1=$(awk '/^pgpgin / {print $2}' /proc/vmstat)
+	in1=$(pgpgin_kb)
 	read -r secs usr sys rss_kb <"$tmpout"
 	cpu_secs=$(echo "$usr + $sys" | bc -l)
 	disk_mb=$(((in1 - in0) / 1024))
@@ -117,9 +122,9 @@ hash_gbs=$("$fsv" -t "$ncpu" -m 256 -r 3 |
 	awk '/^stream hasher/ {print $(NF - 1)}')
 read_cpu=
 for _ in 1 2; do
-	in0=$(awk '/^pgpgin / {print $2}' /proc/vmstat)
+	in0=$(pgpgin_kb)
 	cpu=$("$rd" -t "$ncpu" "$tree" | sed -n 's/.* \([0-9.]*\) s CPU$/\1/p')
-	in1=$(awk '/^pgpgin / {print $2}' /proc/vmstat)
+	in1=$(pgpgin_kb)
 	if [ -z "$read_cpu" ] || [ "$(echo "$cpu < $read_cpu" | bc)" = 1 ]; then
 		read_cpu=$cpu read_disk=$(((in1 - in0) / 1024))
 	fi
