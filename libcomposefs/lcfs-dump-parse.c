@@ -244,6 +244,9 @@ static int parse_uint(struct parser *p, int field, const char *s, size_t len,
 			return 0;
 		}
 	}
+	/* Set even on failure: the callers' error checks go through perr(),
+	 * which the compiler cannot always see returning a negative value. */
+	*out = 0;
 	return perr(p, field, EINVAL, "Invalid integer %s", s);
 }
 
