@@ -192,15 +192,18 @@ static int unescape(struct parser *p, int field, struct field *f)
 	return 0;
 }
 
-/* Unescapes a field that is used as a C string (section 1.3: PATH,
- * PAYLOAD, DIGEST, xattr keys): an escaped NUL ends it. */
-static int unescape_cstr(struct parser *p, int field, struct field *f)
+/* Unescapes a field that is used as a C string (PATH, PAYLOAD, DIGEST,
+ * xattr keys). An escaped NUL would silently cut it short, so it is
+ * refused; @what names the field in the message. */
+static int unescape_cstr(struct parser *p, int field, struct field *f,
+			 const char *what)
 {
 	size_t len = f->len;
 	int r = unescape(p, field, f);
 
-	if (r == 0 && f->len != len)
-		f->len = strlen(f->s);
+	if (r == 0 && f->len != len && memchr(f->s, '\0', f->len) != NULL)
+		return perr(p, field, EINVAL, "Invalid escaped NUL character in %s",
+			    what);
 	return r;
 }
 
@@ -211,19 +214,24 @@ static bool field_is_dash(const struct field *f)
 }
 
 /*
- * Section 1.5 "Integers": strtoull() semantics on the whole raw field
- * (leading blanks, '+' and '-' accepted, overflow saturates). Plain digit
- * strings, by far the common case, are converted directly. @s is
- * NUL-terminated at @len.
+ * An integer field has the syntax of strtoull() on the whole raw field
+ * (leading blanks and a '+' or '-' sign accepted). A value that does not
+ * fit the field is refused rather than saturated or wrapped: no negative
+ * value (except -0), nothing above @max. Plain digit strings, by far the
+ * common case, are converted directly. @s is NUL-terminated at @len.
  */
 static int parse_uint(struct parser *p, int field, const char *s, size_t len,
-		      int base, uint64_t *out)
+		      int base, uint64_t max, uint64_t *out)
 {
 	size_t maxdigits = base == 8 ? 21 : 19; /* cannot overflow */
+	const char *digits = s;
 	uint64_t v = 0;
 	size_t i;
 	char *end;
 
+	/* Set on every failure too: the callers' error checks go through
+	 * perr(), which the compiler cannot always see returning < 0. */
+	*out = 0;
 	if (len > 0 && len <= maxdigits) {
 		for (i = 0; i < len; i++) {
 			unsigned d = (unsigned char)s[i] - '0';
@@ -232,39 +240,53 @@ static int parse_uint(struct parser *p, int field, const char *s, size_t len,
 				break;
 			v = v * base + d;
 		}
-		if (i == len) {
-			*out = v;
-			return 0;
-		}
+		if (i == len)
+			goto range;
 	}
-	if (len > 0) {
-		v = strtoull(s, &end, base);
-		if (end == s + len) {
-			*out = v;
-			return 0;
-		}
-	}
-	/* Set even on failure: the callers' error checks go through perr(),
-	 * which the compiler cannot always see returning a negative value. */
-	*out = 0;
-	return perr(p, field, EINVAL, "Invalid integer %s", s);
+	if (len == 0)
+		return perr(p, field, EINVAL, "Invalid integer %s", s);
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (end != s + len)
+		return perr(p, field, EINVAL, "Invalid integer %s", s);
+	if (errno == ERANGE)
+		return perr(p, field, ERANGE, "Integer %s is out of range", s);
+	while (*digits == ' ' || (*digits >= '\t' && *digits <= '\r'))
+		digits++;
+	if (*digits == '-' && v != 0)
+		return perr(p, field, ERANGE, "Negative integer %s", s);
+range:
+	if (v > max)
+		return perr(p, field, ERANGE,
+			    "Integer %s is out of range (at most %" PRIu64 ")", s, max);
+	*out = v;
+	return 0;
 }
 
-/* MTIME is SEC.NSEC; both parts are integers, NSEC a plain count. */
+/* MTIME is SEC.NSEC: SEC a signed 64-bit count of seconds, NSEC an
+ * unsigned 32-bit count of nanoseconds. */
 static int parse_mtime(struct parser *p, struct field *f, int64_t *sec,
 		       uint32_t *nsec)
 {
 	char *dot = memchr(f->s, '.', f->len);
-	uint64_t s, ns;
+	uint64_t ns;
+	long long s;
+	char *end;
 	int r;
 
 	if (dot == NULL)
 		return perr(p, F_MTIME, EINVAL, "Invalid integer %s", f->s);
 	*dot = '\0';
-	r = parse_uint(p, F_MTIME, f->s, dot - f->s, 10, &s);
-	if (r < 0)
-		return r;
-	r = parse_uint(p, F_MTIME, dot + 1, f->s + f->len - dot - 1, 10, &ns);
+	if (dot == f->s)
+		return perr(p, F_MTIME, EINVAL, "Invalid integer %s", f->s);
+	errno = 0;
+	s = strtoll(f->s, &end, 10);
+	if (end != dot)
+		return perr(p, F_MTIME, EINVAL, "Invalid integer %s", f->s);
+	if (errno == ERANGE)
+		return perr(p, F_MTIME, ERANGE, "Seconds %s are out of range", f->s);
+	r = parse_uint(p, F_MTIME, dot + 1, f->s + f->len - dot - 1, 10, UINT32_MAX,
+		       &ns);
 	if (r < 0)
 		return r;
 	*sec = (int64_t)s;
@@ -336,7 +358,7 @@ static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 		key.len = eq - t;
 		value.s = eq + 1;
 		value.len = tend - eq - 1;
-		r = unescape_cstr(p, F_XATTR, &key);
+		r = unescape_cstr(p, F_XATTR, &key, "xattr name");
 		if (r == 0)
 			r = unescape(p, F_XATTR, &value);
 		if (r < 0)
@@ -708,17 +730,26 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 	bool has_payload, has_content, has_digest;
 	int r;
 
-	if ((r = parse_uint(p, F_SIZE, f[F_SIZE].s, f[F_SIZE].len, 10, &size)) < 0 ||
-	    (r = parse_uint(p, F_NLINK, f[F_NLINK].s, f[F_NLINK].len, 10, &nlink)) < 0 ||
-	    (r = parse_uint(p, F_UID, f[F_UID].s, f[F_UID].len, 10, &uid)) < 0 ||
-	    (r = parse_uint(p, F_GID, f[F_GID].s, f[F_GID].len, 10, &gid)) < 0 ||
-	    (r = parse_uint(p, F_RDEV, f[F_RDEV].s, f[F_RDEV].len, 10, &rdev)) < 0 ||
+	if ((r = parse_uint(p, F_SIZE, f[F_SIZE].s, f[F_SIZE].len, 10, UINT64_MAX,
+			    &size)) < 0 ||
+	    (r = parse_uint(p, F_NLINK, f[F_NLINK].s, f[F_NLINK].len, 10, UINT32_MAX,
+			    &nlink)) < 0 ||
+	    (r = parse_uint(p, F_UID, f[F_UID].s, f[F_UID].len, 10, UINT32_MAX,
+			    &uid)) < 0 ||
+	    (r = parse_uint(p, F_GID, f[F_GID].s, f[F_GID].len, 10, UINT32_MAX,
+			    &gid)) < 0 ||
+	    (r = parse_uint(p, F_RDEV, f[F_RDEV].s, f[F_RDEV].len, 10, UINT32_MAX,
+			    &rdev)) < 0 ||
 	    (r = parse_mtime(p, &f[F_MTIME], &node->mtime_sec, &node->mtime_nsec)) < 0)
 		return r;
 
 	has_payload = !field_is_dash(&f[F_PAYLOAD]);
-	if (has_payload && (r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD])) < 0)
-		return r;
+	if (has_payload) {
+		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD],
+				  type == S_IFLNK ? "symlink target" : "payload");
+		if (r < 0)
+			return r;
+	}
 	has_content = !field_is_dash(&f[F_CONTENT]);
 	if (has_content) {
 		r = unescape(p, F_CONTENT, &f[F_CONTENT]);
@@ -733,7 +764,7 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 	/* A line without an 11th field has no digest (the reference reads
 	 * garbage there); a DIGEST that is present must be valid. */
 	has_digest = n_fields == N_FIELDS && !field_is_dash(&f[F_DIGEST]);
-	if (has_digest && (r = unescape_cstr(p, F_DIGEST, &f[F_DIGEST])) < 0)
+	if (has_digest && (r = unescape_cstr(p, F_DIGEST, &f[F_DIGEST], "digest")) < 0)
 		return r;
 
 	node->nlink = (uint32_t)nlink;
@@ -814,7 +845,7 @@ static int parse_line(struct parser *p, char *line, size_t len)
 	line[len] = '\0';
 	n_fields = split_fields(line, len, f, &xs);
 
-	r = unescape_cstr(p, F_PATH, &f[F_PATH]);
+	r = unescape_cstr(p, F_PATH, &f[F_PATH], "path");
 	if (r < 0)
 		return r;
 	if (f[F_PATH].len == 0)
@@ -827,7 +858,7 @@ static int parse_line(struct parser *p, char *line, size_t len)
 		mode_s++;
 		mode_len--;
 	}
-	r = parse_uint(p, F_MODE, mode_s, mode_len, 8, &mode64);
+	r = parse_uint(p, F_MODE, mode_s, mode_len, 8, UINT32_MAX, &mode64);
 	if (r < 0)
 		return r;
 	mode = (uint32_t)mode64;
@@ -850,7 +881,7 @@ static int parse_line(struct parser *p, char *line, size_t len)
 		/* Section 1.7: only PATH, MODE and PAYLOAD count. */
 		if (field_is_dash(&f[F_PAYLOAD]))
 			return add_hardlink(p, node, NULL);
-		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD]);
+		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD], "hard link target");
 		if (r < 0)
 			return r;
 		return add_hardlink(p, node, &f[F_PAYLOAD]);

@@ -134,7 +134,8 @@ static const struct bad_case bad_cases[] = {
 	{ ROOT "/a 0 100644 1 0 0 5 0.0 - - -\n", 0, S, 2, "RDEV", "Non-zero devnum on non-device" },
 	{ ROOT "/l 0 120777 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
 	{ ROOT "/l 0 120777 1 0 0 0 0.0  - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
-	{ ROOT "/l 0 120777 1 0 0 0 0.0 \\x00a - -\n", 0, 0, 2, "PAYLOAD", "Invalid symlink" },
+	{ ROOT "/l 0 120777 1 0 0 0 0.0 \\x00a - -\n", 0, 0, 2, "PAYLOAD",
+	  "Invalid escaped NUL character in symlink target" },
 	{ ROOT "/l 3 120777 1 0 0 0 0.0 ab - -\n", 0, S, 2, "SIZE",
 	  "Invalid symlink size 2, must match size 3" },
 	{ ROOT "/l 2 120777 1 0 0 0 0.0 ab ab -\n", 0, S, 2, "CONTENT",
@@ -147,10 +148,68 @@ static const struct bad_case bad_cases[] = {
 	  0, 0, 3, "DIGEST", "Invalid digest" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - \n", 0, 0, 2, "DIGEST", "Invalid digest" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - 0123456789abcdef0123456789abcdef\\x00"
-	       "123456789abcdef0123456789abcdef\n", 0, 0, 2, "DIGEST", "Invalid digest" },
+	       "123456789abcdef0123456789abcdef\n", 0, 0, 2, "DIGEST",
+	  "Invalid escaped NUL character in digest" },
 	/* Section 1.9 */
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - =somevalue\n", 0, 0, 2, "XATTR", "Can't set xattr" },
-	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - \\x00b=v\n", 0, 0, 2, "XATTR", "Can't set xattr" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - \\x00b=v\n", 0, 0, 2, "XATTR",
+	  "Invalid escaped NUL character in xattr name" },
+	/* An escaped NUL never cuts a C-string field short. */
+	{ ROOT "/a\\x00b 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "Invalid escaped NUL character in path" },
+	{ ROOT "/a\\x00 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
+	  "Invalid escaped NUL character in path" },
+	{ ROOT "/a 9 100644 1 0 0 0 0.0 ab/c\\x00d - -\n", 0, 0, 2, "PAYLOAD",
+	  "Invalid escaped NUL character in payload" },
+	{ ROOT "/l 3 120777 1 0 0 0 0.0 ab\\x00c - -\n", 0, 0, 2, "PAYLOAD",
+	  "Invalid escaped NUL character in symlink target" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n/h 0 @100644 1 0 0 0 0.0 /a\\x00x - -\n", 0, 0,
+	  3, "PAYLOAD", "Invalid escaped NUL character in hard link target" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - user.t\\x00rest=1\n", 0, 0, 2, "XATTR",
+	  "Invalid escaped NUL character in xattr name" },
+	/* A number that does not fit its field is refused, never wrapped or
+	 * saturated. */
+	{ ROOT "/a 99999999999999999999 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "SIZE",
+	  "Integer 99999999999999999999 is out of range" },
+	{ ROOT "/a 18446744073709551616 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "SIZE",
+	  "Integer 18446744073709551616 is out of range" },
+	{ ROOT "/a -1 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "SIZE", "Negative integer -1" },
+	{ ROOT "/a 0 40000100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE",
+	  "Integer 40000100644 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 1000000000000000000000100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE",
+	  "Integer 1000000000000000000000100644 is out of range" },
+	{ ROOT "/a 0 -37777677134 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE",
+	  "Negative integer -37777677134" },
+	{ ROOT "/a 0 @40000100644 1 0 0 0 0.0 /b - -\n", 0, 0, 2, "MODE",
+	  "Integer 40000100644 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 4294967296 0 0 0 0.0 - - -\n", 0, 0, 2, "NLINK",
+	  "Integer 4294967296 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 -1 0 0 0 0.0 - - -\n", 0, 0, 2, "NLINK", "Negative integer -1" },
+	{ ROOT "/a 0 100644 1 4294967297 0 0 0.0 - - -\n", 0, 0, 2, "UID",
+	  "Integer 4294967297 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 1 -2 0 0 0.0 - - -\n", 0, 0, 2, "UID", "Negative integer -2" },
+	{ ROOT "/a 0 100644 1 0 4294967298 0 0.0 - - -\n", 0, 0, 2, "GID",
+	  "Integer 4294967298 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 1 0 \t-7 0 0.0 - - -\n", 0, 0, 2, "GID", "Negative integer \\x09-7" },
+	{ ROOT "/c 0 20644 1 0 0 4294967299 0.0 - - -\n", 0, 0, 2, "RDEV",
+	  "Integer 4294967299 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 1 0 0 99999999999999999999 0.0 - - -\n", 0, 0, 2, "RDEV",
+	  "Integer 99999999999999999999 is out of range" },
+	{ ROOT "/c 0 20644 1 0 0 -1 0.0 - - -\n", 0, 0, 2, "RDEV", "Negative integer -1" },
+	{ ROOT "/a 0 100644 1 0 0 0 99999999999999999999.999999999 - - -\n", 0, 0, 2, "MTIME",
+	  "Seconds 99999999999999999999 are out of range" },
+	{ ROOT "/a 0 100644 1 0 0 0 9223372036854775808.0 - - -\n", 0, 0, 2, "MTIME",
+	  "Seconds 9223372036854775808 are out of range" },
+	{ ROOT "/a 0 100644 1 0 0 0 -9223372036854775809.0 - - -\n", 0, 0, 2, "MTIME",
+	  "Seconds -9223372036854775809 are out of range" },
+	{ ROOT "/a 0 100644 1 0 0 0 18446744073709551615.0 - - -\n", 0, 0, 2, "MTIME",
+	  "Seconds 18446744073709551615 are out of range" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.4294967296 - - -\n", 0, 0, 2, "MTIME",
+	  "Integer 4294967296 is out of range (at most 4294967295)" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.99999999999999999999 - - -\n", 0, 0, 2, "MTIME",
+	  "Integer 99999999999999999999 is out of range" },
+	{ ROOT "/a 0 100644 1 0 0 0 0.-1 - - -\n", 0, 0, 2, "MTIME", "Negative integer -1" },
+	{ ROOT "/a 0 100644 1 0 0 0 .5 - - -\n", 0, 0, 2, "MTIME", "Invalid integer " },
 };
 
 /* Lines for the cases that need long fields, built at run time. */
@@ -281,7 +340,7 @@ static void test_escapes(void)
 	size_t len;
 
 	root = parse_str(ROOT "/a\\x20b\\\\c\\t 4 100644 1 0 0 0 0.0 - \\x00\\n\\r\\xFf -"
-			      " user.k\\x3d=v=w\\x00x user.t\\x00rest=1 user.dash=-\n"
+			      " user.k\\x3d=v=w\\x00x user.t=1 user.dash=-\n"
 			      "/l 2 120777 1 0 0 0 0.0 \\x2d\\x2D - -\n"
 			      "/p 9 100644 1 0 0 0 0.0 \\x2d - -\n",
 			 LCFS_PARSE_FLAGS_STRICT, &err);
@@ -298,7 +357,6 @@ static void test_escapes(void)
 		      memcmp(n->content, "\0\n\r\xff", 4) == 0);
 		v = lcfs_node_get_xattr(n, "user.k=", &len);
 		CHECK(v != NULL && len == 5 && memcmp(v, "v=w\0x", 5) == 0);
-		/* A key is a C string: cut at the escaped NUL. */
 		v = lcfs_node_get_xattr(n, "user.t", &len);
 		CHECK(v != NULL && len == 1 && v[0] == '1');
 		v = lcfs_node_get_xattr(n, "user.dash", &len);
@@ -312,21 +370,21 @@ static void test_escapes(void)
 	lcfs_node_unref(root);
 }
 
-/* Section 1.5: strtoull() semantics, truncations, optional fields. */
+/* Section 1.5: strtoull() syntax, the extremes of each field, optional fields. */
 static void test_fields(void)
 {
 	struct lcfs_error err;
 	struct lcfs_node_s *root, *n;
 
 	root = parse_str("/ 4096 40755 \t2 +0 0 0 -5.7 - - -\n"
-			 "/big 99999999999999999999 100644 1 4294967297 4294967298 0 "
-			 "1.4294967297 - - -\n"
+			 "/big 18446744073709551615 100644 1 4294967295 +4294967294 0 "
+			 "9223372036854775807.4294967295 - - -\n"
+			 "/old 0 100644 1 -0 0 0 -9223372036854775808.0 - - -\n"
 			 "/hi 0 1100644 1 0 0 0 0.0 - - -\n"
-			 "/dev 7 20644 1 0 0 4294967299 0.0 x\\x2dy - -\n"
+			 "/dev 7 20644 1 0 0 4294967295 0.0 x\\x2dy - -\n"
 			 "/fifo 3 10644 1 0 0 0 1695368732.385062094 - - -\n"
 			 "/nodig 0 100644 1 0 0 0 0.0 - -\n"
 			 "/empty 0 100644 1 0 0 0 0.0\n"
-			 "/neg 0 100644 -1 0 0 0 0.0 - - -\n"
 			 "/dig 10 100644 1 0 0 0 0.0 ab/cd - " DIGEST64 "\n",
 			 0, &err);
 	CHECK(root != NULL);
@@ -336,12 +394,15 @@ static void test_fields(void)
 	}
 	CHECK(root->nlink == 2 && root->mtime_sec == -5 && root->mtime_nsec == 7);
 	n = lcfs_node_lookup_child(root, "big");
-	CHECK(n != NULL && n->size == UINT64_MAX && n->uid == 1 && n->gid == 2 &&
-	      n->mtime_sec == 1 && n->mtime_nsec == 1);
+	CHECK(n != NULL && n->size == UINT64_MAX && n->uid == UINT32_MAX &&
+	      n->gid == UINT32_MAX - 1 && n->mtime_sec == INT64_MAX &&
+	      n->mtime_nsec == UINT32_MAX);
+	n = lcfs_node_lookup_child(root, "old");
+	CHECK(n != NULL && n->uid == 0 && n->mtime_sec == INT64_MIN);
 	n = lcfs_node_lookup_child(root, "hi");
 	CHECK(n != NULL && n->mode == 01100644);
 	n = lcfs_node_lookup_child(root, "dev");
-	CHECK(n != NULL && n->rdev == 3 && n->size == 7 && n->payload != NULL &&
+	CHECK(n != NULL && n->rdev == UINT32_MAX && n->size == 7 && n->payload != NULL &&
 	      strcmp(n->payload, "x-y") == 0);
 	n = lcfs_node_lookup_child(root, "fifo");
 	CHECK(n != NULL && n->size == 3 && n->mtime_sec == 1695368732 &&
@@ -354,8 +415,6 @@ static void test_fields(void)
 	n = lcfs_node_lookup_child(root, "empty");
 	CHECK(n != NULL && n->payload != NULL && n->payload[0] == '\0' &&
 	      n->content == NULL && !n->digest_set);
-	n = lcfs_node_lookup_child(root, "neg");
-	CHECK(n != NULL && n->nlink == UINT32_MAX);
 	n = lcfs_node_lookup_child(root, "dig");
 	CHECK(n != NULL && n->digest_set && n->digest[0] == 0x01 && n->digest[31] == 0xef &&
 	      n->size == 10 && strcmp(n->payload, "ab/cd") == 0);

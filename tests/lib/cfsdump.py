@@ -94,9 +94,9 @@ def escape(data, eq=False, lone_dash=False):
     return bytes(out)
 
 
-# --- integers: strtoull semantics (1.5) ----------------------------------------
+# --- integers: strtoull syntax (1.5), refused when out of range ---------------
 
-def _strtoull(text, base):
+def _strtoull(text, base, limit=U64, signed=False):
     digits = b"01234567" if base == 8 else b"0123456789"
     s = text.lstrip(b" \t\n\r\v\f")
     neg = s[:1] == b"-"
@@ -104,12 +104,19 @@ def _strtoull(text, base):
         s = s[1:]
     if not s or any(c not in digits for c in s):
         raise DumpError("Invalid integer %s" % text.decode("latin-1"))
-    v = min(int(s, base), U64)
-    return (-v) & U64 if neg else v
+    v = int(s, base)
+    if neg and v != 0 and not signed:
+        raise DumpError("Negative integer %s" % text.decode("latin-1"))
+    if v > (limit + 1 if neg and signed else limit):
+        raise DumpError("Integer %s is out of range" % text.decode("latin-1"))
+    return -v if neg else v
 
 
-def _s64(v):
-    return v - (1 << 64) if v & (1 << 63) else v
+def _unescape_cstr(field):
+    value = unescape(field)
+    if b"\0" in value:
+        raise DumpError("Invalid escaped NUL character")
+    return value
 
 
 # --- the tree ------------------------------------------------------------------
@@ -209,7 +216,7 @@ def _parse_line(line, root):
     fields = line.split(b" ", 11)
     xattr_text = fields[11] if len(fields) > 11 else b""
     fields = fields[:11] + [b""] * (11 - min(len(fields), 11))
-    path = unescape(fields[0])
+    path = _unescape_cstr(fields[0])
     if not path:
         raise DumpError("Invalid empty path")
     is_root = path == b"/"
@@ -246,7 +253,7 @@ def _parse_line(line, root):
     hardlink = mode_text.startswith(b"@")
     if hardlink:
         mode_text = mode_text[1:]
-    node.mode = _strtoull(mode_text, 8) & U32
+    node.mode = _strtoull(mode_text, 8, U32)
     if node.ftype not in VALID_TYPES:
         raise DumpError("Invalid mode %o" % node.mode)
     if hardlink:
@@ -254,24 +261,24 @@ def _parse_line(line, root):
             raise DumpError("Directories can't be hardlinked")
         if fields[8] == b"-":
             raise DumpError("No target path for the hardlink")
-        node.link_path = unescape(fields[8])
+        node.link_path = _unescape_cstr(fields[8])
         return node
     if is_root and node.ftype != S_IFDIR:
         raise DumpError("Root must be a directory")
 
     node.size = _strtoull(fields[1], 10)
-    node.nlink = _strtoull(fields[3], 10) & U32
-    node.uid = _strtoull(fields[4], 10) & U32
-    node.gid = _strtoull(fields[5], 10) & U32
-    node.rdev = _strtoull(fields[6], 10)
+    node.nlink = _strtoull(fields[3], 10, U32)
+    node.uid = _strtoull(fields[4], 10, U32)
+    node.gid = _strtoull(fields[5], 10, U32)
+    node.rdev = _strtoull(fields[6], 10, U32)
     mt = fields[7]
     if b"." not in mt:
         raise DumpError("Invalid mtime %s" % mt.decode("latin-1"))
     sec, nsec = mt.split(b".", 1)
-    node.mtime_sec = _s64(_strtoull(sec, 10))
-    node.mtime_nsec = _strtoull(nsec, 10) & U32
+    node.mtime_sec = _strtoull(sec, 10, (1 << 63) - 1, signed=True)
+    node.mtime_nsec = _strtoull(nsec, 10, U32)
     if fields[8] != b"-":
-        node.payload = unescape(fields[8])
+        node.payload = _unescape_cstr(fields[8])
     if fields[9] != b"-":
         node.content = unescape(fields[9])
         if len(node.content) != node.size:
@@ -293,7 +300,7 @@ def _parse_line(line, root):
         if b"=" not in tok:
             raise DumpError("Missing = in xattr")
         k, v = tok.split(b"=", 1)
-        k = unescape(k).split(b"\0", 1)[0]
+        k = _unescape_cstr(k)
         v = unescape(v)
         if not k or len(k) > 255 or len(v) > 65535:
             raise DumpError("Can't set xattr")
