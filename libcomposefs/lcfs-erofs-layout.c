@@ -215,6 +215,11 @@ static int check_inode(struct writer *w, struct winode *wi)
 		break;
 	case S_IFCHR:
 		if (node->rdev == 0) {
+			/* A whiteout is a marker, not a file: readers refuse
+			 * one with several names, so never write one. */
+			if (node->nlink > 1)
+				return node_error(w, node, EINVAL,
+						  "a whiteout (character device 0/0) cannot have more than one link");
 			wi->flags |= W_INPUT_WHITEOUT;
 			w->inodes[wi->parent].flags |= W_WHITEOUT_PARENT;
 		}
@@ -318,6 +323,9 @@ static int dirent_target(struct writer *w, uint32_t dir, struct wdirent *d)
 	    (w->inodes[t->scratch].flags & W_SYNTH_WHITEOUT))
 		return node_error(w, d->child, EINVAL,
 				  "hard link target is not in the tree");
+	if (d->child != t && (t->mode & S_IFMT) == S_IFCHR && t->rdev == 0)
+		return node_error(w, d->child, EINVAL,
+				  "a whiteout (character device 0/0) cannot be hard linked");
 	d->target = t->scratch;
 	return 0;
 }

@@ -267,6 +267,11 @@ struct reader {
  * whiteout char device). */
 static char dropped_marker;
 
+static bool is_whiteout(const struct lcfs_node_s *n)
+{
+	return (n->mode & S_IFMT) == S_IFCHR && n->rdev == 0;
+}
+
 #define INODE_ERR(r, nid, code, fmt, ...)                                         \
 	lcfs_error_set((r)->err, code, "inode %llu: " fmt, (unsigned long long)(nid), \
 		       ##__VA_ARGS__)
@@ -821,8 +826,15 @@ static int build_node(struct reader *r, uint64_t nid, struct lcfs_node_s **out,
 	if (ino.layout == LCFS_EROFS_LAYOUT_CHUNK_BASED && type != S_IFREG)
 		return INODE_ERR(r, nid, EINVAL,
 				 "chunk-based layout on a file that is not regular");
-	if (type == S_IFCHR && ino.u == 0)
+	if (type == S_IFCHR && ino.u == 0) {
+		/* A whiteout is dropped, so a second name could not be
+		 * resolved to anything: refuse the image instead. */
+		if (ino.nlink > 1)
+			return INODE_ERR(r, nid, EINVAL,
+					 "whiteout (character device 0/0) with %u links",
+					 ino.nlink);
 		return 0;
+	}
 
 	node = lcfs_node_new();
 	if (node == NULL)
@@ -853,6 +865,11 @@ static int build_node(struct reader *r, uint64_t nid, struct lcfs_node_s **out,
 	}
 	if (ret == 0)
 		ret = read_xattrs(r, &ino, node);
+	/* An escaped whiteout is a whiteout again now: same rule. */
+	if (ret == 0 && type == S_IFREG && is_whiteout(node) && node->nlink > 1)
+		ret = INODE_ERR(r, nid, EINVAL,
+				"whiteout (character device 0/0) with %u links",
+				node->nlink);
 	if (ret < 0) {
 		lcfs_node_unref(node);
 		return ret;
@@ -1055,8 +1072,13 @@ static int walk(struct reader *r)
 		/* Only nids inside the image get here (read_inode() checks
 		 * new ones), so the table lookup needs the same bound. */
 		existing = nid <= r->max_nid ? nid_table_get(&r->nodes, nid) : NULL;
-		if (existing == (void *)&dropped_marker)
-			continue;
+		if (existing == (void *)&dropped_marker ||
+		    (existing != NULL && is_whiteout(existing)))
+			return lcfs_error_set(r->err, EINVAL,
+					      "directory inode %llu: entry '%.*s' is a "
+					      "second name of whiteout inode %llu",
+					      (unsigned long long)f->nid, (int)len, name,
+					      (unsigned long long)nid);
 		if (existing != NULL) {
 			ret = add_hardlink(r, f, existing, name, len, nid);
 			if (ret < 0)

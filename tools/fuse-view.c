@@ -339,6 +339,12 @@ int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl)
 			int64_t idx;
 
 			idx = target ? index_of(map, v->n_inodes, target) : -ELOOP;
+			/* A whiteout has one name (the loader refuses an
+			 * image that gives it more); a tree that does is
+			 * refused here too. */
+			if (idx >= 0 && is_whiteout(target) &&
+			    (child->link_to != NULL || target->nlink > 1))
+				idx = -EINVAL;
 			if (idx < 0) {
 				r = (int)idx;
 				goto out;

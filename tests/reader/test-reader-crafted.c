@@ -687,6 +687,84 @@ static void test_redirects(void)
 	tb_free(&b);
 }
 
+/* Builds a root with a subdirectory holding one whiteout: a char device
+ * 0/0 when @escaped is false, else a regular file marked with the escaped
+ * whiteout xattr (what the writer stores for an input whiteout). The
+ * whiteout has @nlink links and, when @second_name, another entry in the
+ * root. */
+static void whiteout_image(struct tb *b, bool escaped, uint32_t nlink, bool second_name)
+{
+	static const struct tb_xattr x_wh[] = { { 4, "overlay.overlay.whiteout", "", 0 } };
+	int d, w;
+
+	tb_init(b);
+	tb_add(b, -1, NULL, S_IFDIR | 0755);
+	d = tb_add(b, 0, "d", S_IFDIR | 0755);
+	w = tb_add(b, d, "wh", escaped ? S_IFREG | 0644 : S_IFCHR | 0644);
+	b->nodes[w].nlink = nlink;
+	b->nodes[w].extended = nlink > 0xFFFF;
+	if (escaped) {
+		b->nodes[w].xattrs = x_wh;
+		b->nodes[w].n_xattrs = 1;
+	}
+	if (second_name)
+		tb_add_link(b, 0, "zz-second", w);
+	tb_build(b);
+}
+
+/* A whiteout is a marker with exactly one name: one with nlink > 1 or
+ * reached by two names is refused, through the public API as well. */
+static void test_whiteout_links(void)
+{
+	struct lcfs_node_s *root, *n;
+	struct tb b;
+
+	for (int escaped = 0; escaped < 2; escaped++) {
+		const char *kind = escaped ? "escaped whiteout" : "whiteout";
+
+		/* One name, one link: loads; a char device 0/0 is dropped,
+		 * an escaped whiteout comes back as char 0/0. */
+		whiteout_image(&b, escaped, 1, false);
+		root = load_ok(&b, NULL, kind);
+		if (root != NULL) {
+			n = test_lookup(root, "/d/wh");
+			if (escaped)
+				CHECK(n != NULL && (n->mode & S_IFMT) == S_IFCHR &&
+				      n->rdev == 0);
+			else
+				CHECK(n == NULL);
+			lcfs_node_unref(root);
+		}
+		tb_free(&b);
+
+		whiteout_image(&b, escaped, 2, false);
+		test_expect_error(b.img, b.size, NULL, EINVAL, "with 2 links", kind);
+		errno = 0;
+		root = lcfs_load_node_from_image(b.img, b.size);
+		CHECK_MSG(root == NULL && errno == EINVAL, "%s, nlink 2: public API", kind);
+		lcfs_node_unref(root);
+		tb_free(&b);
+
+		whiteout_image(&b, escaped, 1, true);
+		test_expect_error(b.img, b.size, NULL, EINVAL, "second name of whiteout",
+				  kind);
+		errno = 0;
+		root = lcfs_load_node_from_image(b.img, b.size);
+		CHECK_MSG(root == NULL && errno == EINVAL, "%s, two names: public API",
+			  kind);
+		lcfs_node_unref(root);
+		tb_free(&b);
+
+		/* Both at once, and an nlink the 16-bit field cannot hold. */
+		whiteout_image(&b, escaped, 2, true);
+		test_expect_error(b.img, b.size, NULL, EINVAL, "whiteout", kind);
+		tb_free(&b);
+		whiteout_image(&b, escaped, 70000, false);
+		test_expect_error(b.img, b.size, NULL, EINVAL, "with 70000 links", kind);
+		tb_free(&b);
+	}
+}
+
 /* Names over 255 bytes, last in the chunk or not. */
 static void test_long_names(void)
 {
@@ -842,6 +920,7 @@ int main(void)
 	test_rich();
 	test_corruptions();
 	test_redirects();
+	test_whiteout_links();
 	test_xattr_limits();
 	test_long_names();
 	test_bomb();
