@@ -371,6 +371,15 @@ int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off);
  * kernel writes nothing, or -errno. */
 int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
+/* Opens @path (relative, @flags as for openat()) below @dirfd the way
+ * overlayfs looks a redirect up in a data-only layer: never leaving
+ * @dirfd (through ".." or an absolute path) and following no symlink
+ * anywhere on the way, with openat2() or, on kernels
+ * without it, one O_NOFOLLOW component at a time (where ".." is refused).
+ * An empty or absolute @path is -EXDEV. Returns the fd or -errno (EXDEV or
+ * ELOOP for a path that would escape). */
+int lcfs_open_confined(int dirfd, const char *path, int flags);
+
 /* Scans directory @path (relative to @dirfd) into a tree, computes digests
  * and inline content of regular files, and fills the object store if asked.
  * Returns the root (one reference) or NULL with @err naming the failing

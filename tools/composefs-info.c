@@ -227,8 +227,42 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Whether a path has an empty, "." or ".." component: overlayfs never
+ * follows one in a redirect. */
+static bool has_bad_component(const char *path)
+{
+	for (const char *c = path;; c++) {
+		size_t len = strcspn(c, "/");
+
+		if (len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
+			return true;
+		c += len;
+		if (*c == '\0')
+			return false;
+	}
+}
+
+/* Whether object @name is a regular file below @basedir_fd. Leading
+ * slashes are ignored (the redirect overlayfs follows starts with one);
+ * the rest is resolved as overlayfs does in a data-only layer: a path
+ * with an empty, "." or ".." component, or that would leave the base
+ * directory or meet a symlink, finds nothing, and neither does anything but a regular file. */
+static bool object_present(int basedir_fd, const char *name)
+{
+	cleanup_fd int fd = -1;
+	struct stat st;
+
+	while (*name == '/')
+		name++;
+	if (has_bad_component(name))
+		return false;
+	fd = lcfs_open_confined(basedir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* The union of all images' payloads, sorted byte-wise, each once, raw;
- * with @basedir_fd >= 0 only those that cannot be stat'ed there. */
+ * with @basedir_fd >= 0 only those that are not present there. */
 static void print_objects(struct objects *objs, int basedir_fd)
 {
 	/* qsort() must not be given a NULL array, even an empty one. */
@@ -236,18 +270,11 @@ static void print_objects(struct objects *objs, int basedir_fd)
 		qsort(objs->names, objs->n, sizeof(*objs->names), cmp_names);
 	for (size_t i = 0; i < objs->n; i++) {
 		const char *name = objs->names[i];
-		struct stat st;
 
 		if (i > 0 && strcmp(name, objs->names[i - 1]) == 0)
 			continue;
-		if (basedir_fd >= 0) {
-			const char *rel = name;
-
-			while (*rel == '/')
-				rel++;
-			if (fstatat(basedir_fd, rel, &st, AT_EMPTY_PATH) == 0)
-				continue;
-		}
+		if (basedir_fd >= 0 && object_present(basedir_fd, name))
+			continue;
 		fputs(name, stdout);
 		putchar('\n');
 	}

@@ -20,8 +20,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <syslog.h>
 #include <sys/types.h>
 
@@ -443,61 +441,6 @@ char *cfs_view_path(const struct cfs_view *v, uint32_t i)
 
 /* ---- Backing files ----------------------------------------------------------- */
 
-/* Without openat2() (Linux before 5.6): the same walk by hand, one
- * component at a time, never through a symlink; ".." is refused rather
- * than checked. Returns the fd or -errno. */
-static int open_walk(int dirfd, const char *path, int flags)
-{
-	cleanup_fd int dfd = -1;
-	char comp[NAME_MAX + 1];
-	int cur = dirfd;
-
-	for (const char *p = path;;) {
-		const char *slash = strchr(p, '/');
-		size_t len = slash ? (size_t)(slash - p) : strlen(p);
-		int fd;
-
-		if (len == 0)
-			return -ENOENT;
-		if (len > NAME_MAX)
-			return -ENAMETOOLONG;
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		if (strcmp(comp, "..") == 0)
-			return -EXDEV;
-		if (slash == NULL) {
-			fd = openat(cur, comp, flags);
-			return fd < 0 ? -errno : fd;
-		}
-		p = slash + 1;
-		if (strcmp(comp, ".") == 0)
-			continue;
-		fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (dfd >= 0)
-			close(dfd);
-		cur = dfd = fd;
-	}
-}
-
-/* openat2() confined to @dirfd the way overlayfs looks up a redirect in a
- * data-only layer: no escaping the layer, no symlinks anywhere on the
- * way. Returns the fd or -errno. */
-static int open_confined(int dirfd, const char *path, int flags)
-{
-	struct open_how how = {
-		.flags = (uint64_t)flags,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-			   RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-
-	if (fd < 0 && errno == ENOSYS)
-		return open_walk(dirfd, path, flags);
-	return fd < 0 ? -errno : fd;
-}
-
 /* Opens the backing file @path below @dirfd. Only a regular file counts as
  * found; anything else is -ENOENT, as for overlayfs, and is never opened
  * for reading (it could be a FIFO or a device). */
@@ -507,15 +450,15 @@ static int open_beneath(int dirfd, const char *path)
 	struct stat st;
 	int fd;
 
-	pfd = open_confined(dirfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	pfd = lcfs_open_confined(dirfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (pfd < 0)
 		return pfd;
 	if (fstat(pfd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -ENOENT;
-	fd = open_confined(dirfd, path,
-			   O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	fd = lcfs_open_confined(dirfd, path,
+				O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

@@ -152,6 +152,43 @@ def test_missing_objects(t, tmp):
     equal(r.out.decode(), OBJECTS, "everything missing from an empty store")
 
 
+def test_missing_objects_confined(t, tmp):
+    # Objects are looked up the way overlayfs looks up a redirect in a
+    # data-only layer: never outside the base directory, never through a
+    # symlink, never "." or "..", and only a regular file is present.
+    store = os.path.join(tmp, "store")
+    outside = os.path.join(tmp, "outside")
+    os.makedirs(os.path.join(store, "ab"))
+    os.makedirs(outside)
+    write(os.path.join(outside, "obj"), "secret")
+    write(os.path.join(store, "ab", "present"), "x")
+    os.symlink("../outside", os.path.join(store, "lnk"))
+    os.symlink("../../outside/obj", os.path.join(store, "ab", "symobj"))
+    os.symlink("/etc", os.path.join(store, "etc"))
+    os.symlink(os.path.join(outside, "obj"), os.path.join(store, "ab", "abssym"))
+    os.mkfifo(os.path.join(store, "ab", "fifo"))
+    present = ["ab/present", "/ab/present", "//ab/present"]
+    absent = ["ab//present", "../outside/obj", "ab/../../outside/obj", "ab/../ab/present",
+              "ab/./present", "./ab/present", "lnk/obj", "ab/symobj", "ab/abssym",
+              "etc/passwd", "/etc/passwd", "/", "ab", "ab/", "ab/fifo", "ab/missing"]
+    dump = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+    for i, payload in enumerate(present + absent):
+        dump += "/f%02d 10 100644 1 0 0 0 0.0 %s - -\n" % (i, payload)
+    img = build(t, tmp, "confined", dump)
+    r = ok(run([t.info, "--basedir=" + store, "missing-objects", img]))
+    expected = "".join(p + "\n" for p in sorted(set(absent), key=str.encode))
+    equal(r.out.decode(), expected, "missing objects outside the base directory")
+    # The same answer without openat2() (Linux before 5.6), where each
+    # component is opened with O_NOFOLLOW.
+    build_dir = os.environ.get("COMPOSEFS_BUILDDIR", "")
+    preload = os.path.join(build_dir, "tests", "fuse", "libno-openat2.so")
+    if build_dir and os.path.exists(preload):
+        r = ok(run([t.info, "--basedir=" + store, "missing-objects", img],
+                   env={"LD_PRELOAD": preload, "ASAN_OPTIONS": os.environ.get(
+                       "ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}))
+        equal(r.out.decode(), expected, "missing objects, without openat2()")
+
+
 def test_filter(t, tmp):
     img = build(t, tmp, "tree", TREE)
     lines = TREE_DUMP.splitlines(keepends=True)
