@@ -545,90 +545,153 @@ fatal:
 	return fail(st, r, "overlayfs rejected the options");
 }
 
-/* Appends @s to @buf (@len used of @cap), with every ',' as "\,": the
- * only character the legacy overlay option parser treats specially inside
- * a path. 0 or -ENOMEM. */
-static int append_escaped(char **buf, size_t *len, size_t *cap, const char *s,
-			  bool escape)
+/*
+ * The legacy overlay options are one string, which overlayfs (as tested on
+ * Linux 6.18) cuts three times:
+ *  1. into options, at every ',' that no backslash precedes (a backslash
+ *     makes the next byte ordinary and stays in place);
+ *  2. each option into key and value, at its first '=';
+ *  3. the lowerdir value into layers, at every ':' that no backslash
+ *     precedes ("::" starts the data-only layers); then each layer path,
+ *     and the upperdir and workdir values, drop the backslash in front of
+ *     every escaped byte.
+ * So a path is written with a backslash before each '\\', ',' and ':', and
+ * every other byte ('=', spaces, newlines...) stands for itself. Two more
+ * things can make the kernel see another string than the one written,
+ * and a path that runs into them is refused rather than mounted:
+ *  - mount(2) reads at most one page of option data and silently drops
+ *    the rest, which could cut off a layer or shorten the workdir path;
+ *  - a security module (SELinux, Smack) first takes its own options out of
+ *    the string, cutting at every ',' whatever precedes it: a path in which
+ *    a ',' is followed by the name of such an option could lose a piece.
+ */
+static const char *const lsm_option_prefixes[] = {
+	"context=", "fscontext=", "defcontext=", "rootcontext=", "seclabel", "smackfs",
+};
+
+/* Why @path cannot be written into the legacy option string, or NULL. */
+static const char *legacy_path_problem(const char *path)
+{
+	if (path[0] == '\0')
+		return "it is empty";
+	for (const char *c = strchr(path, ','); c != NULL; c = strchr(c + 1, ',')) {
+		for (size_t i = 0; i < sizeof(lsm_option_prefixes) /
+					       sizeof(lsm_option_prefixes[0]);
+		     i++) {
+			const char *pre = lsm_option_prefixes[i];
+
+			if (strncmp(c + 1, pre, strlen(pre)) == 0)
+				return "a ',' in it is followed by the name of a security module option";
+		}
+	}
+	return NULL;
+}
+
+struct optbuf {
+	char *buf;
+	size_t len, cap;
+};
+
+/* Appends @s to @b, escaped as a path when @path is set. 0 or -ENOMEM. */
+static int opt_append(struct optbuf *b, const char *s, bool path)
 {
 	size_t need = strlen(s) * 2 + 1;
 
-	if (*len + need > *cap) {
-		size_t ncap = (*len + need) * 2;
-		char *nb = realloc(*buf, ncap);
+	if (b->len + need > b->cap) {
+		size_t ncap = (b->len + need) * 2;
+		char *nb = realloc(b->buf, ncap);
 
 		if (nb == NULL)
 			return -ENOMEM;
-		*buf = nb;
-		*cap = ncap;
+		b->buf = nb;
+		b->cap = ncap;
 	}
 	for (; *s; s++) {
-		if (escape && *s == ',')
-			(*buf)[(*len)++] = '\\';
-		(*buf)[(*len)++] = *s;
+		if (path && (*s == '\\' || *s == ',' || *s == ':'))
+			b->buf[b->len++] = '\\';
+		b->buf[b->len++] = *s;
 	}
-	(*buf)[*len] = '\0';
+	b->buf[b->len] = '\0';
 	return 0;
 }
 
-static char *legacy_options(struct mount_state *st, const char *sep)
+/* Appends @key (with its leading ',' if any) and the escaped @path, or
+ * fails with the reason the path cannot be written. */
+static int opt_append_path(struct mount_state *st, struct optbuf *b, const char *key,
+			   const char *what, const char *path)
 {
-	const struct lcfs_mount_options_s *o = st->opts;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	const char *problem = legacy_path_problem(path);
 	int r;
 
-	r = append_escaped(&buf, &len, &cap, "metacopy=on,redirect_dir=on,lowerdir=",
-			   false);
+	if (problem != NULL)
+		return fail(st, -EINVAL,
+			    "%s '%s' cannot be passed to this kernel's overlayfs: %s",
+			    what, path, problem);
+	r = opt_append(b, key, false);
 	if (r == 0)
-		r = append_escaped(&buf, &len, &cap, st->imgdir, true);
-	for (size_t i = 0; r == 0 && i < o->n_objdirs; i++) {
-		r = append_escaped(&buf, &len, &cap, sep, false);
-		if (r == 0)
-			r = append_escaped(&buf, &len, &cap, o->objdirs[i], true);
-	}
-	if (r == 0 && o->upperdir != NULL) {
-		r = append_escaped(&buf, &len, &cap, ",upperdir=", false);
-		if (r == 0)
-			r = append_escaped(&buf, &len, &cap, o->upperdir, true);
-		if (r == 0)
-			r = append_escaped(&buf, &len, &cap, ",workdir=", false);
-		if (r == 0)
-			r = append_escaped(&buf, &len, &cap, o->workdir, true);
-	}
-	/* tryverity is not attempted here: a failure could not be told
-	 * apart from other option errors. */
-	if (r == 0 && st->ask_verity && (st->flags & LCFS_MOUNT_FLAGS_REQUIRE_VERITY))
-		r = append_escaped(&buf, &len, &cap, ",verity=require", false);
-	if (r < 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+		r = opt_append(b, path, true);
+	return r == 0 ? 0 : fail(st, r, "out of memory");
 }
 
-/* Section 5.3 step 7: data-only layers ("::", 6.5+), then ordinary lower
- * layers (":"), hidden by the image's opaque root and root whiteouts. */
+/* The legacy option string, in *@out (malloc'd), or -errno. */
+static int legacy_options(struct mount_state *st, char **out)
+{
+	const struct lcfs_mount_options_s *o = st->opts;
+	struct optbuf b = { 0 };
+	long page = sysconf(_SC_PAGESIZE);
+	int r;
+
+	r = opt_append_path(st, &b, "metacopy=on,redirect_dir=on,lowerdir=",
+			    "image directory", st->imgdir);
+	/* Data-only layers only: as ordinary lower layers the object
+	 * directories would be part of the visible tree. */
+	for (size_t i = 0; r == 0 && i < o->n_objdirs; i++)
+		r = opt_append_path(st, &b, "::", "object directory", o->objdirs[i]);
+	if (r == 0 && o->upperdir != NULL)
+		r = opt_append_path(st, &b, ",upperdir=", "upperdir", o->upperdir);
+	if (r == 0 && o->workdir != NULL)
+		r = opt_append_path(st, &b, ",workdir=", "workdir", o->workdir);
+	/* tryverity is not attempted here: a failure could not be told
+	 * apart from other option errors. */
+	if (r == 0 && st->ask_verity && (st->flags & LCFS_MOUNT_FLAGS_REQUIRE_VERITY) &&
+	    opt_append(&b, ",verity=require", false) < 0)
+		r = fail(st, -ENOMEM, "out of memory");
+	if (r == 0 && b.len >= (size_t)(page > 0 ? page : 4096))
+		r = fail(st, -ENAMETOOLONG,
+			 "the overlay options need %zu bytes, more than the %ld that mount(2) passes to this kernel's overlayfs",
+			 b.len + 1, page > 0 ? page : 4096L);
+	if (r < 0) {
+		free(b.buf);
+		return r;
+	}
+	*out = b.buf;
+	return 0;
+}
+
+/*
+ * The mount(2) path for kernels whose overlayfs lacks lowerdir+ and
+ * datadir+: the object directories go in as data-only layers ("::",
+ * Linux 6.5 and later). There is no fallback to ordinary lower layers: it
+ * would put the object store in the visible tree wherever the image does
+ * not hide it.
+ */
 static int overlay_mount_legacy(struct mount_state *st)
 {
 	unsigned long flags = (st->flags & LCFS_MOUNT_FLAGS_READONLY) ? MS_RDONLY : 0;
-	cleanup_free char *data_only = legacy_options(st, "::");
-	cleanup_free char *plain = legacy_options(st, ":");
+	cleanup_free char *data = NULL;
 	int r;
 
-	if (data_only == NULL || plain == NULL)
-		return fail(st, -ENOMEM, "out of memory");
-	if (mount("composefs", st->mountpoint, "overlay", flags | MS_SILENT,
-		  data_only) == 0)
+	r = legacy_options(st, &data);
+	if (r < 0)
+		return r;
+	if (mount("composefs", st->mountpoint, "overlay", flags | MS_SILENT, data) == 0)
 		return 0;
 	r = -errno;
-	if (r == -EINVAL) {
-		if (mount("composefs", st->mountpoint, "overlay", flags, plain) == 0)
-			return 0;
-		r = -errno;
-	}
 	if (st->new_api_kmsg[0])
 		return fail(st, r, "%s", st->new_api_kmsg);
+	if (r == -EINVAL)
+		return fail(st, r,
+			    "overlayfs refused the mount (data-only layers need Linux 6.5 or later; the kernel log may say why)");
 	return fail(st, r, "overlayfs refused the mount (the kernel log may say why)");
 }
 

@@ -27,6 +27,17 @@
 
 #include "../lib/check.h"
 
+#define CHECK_MSG(cond, ...)                                                     \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "%s:%d: check failed: ", __FILE__,      \
+				__LINE__);                                       \
+			fprintf(stderr, __VA_ARGS__);                            \
+			fputc('\n', stderr);                                    \
+			failures++;                                              \
+		}                                                                \
+	} while (0)
+
 static void __attribute__((noreturn, format(printf, 1, 2))) skip(const char *fmt, ...)
 {
 	va_list ap;
@@ -313,8 +324,7 @@ static void check_content(const char *what)
 	free(data);
 	snprintf(path, sizeof(path), "%s/chardev", mnt);
 	CHECK(lstat(path, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 10769);
-	/* The root whiteouts 00..ff hide the object directories' xx/ in the
-	 * ":" legacy mode and are never visible themselves. */
+	/* The root whiteouts 00..ff are never visible. */
 	snprintf(path, sizeof(path), "%s/00", mnt);
 	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
 }
@@ -476,6 +486,202 @@ static void test_legacy(void)
 	check_content("legacy mount with loop");
 	unmount();
 	check_clean(before, "legacy mount with loop");
+	close(fd);
+	free(before);
+}
+
+/* ---- Paths with the bytes the legacy option string escapes ---------------- */
+
+/* snprintf() that must not truncate. */
+#define FMT(buf, ...)                                                            \
+	do {                                                                     \
+		if (snprintf(buf, sizeof(buf), __VA_ARGS__) >= (int)sizeof(buf)) \
+			fatal("path too long");                                  \
+	} while (0)
+
+static ssize_t write_cb(void *file, void *buf, size_t count)
+{
+	return fwrite(buf, 1, count, file) == count ? (ssize_t)count : -1;
+}
+
+/* An image with a file inside it and a file whose content is the object
+ * "ab/obj" of the object directory. */
+static void make_object_image(const char *path)
+{
+	static const char dump[] = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
+				   "/inline 6 100644 1 0 0 0 0.0 - INLINE -\n"
+				   "/obj 5 100644 1 0 0 0 0.0 ab/obj - -\n";
+	struct lcfs_write_options_s wo = { .format = LCFS_FORMAT_EROFS };
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root = lcfs_dump_parse_buf(dump, strlen(dump), 0, &err);
+	FILE *f = fopen(path, "we");
+
+	if (root == NULL || f == NULL)
+		fatal("cannot build '%s'", path);
+	wo.file = f;
+	wo.file_write_cb = write_cb;
+	if (lcfs_write_image(root, &wo, &err) < 0 || fclose(f) != 0)
+		fatal("cannot write '%s': %s", path, err.msg);
+	lcfs_node_unref(root);
+}
+
+/* Creates directory @dir holding object ab/obj with @content. */
+static void make_objdir(const char *dir, const char *content)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	FMT(path, "%s/ab", dir);
+	if (mkdir(dir, 0755) < 0 || mkdir(path, 0755) < 0)
+		fatal("cannot create '%s'", path);
+	FMT(path, "%s/ab/obj", dir);
+	f = fopen(path, "we");
+	if (f == NULL || fputs(content, f) < 0 || fclose(f) != 0)
+		fatal("cannot write '%s'", path);
+}
+
+/* @s without its backslashes: what an unescaping parser would make of a
+ * path whose backslashes were not escaped. */
+static void strip_backslashes(char *out, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 1 < size; s++) {
+		if (*s != '\\')
+			out[n++] = *s;
+	}
+	out[n] = '\0';
+}
+
+/* The mount shows exactly the image: /inline, /obj backed by the real
+ * object, nothing of the object directory; a new file lands in @upper. */
+static void check_object_tree(const char *what, const char *upper)
+{
+	char path[PATH_MAX];
+	char *data;
+	DIR *d;
+	struct dirent *de;
+	int n = 0, fd;
+	struct stat st;
+
+	FMT(path, "%s/obj", mnt);
+	data = read_file(path, NULL);
+	CHECK_MSG(data != NULL && strcmp(data, "REAL\n") == 0, "%s: /obj reads '%s'", what,
+		  data ? data : "(error)");
+	free(data);
+	FMT(path, "%s/inline", mnt);
+	data = read_file(path, NULL);
+	CHECK_MSG(data != NULL && strcmp(data, "INLINE") == 0, "%s: /inline", what);
+	free(data);
+	d = opendir(mnt);
+	while (d && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		CHECK_MSG(strcmp(de->d_name, "inline") == 0 || strcmp(de->d_name, "obj") == 0,
+			  "%s: unexpected entry '%s'", what, de->d_name);
+		n++;
+	}
+	if (d)
+		closedir(d);
+	CHECK_MSG(n == 2, "%s: %d entries", what, n);
+	FMT(path, "%s/new", mnt);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	CHECK_MSG(fd >= 0, "%s: cannot create a file: %s", what, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	FMT(path, "%s/new", upper);
+	CHECK_MSG(lstat(path, &st) == 0 && S_ISREG(st.st_mode), "%s: new file not in '%s'",
+		  what, upper);
+}
+
+static void test_legacy_paths(void)
+{
+	/* Each byte overlayfs parses in the legacy option string, alone and
+	 * in the positions that once changed the meaning. */
+	static const char *const names[] = {
+		"back\\slash", "trail\\",   "com,ma",       "co:lon",   "a::b",
+		"eq=ual",      "new\nline", "sp ace\ttab",  "q\"uote",  "x,upperdir=y",
+		"end:",        ":start",    "\\,\\:=\n,:\\",
+	};
+	const char *dirs[2];
+	struct lcfs_mount_options_s o = default_options(dirs);
+	struct lcfs_error err;
+	char *before = snapshot();
+	char img[PATH_MAX], od[PATH_MAX], up[PATH_MAX], wd[PATH_MAX], decoy[PATH_MAX];
+	char plain[PATH_MAX], longdir[5000];
+	int fd;
+
+	FMT(img, "%s/objects.cfs", workdir);
+	make_object_image(img);
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fatal("cannot open '%s'", img);
+	o.flags = LCFS_MOUNT_INTERNAL_FORCE_LEGACY;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char what[64];
+
+		FMT(what, "legacy path %zu", i);
+		FMT(od, "%s/o-%s", workdir, names[i]);
+		FMT(up, "%s/u-%s", workdir, names[i]);
+		FMT(wd, "%s/w-%s", workdir, names[i]);
+		make_objdir(od, "REAL\n");
+		if (mkdir(up, 0755) < 0 || mkdir(wd, 0755) < 0)
+			fatal("mkdir");
+		/* Where a misparsed backslash would lead instead. */
+		strip_backslashes(plain, sizeof(plain), names[i]);
+		if (strcmp(plain, names[i]) != 0) {
+			FMT(decoy, "%s/o-%s", workdir, plain);
+			make_objdir(decoy, "EVIL\n");
+			FMT(decoy, "%s/u-%s", workdir, plain);
+			if (mkdir(decoy, 0755) < 0)
+				fatal("mkdir");
+			FMT(decoy, "%s/w-%s", workdir, plain);
+			if (mkdir(decoy, 0755) < 0)
+				fatal("mkdir");
+		}
+		dirs[0] = od;
+		o.upperdir = up;
+		o.workdir = wd;
+		memset(&err, 0, sizeof(err));
+		if (lcfs_mount_fd_ext(fd, mnt, &o, &err) != 0) {
+			fprintf(stderr, "%s: mount failed: %s (%s)\n", what, strerror(err.err),
+				err.msg);
+			failures++;
+			continue;
+		}
+		CHECK(mounted_at(mnt, "::"));
+		check_object_tree(what, up);
+		unmount();
+		check_clean(before, what);
+	}
+
+	/* What cannot be written is refused, and nothing is mounted. */
+	FMT(od, "%s/o-%s", workdir, names[0]);
+	dirs[0] = od;
+	o.upperdir = o.workdir = NULL;
+	FMT(decoy, "%s/r,context=system_u:object_r:tmp_t:s0", workdir);
+	o.upperdir = decoy;
+	o.workdir = wd;
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == -EINVAL);
+	CHECK_MSG(strstr(err.msg, "security module") != NULL, "LSM option: '%s'", err.msg);
+	o.upperdir = "";
+	o.workdir = "";
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == -EINVAL);
+	CHECK_MSG(strstr(err.msg, "empty") != NULL, "empty upperdir: '%s'", err.msg);
+	o.upperdir = o.workdir = NULL;
+	/* Longer than the one page mount(2) passes on: the end would be lost. */
+	memset(longdir, 'x', sizeof(longdir) - 1);
+	longdir[0] = '/';
+	for (size_t i = 200; i < sizeof(longdir) - 1; i += 200)
+		longdir[i] = '/';
+	longdir[4050] = '\0';
+	dirs[0] = longdir;
+	memset(&err, 0, sizeof(err));
+	CHECK(lcfs_mount_fd_ext(fd, mnt, &o, &err) == -ENAMETOOLONG);
+	CHECK_MSG(strstr(err.msg, "bytes") != NULL, "long options: '%s'", err.msg);
+	check_clean(before, "refused legacy paths");
 	close(fd);
 	free(before);
 }
@@ -687,6 +893,7 @@ int main(void)
 	test_mount_fd_readonly();
 	test_loop();
 	test_legacy();
+	test_legacy_paths();
 	test_image_mountdir();
 	test_failures();
 	test_idmap();
