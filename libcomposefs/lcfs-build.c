@@ -1032,7 +1032,8 @@ static int scan_tree(struct build_ctx *c)
 
 	frames = calloc(cap, sizeof(*frames));
 	if (frames == NULL)
-		return lcfs_error_set(c->err, ENOMEM, "%s", strerror(ENOMEM));
+		return lcfs_error_set(c->err, ENOMEM, "cannot read '%s': %s", c->source,
+				      strerror(ENOMEM));
 	frames[0] = (struct scan_frame){ .dir = c->root, .fd = c->rootfd };
 	n = 1;
 	r = scan_dir(c, &frames[0], &e);
@@ -1238,13 +1239,13 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 	if (pthread_mutex_init(&c.lock, NULL) != 0 ||
 	    pthread_cond_init(&c.cond, NULL) != 0 ||
 	    pthread_cond_init(&c.done_cond, NULL) != 0) {
-		lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+		lcfs_error_set(err, ENOMEM, "cannot read '%s': %s", path, strerror(ENOMEM));
 		return NULL;
 	}
 	r = xattr_bufs_init(&c.xb);
 	c.dirent_buf = malloc(DIRENT_BUF_SIZE);
 	if (r < 0 || c.dirent_buf == NULL) {
-		r = lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+		r = lcfs_error_set(err, ENOMEM, "cannot read '%s': %s", path, strerror(ENOMEM));
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &c.last_progress);
@@ -1261,7 +1262,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 
 	r = start_workers(&c, opts->threads);
 	if (r < 0) {
-		lcfs_error_set(err, -r, "%s", strerror(-r));
+		lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 		goto out;
 	}
 
@@ -1311,7 +1312,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			if (r == 0)
 				r = queue_flush(&c);
 			if (r < 0) {
-				lcfs_error_set(err, -r, "%s", strerror(-r));
+				lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 				goto out;
 			}
 		}
@@ -1321,7 +1322,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 	if (c.hardlinks) {
 		r = resolve_hardlinks(&c);
 		if (r < 0) {
-			lcfs_error_set(err, -r, "%s", strerror(-r));
+			lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 			goto out;
 		}
 	}
@@ -1346,7 +1347,7 @@ out:
 	pthread_mutex_destroy(&c.lock);
 	if (r < 0) {
 		if (err->err == 0)
-			lcfs_error_set(err, -r, "%s", strerror(-r));
+			lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 		if (root != NULL)
 			lcfs_node_unref(root);
 		if (failed_path != NULL)
