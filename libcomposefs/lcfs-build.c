@@ -56,6 +56,7 @@ enum build_stage {
 	STAGE_SCAN,
 	STAGE_READ,
 	STAGE_STORE,
+	STAGE_CHANGED, /* the file changed while it was read */
 };
 
 struct inode_key {
@@ -206,6 +207,11 @@ static int build_fail(struct build_ctx *c, struct lcfs_node_s *node,
 		case STAGE_STORE:
 			lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s", shown,
 				       c->store_path, strerror(err));
+			break;
+		case STAGE_CHANGED:
+			lcfs_error_set(c->err, err,
+				       "cannot read '%s': the file changed while it was read",
+				       shown);
 			break;
 		}
 		if (c->failed_path == NULL) {
@@ -456,6 +462,16 @@ int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Results of reading a file's content besides 0 and -errno. */
+enum {
+	/* Size, mtime or ctime differ after the read: read it again. */
+	CONTENT_CHANGED = 1,
+	/* The copy in the store differs from what was hashed. Not read
+	 * again: other threads of this run with the same content count on
+	 * the object this call was to store. */
+	CONTENT_STORE_DIFFERS = 2,
+};
+
 /*
  * Section 2.6 pass 1 (and pass 2 when @store is non-NULL) for the node of
  * the regular file open as @fd, using the node's size: files of 1..64
@@ -464,7 +480,9 @@ int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
  * and, without COMPUTE_DIGEST, leaves the digest unset. Only the first
  * @size bytes are used, so a file that grew since the scan still matches
  * its recorded size; one that shrank fails with ENODATA. *@stage says
- * which step failed.
+ * which step failed. CONTENT_STORE_DIFFERS: the store found that the
+ * file no longer has the content its digest was computed from (nothing
+ * was stored).
  */
 static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 			   struct lcfs_store *store, enum build_stage *stage)
@@ -498,8 +516,8 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		/* Mostly new objects: copy, then hash the copy. */
 		*stage = STAGE_STORE;
 		r = lcfs_store_put_copy(store, fd, size, digest);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r > 0 ? CONTENT_STORE_DIFFERS : r;
 	} else if (want_digest) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)
@@ -507,8 +525,8 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		if (store != NULL) {
 			*stage = STAGE_STORE;
 			r = lcfs_store_put(store, fd, size, digest);
-			if (r < 0)
-				return r;
+			if (r != 0)
+				return r > 0 ? CONTENT_STORE_DIFFERS : r;
 		}
 	}
 	if (!want_digest)
@@ -526,6 +544,36 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 	else
 		node->digest_set = false;
 	return 0;
+}
+
+/* Whether the file changed between the two fstat() results: a writer
+ * changes the mtime (unless it sets it back) and always the ctime. */
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	       a->st_mtim.tv_nsec != b->st_mtim.tv_nsec ||
+	       a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	       a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
+/*
+ * content_from_fd() for the file @fd, whose fstat() before reading is
+ * @before. CONTENT_CHANGED if the file changed while it was read (its
+ * size, mtime or ctime differ afterwards): the digest or inline content
+ * is then from no definite version of the file, while anything stored is
+ * still named by its own content.
+ */
+static int content_once(struct lcfs_node_s *node, int fd, const struct stat *before,
+			int flags, struct lcfs_store *store, enum build_stage *stage)
+{
+	struct stat after;
+	int r = content_from_fd(node, fd, flags, store, stage);
+
+	if (r != 0)
+		return r;
+	if (fstat(fd, &after) < 0)
+		return -errno;
+	return stat_changed(before, &after) ? CONTENT_CHANGED : 0;
 }
 
 /* ---- Opening files below the source ------------------------------------------------ */
@@ -620,7 +668,16 @@ static int process_file(struct worker *w, struct lcfs_node_s *node)
 	} else if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
 	} else {
-		r = content_from_fd(node, fd, c->flags, c->store, &stage);
+		r = content_once(node, fd, &st, c->flags, c->store, &stage);
+		/* Changed while read: once more, from the start. */
+		if (r == CONTENT_CHANGED && fstat(fd, &st) < 0)
+			r = -errno;
+		else if (r == CONTENT_CHANGED)
+			r = content_once(node, fd, &st, c->flags, c->store, &stage);
+		if (r > 0) {
+			stage = STAGE_CHANGED;
+			r = -EAGAIN;
+		}
 	}
 	close(fd);
 	if (r < 0)

@@ -579,10 +579,14 @@ static int finish_object(struct lcfs_store *st, struct new_object *o, bool repla
 	return r;
 }
 
+static int digest_copy(int fd, uint64_t size, bool may_map,
+		       uint8_t digest[LCFS_DIGEST_SIZE]);
+
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct new_object o = { .fd = -1 };
+	uint8_t copied[LCFS_DIGEST_SIZE];
 	bool replace;
 	int r;
 
@@ -595,6 +599,13 @@ int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		r = create_temp(st, &o);
 	if (r == 0)
 		r = copy_data(st, fd, o.fd, size);
+	/* The digest came from an earlier read of the source, which may
+	 * have changed since: a copy (whichever way it was made) gets the
+	 * name only if its own bytes have that digest. */
+	if (r == 0)
+		r = digest_copy(o.fd, size, o.tmp_name[0] == '\0', copied);
+	if (r == 0 && memcmp(copied, digest, LCFS_DIGEST_SIZE) != 0)
+		r = 1;
 	if (r == 0)
 		r = finish_object(st, &o, replace);
 	discard_object(st, &o);
@@ -610,14 +621,15 @@ bool lcfs_store_copy_first(struct lcfs_store *st)
 }
 
 /* fs-verity digest of the first @size bytes of our own copy @fd. Large
- * copies are hashed through a mapping, window by window, which spares
- * copying the data out of the page cache; safe because nobody else can
- * reach (and truncate) an unnamed temporary file. */
-static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+ * copies are hashed through a mapping (@may_map), window by window, which
+ * spares copying the data out of the page cache; safe only for an unnamed
+ * temporary file, which nobody else can reach (and truncate). */
+static int digest_copy(int fd, uint64_t size, bool may_map,
+		       uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *s;
 
-	if (size < MAP_HASH_MIN)
+	if (size < MAP_HASH_MIN || !may_map)
 		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
 	s = lcfs_fsverity_stream_new();
 	if (s == NULL)
@@ -745,7 +757,7 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	}
 	r = copy_data(st, fd, o.fd, size);
 	if (r == 0)
-		r = digest_copy(o.fd, size, digest);
+		r = digest_copy(o.fd, size, true, digest);
 	if (r == 0) {
 		lcfs_store_object_path(digest, o.path);
 		r = object_needed(st, o.path, digest, size, &replace);

@@ -35,8 +35,12 @@ void lcfs_store_free(struct lcfs_store *st);
  * this run is storing the same content. If none exists (or the one there
  * has the wrong size), the first @size bytes of @fd (a regular file, read
  * from offset 0; the fd offset is not used) are copied into a new object,
- * which gets its name once complete. Thread-safe. 0 or -errno (-ENODATA
- * if the file is shorter than @size). */
+ * which gets its name once complete. The copy is hashed and named only if
+ * it has @digest: 1 (nothing stored) means that the file no longer has
+ * the content @digest was computed from. Another thread of this run that
+ * stores the same digest meanwhile relies on this call, so the caller
+ * must then fail the run. Thread-safe. 0, 1 or -errno (-ENODATA if the
+ * file is shorter than @size). */
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE]);
 
