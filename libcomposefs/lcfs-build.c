@@ -204,10 +204,18 @@ static int build_fail(struct build_ctx *c, struct lcfs_node_s *node,
 			lcfs_error_set(c->err, err, "cannot read '%s': %s", shown,
 				       strerror(err));
 			break;
-		case STAGE_STORE:
-			lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s", shown,
-				       c->store_path, strerror(err));
+		case STAGE_STORE: {
+			char problem[LCFS_STORE_PROBLEM_SIZE];
+
+			if (c->store != NULL &&
+			    lcfs_store_get_problem(c->store, problem, sizeof(problem)))
+				lcfs_error_set(c->err, err, "cannot store '%s': %s", shown,
+					       problem);
+			else
+				lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s",
+					       shown, c->store_path, strerror(err));
 			break;
+		}
 		case STAGE_CHANGED:
 			lcfs_error_set(c->err, err,
 				       "cannot read '%s': the file changed while it was read",

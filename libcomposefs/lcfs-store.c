@@ -29,7 +29,10 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+
+#include <linux/openat2.h>
 
 #include "lcfs-store.h"
 
@@ -71,6 +74,8 @@ struct digest_set {
 
 struct lcfs_store {
 	int dirfd;
+	char *path;              /* as given, for messages */
+	atomic_bool no_openat2;  /* openat2() unavailable (or switched off) */
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
@@ -80,14 +85,16 @@ struct lcfs_store {
 	/* Outcome of the lookups so far: objects found, objects written. */
 	_Atomic uint64_t n_present, n_absent;
 	atomic_uint next_subdir; /* where lcfs_store_put_copy() writes next */
-	pthread_mutex_t lock;   /* protects @claimed */
+	pthread_mutex_t lock;   /* protects @claimed and @problem */
 	struct digest_set claimed;
+	char problem[LCFS_STORE_PROBLEM_SIZE]; /* first entry refused */
 };
 
 /* An object being written: an O_TMPFILE file, or one named @tmp_name in
- * the store root. */
+ * the store root. @subfd is its subdirectory, once open. */
 struct new_object {
 	int fd;
+	int subfd;
 	char tmp_name[TMP_NAME_SIZE];
 	char path[LCFS_STORE_PATH_SIZE];
 };
@@ -231,6 +238,8 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return -ENOMEM;
+	/* The store itself may be reached through symlinks: its path is the
+	 * caller's choice. Below it, nothing is followed. */
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
@@ -243,6 +252,10 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 		free(st);
 		return -r;
 	}
+	st->path = steal_pointer(&copy);
+	/* For the tests: the path taken where the kernel has no openat2(). */
+	if (getenv("LCFS_STORE_NO_OPENAT2") != NULL)
+		atomic_store(&st->no_openat2, true);
 	remove_stale_temps(st->dirfd);
 	probe_direct(st);
 	*out = st;
@@ -254,6 +267,7 @@ void lcfs_store_free(struct lcfs_store *st)
 	if (st == NULL)
 		return;
 	close(st->dirfd);
+	free(st->path);
 	pthread_mutex_destroy(&st->lock);
 	free(st->claimed.keys);
 	free(st->claimed.used);
@@ -375,11 +389,9 @@ static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
  * with a temporary name in the store root. */
 static int create_temp(struct lcfs_store *st, struct new_object *o)
 {
-	char subdir[3] = { o->path[0], o->path[1], '\0' };
-
 	o->tmp_name[0] = '\0';
 	if (!atomic_load(&st->no_tmpfile)) {
-		o->fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		o->fd = openat(o->subfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (o->fd >= 0)
 			return 0;
 		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
@@ -424,7 +436,7 @@ static void enable_verity(struct lcfs_store *st, struct new_object *o)
 static void probe_direct(struct lcfs_store *st)
 {
 	static const uint8_t byte = 0;
-	struct new_object o = { .fd = -1 };
+	struct new_object o = { .fd = -1, .subfd = -1 };
 	int clone;
 
 	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -450,16 +462,16 @@ static void probe_direct(struct lcfs_store *st)
 	atomic_store(&st->direct_ok, atomic_load(&st->no_verity));
 }
 
-/* Gives the unnamed file @o the name @name (relative to the store). */
-static int link_tmpfile(struct lcfs_store *st, struct new_object *o, const char *name)
+/* Gives the unnamed file @o the name @name in the directory @dfd. */
+static int link_tmpfile(struct new_object *o, int dfd, const char *name)
 {
 	char proc[64];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-	if (linkat(AT_FDCWD, proc, st->dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+	if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	/* Without /proc, AT_EMPTY_PATH does the same for privileged users. */
-	if (errno == ENOENT && linkat(o->fd, "", st->dirfd, name, AT_EMPTY_PATH) == 0)
+	if (errno == ENOENT && linkat(o->fd, "", dfd, name, AT_EMPTY_PATH) == 0)
 		return 0;
 	return -errno;
 }
@@ -472,10 +484,11 @@ static int link_tmpfile(struct lcfs_store *st, struct new_object *o, const char 
  */
 static int name_object(struct lcfs_store *st, struct new_object *o, bool replace)
 {
+	const char *name = o->path + 3; /* in @o->subfd */
 	int r;
 
 	if (o->tmp_name[0] == '\0' && !replace) {
-		r = link_tmpfile(st, o, o->path);
+		r = link_tmpfile(o, o->subfd, name);
 		return r == -EEXIST ? 0 : r;
 	}
 	if (o->tmp_name[0] == '\0') {
@@ -483,7 +496,7 @@ static int name_object(struct lcfs_store *st, struct new_object *o, bool replace
 		 * one first. */
 		for (int tries = 0;; tries++) {
 			random_tmp_name(o->tmp_name);
-			r = link_tmpfile(st, o, o->tmp_name);
+			r = link_tmpfile(o, st->dirfd, o->tmp_name);
 			if (r == 0)
 				break;
 			o->tmp_name[0] = '\0';
@@ -492,16 +505,15 @@ static int name_object(struct lcfs_store *st, struct new_object *o, bool replace
 		}
 	}
 	if (replace) {
-		if (renameat(st->dirfd, o->tmp_name, st->dirfd, o->path) < 0)
+		if (renameat(st->dirfd, o->tmp_name, o->subfd, name) < 0)
 			return -errno;
-	} else if (renameat2(st->dirfd, o->tmp_name, st->dirfd, o->path,
-			     RENAME_NOREPLACE) < 0) {
+	} else if (renameat2(st->dirfd, o->tmp_name, o->subfd, name, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)
 			return 0; /* the temporary name goes in discard_object() */
 		if (errno != EINVAL)
 			return -errno;
 		/* No RENAME_NOREPLACE on this filesystem: link, then unlink. */
-		if (linkat(st->dirfd, o->tmp_name, st->dirfd, o->path, 0) < 0 &&
+		if (linkat(st->dirfd, o->tmp_name, o->subfd, name, 0) < 0 &&
 		    errno != EEXIST)
 			return -errno;
 		return 0;
@@ -516,19 +528,99 @@ static void discard_object(struct lcfs_store *st, struct new_object *o)
 		(void)unlinkat(st->dirfd, o->tmp_name, 0);
 	if (o->fd >= 0)
 		close(o->fd);
+	if (o->subfd >= 0)
+		close(o->subfd);
 }
 
-static int ensure_subdir(struct lcfs_store *st, const char *path)
+/* Records the first entry @rel of the store that was refused: it is of
+ * the type @type, not @wanted. */
+static void set_problem(struct lcfs_store *st, const char *rel, const char *type,
+			const char *wanted)
+{
+	pthread_mutex_lock(&st->lock);
+	if (st->problem[0] == '\0')
+		snprintf(st->problem, sizeof(st->problem), "'%s/%s' is %s, not %s",
+			 st->path, rel, type, wanted);
+	pthread_mutex_unlock(&st->lock);
+}
+
+bool lcfs_store_get_problem(struct lcfs_store *st, char *buf, size_t size)
+{
+	bool found;
+
+	pthread_mutex_lock(&st->lock);
+	found = st->problem[0] != '\0';
+	if (found)
+		snprintf(buf, size, "%s", st->problem);
+	pthread_mutex_unlock(&st->lock);
+	return found;
+}
+
+static const char *type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFREG:
+		return "a regular file";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "a device";
+	}
+}
+
+/* Opens the directory @name of the store root, following no symlink:
+ * openat2() confined below the root where the kernel has it, else
+ * O_NOFOLLOW on the single component. */
+static int open_below(struct lcfs_store *st, const char *name)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd;
+
+	if (!atomic_load(&st->no_openat2)) {
+		fd = (int)syscall(SYS_openat2, st->dirfd, name, &how, sizeof(how));
+		if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM))
+			return fd;
+		atomic_store(&st->no_openat2, true);
+	}
+	return openat(st->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
+ * Opens (creating it first) the subdirectory "xx" of the object path
+ * @path. Whoever may write into a shared store could put a symlink
+ * there, to have our objects written elsewhere: anything but a plain
+ * directory is refused with -ENOTDIR and a problem message.
+ */
+static int open_subdir(struct lcfs_store *st, const char *path)
 {
 	char subdir[3] = { path[0], path[1], '\0' };
 	unsigned idx = (unsigned)strtoul(subdir, NULL, 16) & 0xff;
+	struct stat sb;
+	int fd;
 
-	if (atomic_load(&st->subdir_made[idx]))
-		return 0;
-	if (mkdirat(st->dirfd, subdir, 0755) < 0 && errno != EEXIST)
+	if (!atomic_load(&st->subdir_made[idx])) {
+		if (mkdirat(st->dirfd, subdir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		atomic_store(&st->subdir_made[idx], 1);
+	}
+	fd = open_below(st, subdir);
+	if (fd >= 0)
+		return fd;
+	if (errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
 		return -errno;
-	atomic_store(&st->subdir_made[idx], 1);
-	return 0;
+	if (fstatat(st->dirfd, subdir, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return -ENOTDIR;
+	set_problem(st, subdir, type_name(sb.st_mode), "a directory");
+	return -ENOTDIR;
 }
 
 /*
@@ -539,7 +631,7 @@ static int ensure_subdir(struct lcfs_store *st, const char *path)
  * they cannot be right: the digest covers the size, and objects are not
  * synced one by one, so a power failure can leave one empty or short.
  */
-static int object_needed(struct lcfs_store *st, const char *path,
+static int object_needed(struct lcfs_store *st, struct new_object *o,
 			 const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size,
 			 bool *replace)
 {
@@ -547,10 +639,21 @@ static int object_needed(struct lcfs_store *st, const char *path,
 	int r;
 
 	*replace = false;
-	if (fstatat(st->dirfd, path, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (o->subfd < 0) {
+		o->subfd = open_subdir(st, o->path);
+		if (o->subfd < 0)
+			return o->subfd;
+	}
+	if (fstatat(o->subfd, o->path + 3, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == size) {
 			atomic_fetch_add(&st->n_present, 1);
 			return 0;
+		}
+		/* A symlink, FIFO or device is replaced by the object (a
+		 * rename, which follows nothing); a directory cannot be. */
+		if (S_ISDIR(sb.st_mode)) {
+			set_problem(st, o->path, type_name(sb.st_mode), "an object");
+			return -EISDIR;
 		}
 		*replace = true;
 	} else if (errno != ENOENT) {
@@ -568,9 +671,9 @@ static int object_needed(struct lcfs_store *st, const char *path,
 /* Makes the complete data in @o an object: mode, verity, name. */
 static int finish_object(struct lcfs_store *st, struct new_object *o, bool replace)
 {
-	int r = ensure_subdir(st, o->path);
+	int r = 0;
 
-	if (r == 0 && fchmod(o->fd, 0644) < 0)
+	if (fchmod(o->fd, 0644) < 0)
 		r = -errno;
 	if (r == 0) {
 		enable_verity(st, o);
@@ -585,18 +688,18 @@ static int digest_copy(int fd, uint64_t size, bool may_map,
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct new_object o = { .fd = -1, .subfd = -1 };
 	uint8_t copied[LCFS_DIGEST_SIZE];
 	bool replace;
 	int r;
 
 	lcfs_store_object_path(digest, o.path);
-	r = object_needed(st, o.path, digest, size, &replace);
-	if (r <= 0)
+	r = object_needed(st, &o, digest, size, &replace);
+	if (r <= 0) {
+		discard_object(st, &o);
 		return r;
-	r = ensure_subdir(st, o.path);
-	if (r == 0)
-		r = create_temp(st, &o);
+	}
+	r = create_temp(st, &o);
 	if (r == 0)
 		r = copy_data(st, fd, o.fd, size);
 	/* The digest came from an earlier read of the source, which may
@@ -696,14 +799,14 @@ static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGE
 /* lcfs_store_put_copy() through copy_direct(): 1 when the direct path is
  * not available for this object (the caller copies it the usual way), 0
  * or -errno. */
-static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
-			   const char *subdir, uint8_t digest[LCFS_DIGEST_SIZE])
+static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmpdir,
+			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct new_object o = { .fd = -1, .subfd = -1 };
 	bool replace;
 	int r;
 
-	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
 	if (o.fd < 0) {
 		if (errno != EINVAL && errno != EOPNOTSUPP)
 			return -errno;
@@ -719,7 +822,7 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 	}
 	if (r == 0) {
 		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, o.path, digest, size, &replace);
+		r = object_needed(st, &o, digest, size, &replace);
 		if (r > 0)
 			r = finish_object(st, &o, replace);
 	}
@@ -730,11 +833,11 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct new_object o = { .fd = -1, .subfd = -1 };
 	char subdir[3];
 	unsigned idx;
 	bool replace;
-	int r;
+	int tmpdir, r;
 
 	/* Its name is not known yet: any subdirectory will do, and taking
 	 * them in turn spreads the inode allocations of the filesystem (all
@@ -742,15 +845,18 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	 * of one group over and over). */
 	idx = atomic_fetch_add(&st->next_subdir, 1) & 0xff;
 	snprintf(subdir, sizeof(subdir), "%02x", idx);
-	r = ensure_subdir(st, subdir);
-	if (r < 0)
-		return r;
+	tmpdir = open_subdir(st, subdir);
+	if (tmpdir < 0)
+		return tmpdir;
 	if (size >= DIRECT_MIN && atomic_load(&st->direct_ok)) {
-		r = put_copy_direct(st, fd, size, subdir, digest);
-		if (r <= 0)
+		r = put_copy_direct(st, fd, size, tmpdir, digest);
+		if (r <= 0) {
+			close(tmpdir);
 			return r;
+		}
 	}
-	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	close(tmpdir);
 	if (o.fd < 0) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		return r < 0 ? r : lcfs_store_put(st, fd, size, digest);
@@ -760,7 +866,7 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 		r = digest_copy(o.fd, size, true, digest);
 	if (r == 0) {
 		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, o.path, digest, size, &replace);
+		r = object_needed(st, &o, digest, size, &replace);
 		if (r > 0)
 			r = finish_object(st, &o, replace);
 	}

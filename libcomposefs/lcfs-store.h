@@ -5,6 +5,12 @@
  * named by its fs-verity digest as STORE/xx/yyyy... (62 hex digits), mode
  * 0644. Private to the library.
  *
+ * Nothing below the store directory is followed if it is a symlink: a
+ * store that others can write into must not lead a privileged run to
+ * write elsewhere. A subdirectory that is not a plain directory is
+ * refused; an object name held by anything but a regular file (a
+ * symlink, FIFO, device) is replaced by the object.
+ *
  * Crash safety: an object gets its final name only once it is complete.
  * New objects are written as unnamed temporary files (O_TMPFILE, or
  * ".tmpXXXXXX" names in the store root where the filesystem lacks it) and
@@ -58,6 +64,13 @@ bool lcfs_store_copy_first(struct lcfs_store *st);
  * meanwhile. 0 or -errno. */
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE]);
+
+/* Whether an entry of the store was refused (a subdirectory that is a
+ * symlink or not a directory, a directory where an object belongs); if
+ * so, the message naming it (with the store path) goes to @buf. The
+ * call that met it failed with -ENOTDIR or -EISDIR. Thread-safe. */
+#define LCFS_STORE_PROBLEM_SIZE 512
+bool lcfs_store_get_problem(struct lcfs_store *st, char *buf, size_t size);
 
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */
