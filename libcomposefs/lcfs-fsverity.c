@@ -255,8 +255,12 @@ int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
 
 /* ---- Whole files, fast path ---------------------------------------------------------- */
 
-int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
-				 uint8_t digest[LCFS_DIGEST_SIZE])
+/* Digest of @size bytes of @fd: from offset 0 with pread() when
+ * @positional, else with read() from the current offset, which is left
+ * after them. -ENODATA if the file ends before: a file that shrank under
+ * us has no digest for @size bytes. */
+static int digest_fd_bytes(int fd, bool positional, uint64_t size,
+			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *s;
 	cleanup_free uint8_t *buf = NULL;
@@ -269,17 +273,12 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 		return -ENOMEM;
 	}
 	while (off < size) {
-		size_t want = FAST_READ_SIZE;
-		ssize_t n;
+		size_t want = size - off < FAST_READ_SIZE ? (size_t)(size - off) : FAST_READ_SIZE;
+		ssize_t n = positional ? pread(fd, buf, want, (off_t)off) : read(fd, buf, want);
 
-		if (size - off < want)
-			want = (size_t)(size - off);
-		n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* A file that shrank under us has no digest for
-			 * @size bytes. */
 			int r = n < 0 ? -errno : -ENODATA;
 
 			lcfs_fsverity_stream_free(s);
@@ -289,6 +288,12 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 		off += (uint64_t)n;
 	}
 	return lcfs_fsverity_stream_final(s, digest);
+}
+
+int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
+				 uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	return digest_fd_bytes(fd, true, size, digest);
 }
 
 /* ---- Pull-style computations ---------------------------------------------------------- */
@@ -328,38 +333,6 @@ static ssize_t fd_read_cb(void *file, void *buf, size_t count)
 	return read(*(int *)file, buf, count);
 }
 
-/* Digest of the next @size bytes read from @fd (a regular file), which
- * leaves the offset after them; -ENODATA if the file ends before. */
-static int stream_from_fd_size(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	struct lcfs_fsverity_stream *s;
-	cleanup_free uint8_t *buf = NULL;
-	uint64_t left = size;
-
-	buf = malloc(FAST_READ_SIZE);
-	s = lcfs_fsverity_stream_new();
-	if (buf == NULL || s == NULL) {
-		lcfs_fsverity_stream_free(s);
-		return -ENOMEM;
-	}
-	while (left > 0) {
-		size_t want = left < FAST_READ_SIZE ? (size_t)left : FAST_READ_SIZE;
-		ssize_t n = read(fd, buf, want);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int r = n < 0 ? -errno : -ENODATA;
-
-			lcfs_fsverity_stream_free(s);
-			return r;
-		}
-		lcfs_fsverity_stream_update(s, buf, (size_t)n);
-		left -= (uint64_t)n;
-	}
-	return lcfs_fsverity_stream_final(s, digest);
-}
-
 /* Digest of @fd from its current offset to its end, 0 or -errno. */
 static int fsverity_from_fd(int fd, uint8_t digest[LCFS_DIGEST_SIZE])
 {
@@ -374,8 +347,8 @@ static int fsverity_from_fd(int fd, uint8_t digest[LCFS_DIGEST_SIZE])
 	 * appended to has a definite digest. */
 	if (!S_ISREG(st.st_mode) || off < 0)
 		return stream_from_cb(&fd, fd_read_cb, true, digest);
-	return stream_from_fd_size(fd, off < st.st_size ? (uint64_t)(st.st_size - off) : 0,
-				   digest);
+	return digest_fd_bytes(fd, false, off < st.st_size ? (uint64_t)(st.st_size - off) : 0,
+			       digest);
 }
 
 LCFS_PUBLIC int lcfs_compute_fsverity_from_content(uint8_t *digest, void *file,

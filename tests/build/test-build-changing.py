@@ -111,61 +111,50 @@ def check_outcome(name, r, info, src, target, img, store, want_success=None):
     return True
 
 
+def setup(mk, tmp, n, rng, store=False, prefill=False):
+    """Source, target file, store (or None) and image path of case @n.
+    @prefill: the store already holds the objects of the other files and
+    of an earlier content of the target."""
+    src = os.path.join(tmp, "src%d" % n)
+    target = make_source(src, rng)
+    store_path = os.path.join(tmp, "store%d" % n) if store or prefill else None
+    img = os.path.join(tmp, "img%d" % n)
+    if prefill:
+        subprocess.run([mk, "--digest-store=" + store_path, src, img], check=True)
+        with open(target, "wb") as f:
+            f.write(rand(rng, TARGET_SIZE))
+        os.unlink(img)
+    return src, target, store_path, img
+
+
+def store_args(store, src, img):
+    return (["--digest-store=" + store] if store else []) + [src, img]
+
+
 def test():
     mk, info, shim = (os.path.abspath(a) for a in sys.argv[1:4])
     rng = random.Random(7)
     tmp = tempfile.mkdtemp(prefix="cfs-build-changing-")
-    try:
-        # 1. Hashed, then copied: the store holds the other objects, the
+    # (name, store, prefill, when, times, hide, want_success)
+    cases = [
+        # Hashed, then copied: the store holds the other objects, the
         # file is new to it; the change does not show in its times.
-        src = os.path.join(tmp, "src1")
-        target = make_source(src, rng)
-        store = os.path.join(tmp, "store1")
-        img = os.path.join(tmp, "img1")
-        subprocess.run([mk, "--digest-store=" + store, src, img], check=True)
-        with open(target, "wb") as f:
-            f.write(rand(rng, TARGET_SIZE))
-        os.unlink(img)
-        r = run_changing(mk, shim, ["--digest-store=" + store, src, img], target,
-                         "end", hide=True)
-        check_outcome("hashed then copied", r, info, src, target, img, store)
-
-        # 2. Torn read that the times show: read again, succeed.
-        src = os.path.join(tmp, "src2")
-        target = make_source(src, rng)
-        img = os.path.join(tmp, "img2")
-        r = run_changing(mk, shim, [src, img], target, "mid")
-        check_outcome("torn read", r, info, src, target, img, None, want_success=True)
-
-        # 3. Changes on every read: an error.
-        src = os.path.join(tmp, "src3")
-        target = make_source(src, rng)
-        img = os.path.join(tmp, "img3")
-        r = run_changing(mk, shim, [src, img], target, "mid", times=1000)
-        check_outcome("always changing", r, info, src, target, img, None,
-                      want_success=False)
-
-        # 4. Torn read with a store (new objects: copied, then hashed).
-        src = os.path.join(tmp, "src4")
-        target = make_source(src, rng)
-        store = os.path.join(tmp, "store4")
-        img = os.path.join(tmp, "img4")
-        r = run_changing(mk, shim, ["--digest-store=" + store, src, img], target, "mid")
-        check_outcome("torn read into the store", r, info, src, target, img, store)
-
-        # 5. As 4, with the other objects present (hashed, then copied).
-        src = os.path.join(tmp, "src5")
-        target = make_source(src, rng)
-        store = os.path.join(tmp, "store5")
-        img = os.path.join(tmp, "img5")
-        subprocess.run([mk, "--digest-store=" + store, src, img], check=True)
-        with open(target, "wb") as f:
-            f.write(rand(rng, TARGET_SIZE))
-        os.unlink(img)
-        r = run_changing(mk, shim, ["--digest-store=" + store, src, img], target, "mid",
-                         times=1000)
-        check_outcome("always changing into the store", r, info, src, target, img, store,
-                      want_success=False)
+        ("hashed then copied", True, True, "end", 1, True, None),
+        # A torn read that the times show: read again, succeed.
+        ("torn read", False, False, "mid", 1, False, True),
+        # Changes on every read: an error.
+        ("always changing", False, False, "mid", 1000, False, False),
+        # A torn read with a store (new objects: copied, then hashed).
+        ("torn read into the store", True, False, "mid", 1, False, None),
+        # The same with the other objects present (hashed, then copied).
+        ("always changing into the store", True, True, "mid", 1000, False, False),
+    ]
+    try:
+        for n, (name, store, prefill, when, times, hide, want) in enumerate(cases):
+            src, target, store_path, img = setup(mk, tmp, n, rng, store, prefill)
+            r = run_changing(mk, shim, store_args(store_path, src, img), target, when,
+                             times=times, hide=hide)
+            check_outcome(name, r, info, src, target, img, store_path, want_success=want)
     finally:
         shutil.rmtree(tmp)
 
