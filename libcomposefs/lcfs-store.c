@@ -74,8 +74,8 @@ struct digest_set {
 
 struct lcfs_store {
 	int dirfd;
-	char *path;              /* as given, for messages */
-	atomic_bool no_openat2;  /* openat2() unavailable (or switched off) */
+	char *path;             /* as given, for messages */
+	atomic_bool no_openat2; /* openat2() unavailable (or switched off) */
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
