@@ -98,7 +98,8 @@ int main(int argc, char **argv)
 		if (out.err) {
 			fprintf(stderr, "%s: cannot write '%s': %s\n", tool_prog, dest,
 				strerror(out.err));
-		} else if (err.msg[0] != '\0' || err.field != NULL) {
+		} else if ((err.msg[0] != '\0' && strcmp(err.msg, strerror(-r)) != 0) ||
+			   err.field != NULL) {
 			lcfs_error_format(&err, buf, sizeof(buf));
 			fprintf(stderr, "%s: cannot write '%s': %s: %s\n", tool_prog, dest,
 				strerror(-r), buf);
