@@ -29,10 +29,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
-
-#include <linux/openat2.h>
 
 #include "lcfs-store.h"
 
@@ -75,7 +72,6 @@ struct digest_set {
 struct lcfs_store {
 	int dirfd;
 	char *path;             /* as given, for messages */
-	atomic_bool no_openat2; /* openat2() unavailable (or switched off) */
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
@@ -253,9 +249,6 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 		return -r;
 	}
 	st->path = steal_pointer(&copy);
-	/* For the tests: the path taken where the kernel has no openat2(). */
-	if (getenv("LCFS_STORE_NO_OPENAT2") != NULL)
-		atomic_store(&st->no_openat2, true);
 	remove_stale_temps(st->dirfd);
 	probe_direct(st);
 	*out = st;
@@ -574,26 +567,6 @@ static const char *type_name(mode_t mode)
 	}
 }
 
-/* Opens the directory @name of the store root, following no symlink:
- * openat2() confined below the root where the kernel has it, else
- * O_NOFOLLOW on the single component. */
-static int open_below(struct lcfs_store *st, const char *name)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd;
-
-	if (!atomic_load(&st->no_openat2)) {
-		fd = (int)syscall(SYS_openat2, st->dirfd, name, &how, sizeof(how));
-		if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM))
-			return fd;
-		atomic_store(&st->no_openat2, true);
-	}
-	return openat(st->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
 /*
  * Opens (creating it first) the subdirectory "xx" of the object path
  * @path. Whoever may write into a shared store could put a symlink
@@ -612,11 +585,14 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 			return -errno;
 		atomic_store(&st->subdir_made[idx], 1);
 	}
-	fd = open_below(st, subdir);
+	/* openat2() confined below the store root and refusing symlinks
+	 * where the kernel has it, else O_NOFOLLOW on this one name. */
+	fd = lcfs_open_confined(st->dirfd, subdir,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
-	if (errno != ELOOP && errno != ENOTDIR && errno != EXDEV)
-		return -errno;
+	if (fd != -ELOOP && fd != -ENOTDIR && fd != -EXDEV)
+		return fd;
 	if (fstatat(st->dirfd, subdir, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return -ENOTDIR;
 	set_problem(st, subdir, type_name(sb.st_mode), "a directory");
