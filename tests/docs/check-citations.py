@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
+"""Keeps the citations of the documentation honest.
+
+Code comments cite the rules they implement by a file and heading of the
+project's own docs/, as (docs/image-format.md, "Shared xattrs"), and the
+documents cite each other as [design.md](design.md), "Mount steps". This
+test fails when:
+
+  - a citation names a docs/ file that does not exist, or a heading that
+    file does not have (a heading was renamed, or a citation mistyped);
+  - a tracked file cites the documents that are not in the repository
+    (IMAGE-FORMAT.md, TOOLS-AND-MOUNT.md) or a bare "section N";
+  - a tracked file outside tests/ refers to ../shared, which is not part
+    of the project.
+
+Usage: check-citations.py [SOURCE_DIR]   (default: COMPOSEFS_SRCDIR, or the
+checkout this script is in). Prints one line per problem, FILE:LINE: what.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+# This checker spells the old names and sample citations: not checked.
+SELF = 'tests/docs/check-citations.py'
+
+# Where to look when the source is not a git checkout (a release tarball).
+WALK_DIRS = ['libcomposefs', 'tools', 'include', 'tests', 'bench', 'man',
+             'docs', '.ci', 'pkgconfig']
+WALK_SKIP = {'.git', '__pycache__'}
+
+# A citation of a docs/ file: the file, then (possibly across a comment line
+# break) a comma and a quoted heading.
+CITE_RE = re.compile(r'docs/([A-Za-z0-9_.-]+\.md)')
+# Between a file name and its heading: a comma, spaces, newlines and the
+# comment leaders a wrapped comment line starts with.
+GAP_RE = re.compile(r'\A\)?,(?:[\s*#/]|--)*"')
+# Inside docs/: [name.md](name.md), "Heading" or (name.md, "Heading").
+DOC_CITE_RE = re.compile(r'(?:\]\(|\(|\s)([A-Za-z0-9_-]+\.md)\)?,(?:\s|>)*"')
+
+OLD_SPEC_RE = re.compile(r'IMAGE-FORMAT\.md|TOOLS-AND-MOUNT\.md|IMAGE-FORMAT\b'
+                         r'|TOOLS-AND-MOUNT\b')
+BARE_SECTION_RE = re.compile(r'\b[Ss]ections? \d+(\.\d+)*\b|§\s*\d')
+SHARED_RE = re.compile(r'\.\./shared|shared/spec|shared/STYLE')
+
+
+def source_files(root):
+    """Paths (relative to root) of the project's files."""
+    try:
+        out = subprocess.run(['git', '-C', root, 'ls-files', '-z'],
+                             capture_output=True, check=True).stdout
+        files = [f for f in out.decode().split('\0') if f]
+        if files:
+            return files
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    files = [f for f in os.listdir(root)
+             if os.path.isfile(os.path.join(root, f))]
+    for top in WALK_DIRS:
+        for d, dirs, names in os.walk(os.path.join(root, top)):
+            dirs[:] = [x for x in dirs if x not in WALK_SKIP]
+            files += [os.path.relpath(os.path.join(d, n), root) for n in names]
+    return files
+
+
+def read_text(path):
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError:
+        return None
+    if b'\0' in data[:8192]:
+        return None  # binary
+    return data.decode('utf-8', errors='replace')
+
+
+def normalize(text):
+    """A heading or a quoted citation, as compared: comment leaders of
+    wrapped lines removed, runs of blanks made one space."""
+    text = re.sub(r'\n[ \t]*(?:\*|#|//|--)?', ' ', text)
+    return ' '.join(text.split())
+
+
+def doc_headings(root, problems):
+    """{file name: set of headings} for docs/*.md. A heading used twice in
+    one file would make citations ambiguous: a problem."""
+    headings = {}
+    docs = os.path.join(root, 'docs')
+    if not os.path.isdir(docs):
+        return headings
+    for name in sorted(os.listdir(docs)):
+        if not name.endswith('.md'):
+            continue
+        text = read_text(os.path.join(docs, name)) or ''
+        hs = set()
+        in_code = False
+        for line in text.splitlines():
+            if line.startswith('```'):
+                in_code = not in_code
+            m = None if in_code else re.match(r'#{1,6}\s+(.*?)\s*#*\s*$', line)
+            if m:
+                h = normalize(m.group(1))
+                if h in hs:
+                    problems.append(f'docs/{name}: heading "{h}" appears '
+                                    f'twice')
+                hs.add(h)
+        headings[name] = hs
+    return headings
+
+
+def line_of(text, pos):
+    return text.count('\n', 0, pos) + 1
+
+
+def quoted_after(text, pos):
+    """The quoted heading starting at text[pos] (just after the opening
+    quote), or None if the quote is not closed within a few lines."""
+    end = text.find('"', pos)
+    if end < 0 or end - pos > 300:
+        return None
+    return normalize(text[pos:end])
+
+
+def check_file(rel, text, headings, problems):
+    under_tests = rel.startswith('tests/')
+    is_doc = rel.startswith('docs/')
+
+    if rel == SELF:
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        if OLD_SPEC_RE.search(line):
+            problems.append(f'{rel}:{n}: cites a document that is not in '
+                            f'the repository: {line.strip()}')
+        elif BARE_SECTION_RE.search(line) and not is_doc:
+            problems.append(f'{rel}:{n}: cites a bare section number; cite '
+                            f'docs/FILE.md and a heading: {line.strip()}')
+        if not under_tests and SHARED_RE.search(line):
+            problems.append(f'{rel}:{n}: refers to ../shared, which is not '
+                            f'part of the project: {line.strip()}')
+
+    cites = []
+    for m in CITE_RE.finditer(text):
+        rest = text[m.end():m.end() + 200]
+        g = GAP_RE.match(rest)
+        heading = quoted_after(text, m.end() + g.end()) if g else None
+        cites.append((m.start(), m.group(1), heading))
+    if is_doc:
+        for m in DOC_CITE_RE.finditer(text):
+            cites.append((m.start(), m.group(1),
+                          quoted_after(text, m.end())))
+
+    for pos, name, heading in cites:
+        where = f'{rel}:{line_of(text, pos)}'
+        if name not in headings:
+            problems.append(f'{where}: cites docs/{name}, which does not exist')
+        elif heading is not None and heading not in headings[name]:
+            problems.append(f'{where}: docs/{name} has no heading "{heading}"')
+
+
+def main():
+    root = (sys.argv[1] if len(sys.argv) > 1 else
+            os.environ.get('COMPOSEFS_SRCDIR') or
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+    problems = []
+    headings = doc_headings(root, problems)
+    if not headings:
+        print(f'no docs/*.md under {root}')
+        return 1
+    for name, hs in headings.items():
+        if not hs:
+            print(f'docs/{name}: no headings')
+            return 1
+
+    n_files = 0
+    for rel in source_files(root):
+        text = read_text(os.path.join(root, rel))
+        if text is None:
+            continue
+        n_files += 1
+        check_file(rel, text, headings, problems)
+
+    for p in problems:
+        print(p)
+    n_headings = sum(len(h) for h in headings.values())
+    print(f'{n_files} files, {len(headings)} documents, {n_headings} headings: '
+          f'{len(problems)} problem(s)')
+    return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
