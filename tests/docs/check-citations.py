@@ -43,6 +43,9 @@ DOC_CITE_RE = re.compile(r'(?:\]\(|\(|\s)([A-Za-z0-9_-]+\.md)\)?,(?:\s|>)*"')
 OLD_SPEC_RE = re.compile(r'IMAGE-FORMAT\.md|TOOLS-AND-MOUNT\.md|IMAGE-FORMAT\b'
                          r'|TOOLS-AND-MOUNT\b')
 BARE_SECTION_RE = re.compile(r'\b[Ss]ections? \d+(\.\d+)*\b|§\s*\d')
+# "section" at the end of a comment line and its number on the next one.
+WRAPPED_SECTION_RE = re.compile(r'\b[Ss]ections?\s*\n[ \t]*(?:\*|#|//)?[ \t]*'
+                                r'\d+(\.\d+)*\b')
 SHARED_RE = re.compile(r'\.\./shared|shared/spec|shared/STYLE')
 
 
@@ -115,20 +118,30 @@ def line_of(text, pos):
 
 
 def quoted_after(text, pos):
-    """The quoted heading starting at text[pos] (just after the opening
-    quote), or None if the quote is not closed within a few lines."""
-    end = text.find('"', pos)
-    if end < 0 or end - pos > 300:
-        return None
-    return normalize(text[pos:end])
+    """The quoted headings starting at text[pos] (just after the opening
+    quote): the first, and any that follow it after a comma, as in
+    (docs/design.md, "Mount steps", "Errors"). Stops at a quote that is not
+    closed within a few lines."""
+    headings = []
+    while True:
+        end = text.find('"', pos)
+        if end < 0 or end - pos > 300:
+            return headings
+        headings.append(normalize(text[pos:end]))
+        g = GAP_RE.match(text[end + 1:end + 200])
+        if not g:
+            return headings
+        pos = end + 1 + g.end()
 
 
 def check_file(rel, text, headings, problems):
+    """Appends the problems of one file; returns its number of headings
+    cited."""
     under_tests = rel.startswith('tests/')
     is_doc = rel.startswith('docs/')
 
     if rel == SELF:
-        return
+        return 0
     for n, line in enumerate(text.splitlines(), 1):
         if OLD_SPEC_RE.search(line):
             problems.append(f'{rel}:{n}: cites a document that is not in '
@@ -140,23 +153,33 @@ def check_file(rel, text, headings, problems):
             problems.append(f'{rel}:{n}: refers to ../shared, which is not '
                             f'part of the project: {line.strip()}')
 
+    if not is_doc:
+        for m in WRAPPED_SECTION_RE.finditer(text):
+            problems.append(f'{rel}:{line_of(text, m.start())}: cites a bare '
+                            f'section number; cite docs/FILE.md and a heading')
+
     cites = []
     for m in CITE_RE.finditer(text):
         rest = text[m.end():m.end() + 200]
         g = GAP_RE.match(rest)
-        heading = quoted_after(text, m.end() + g.end()) if g else None
-        cites.append((m.start(), m.group(1), heading))
+        heads = quoted_after(text, m.end() + g.end()) if g else []
+        cites.append((m.start(), m.group(1), heads))
     if is_doc:
         for m in DOC_CITE_RE.finditer(text):
-            cites.append((m.start(), m.group(1),
-                          quoted_after(text, m.end())))
+            cites.append((m.start(), m.group(1), quoted_after(text, m.end())))
 
-    for pos, name, heading in cites:
+    n_cited = 0
+    for pos, name, heads in cites:
         where = f'{rel}:{line_of(text, pos)}'
         if name not in headings:
             problems.append(f'{where}: cites docs/{name}, which does not exist')
-        elif heading is not None and heading not in headings[name]:
-            problems.append(f'{where}: docs/{name} has no heading "{heading}"')
+            continue
+        for heading in heads:
+            n_cited += 1
+            if heading not in headings[name]:
+                problems.append(f'{where}: docs/{name} has no heading '
+                                f'"{heading}"')
+    return n_cited
 
 
 def main():
@@ -173,19 +196,24 @@ def main():
             print(f'docs/{name}: no headings')
             return 1
 
-    n_files = 0
+    n_files = n_cited = 0
     for rel in source_files(root):
         text = read_text(os.path.join(root, rel))
         if text is None:
             continue
         n_files += 1
-        check_file(rel, text, headings, problems)
+        n_cited += check_file(rel, text, headings, problems)
 
     for p in problems:
         print(p)
+    # The code cites the docs in hundreds of places: finding none means the
+    # citation pattern no longer matches them, which must not pass quietly.
+    if n_cited == 0:
+        problems.append('no citation of docs/ found at all')
+        print(problems[-1])
     n_headings = sum(len(h) for h in headings.values())
-    print(f'{n_files} files, {len(headings)} documents, {n_headings} headings: '
-          f'{len(problems)} problem(s)')
+    print(f'{n_files} files, {len(headings)} documents, {n_headings} headings, '
+          f'{n_cited} headings cited: {len(problems)} problem(s)')
     return 1 if problems else 0
 
 
