@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Building a tree from a directory (TOOLS-AND-MOUNT.md sections 2.5 and
- * 2.6, IMAGE-FORMAT.md section 19.2): lcfs_build_tree() for mkcomposefs,
- * and the public lcfs_build(), lcfs_load_node_from_file() and
- * lcfs_node_set_from_content() (section 7.3).
+ * Building a tree from a directory (docs/design.md, "Directory to image",
+ * "Directory scan", "Content pass"): lcfs_build_tree() for mkcomposefs, and
+ * the public lcfs_build(), lcfs_load_node_from_file() and
+ * lcfs_node_set_from_content() (documented in lcfs-writer.h).
  *
  * Three steps:
  * 1. the scan, on the calling thread: lstat, readlink and xattrs of every
@@ -40,7 +40,8 @@
 	 LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_NO_INLINE | LCFS_BUILD_USER_XATTRS | \
 	 LCFS_BUILD_BY_DIGEST)
 
-/* Files up to this size are inlined (section 2.6; the bound is inclusive). */
+/* Files up to this size are inlined (docs/design.md, "Content pass"; the
+ * bound is inclusive). */
 #define INLINE_MAX LCFS_RECOMMENDED_INLINE_CONTENT_MAX
 
 /* Directories the scan keeps open at once; deeper ones are reopened from
@@ -272,8 +273,8 @@ static void xattr_bufs_release(struct xattr_bufs *xb)
 
 /*
  * Copies the xattrs of @path onto @node: all of them, or only user.* ones
- * (section 2.5 step 4). @path goes through /proc/self/fd, so that
- * symlinks' own xattrs are read; @follow selects whether its last
+ * (docs/design.md, "Directory scan"). @path goes through /proc/self/fd, so
+ * that symlinks' own xattrs are read; @follow selects whether its last
  * component (a magic link to an O_PATH descriptor) is followed. A failing
  * listxattr() fails the build, as in the reference.
  */
@@ -321,8 +322,8 @@ static int read_xattrs(struct lcfs_node_s *node, const char *path, bool follow,
 	return 0;
 }
 
-/* A node with the attributes of @st (section 2.5 step 2). NLINK stays 1:
- * the scan never copies st_nlink. */
+/* A node with the attributes of @st (docs/design.md, "Directory scan").
+ * NLINK stays 1: the scan never copies st_nlink. */
 static struct lcfs_node_s *node_from_stat(const struct stat *st, int flags)
 {
 	struct lcfs_node_s *node = lcfs_node_new();
@@ -332,7 +333,8 @@ static struct lcfs_node_s *node_from_stat(const struct stat *st, int flags)
 	node->mode = st->st_mode;
 	node->uid = st->st_uid;
 	node->gid = st->st_gid;
-	node->rdev = (uint32_t)st->st_rdev; /* 32 bits, IMAGE-FORMAT.md section 5 */
+	/* 32 bits (docs/image-format.md, "The node model") */
+	node->rdev = (uint32_t)st->st_rdev;
 	node->size = (uint64_t)st->st_size;
 	if (!(flags & LCFS_BUILD_USE_EPOCH)) {
 		node->mtime_sec = st->st_mtim.tv_sec;
@@ -349,7 +351,8 @@ static int read_symlink(struct lcfs_node_s *node, int dirfd, const char *name)
 
 	if (len < 0)
 		return -errno;
-	/* Targets of 4096 bytes or more cannot be stored (section 2.5 step 3). */
+	/* Targets of 4096 bytes or more cannot be stored (docs/design.md,
+	 * "Directory scan"). */
 	if (len > LCFS_MAX_PAYLOAD)
 		return -ENAMETOOLONG;
 	if (len == 0)
@@ -481,8 +484,9 @@ enum {
 };
 
 /*
- * Section 2.6 pass 1 (and pass 2 when @store is non-NULL) for the node of
- * the regular file open as @fd, using the node's size: files of 1..64
+ * The content pass (docs/design.md, "Content pass"), and the object store
+ * (docs/design.md, "Object store") when @store is non-NULL, for the node
+ * of the regular file open as @fd, using the node's size: files of 1..64
  * bytes become inline content unless NO_INLINE; the digest is computed
  * with COMPUTE_DIGEST or BY_DIGEST; BY_DIGEST sets the payload "xx/yyy..."
  * and, without COMPUTE_DIGEST, leaves the digest unset. Only the first
@@ -995,7 +999,8 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 		struct lcfs_node_s *node = NULL;
 		struct stat st;
 
-		/* By d_type, as the reference does (section 2.5 step 6). */
+		/* By d_type, as the reference does (docs/design.md,
+		 * "Directory scan"). */
 		if ((c->flags & LCFS_BUILD_SKIP_DEVICES) &&
 		    (e->v[i].d_type == DT_CHR || e->v[i].d_type == DT_BLK))
 			continue;
@@ -1331,7 +1336,8 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 		goto out;
 	}
 
-	/* Section 2.5 step 1: SOURCE is not followed if it is a symlink. */
+	/* SOURCE is not followed if it is a symlink (docs/design.md,
+	 * "Directory scan"). */
 	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = build_fail(&c, NULL, NULL, STAGE_SCAN, errno);
 		goto out;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * fs-verity digests (IMAGE-FORMAT.md section 16): standard fs-verity with
- * SHA-256, 4096-byte Merkle tree blocks and no salt, as computed by the
- * kernel and by `fsverity digest --hash-alg=sha256 --block-size=4096`.
+ * fs-verity digests (docs/image-format.md, "fs-verity digest"): standard
+ * fs-verity with SHA-256, 4096-byte Merkle tree blocks and no salt, as
+ * computed by the kernel and by `fsverity digest --hash-alg=sha256
+ * --block-size=4096`.
  *
  * One engine computes every digest: an incremental ("push") hasher over
  * OpenSSL's SHA-256, fed from buffers, files, read callbacks and the image
@@ -15,7 +16,7 @@
  * functions the only allocation is the hasher's own state.
  *
  * The empty input has the kernel's digest (root hash all zero), not the
- * reference's userspace value (spec README, "where we deliberately differ").
+ * reference's userspace value (docs/compatibility.md, "Empty-file digest").
  */
 #include "config.h"
 
@@ -75,10 +76,10 @@ int lcfs_sha256(const void *data, size_t len, uint8_t digest[LCFS_DIGEST_SIZE])
 /* ---- Descriptor ------------------------------------------------------------------ */
 
 /*
- * The 256-byte fs-verity descriptor (section 16 step 3): version 1,
- * SHA-256, log2 block size 12, no salt, no signature, the little-endian
- * data size, the root hash in a 64-byte field, then zeros. Its SHA-256 is
- * the file digest.
+ * The 256-byte fs-verity descriptor (docs/image-format.md, "fs-verity
+ * digest"): version 1, SHA-256, log2 block size 12, no salt, no signature,
+ * the little-endian data size, the root hash in a 64-byte field, then
+ * zeros. Its SHA-256 is the file digest.
  */
 static void descriptor_digest(uint64_t data_size, const uint8_t root[VERITY_HASH_SIZE],
 			      uint8_t digest[LCFS_DIGEST_SIZE])
@@ -99,11 +100,11 @@ static void descriptor_digest(uint64_t data_size, const uint8_t root[VERITY_HASH
 /* ---- Push-style hasher ------------------------------------------------------------ */
 
 /*
- * Each level keeps only its last, still open Merkle block. A full block
- * is hashed into the level above only when one more hash arrives, because
- * a level that ends up with a single full block is the top of the tree and
- * its hash is the root (section 16 step 2). Memory is therefore fixed:
- * one data block plus one block per level.
+ * Each level keeps only its last, still open Merkle block. A full block is
+ * hashed into the level above only when one more hash arrives, because a
+ * level that ends up with a single full block is the top of the tree and
+ * its hash is the root (docs/image-format.md, "fs-verity digest"). Memory
+ * is therefore fixed: one data block plus one block per level.
  */
 struct lcfs_fsverity_stream {
 	uint64_t size;       /* bytes seen so far */
@@ -299,7 +300,7 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 /* ---- Pull-style computations ---------------------------------------------------------- */
 
 /* Feeds everything @read_cb yields to the push hasher. A read error is
- * ENODATA (TOOLS-AND-MOUNT.md 7.3). */
+ * ENODATA, as documented for lcfs_compute_fsverity_from_content(). */
 static int stream_from_cb(void *file, lcfs_read_cb read_cb, bool retry_eintr,
 			  uint8_t digest[LCFS_DIGEST_SIZE])
 {
@@ -399,8 +400,8 @@ LCFS_PUBLIC int lcfs_node_set_fsverity_from_fd(struct lcfs_node_s *node, int fd)
 
 /* ---- Kernel fs-verity ------------------------------------------------------------------- */
 
-/* These return negative errno values and also set errno (TOOLS-AND-MOUNT.md
- * 7.3), unlike the rest of the public API. */
+/* These return negative errno values and also set errno, unlike the rest
+ * of the public API (docs/design.md, "Errors"). */
 static int neg_errno(int err)
 {
 	errno = err;

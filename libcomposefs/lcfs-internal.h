@@ -161,7 +161,7 @@ struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
 					 int *errp);
 void lcfs_xattr_intern_release(struct lcfs_xattr_intern *t);
 
-/* Budget cost of one xattr (section 1.9 of TOOLS-AND-MOUNT.md). */
+/* Budget cost of one xattr (docs/dumpfile.md, "Extended attributes"). */
 static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
 {
 	return LCFS_INODE_XATTRMETA_SIZE + 3 + key_len + value_len;
@@ -178,7 +178,7 @@ struct lcfs_node_s {
 	uint32_t nlink;
 	uint32_t uid;
 	uint32_t gid;
-	uint32_t rdev;       /* 32-bit by design (IMAGE-FORMAT.md section 5) */
+	uint32_t rdev;       /* 32-bit (docs/image-format.md, "The node model") */
 	uint32_t mtime_nsec;
 	uint32_t n_children;
 	/* Scratch index for the writer and reader (never meaningful

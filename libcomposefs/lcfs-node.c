@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * The node tree: creation, reference counting, cloning, children, hard
- * links, attributes and xattrs (TOOLS-AND-MOUNT.md section 7.2 and 7.3).
+ * links, attributes and xattrs (docs/design.md, "Node ownership"; the
+ * functions are documented in lcfs-writer.h).
  */
 #include "lcfs-internal.h"
 

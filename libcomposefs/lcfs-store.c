@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * The object store of mkcomposefs --digest-store (TOOLS-AND-MOUNT.md
- * section 2.6, pass 2). See lcfs-store.h for the contract.
+ * The object store of mkcomposefs --digest-store (docs/design.md, "Object
+ * store"). See lcfs-store.h for the contract.
  *
  * Each object is copied by reflink (FICLONE) where the filesystems allow
  * it, else by copy_file_range(), else by read/write; made 0644 exactly;
@@ -396,7 +396,8 @@ static int create_temp(struct lcfs_store *st, struct new_object *o)
 
 /* fs-verity on the new object: the kernel refuses while a writable
  * descriptor is open, so continue with a read-only one. Where verity is
- * unsupported we stop trying; every failure is ignored (section 2.6). */
+ * unsupported we stop trying; every failure is ignored (docs/design.md,
+ * "Object store"). */
 static void enable_verity(struct lcfs_store *st, struct new_object *o)
 {
 	char proc[64];
@@ -600,10 +601,10 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 }
 
 /*
- * Whether the object @o.path for @digest must be written: 1 (and
- * *@replace if a damaged object is in the way), 0 if it is present or
- * another thread of this run is writing it, or -errno. Present objects
- * are kept as they are, like the reference (section 2.6 step 3) -- unless
+ * Whether the object @o.path for @digest must be written: 1 (and *@replace
+ * if a damaged object is in the way), 0 if it is present or another thread
+ * of this run is writing it, or -errno. Present objects are kept as they
+ * are, like the reference (docs/compatibility.md, "Object store") -- unless
  * they cannot be right: the digest covers the size, and objects are not
  * synced one by one, so a power failure can leave one empty or short.
  */

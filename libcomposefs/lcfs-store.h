@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * The content-addressed object store filled by mkcomposefs --digest-store
- * (TOOLS-AND-MOUNT.md section 2.6, pass 2): one file per distinct content,
+ * (docs/design.md, "Object store"): one file per distinct content,
  * named by its fs-verity digest as STORE/xx/yyyy... (62 hex digits), mode
  * 0644. Private to the library.
  *

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * composefs-dump: read a composefs image and write it again
- * (TOOLS-AND-MOUNT.md section 4). For an image mkcomposefs wrote, the copy is
- * byte-identical; the test suite relies on that. DEST is replaced only
- * after a complete, successful write.
+ * (docs/design.md, "composefs-dump"). For an image mkcomposefs wrote, the
+ * copy is byte-identical; the test suite relies on that. DEST is replaced
+ * only after a complete, successful write (docs/compatibility.md, "Atomic
+ * output").
  */
 #include "config.h"
 
@@ -86,7 +87,8 @@ int main(int argc, char **argv)
 		tool_fail("cannot create '%s': %s", dest, strerror(-r));
 	}
 
-	/* Same version as the source, no more (section 4). */
+	/* Same version as the source, no more (docs/image-format.md, "Format
+	 * versions"). */
 	wo.format = LCFS_FORMAT_EROFS;
 	wo.version = (uint32_t)version;
 	wo.max_version = (uint32_t)version;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * composefs-info: list, dump and measure composefs images
- * (TOOLS-AND-MOUNT.md section 3). Differences from the reference
- * (shared/spec/README.md): missing-objects requires --basedir, and every
- * error is one clear line on stderr.
+ * (docs/design.md, "composefs-info"). Differences from the reference:
+ * missing-objects requires --basedir, and every error is one clear line on
+ * stderr (docs/compatibility.md, "missing-objects needs --basedir", "Help
+ * and messages").
  */
 #include "config.h"
 
@@ -376,8 +377,9 @@ int main(int argc, char **argv)
 		return measure_files(argv + optind, argc - optind);
 	}
 
-	/* The reference silently resolves against file descriptor 0 here
-	 * (README table): demand the directory instead. */
+	/* The reference silently resolves against file descriptor 0 here:
+	 * demand the directory instead (docs/compatibility.md,
+	 * "missing-objects needs --basedir"). */
 	if (cmd == CMD_MISSING_OBJECTS && basedir == NULL)
 		tool_usage_error("missing-objects requires --basedir");
 	if (basedir != NULL) {

@@ -4,13 +4,13 @@
  * from the library reader's tree (see fuse-view.h).
  *
  * The reader returns the tree the way composefs-info dump prints it
- * (TOOLS-AND-MOUNT.md section 1.13): overlay xattrs private to composefs
- * are gone, escaped trusted.overlay.overlay.X are back to
+ * (docs/dumpfile.md, "What an image gives back"): overlay xattrs private to
+ * composefs are gone, escaped trusted.overlay.overlay.X are back to
  * trusted.overlay.X, input whiteouts are char devices 0/0 again and the
  * root's 00..ff whiteouts are dropped. The kernel mount differs from that
  * in one place only: overlayfs does not treat the escaped whiteouts of a
  * composefs image as whiteouts, it shows them as what they are stored as
- * (IMAGE-FORMAT.md section 7.4): an empty regular file carrying
+ * (docs/image-format.md, "Input whiteouts"): an empty regular file carrying
  * trusted.overlay.whiteout and user.overlay.whiteout, in a directory
  * carrying trusted.overlay.whiteouts and user.overlay.whiteouts. That is
  * added back here; tests/fuse/test-fuse-kernel.py checks it against the
@@ -48,7 +48,8 @@ bool cfs_xattr_name_known(const char *key, size_t len)
 	       has_prefix(key, len, "system.posix_acl_default");
 }
 
-/* EROFS lists only the name prefixes it knows (IMAGE-FORMAT.md 9.1). */
+/* EROFS lists only the name prefixes it knows (docs/image-format.md,
+ * "Name prefixes"). */
 static bool xattr_visible(const char *key, size_t len, bool acl)
 {
 	if (!cfs_xattr_name_known(key, len))

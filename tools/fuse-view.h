@@ -84,8 +84,8 @@ struct cfs_view {
 int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl);
 void cfs_view_release(struct cfs_view *v);
 
-/* Whether an xattr name has a prefix EROFS knows (IMAGE-FORMAT.md 9.1):
- * the kernel mount refuses the others with EOPNOTSUPP. */
+/* Whether an xattr name has a prefix EROFS knows (docs/image-format.md,
+ * "Name prefixes"): the kernel mount refuses the others with EOPNOTSUPP. */
 bool cfs_xattr_name_known(const char *name, size_t len);
 
 /* Fills @st for inode @i (index). */

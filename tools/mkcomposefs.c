@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * mkcomposefs: build a composefs image from a directory tree or from a
- * dumpfile (TOOLS-AND-MOUNT.md section 2, with the differences listed in
- * shared/spec/README.md: --version and --help are accepted, and the image is
- * written to a temporary file that replaces IMAGE only on success).
+ * dumpfile (docs/design.md, "mkcomposefs"). Differences from the
+ * reference: --version and --help are accepted (docs/compatibility.md,
+ * "Version options", "Help and messages"), and the image is written to a
+ * temporary file that replaces IMAGE only on success
+ * (docs/compatibility.md, "Atomic output").
  */
 #include "config.h"
 
@@ -44,7 +46,8 @@ static const struct option long_options[] = {
 	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
 	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
 	{ "min-version", required_argument, NULL, OPT_MIN_VERSION },
-	/* The documented name of --min-version (README table). */
+	/* The documented name of --min-version (docs/compatibility.md,
+	 * "Version options"). */
 	{ "version", required_argument, NULL, OPT_MIN_VERSION },
 	{ "max-version", required_argument, NULL, OPT_MAX_VERSION },
 	{ "threads", required_argument, NULL, OPT_THREADS },
@@ -192,8 +195,8 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		}
 	}
 
-	/* Either version option given alone makes the other one 0 (section
-	 * 2.1); the writer raises max to min. */
+	/* Either version option given alone makes the other one 0; the writer
+	 * raises max to min (docs/image-format.md, "Format versions"). */
 	if (!o->have_min && !o->have_max) {
 		o->min_version = LCFS_DEFAULT_VERSION_MIN;
 		o->max_version = LCFS_DEFAULT_VERSION_MAX;
@@ -243,7 +246,8 @@ static struct lcfs_node_s *read_dumpfile(const char *source)
 	unsigned flags = 0;
 	int fd = STDIN_FILENO;
 
-	/* Keyed on presence only, any value (section 1.11). */
+	/* Keyed on presence only, any value (docs/dumpfile.md, "Strict
+	 * mode"). */
 	if (getenv("CFS_PARSE_STRICT") != NULL)
 		flags |= LCFS_PARSE_FLAGS_STRICT;
 
@@ -271,8 +275,9 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 	struct lcfs_node_s *root;
 	char buf[1024];
 
-	/* Section 2.6: every regular file gets its fs-verity digest and the
-	 * digest path as payload, with or without an object store. */
+	/* Every regular file gets its fs-verity digest and the digest path as
+	 * payload, with or without an object store (docs/design.md, "Content
+	 * pass"). */
 	bo.flags = o->build_flags | LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST;
 	bo.threads = (unsigned)o->threads;
 	bo.digest_store = o->digest_store;
@@ -327,7 +332,8 @@ int main(int argc, char **argv)
 	tool_set_prog(argc, argv, "mkcomposefs");
 	parse_args(argc, argv, &o, &operands, &n_operands);
 
-	/* Operand checks in the reference's order (section 2.2). */
+	/* Operand checks in the reference's order (docs/design.md,
+	 * "mkcomposefs"). */
 	if (n_operands < 1)
 		tool_usage_error("no source path specified");
 	source = operands[0];

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * mount.composefs: mount a composefs image, directly or as the helper that
- * mount(8) runs for "mount -t composefs" (shared/spec/TOOLS-AND-MOUNT.md
- * section 5.1). Arguments and messages only; the work is lcfs_mount_fd().
+ * mount(8) runs for "mount -t composefs" (docs/design.md,
+ * "mount.composefs"). Arguments and messages only; the work is
+ * lcfs_mount_fd().
  */
 #include <fcntl.h>
 #include <getopt.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 #
-# mkcomposefs --digest-store (TOOLS-AND-MOUNT.md 2.6 pass 2): every object
+# mkcomposefs --digest-store (docs/design.md, "Object store"): every object
 # is named by the fs-verity digest of its content and has mode 0644; the
 # store holds exactly one object per distinct content over 64 bytes;
 # every payload of the image is present; a second run changes nothing;

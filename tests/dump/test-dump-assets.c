@@ -4,7 +4,7 @@
  * every positive asset parses (strictly, except the three listed in
  * assets/README.md) and prints back to text that parses to the same
  * printout; every should-fail asset that the parser rejects fails with the
- * message of TOOLS-AND-MOUNT.md section 1.12.
+ * message of docs/dumpfile.md, "Rejected reference inputs".
  */
 #include "dump-test.h"
 

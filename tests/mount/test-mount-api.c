@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * lcfs_mount_image() / lcfs_mount_fd() on the real kernel
- * (TOOLS-AND-MOUNT.md sections 5.2 to 5.4): option validation, the
+ * lcfs_mount_image() / lcfs_mount_fd() on the real kernel (docs/design.md,
+ * "Mount option checks", "Mount steps"): option validation, the
  * file-backed, loop-device and legacy mount(2) paths, idmapped mounts, and
  * that no failure leaves a mount, a temporary directory or a loop device
  * behind.

@@ -5,8 +5,9 @@
  * ($COMPOSEFS_SHARED/assets/upstream): entry count, types, modes, owners,
  * times, sizes, device numbers, symlink targets, inline content, payloads
  * (exactly the redirect value, no over-read), digests, hard links,
- * restored whiteouts and xattrs, per IMAGE-FORMAT.md section 18 and
- * TOOLS-AND-MOUNT.md section 1.13. Then the loaded tree is written again
+ * restored whiteouts and xattrs, per (docs/image-format.md, "What the
+ * reader rebuilds") and (docs/dumpfile.md, "What an image gives back").
+ * Then the loaded tree is written again
  * and must give the same bytes (what composefs-dump promises), and for a
  * few assets the dumpfile printed from the loaded tree is compared with
  * the expected text. Also: the toplevel filter, lcfs_load_node_from_fd()
@@ -415,13 +416,13 @@ static void check_rewrite(const char *asset, struct lcfs_node_s *root, const uin
 }
 
 /*
- * lcfs_dump_print() of the loaded tree, per TOOLS-AND-MOUNT.md section 1.13:
- * directory sizes are the EROFS sizes, directory nlink is recounted, a
- * directory's RDEV is 0, the whiteout comes back as a char 0/0, hidden
- * xattrs are gone, version 1 adds opaque=x, and xattrs come in on-disk
- * order (inline ones, sorted by their escaped key, before shared ones:
- * "user.foo=bar-2" is shared by several files of special.dump). Lines of
- * special.dump's large inline files are left out (their content is
+ * lcfs_dump_print() of the loaded tree, per (docs/dumpfile.md, "What an
+ * image gives back"): directory sizes are the EROFS sizes, directory nlink
+ * is recounted, a directory's RDEV is 0, the whiteout comes back as a char
+ * 0/0, hidden xattrs are gone, version 1 adds opaque=x, and xattrs come in
+ * on-disk order (inline ones, sorted by their escaped key, before shared
+ * ones: "user.foo=bar-2" is shared by several files of special.dump). Lines
+ * of special.dump's large inline files are left out (their content is
  * checked above).
  */
 static const struct {

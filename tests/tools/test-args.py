@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 #
 # Command-line parsing of mkcomposefs, composefs-info and composefs-dump:
-# --help, unknown and malformed options, operand checks (TOOLS-AND-MOUNT.md
-# sections 2.1, 2.2, 3 and 4, with the README differences: --help is
-# accepted, --version is a synonym of --min-version, missing-objects needs
-# --basedir). None of these runs reaches the image writer.
+# --help, unknown and malformed options, operand checks (docs/design.md,
+# "mkcomposefs", "composefs-info", "composefs-dump"), with the differences
+# of docs/compatibility.md: --help is accepted, --version is a synonym of
+# --min-version, missing-objects needs --basedir. None of these runs
+# reaches the image writer.
 # Usage: test-args.py MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP
 
 import os

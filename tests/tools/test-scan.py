@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 #
-# mkcomposefs in directory mode: what a scan records (TOOLS-AND-MOUNT.md
-# sections 2.5-2.7: digests and payload paths, inlining up to 64 bytes,
-# --use-epoch, --skip-devices, --user-xattrs, --digest-store, hard links only
-# with --hardlinks), --print-digest-only against --print-digest, and that
-# progress stays off a non-terminal and with --quiet.
+# mkcomposefs in directory mode: what a scan records (docs/design.md,
+# "Directory scan", "Content pass": digests and payload paths, inlining up
+# to 64 bytes, --use-epoch, --skip-devices, --user-xattrs, --digest-store,
+# hard links only with --hardlinks), --print-digest-only against
+# --print-digest, and that progress stays off a non-terminal and with
+# --quiet.
 # Usage: test-scan.py MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP
 
 import os
