@@ -26,6 +26,12 @@ import sys
 # This checker spells the old names and sample citations: not checked.
 SELF = 'tests/docs/check-citations.py'
 
+# Data, not prose: test inputs and fuzz corpora (any bytes), and licence
+# texts, whose own "Section N" are not citations.
+SKIP_PREFIXES = ('tests/assets/', 'tests/fuzz/corpus/',
+                 'tests/fuzz/regressions/', 'LICENSES/')
+SKIP_NAME_RE = re.compile(r'^(COPYING|LICENSE|LICENCE)', re.I)
+
 # Where to look when the source is not a git checkout (a release tarball).
 WALK_DIRS = ['libcomposefs', 'tools', 'include', 'tests', 'bench', 'man',
              'docs', '.ci', 'pkgconfig']
@@ -198,6 +204,9 @@ def main():
 
     n_files = n_cited = 0
     for rel in source_files(root):
+        if (rel.startswith(SKIP_PREFIXES) or
+                SKIP_NAME_RE.match(os.path.basename(rel))):
+            continue
         text = read_text(os.path.join(root, rel))
         if text is None:
             continue
