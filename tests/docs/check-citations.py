@@ -60,7 +60,8 @@ def source_files(root):
     try:
         out = subprocess.run(['git', '-C', root, 'ls-files', '-z'],
                              capture_output=True, check=True).stdout
-        files = [f for f in out.decode().split('\0') if f]
+        # A file with merge conflicts is listed once per stage.
+        files = sorted(set(f for f in out.decode().split('\0') if f))
         if files:
             return files
     except (OSError, subprocess.CalledProcessError):
