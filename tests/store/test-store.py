@@ -319,6 +319,17 @@ def case_gc(env):
     env.store_cmd(["gc", env.store], rc=1)  # no root: refused
     env.store_cmd(["gc", "--keep-newer=0", env.store, env.path("no-such.cfs")], rc=1)
     check(store_files(env.store) == a, "a gc with a bad root removed objects")
+    # The command line.
+    out, _, _ = env.store_cmd(["--help"])
+    check(all(c in out for c in ("fsck", "gc", "du")), "--help: %r" % out)
+    out, _, _ = env.store_cmd(["--version"])
+    check(out.startswith("composefs-store "), "--version: %r" % out)
+    out, _, _ = env.store_cmd(["gc", "--help"])
+    check("--keep-newer" in out, "gc --help: %r" % out)
+    _, err, _ = env.store_cmd(["frobnicate", env.store], rc=1)
+    check(err.startswith("composefs-store: unknown command 'frobnicate'\n"),
+          "unknown command: %r" % err)
+    env.store_cmd(["gc", "--keep-newer=soon", env.store, img_a], rc=1)
     print("gc: kept %d objects, removed the %d only the other image used" % (
         len(a), len(only_b)))
 
