@@ -265,7 +265,7 @@ struct object {
 
 struct store {
 	const char *path; /* as given */
-	char *failed_path; /* the subdirectory that could not be read */
+	char *failed_path; /* what could not be opened or read */
 	int dirfd;
 	int lockfd;
 	int subdir_fd[256]; /* -1 where there is none */
@@ -418,9 +418,17 @@ static int store_scan(struct store *st, const char *path, bool exclusive, bool o
 	for (size_t i = 0; i < 256; i++)
 		st->subdir_fd[i] = -1;
 	*what = path;
-	st->dirfd = store_open_locked(path, exclusive, optional, &st->lockfd);
+	st->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0)
+		return -errno;
+	close(st->dirfd);
+	st->dirfd = store_open_locked(path, exclusive, optional, &st->lockfd);
+	if (st->dirfd < 0) {
+		/* The directory opened: the lock file is the trouble. */
+		if (asprintf(&st->failed_path, "%s/%s", path, LCFS_STORE_LOCK_NAME) >= 0)
+			*what = st->failed_path;
 		return st->dirfd;
+	}
 	d = open_dir_nofollow(st->dirfd, ".");
 	if (d == NULL)
 		return -errno;
