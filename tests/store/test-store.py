@@ -382,9 +382,9 @@ def case_race(env):
     for _, img in images:
         shutil.move(img, os.path.join(roots, os.path.basename(img)))
     rounds, gcs = 0, 0
-    for seed in range(3):
+    for seed in range(2):
         third = env.path("third%d" % seed)
-        flat_tree(third, 100 + seed, 3000)
+        flat_tree(third, 100 + seed, 2500)
         target = os.path.join(roots, "third.cfs")
         writer = subprocess.Popen([env.tools["mkcomposefs"], "--digest-store=" + env.store,
                                    third, target], stderr=subprocess.PIPE)
@@ -412,7 +412,7 @@ def case_kill(env):
     keep = env.path("keep")
     flat_tree(keep, 1, 200)
     junk = env.path("junk")
-    flat_tree(junk, 2, 4000, size=(65, 600))
+    flat_tree(junk, 2, 2500, size=(65, 600))
     img_keep, img_junk = env.path("keep.cfs"), env.path("junk.cfs")
     env.mkcomposefs(keep, img_keep)
     env.mkcomposefs(junk, img_junk)
@@ -436,7 +436,7 @@ def case_kill(env):
     check(store_files(env.store) == kept, "the uninterrupted gc kept other objects")
     rng = random.Random(9)
     midway = attempts = 0
-    while attempts < 12 and midway < 3:
+    while attempts < 10 and midway < 2:
         attempts += 1
         restore()
         gc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
