@@ -55,7 +55,9 @@ static int cmd_fsck(int argc, char **argv);
 static int cmd_gc(int argc, char **argv);
 static int cmd_du(int argc, char **argv);
 
-/* One line per subcommand. */
+/* One line per subcommand. One kept in a file of its own declares its
+ * function in a header of its own or composefs-store.h, is listed here
+ * and its file added to the composefs-store sources in meson.build. */
 static const struct store_command commands[] = {
 	{ "fsck", "[--repair] [--json] [--quiet] STORE [IMAGE...]",
 	  "check every object's digest and what else is in the store", cmd_fsck },
@@ -111,6 +113,21 @@ static bool is_lower_hex(const char *s, size_t len)
 static int cmp_digest(const void *a, const void *b)
 {
 	return memcmp(a, b, LCFS_DIGEST_SIZE);
+}
+
+/* Sorts the @n digests at @d and drops repeats; returns how many remain. */
+static size_t sort_unique(uint8_t (*d)[LCFS_DIGEST_SIZE], size_t n)
+{
+	size_t out = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(d, n, LCFS_DIGEST_SIZE, cmp_digest);
+	for (size_t i = 0; i < n; i++) {
+		if (out == 0 || memcmp(d[out - 1], d[i], LCFS_DIGEST_SIZE) != 0)
+			memcpy(d[out++], d[i], LCFS_DIGEST_SIZE);
+	}
+	return out;
 }
 
 /* "1234 bytes (1.2 KiB)" */
@@ -617,7 +634,6 @@ static void image_read(struct image *img, int fd)
 {
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root = tool_image_load(fd, NULL, &err);
-	size_t out = 0;
 	int r;
 
 	close(fd);
@@ -634,13 +650,7 @@ static void image_read(struct image *img, int fd)
 		image_failed(img, "cannot list: %s", strerror(-r));
 		return;
 	}
-	if (img->n > 0)
-		qsort(img->digests, img->n, LCFS_DIGEST_SIZE, cmp_digest);
-	for (size_t i = 0; i < img->n; i++) {
-		if (out == 0 || memcmp(img->digests[out - 1], img->digests[i], LCFS_DIGEST_SIZE))
-			memcpy(img->digests[out++], img->digests[i], LCFS_DIGEST_SIZE);
-	}
-	img->n = out;
+	img->n = sort_unique(img->digests, img->n);
 }
 
 /* Opens object @digest of the store, never through a symlink. */
@@ -1094,6 +1104,9 @@ static int cmd_fsck(int argc, char **argv)
 	const char *what;
 	int c, r, status;
 
+	/* Whatever stops the check (a directory of images that cannot be
+	 * read, no memory) is a failed check. */
+	tool_fail_status = FSCK_FAILED;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -1175,7 +1188,7 @@ static int cmd_fsck(int argc, char **argv)
 static uint8_t (*needed_objects(struct image_list *images, size_t *n_out))[LCFS_DIGEST_SIZE]
 {
 	uint8_t(*all)[LCFS_DIGEST_SIZE] = NULL;
-	size_t n = 0, cap = 0, out = 0;
+	size_t n = 0, cap = 0;
 
 	for (size_t i = 0; i < images->n; i++) {
 		struct image *img = &images->items[i];
@@ -1191,13 +1204,7 @@ static uint8_t (*needed_objects(struct image_list *images, size_t *n_out))[LCFS_
 			memcpy(all[n++], img->self, LCFS_DIGEST_SIZE);
 		}
 	}
-	if (n > 0)
-		qsort(all, n, LCFS_DIGEST_SIZE, cmp_digest);
-	for (size_t i = 0; i < n; i++) {
-		if (out == 0 || memcmp(all[out - 1], all[i], LCFS_DIGEST_SIZE) != 0)
-			memcpy(all[out++], all[i], LCFS_DIGEST_SIZE);
-	}
-	*n_out = out;
+	*n_out = sort_unique(all, n);
 	return all;
 }
 

@@ -417,6 +417,8 @@ static void __attribute__((format(printf, 1, 0))) vmessage(const char *fmt, va_l
 	vfprintf(stderr, fmt, ap);
 }
 
+int tool_fail_status = EXIT_FAILURE;
+
 void tool_fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -425,7 +427,7 @@ void tool_fail(const char *fmt, ...)
 	vmessage(fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
+	exit(tool_fail_status);
 }
 
 void tool_usage_error(const char *fmt, ...)
@@ -436,7 +438,7 @@ void tool_usage_error(const char *fmt, ...)
 	vmessage(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", tool_prog);
-	exit(EXIT_FAILURE);
+	exit(tool_fail_status);
 }
 
 /* ---- Image tree walk ------------------------------------------------------- */

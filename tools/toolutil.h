@@ -93,7 +93,11 @@ extern const char *tool_prog;
  * none) and argv[0] to it, so that getopt's own messages match. */
 void tool_set_prog(int argc, char **argv, const char *fallback);
 
-/* Prints "PROG: MESSAGE" on stderr and exits 1. */
+/* Exit status of tool_fail() and tool_usage_error(): 1 unless a tool
+ * whose failures have another status sets it. */
+extern int tool_fail_status;
+
+/* Prints "PROG: MESSAGE" on stderr and exits with tool_fail_status. */
 void tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* As tool_fail(), followed by a pointer to --help. */
