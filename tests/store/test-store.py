@@ -430,19 +430,21 @@ def case_kill(env):
             os.link(os.path.join(spare, rel.replace("/", "")), os.path.join(env.store, rel))
 
     argv = [env.tools["composefs-store"], "gc", "--keep-newer=0", env.store, img_keep]
-    start = time.monotonic()
     subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-    full = time.monotonic() - start
     check(store_files(env.store) == kept, "the uninterrupted gc kept other objects")
+    # gc removes in digest order: once the first of the others is gone,
+    # the removals have begun. A kill soon after lands among them however
+    # loaded the machine is.
+    first = os.path.join(env.store, min(everything - kept))
     rng = random.Random(9)
     midway = attempts = 0
-    while attempts < 10 and midway < 2:
+    while attempts < 8 and midway < 3:
         attempts += 1
         restore()
         gc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        # Starting, scanning and reading the root come first; the removals
-        # fill the rest of the run.
-        time.sleep(rng.uniform(0.3, 1.0) * full)
+        while os.path.lexists(first) and gc.poll() is None:
+            time.sleep(0.0005)
+        time.sleep(rng.uniform(0, 0.01))
         gc.send_signal(signal.SIGKILL)
         gc.wait()
         left = len(store_files(env.store))
