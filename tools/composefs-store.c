@@ -9,10 +9,11 @@
  * holds the lock file (lcfs_store_lock()) and, while a writer runs or
  * after one was killed, temporary files.
  *
- * Nothing below the store root is reached through a symlink: the
- * subdirectories are opened with O_NOFOLLOW relative to the root and the
- * objects with O_NOFOLLOW relative to their subdirectory, one component
- * at a time, so a store that others can write cannot send us elsewhere.
+ * Nothing below the store root is reached through a symlink: the scan
+ * opens the subdirectories with O_NOFOLLOW relative to the root and the
+ * objects with O_NOFOLLOW relative to their subdirectory, and a single
+ * object is opened with lcfs_open_confined(), so a store that others can
+ * write cannot send us elsewhere.
  *
  * Every subcommand takes the store lock: gc and fsck exclusively (gc
  * removes objects; fsck must not mistake a running writer's temporary
@@ -657,18 +658,10 @@ static void image_read(struct image *img, int fd)
 static int open_object(int store_dirfd, const uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	char path[LCFS_STORE_PATH_SIZE];
-	int sub, fd;
 
 	lcfs_store_object_path(digest, path);
-	path[2] = '\0';
-	sub = openat(store_dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
-		return -errno;
-	fd = openat(sub, path + 3, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		fd = -errno;
-	close(sub);
-	return fd;
+	return lcfs_open_confined(store_dirfd, path,
+				  O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 
 /* Whether the file @fd starts like a composefs image. */
