@@ -25,6 +25,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -58,7 +59,7 @@
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
 
-#define TMP_PREFIX ".tmp"
+#define TMP_PREFIX LCFS_STORE_TMP_PREFIX
 #define TMP_NAME_SIZE 20
 
 /* Digests claimed by this run: open addressing, doubled at half load. */
@@ -72,6 +73,7 @@ struct digest_set {
 struct lcfs_store {
 	int dirfd;
 	char *path;             /* as given, for messages */
+	int lockfd;             /* shared store lock, held while open */
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
@@ -216,34 +218,91 @@ static void remove_stale_temps(int dirfd)
 
 static void probe_direct(struct lcfs_store *st);
 
-int lcfs_store_open(const char *path, struct lcfs_store **out)
+int lcfs_store_lock(int store_dirfd, bool exclusive)
 {
-	cleanup_free char *copy = NULL;
-	struct lcfs_store *st;
-	size_t len = strlen(path);
-	int r;
+	struct stat sb;
+	int fd, r;
 
-	/* Trailing slashes do not matter; "" and "/" keep their meaning. */
+	fd = openat(store_dirfd, LCFS_STORE_LOCK_NAME,
+		    O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		    0644);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	/* O_NONBLOCK keeps a FIFO planted there from blocking the open. */
+	if (fstat(fd, &sb) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* @path without trailing slashes ("" and "/" keep their meaning), with
+ * its missing directories created; malloc'd, NULL without memory. */
+static char *store_path_prepare(const char *path)
+{
+	size_t len = strlen(path);
+	char *copy;
+
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	copy = len == 0 ? strdup(".") : strndup(path, len);
-	if (copy == NULL)
-		return -ENOMEM;
-	mkdir_parents(copy);
+	if (copy != NULL)
+		mkdir_parents(copy);
+	return copy;
+}
 
-	st = calloc(1, sizeof(*st));
-	if (st == NULL)
+int lcfs_store_open_dir(const char *path)
+{
+	cleanup_free char *copy = store_path_prepare(path);
+	int fd;
+
+	if (copy == NULL)
 		return -ENOMEM;
 	/* The store itself may be reached through symlinks: its path is the
 	 * caller's choice. Below it, nothing is followed. */
+	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int lcfs_store_open(const char *path, struct lcfs_store **out)
+{
+	cleanup_free char *copy = store_path_prepare(path);
+	struct lcfs_store *st;
+	int r;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return -ENOMEM;
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
 		free(st);
 		return r;
 	}
+	st->lockfd = lcfs_store_lock(st->dirfd, false);
+	if (st->lockfd < 0) {
+		r = st->lockfd;
+		close(st->dirfd);
+		free(st);
+		return r;
+	}
 	r = pthread_mutex_init(&st->lock, NULL);
 	if (r != 0) {
+		close(st->lockfd);
 		close(st->dirfd);
 		free(st);
 		return -r;
@@ -260,6 +319,7 @@ void lcfs_store_free(struct lcfs_store *st)
 	if (st == NULL)
 		return;
 	close(st->dirfd);
+	close(st->lockfd);
 	free(st->path);
 	pthread_mutex_destroy(&st->lock);
 	free(st->claimed.keys);

@@ -27,11 +27,32 @@
 
 struct lcfs_store;
 
-/* Opens (creating it and its missing parents with mode 0755, umask
- * applied) the store directory @path, relative to the current directory.
- * An empty @path is the current directory. Removes ".tmp*" files that an
- * interrupted run left in the store root more than an hour ago. 0 and
- * *@out, or -errno. */
+/* Name of the lock file in the store root. */
+#define LCFS_STORE_LOCK_NAME ".lock"
+
+/* Prefix of the temporary files in the store root. */
+#define LCFS_STORE_TMP_PREFIX ".tmp"
+
+/*
+ * Takes the store lock: a flock() on the file ".lock" in the store root
+ * @store_dirfd (borrowed), created with mode 0644 if missing, never
+ * through a symlink (a non-regular ".lock" is refused with -EINVAL).
+ * Everything that adds objects holds it shared (@exclusive false) for its
+ * whole run, so that it can rely on the objects it found; whatever removes
+ * objects holds it exclusively. Blocks until granted. Returns the lock's
+ * file descriptor (closing it releases the lock) or -errno.
+ */
+int lcfs_store_lock(int store_dirfd, bool exclusive);
+
+/* Opens the store directory @path (relative to the current directory, ""
+ * for the current directory), creating it and its missing parents with
+ * mode 0755 (umask applied). A descriptor or -errno. */
+int lcfs_store_open_dir(const char *path);
+
+/* Opens the store directory @path as lcfs_store_open_dir() and takes the
+ * shared store lock, held until lcfs_store_free(). Removes ".tmp*" files
+ * that an interrupted run left in the store root more than an hour ago. 0
+ * and *@out, or -errno. */
 int lcfs_store_open(const char *path, struct lcfs_store **out);
 
 /* Frees @st (NULL is allowed). */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "lcfs-internal.h"
+#include "lcfs-store.h"
 #include "toolutil.h"
 
 
@@ -206,36 +207,11 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 	*n_operands = argc - optind;
 }
 
-/* One line on stderr, rewritten in place, at most ten times a second. */
-struct progress {
-	bool shown;
-	struct timespec start; /* first call */
-	struct timespec last;
-};
-
 static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 			uint64_t bytes_done, uint64_t bytes_total)
 {
-	struct progress *p = data;
-	struct timespec now;
-	double elapsed;
-	int64_t ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!p->shown && p->start.tv_sec == 0 && p->start.tv_nsec == 0)
-		p->start = now;
-	ms = (int64_t)(now.tv_sec - p->last.tv_sec) * 1000 +
-	     (now.tv_nsec - p->last.tv_nsec) / 1000000;
-	if (p->shown && ms < 100 && files_done < files_total)
-		return;
-	p->last = now;
-	p->shown = true;
-	elapsed = (now.tv_sec - p->start.tv_sec) + (now.tv_nsec - p->start.tv_nsec) / 1e9;
-	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB, %.1f MiB/s",
-		tool_prog, files_done, files_total, bytes_done / 1048576.0,
-		bytes_total / 1048576.0,
-		elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
-	fflush(stderr);
+	tool_progress_update(data, "files", files_done, files_total, bytes_done,
+			     bytes_total);
 }
 
 static struct lcfs_node_s *read_dumpfile(const char *source)
@@ -271,7 +247,7 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 {
 	struct lcfs_build_options bo = { 0 };
 	struct lcfs_error err = { 0 };
-	struct progress progress = { 0 };
+	struct tool_progress progress = { 0 };
 	struct lcfs_node_s *root;
 	char buf[1024];
 
@@ -288,8 +264,7 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 	}
 
 	root = lcfs_build_tree(AT_FDCWD, source, &bo, &err);
-	if (progress.shown)
-		fputs("\r\033[K", stderr);
+	tool_progress_clear(&progress);
 	if (root == NULL) {
 		lcfs_error_format(&err, buf, sizeof(buf));
 		/* The library's message names the failing path. */
@@ -361,6 +336,24 @@ int main(int argc, char **argv)
 		r = tool_output_open(&out, image);
 		if (r < 0)
 			tool_fail("cannot create '%s': %s", image, strerror(-r));
+	}
+
+	/* Objects this run finds in the store must stay there until IMAGE,
+	 * which refers to them, is in place: hold the store lock until exit
+	 * (composefs-store gc waits for it). */
+	if (!o.from_file && o.digest_store != NULL) {
+		int dirfd = lcfs_store_open_dir(o.digest_store);
+
+		r = dirfd < 0 ? dirfd : lcfs_store_lock(dirfd, false);
+		if (dirfd >= 0)
+			close(dirfd);
+		if (r < 0) {
+			if (image != NULL)
+				tool_output_abort(&out);
+			tool_fail("cannot lock object store '%s': %s", o.digest_store,
+				  strerror(-r));
+		}
+		/* The descriptor stays open, and the lock held, until exit. */
 	}
 
 	if (o.from_file)

@@ -499,12 +499,15 @@ def diff_lines(expected, actual, limit=10):
 
 def store_objects(store):
     """{relative path: (mode, digest of content)} of every object, and the
-    list of other entries (temporary files, stray names)."""
+    list of other entries (temporary files, stray names). The lock file
+    that writers take is part of every store, not an entry."""
     objects, other = {}, []
     for dirpath, dirnames, filenames in os.walk(store):
         for name in filenames:
             p = os.path.join(dirpath, name)
             rel = os.path.relpath(p, store)
+            if rel == ".lock":
+                continue
             st = os.lstat(p)
             parts = rel.split("/")
             if (len(parts) == 2 and len(parts[0]) == 2 and len(parts[1]) == 62

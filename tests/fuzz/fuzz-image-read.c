@@ -41,9 +41,9 @@ static void info_walks(struct lcfs_node_s *root)
 	struct objects objs = { 0 };
 	int r;
 
-	if (walk_tree(root, ls_node, NULL) < 0)
+	if (tool_walk_tree(root, ls_node, NULL) < 0)
 		fuzz_fail("ls walk failed");
-	r = walk_tree(root, collect_object, &objs);
+	r = tool_walk_tree(root, collect_object, &objs);
 	if (r < 0)
 		fuzz_fail("objects walk failed: %s", strerror(-r));
 	print_objects(&objs, -1);
