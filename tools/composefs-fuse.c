@@ -741,6 +741,8 @@ int main(int argc, char **argv)
 	}
 	if (cmd.show_version) {
 		printf("%s %s\n", prog, PACKAGE_VERSION);
+		/* Ours first: libfuse runs fusermount3, which writes directly. */
+		fflush(stdout);
 		fuse_lowlevel_version();
 		ret = 0;
 		goto out_args;

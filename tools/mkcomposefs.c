@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "lcfs-internal.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -325,6 +326,7 @@ int main(int argc, char **argv)
 	int r;
 
 	tool_set_prog(argc, argv, "mkcomposefs");
+	tool_maybe_print_version(argc, argv, tool_prog);
 	parse_args(argc, argv, &o, &operands, &n_operands);
 
 	/* Operand checks in the reference's order (section 2.2). */
