@@ -4,7 +4,7 @@
 
     test-installed.py BUILD_DIR SRC_DIR [CFLAG...]
 
-Installs the build into a temporary directory (meson install --destdir),
+Installs the build into a temporary directory (meson install, DESTDIR),
 then, with only the installed files and `pkg-config composefs`:
   - builds abi-client.c (C) and abi-client.cpp (C++) against the installed
     headers and libcomposefs.so.1 and runs them;
@@ -108,8 +108,9 @@ def main():
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     with tempfile.TemporaryDirectory(prefix="cfs-abi-") as tmp:
         dest = os.path.join(tmp, "root")
-        run(["meson", "install", "-C", build, "--no-rebuild", "--quiet",
-             "--destdir", dest])
+        # DESTDIR rather than --destdir: meson 0.56 (Debian 11) lacks it.
+        run(["meson", "install", "-C", build, "--no-rebuild", "--quiet"],
+            env=dict(os.environ, DESTDIR=dest))
         pcs = glob.glob(os.path.join(dest, "**", "composefs.pc"), recursive=True)
         if len(pcs) != 1:
             raise RuntimeError("composefs.pc not installed (found %r)" % pcs)
