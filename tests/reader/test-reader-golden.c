@@ -166,6 +166,9 @@ static void parse_line(char *line, struct dentry *e)
 		if (i == e->n_xattrs) {
 			e->xattrs = realloc(e->xattrs, (e->n_xattrs + 1) * sizeof(x));
 			e->n_xattrs++;
+		} else {
+			free(e->xattrs[i].key.p);
+			free(e->xattrs[i].value.p);
 		}
 		e->xattrs[i] = x; /* the last one wins */
 		p = sp ? sp + 1 : NULL;
