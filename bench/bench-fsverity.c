@@ -14,6 +14,7 @@
  *   -t N   threads of the second column (default 2)
  * Prints figures only; it never passes or fails on time.
  */
+#include "config.h"
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
@@ -58,7 +59,11 @@ static int raw_sha256(const uint8_t *data, size_t size, uint8_t out[LCFS_DIGEST_
 		return -ENOMEM;
 	}
 	for (size_t off = 0; off + 4096 <= size; off += 4096) {
+#if HAVE_EVP_DIGESTINIT_EX2
 		if (!EVP_DigestInit_ex2(ctx, NULL, NULL) ||
+#else
+		if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+#endif
 		    !EVP_DigestUpdate(ctx, data + off, 4096) ||
 		    !EVP_DigestFinal_ex(ctx, out, NULL)) {
 			ret = -EIO;

@@ -20,16 +20,15 @@
  *    on the order of the work.
  */
 #include "config.h"
+#include "lcfs-compat.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
 
@@ -602,7 +601,7 @@ static int open_beneath(struct build_ctx *c, int dirfd, const char *rel, int fla
 	int fd;
 
 	if (!atomic_load(&c->no_openat2)) {
-		fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+		fd = lcfs_openat2(dirfd, rel, &how, sizeof(how));
 		if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM))
 			return fd;
 		atomic_store(&c->no_openat2, true);

@@ -21,7 +21,6 @@
 #include "config.h"
 
 #include <fcntl.h>
-#include <linux/fsverity.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -31,6 +30,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
+#include "lcfs-compat.h"
 #include "lcfs-internal.h"
 
 #define VERITY_BLOCK_SIZE 4096

@@ -11,14 +11,13 @@
  * as on failure: after a successful call only the overlay mount remains,
  * and it holds its own references to the layers.
  */
+#include "lcfs-compat.h"
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/fsverity.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "libcomposefs/lcfs-erofs.h"

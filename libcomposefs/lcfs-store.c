@@ -19,6 +19,7 @@
  * buffered copy stays.
  */
 #include "config.h"
+#include "lcfs-compat.h"
 
 #include <dirent.h>
 #include <fcntl.h>

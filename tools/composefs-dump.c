@@ -12,6 +12,7 @@
 #include <getopt.h>
 
 #include "lcfs-internal.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 	int fd, version, r, c;
 
 	tool_set_prog(argc, argv, "composefs-dump");
+	tool_maybe_print_version(argc, argv, tool_prog);
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':

@@ -361,7 +361,9 @@ static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = fd >= 0 ? (uint64_t)fd : NO_FD;
 	fi->keep_cache = 1;
-	fi->noflush = 1;
+#if HAVE_FUSE_NOFLUSH
+	fi->noflush = 1; /* libfuse 3.11 */
+#endif
 	if (fuse_reply_open(req, fi) != 0 && fd >= 0)
 		close(fd); /* the open was interrupted */
 }
@@ -741,6 +743,8 @@ int main(int argc, char **argv)
 	}
 	if (cmd.show_version) {
 		printf("%s %s\n", prog, PACKAGE_VERSION);
+		/* Ours first: libfuse runs fusermount3, which writes directly. */
+		fflush(stdout);
 		fuse_lowlevel_version();
 		ret = 0;
 		goto out_args;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "lcfs-internal.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_set_prog(argc, argv, "composefs-info");
+	tool_maybe_print_version(argc, argv, tool_prog);
 
 	/* getopt prints its own one-line diagnostics. */
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {

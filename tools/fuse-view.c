@@ -17,6 +17,7 @@
  * kernel.
  */
 #include "fuse-view.h"
+#include "lcfs-compat.h"
 
 #include <fcntl.h>
 #include <limits.h>

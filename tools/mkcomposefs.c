@@ -17,6 +17,7 @@
 
 #include "lcfs-internal.h"
 #include "lcfs-store.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
 	int r;
 
 	tool_set_prog(argc, argv, "mkcomposefs");
+	tool_maybe_print_version(argc, argv, tool_prog);
 	parse_args(argc, argv, &o, &operands, &n_operands);
 
 	/* Operand checks in the reference's order (docs/design.md,

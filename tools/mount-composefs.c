@@ -17,6 +17,7 @@
 #include "libcomposefs/lcfs-mount.h"
 #include "lcfs-internal.h"
 #include "mount-options.h"
+#include "tool-version.h"
 
 #if HAVE_LIBCAP
 #include <sys/capability.h>
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
 	int c, fd, userns_fd = -1;
 
 	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	tool_maybe_print_version(argc, argv, prog);
 
 	while ((c = getopt(argc, argv, "ht:o:")) != -1) {
 		switch (c) {

@@ -4,6 +4,7 @@
  * writer, and image loading. See toolutil.h.
  */
 #include "toolutil.h"
+#include "lcfs-compat.h"
 
 #include <fcntl.h>
 #include <inttypes.h>

@@ -78,9 +78,13 @@ def test_mkcomposefs_unknown_options(t, tmp):
 
 
 def test_mkcomposefs_missing_value(t, tmp):
-    for opt in ("--min-version", "--max-version", "--version", "--threads",
+    for opt in ("--min-version", "--max-version", "--threads",
                 "--digest-store"):
         fails(run([t.mkcomposefs, opt]), opt, "requires an argument")
+    # --version alone prints the version; with other arguments it is still
+    # --min-version and needs its value.
+    fails(run([t.mkcomposefs, "--from-file", "--version"]), "--version",
+          "requires an argument")
 
 
 def test_mkcomposefs_bad_values(t, tmp):
