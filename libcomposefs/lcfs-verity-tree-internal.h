@@ -40,8 +40,9 @@ struct lcfs_verity_budget *lcfs_verity_budget_new(uint64_t limit);
 /* Frees @b; every tree charged to it must be freed first. */
 void lcfs_verity_budget_free(struct lcfs_verity_budget *b);
 
-/* Bytes currently charged. */
+/* Bytes currently charged, and what is left of the limit. */
 uint64_t lcfs_verity_budget_used(struct lcfs_verity_budget *b);
+uint64_t lcfs_verity_budget_available(struct lcfs_verity_budget *b);
 
 /* ---- Trees ------------------------------------------------------------------- */
 
@@ -73,6 +74,10 @@ int lcfs_verity_tree_build(int fd, uint64_t size,
 int lcfs_verity_tree_from_kernel(int fd, const uint8_t digest[LCFS_DIGEST_SIZE],
 				 struct lcfs_verity_budget *budget,
 				 struct lcfs_verity_tree **out);
+
+/* Bytes that the whole tree of a file of @size bytes takes (what a build
+ * needs from the budget to keep every level). */
+uint64_t lcfs_verity_tree_memory(uint64_t size);
 
 /* Frees @t and returns its memory to its budget. NULL is allowed. */
 void lcfs_verity_tree_free(struct lcfs_verity_tree *t);

@@ -97,6 +97,16 @@ uint64_t lcfs_verity_budget_used(struct lcfs_verity_budget *b)
 	return used;
 }
 
+uint64_t lcfs_verity_budget_available(struct lcfs_verity_budget *b)
+{
+	uint64_t avail;
+
+	pthread_mutex_lock(&b->lock);
+	avail = b->used < b->limit ? b->limit - b->used : 0;
+	pthread_mutex_unlock(&b->lock);
+	return avail;
+}
+
 /* ---- Geometry -------------------------------------------------------------------- */
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -123,6 +133,18 @@ static int tree_geometry(struct lcfs_verity_tree *t, uint64_t size)
 		if (n == 1)
 			return 0;
 	}
+}
+
+uint64_t lcfs_verity_tree_memory(uint64_t size)
+{
+	struct lcfs_verity_tree t;
+	uint64_t total = 0;
+
+	if (tree_geometry(&t, size) < 0)
+		return UINT64_MAX;
+	for (unsigned l = 0; l < t.n_levels; l++)
+		total += t.n_blocks[l] * BLOCK;
+	return total;
 }
 
 /*

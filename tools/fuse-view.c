@@ -28,6 +28,8 @@
 #define USER_WHITEOUT "user.overlay.whiteout"
 #define USER_WHITEOUTS "user.overlay.whiteouts"
 
+static void free_trees(struct cfs_tree *list);
+
 static bool is_whiteout(const struct lcfs_node_s *n)
 {
 	return (n->mode & S_IFMT) == S_IFCHR && n->rdev == 0;
@@ -366,6 +368,7 @@ out:
 
 void cfs_view_release(struct cfs_view *v)
 {
+	free_trees(v->idle_first);
 	free(v->inodes);
 	free(v->dirents);
 	free(v->xattrs);
@@ -538,6 +541,64 @@ static bool same_file(const struct cfs_tree *t, const struct stat *st)
 	       t->ctime.tv_nsec == st->st_ctim.tv_nsec;
 }
 
+/* ---- Trees of unchanged files, kept after close --------------------------- */
+
+/* These run with v->lock held. */
+static void idle_unlink(struct cfs_view *v, struct cfs_tree *ct)
+{
+	if (ct->idle_prev != NULL)
+		ct->idle_prev->idle_next = ct->idle_next;
+	else
+		v->idle_first = ct->idle_next;
+	if (ct->idle_next != NULL)
+		ct->idle_next->idle_prev = ct->idle_prev;
+	else
+		v->idle_last = ct->idle_prev;
+	ct->idle_prev = ct->idle_next = NULL;
+}
+
+static void idle_append(struct cfs_view *v, struct cfs_tree *ct)
+{
+	ct->idle_prev = v->idle_last;
+	ct->idle_next = NULL;
+	if (v->idle_last != NULL)
+		v->idle_last->idle_next = ct;
+	else
+		v->idle_first = ct;
+	v->idle_last = ct;
+}
+
+/* Forgets the unused tree @ct; returns it for freeing outside the lock. */
+static struct cfs_tree *idle_drop(struct cfs_view *v, struct cfs_tree *ct)
+{
+	idle_unlink(v, ct);
+	if (v->objects[ct->object].tree == ct)
+		v->objects[ct->object].tree = NULL;
+	ct->idle_next = NULL;
+	return ct;
+}
+
+static void free_trees(struct cfs_tree *list)
+{
+	while (list != NULL) {
+		struct cfs_tree *next = list->idle_next;
+
+		lcfs_verity_tree_free(list->tree);
+		free(list);
+		list = next;
+	}
+}
+
+/* Frees unused trees, oldest first, until a whole tree of @need bytes fits
+ * in the budget or none is left. With v->lock held (the budget's lock is
+ * only ever taken inside it). */
+static void idle_make_room(struct cfs_view *v, uint64_t need)
+{
+	while (v->idle_first != NULL && v->budget != NULL &&
+	       lcfs_verity_budget_available(v->budget) < need)
+		free_trees(idle_drop(v, v->idle_first));
+}
+
 static void report_digest(struct cfs_view *v, struct cfs_object *obj,
 			  const uint8_t *found, const char *how)
 {
@@ -562,7 +623,7 @@ static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
 {
 	uint8_t found[LCFS_DIGEST_SIZE];
 	struct lcfs_verity_tree *tree = NULL;
-	struct cfs_tree *ct;
+	struct cfs_tree *ct, *stale;
 	struct stat st;
 	char detail[256];
 	int r;
@@ -589,11 +650,19 @@ static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
 
 	pthread_mutex_lock(&v->lock);
 	ct = obj->tree;
+	stale = NULL;
 	if (ct != NULL && same_file(ct, &st)) {
-		ct->refs++;
+		if (ct->refs++ == 0)
+			idle_unlink(v, ct);
 		h->tree = ct;
+	} else {
+		/* An unused tree of a file since changed is of no use. */
+		if (ct != NULL && ct->refs == 0)
+			stale = idle_drop(v, ct);
+		idle_make_room(v, lcfs_verity_tree_memory((uint64_t)st.st_size));
 	}
 	pthread_mutex_unlock(&v->lock);
+	free_trees(stale);
 	if (h->tree != NULL)
 		return 0;
 
@@ -616,17 +685,22 @@ static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
 	}
 	ct->tree = tree;
 	ct->refs = 1;
+	ct->object = h->object;
 	ct->dev = st.st_dev;
 	ct->ino = st.st_ino;
 	ct->size = st.st_size;
 	ct->mtime = st.st_mtim;
 	ct->ctime = st.st_ctim;
 	/* The latest check wins; handles of an older tree keep it until
-	 * they close. */
+	 * they close, an unused one goes. */
 	pthread_mutex_lock(&v->lock);
+	stale = NULL;
+	if (obj->tree != NULL && obj->tree->refs == 0)
+		stale = idle_drop(v, obj->tree);
 	obj->tree = ct;
 	obj->reported = false;
 	pthread_mutex_unlock(&v->lock);
+	free_trees(stale);
 	h->tree = ct;
 	return 0;
 }
@@ -741,17 +815,20 @@ void cfs_view_close(struct cfs_view *v, struct cfs_handle *h)
 		return;
 	ct = h->tree;
 	if (ct != NULL) {
-		bool last;
+		bool unused = false;
 
+		/* The current tree of its object stays, unused, for the next
+		 * open; an outdated one goes with its last user. */
 		pthread_mutex_lock(&v->lock);
-		last = --ct->refs == 0;
-		if (last && v->objects[h->object].tree == ct)
-			v->objects[h->object].tree = NULL;
-		pthread_mutex_unlock(&v->lock);
-		if (last) {
-			lcfs_verity_tree_free(ct->tree);
-			free(ct);
+		if (--ct->refs == 0) {
+			if (v->objects[ct->object].tree == ct)
+				idle_append(v, ct);
+			else
+				unused = true;
 		}
+		pthread_mutex_unlock(&v->lock);
+		if (unused)
+			free_trees(ct);
 	}
 	if (h->fd >= 0)
 		close(h->fd);

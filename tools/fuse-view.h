@@ -51,7 +51,12 @@ struct cfs_inode {
  * by the handles that opened that file. */
 struct cfs_tree {
 	struct lcfs_verity_tree *tree; /* owned */
-	unsigned refs;                 /* handles using it (cfs_view.lock) */
+	/* Protected by cfs_view.lock: */
+	unsigned refs;                 /* handles using it */
+	uint32_t object;               /* index into cfs_view.objects */
+	/* Kept after the last close while the memory allows, so that the
+	 * next open of an unchanged file does not hash it again: */
+	struct cfs_tree *idle_prev, *idle_next;
 	dev_t dev;
 	ino_t ino;
 	off_t size;
@@ -66,7 +71,7 @@ struct cfs_object {
 	uint32_t inode;        /* first inode using it, for messages */
 	/* Protected by cfs_view.lock: */
 	bool reported;         /* a failure to open was logged already */
-	struct cfs_tree *tree; /* tree of the file last checked, while open */
+	struct cfs_tree *tree; /* tree of the file last checked, or NULL */
 };
 
 /* An open regular file: where its bytes come from and how they are
@@ -95,6 +100,7 @@ struct cfs_view {
 	size_t n_basedirs;
 	bool verity;       /* check every object's fs-verity digest */
 	struct lcfs_verity_budget *budget; /* memory of the trees (borrowed) */
+	struct cfs_tree *idle_first, *idle_last; /* unused trees, oldest first */
 	bool acl;          /* list system.posix_acl_* xattrs */
 	bool use_syslog;   /* log failures to syslog instead of stderr */
 	pthread_mutex_t lock;

@@ -328,8 +328,15 @@ static void test_budget(void)
 	int fd = write_file("budget", data, size, path);
 	uint64_t used;
 
+	CHECK(lcfs_verity_tree_memory(0) == 0);
+	CHECK(lcfs_verity_tree_memory(BLOCK) == 0);
+	CHECK(lcfs_verity_tree_memory(BLOCK + 1) == BLOCK);
+	CHECK(lcfs_verity_tree_memory(128 * BLOCK + 1) == 3 * BLOCK);
+	CHECK(lcfs_verity_tree_memory(size) == 132 * BLOCK);
 	CHECK(lcfs_compute_fsverity_from_data(want, data, size) == 0);
+	CHECK(lcfs_verity_budget_available(bud) == 136 * BLOCK);
 	CHECK(lcfs_verity_tree_build(fd, size, want, bud, &a, NULL) == 0);
+	CHECK(lcfs_verity_budget_available(bud) == 4 * BLOCK);
 	CHECK(lcfs_verity_tree_build(fd, size, want, bud, &b, NULL) == 0);
 	if (a != NULL && b != NULL) {
 		CHECK(lcfs_verity_tree_levels(a) == 3);
