@@ -615,7 +615,7 @@ ssize_t lcfs_verity_tree_read(struct lcfs_verity_tree *t, int fd, void *buf,
 {
 	struct reader rd = { .t = t, .fd = fd };
 	cleanup_free uint8_t *bounce = NULL;
-	uint64_t end, pos, bad = 0;
+	uint64_t end, pos, span, bad = 0;
 	ssize_t ret;
 	int r = 0;
 
@@ -624,7 +624,9 @@ ssize_t lcfs_verity_tree_read(struct lcfs_verity_tree *t, int fd, void *buf,
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	end = t->size - off < len ? t->size : off + len;
-	bounce = malloc(READ_STEP_BLOCKS * BLOCK);
+	span = ((end - 1) / BLOCK - off / BLOCK + 1) * BLOCK;
+	bounce = malloc(span < READ_STEP_BLOCKS * BLOCK ? (size_t)span :
+							  READ_STEP_BLOCKS * BLOCK);
 	if (bounce == NULL) {
 		r = -ENOMEM;
 		goto out;
