@@ -30,18 +30,10 @@ nfiles=${2:-4}
 mib=${3:-48}
 runs=${RUNS:-3}
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench-fuse-verity: needs root (kernel mount, dropping caches)" >&2
-	exit 1
-fi
+bench_require_root bench-fuse-verity
 builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
-for t in mkcomposefs mount.composefs composefs-fuse; do
-	if [ ! -x "$tools/$t" ]; then
-		echo "bench-fuse-verity: $tools/$t is not built" >&2
-		exit 1
-	fi
-done
+bench_require_tools bench-fuse-verity "$tools" mkcomposefs mount.composefs composefs-fuse
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-fuse-verity.XXXXXX")
 mnt=$tmp/mnt

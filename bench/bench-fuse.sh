@@ -24,18 +24,10 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-}
 source_dir=${2:-/usr/include}
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench-fuse: needs root (kernel mount, dropping caches)" >&2
-	exit 1
-fi
+bench_require_root bench-fuse
 builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
-for t in mkcomposefs mount.composefs composefs-fuse; do
-	if [ ! -x "$tools/$t" ]; then
-		echo "bench-fuse: $tools/$t is not built" >&2
-		exit 1
-	fi
-done
+bench_require_tools bench-fuse "$tools" mkcomposefs mount.composefs composefs-fuse
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-fuse.XXXXXX")
 kmnt=$tmp/kernel

@@ -17,3 +17,25 @@ bench_builddir() {
 	fi
 	(cd "$builddir" && pwd)
 }
+
+# bench_require_root NAME: exits unless run as root (kernel mounts,
+# dropping caches).
+bench_require_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "$1: needs root (kernel mount, dropping caches)" >&2
+		exit 1
+	fi
+}
+
+# bench_require_tools NAME TOOLSDIR TOOL...: exits unless every TOOL is
+# built in TOOLSDIR.
+bench_require_tools() {
+	local name=$1 dir=$2 t
+	shift 2
+	for t in "$@"; do
+		if [ ! -x "$dir/$t" ]; then
+			echo "$name: $dir/$t is not built" >&2
+			exit 1
+		fi
+	done
+}

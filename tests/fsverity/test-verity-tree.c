@@ -17,35 +17,9 @@
 #include <sys/stat.h>
 
 #include "../lib/check.h"
+#include "pattern.h"
 
 #define BLOCK 4096
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL) {
-		fprintf(stderr, "out of memory\n");
-		exit(1);
-	}
-	return p;
-}
-
-/* The pattern of the known answers in test-fsverity.c: xorshift32 from
- * 2463534242, the top byte of each state. */
-static uint8_t *pattern(size_t n)
-{
-	uint8_t *p = xmalloc(n);
-	uint32_t x = 2463534242u;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)(x >> 24);
-	}
-	return p;
-}
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
