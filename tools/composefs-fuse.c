@@ -2,8 +2,9 @@
 /*
  * composefs-fuse: mount a composefs image without privileges, through
  * FUSE, showing what the kernel mount (overlayfs over the EROFS image with
- * the basedirs as data-only layers) shows. With -o verity every backing
- * file's fs-verity digest is checked in userspace before it is served.
+ * the basedirs as data-only layers) shows. With -o verity every block
+ * served is checked in userspace against the backing file's Merkle tree,
+ * whose root must give the fs-verity digest recorded in the image.
  *
  * The image is untrusted: it is read by the library's validating reader
  * into a tree, and fuse-view.c turns that into the kernel's view. This
@@ -89,7 +90,8 @@ static void usage(FILE *out)
 		"composefs options:\n"
 		"    -o source=IMAGE        the composefs image to serve (required)\n"
 		"    -o basedir=DIR[:DIR]   object directories holding the backing files\n"
-		"    -o verity              check the fs-verity digest of every backing file\n"
+		"    -o verity              check every block read against the fs-verity\n"
+		"                           digest of its backing file\n"
 		"    -o verity_memory=SIZE  memory for the Merkle trees of open files\n"
 		"                           (bytes, or with K, M or G; default 64M)\n"
 		"    -o digest=HEX          the image must have this fs-verity digest\n"
