@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <endian.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fsverity.h>
@@ -516,8 +517,8 @@ static int derive_block(struct reader *rd, unsigned l, uint64_t j, uint8_t out[B
 	return 0;
 }
 
-/* Copies the trusted hash of block @i of level @l - 1 (of the data when @l
- * is 0) into @out: the root, an entry of a kept level, or an entry of a
+/* Copies entry @i of level @l, the trusted hash of block @i of level
+ * @l - 1 (of the data when @l is 0), into @out: the root, an entry of a kept level, or an entry of a
  * derived block once that block has been checked. -EIO if it does not
  * check. */
 static int trusted_hash(struct reader *rd, unsigned l, uint64_t i, uint8_t out[HASH])

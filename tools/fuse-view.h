@@ -5,8 +5,10 @@
  * data-only layers), precomputed from the library reader's node tree, and
  * the backing files ("objects") of external regular files.
  *
- * Functions return 0 or -errno. The only output is the one line logged
- * (stderr, or syslog once daemonised) the first time an object fails.
+ * Functions return 0 or -errno. The only output is one line logged
+ * (stderr, or syslog once daemonised), names escaped, the first time an
+ * object fails to open and the first time a read of an open file fails
+ * verification.
  */
 #ifndef _COMPOSEFS_FUSE_VIEW_H
 #define _COMPOSEFS_FUSE_VIEW_H
