@@ -32,6 +32,7 @@
 
 #include "lcfs-compat.h"
 #include "lcfs-internal.h"
+#include "lcfs-verity-tree-internal.h"
 
 #define VERITY_BLOCK_SIZE 4096
 #define VERITY_LOG_BLOCK_SIZE 12
@@ -81,8 +82,9 @@ int lcfs_sha256(const void *data, size_t len, uint8_t digest[LCFS_DIGEST_SIZE])
  * the little-endian data size, the root hash in a 64-byte field, then
  * zeros. Its SHA-256 is the file digest.
  */
-static void descriptor_digest(uint64_t data_size, const uint8_t root[VERITY_HASH_SIZE],
-			      uint8_t digest[LCFS_DIGEST_SIZE])
+void lcfs_fsverity_descriptor_digest(uint64_t data_size,
+				     const uint8_t root[LCFS_DIGEST_SIZE],
+				     uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	uint8_t d[VERITY_DESCRIPTOR_SIZE] = { 0 };
 
@@ -241,7 +243,7 @@ static int stream_finish(struct lcfs_fsverity_stream *s,
 			stream_push(s, lvl + 1, up);
 		}
 	}
-	descriptor_digest(s->size, root, digest);
+	lcfs_fsverity_descriptor_digest(s->size, root, digest);
 	return 0;
 }
 

@@ -124,7 +124,10 @@ exec_fuse(struct mount_args *a, const char *image, const char *mountpoint)
 	static const char name[] = "composefs-fuse";
 	char opts[16384] = "source=";
 	char self[4096], path[4096 + sizeof(name)];
-	char *argv[] = { (char *)name, (char *)"-o", opts, (char *)mountpoint, NULL };
+	/* "--" ends the options: a mount point starting with '-' (the image
+	 * travels inside the -o value) must not be taken for one. */
+	char *argv[] = { (char *)name, (char *)"-o", opts, (char *)"--",
+			 (char *)mountpoint, NULL };
 	ssize_t len;
 
 	if (a->upperdir != NULL)

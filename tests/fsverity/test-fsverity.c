@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "../lib/check.h"
+#include "pattern.h"
 
 #define CHECK_HEX(digest, hex) check_hex(__FILE__, __LINE__, #digest, digest, hex)
 
@@ -33,33 +34,6 @@ static void check_hex(const char *file, int line, const char *what,
 			got, hex);
 		failures++;
 	}
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL) {
-		fprintf(stderr, "out of memory\n");
-		exit(1);
-	}
-	return p;
-}
-
-/* The pattern behind the known answers: xorshift32 from 2463534242, the top
- * byte of each state. */
-static uint8_t *pattern(size_t n)
-{
-	uint8_t *p = xmalloc(n);
-	uint32_t x = 2463534242u;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)(x >> 24);
-	}
-	return p;
 }
 
 /* Deterministic chunk sizes for the stream tests. */
