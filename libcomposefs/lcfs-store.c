@@ -850,3 +850,100 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	discard_object(st, &o);
 	return r;
 }
+
+/* ---- Objects from data that is not in a file ---------------------------------------- */
+
+int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
+			const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct new_object o = { .fd = -1 };
+	bool replace;
+	int r;
+
+	lcfs_store_object_path(digest, o.path);
+	r = object_needed(st, o.path, digest, size, &replace);
+	if (r <= 0)
+		return r;
+	r = ensure_subdir(st, o.path);
+	if (r == 0)
+		r = create_temp(st, &o);
+	if (r == 0)
+		r = lcfs_pwrite_all(o.fd, data, size, 0);
+	if (r == 0)
+		r = finish_object(st, &o, replace);
+	discard_object(st, &o);
+	return r;
+}
+
+struct lcfs_store_writer {
+	struct lcfs_store *st;
+	struct new_object o;
+	struct lcfs_fsverity_stream *hash;
+	uint64_t size;
+};
+
+int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
+{
+	struct lcfs_store_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->st = st;
+	w->o.fd = -1;
+	w->hash = lcfs_fsverity_stream_new();
+	if (w->hash == NULL) {
+		free(w);
+		return -ENOMEM;
+	}
+	/* The name is not known yet: the file starts in the store root
+	 * (create_temp() takes the directory from the first two bytes of
+	 * the path), so that no subdirectory is made for nothing. */
+	strcpy(w->o.path, ".");
+	r = create_temp(st, &w->o);
+	if (r < 0) {
+		lcfs_store_writer_free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len)
+{
+	int r = lcfs_pwrite_all(w->o.fd, data, len, w->size);
+
+	if (r < 0)
+		return r;
+	lcfs_fsverity_stream_update(w->hash, data, len);
+	w->size += len;
+	return 0;
+}
+
+int lcfs_store_writer_commit(struct lcfs_store_writer *w,
+			     uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *hash = w->hash;
+	bool replace;
+	int r;
+
+	w->hash = NULL;
+	r = lcfs_fsverity_stream_final(hash, digest);
+	if (r < 0)
+		return r;
+	lcfs_store_object_path(digest, w->o.path);
+	r = object_needed(w->st, w->o.path, digest, w->size, &replace);
+	if (r > 0)
+		r = finish_object(w->st, &w->o, replace);
+	return r;
+}
+
+void lcfs_store_writer_free(struct lcfs_store_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->hash != NULL)
+		lcfs_fsverity_stream_free(w->hash);
+	discard_object(w->st, &w->o);
+	free(w);
+}

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "lcfs-internal.h"
+#include "lcfs-tar.h"
 #include "toolutil.h"
 
 
@@ -28,6 +29,9 @@ enum {
 	OPT_PRINT_DIGEST,
 	OPT_PRINT_DIGEST_ONLY,
 	OPT_FROM_FILE,
+	OPT_FROM_TAR,
+	OPT_FROM_OCI,
+	OPT_PLATFORM,
 	OPT_MIN_VERSION,
 	OPT_MAX_VERSION,
 	OPT_THREADS,
@@ -45,6 +49,9 @@ static const struct option long_options[] = {
 	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
 	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
 	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
+	{ "from-tar", no_argument, NULL, OPT_FROM_TAR },
+	{ "from-oci", no_argument, NULL, OPT_FROM_OCI },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "min-version", required_argument, NULL, OPT_MIN_VERSION },
 	/* The documented name of --min-version (docs/compatibility.md,
 	 * "Version options"). */
@@ -63,6 +70,9 @@ struct options {
 	bool print_digest;
 	bool print_digest_only;
 	bool from_file;
+	bool from_tar;
+	bool from_oci;
+	const char *platform;
 	bool hardlinks;
 	bool quiet;
 	bool skip_xattrs;
@@ -78,8 +88,10 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: %s [OPTIONS] SOURCE IMAGE\n"
-		"Build a composefs image from the directory SOURCE, or from the dumpfile\n"
-		"SOURCE with --from-file. IMAGE \"-\" writes the image to standard output.\n"
+		"Build a composefs image from the directory SOURCE, from the dumpfile\n"
+		"SOURCE with --from-file, from the tar layer SOURCE with --from-tar, or\n"
+		"from the OCI image layout SOURCE (LAYOUT[:REF]) with --from-oci.\n"
+		"IMAGE \"-\" writes the image to standard output.\n"
 		"\n"
 		"Options:\n"
 		"  --digest-store=PATH  copy regular files into the object store PATH\n"
@@ -91,6 +103,11 @@ static void usage(FILE *out)
 		"  --print-digest       print the image's fs-verity digest\n"
 		"  --print-digest-only  print the digest only; no IMAGE is written\n"
 		"  --from-file          SOURCE is a dumpfile (\"-\" for standard input)\n"
+		"  --from-tar           SOURCE is a tar layer, plain, gzip or zstd\n"
+		"                       (\"-\" for standard input)\n"
+		"  --from-oci           SOURCE is an OCI image layout LAYOUT[:REF]\n"
+		"  --platform=OS/ARCH   with --from-oci: the platform to pick from a\n"
+		"                       multi-platform index (default: this host's)\n"
 		"  --min-version=N      lowest image format version (default %d)\n"
 		"  --version=N          same as --min-version\n"
 		"  --max-version=N      highest image format version (default %d)\n"
@@ -164,6 +181,15 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 			break;
 		case OPT_FROM_FILE:
 			o->from_file = true;
+			break;
+		case OPT_FROM_TAR:
+			o->from_tar = true;
+			break;
+		case OPT_FROM_OCI:
+			o->from_oci = true;
+			break;
+		case OPT_PLATFORM:
+			o->platform = optarg;
 			break;
 		case OPT_MIN_VERSION:
 			parse_version(optarg, "min", &o->min_version);
@@ -298,6 +324,43 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 	return root;
 }
 
+/* Options of the tar and OCI modes from the command line. */
+static void layer_options(const struct options *o, struct lcfs_oci_options_s *lo)
+{
+	memset(lo, 0, sizeof(*lo));
+	lo->flags = o->build_flags;
+	lo->digest_store = o->digest_store;
+	lo->platform = o->platform;
+}
+
+static struct lcfs_node_s *read_tar(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	char buf[1024];
+	int fd = STDIN_FILENO;
+
+	layer_options(o, &lo);
+	if (strcmp(source, "-") != 0) {
+		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
+				strerror(errno));
+			return NULL;
+		}
+	}
+	root = lcfs_tar_build(fd, &lo, &err);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog,
+			fd == STDIN_FILENO ? "<stdin>" : source, buf);
+	}
+	return root;
+}
+
 static void print_write_error(int r, const struct lcfs_error *err, int io_err)
 {
 	char buf[1024];
@@ -352,6 +415,12 @@ int main(int argc, char **argv)
 	 * before doing any work. */
 	if (!o.from_file && o.skip_xattrs && o.user_xattrs)
 		tool_usage_error("--skip-xattrs and --user-xattrs cannot be used together");
+	if (o.from_file + o.from_tar + o.from_oci > 1)
+		tool_usage_error("--from-file, --from-tar and --from-oci exclude each other");
+	if (o.platform != NULL && !o.from_oci)
+		tool_usage_error("--platform needs --from-oci");
+	if ((o.from_tar || o.from_oci) && o.hardlinks)
+		tool_usage_error("--hardlinks is implied by --from-tar and --from-oci");
 
 	if (image != NULL) {
 		if (strcmp(image, "-") == 0 && isatty(STDOUT_FILENO))
@@ -365,6 +434,8 @@ int main(int argc, char **argv)
 
 	if (o.from_file)
 		root = read_dumpfile(source);
+	else if (o.from_tar)
+		root = read_tar(source, &o);
 	else
 		root = scan_directory(source, &o);
 	if (root == NULL) {

@@ -1,0 +1,789 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Trees from tar streams, read with libarchive, without extracting: every
+ * entry becomes a node; file data is hashed (and copied into the object
+ * store) as it streams past. See lcfs-oci.h for the rules.
+ *
+ * Hard links are recorded as identities (node->scratch indexes the key
+ * table) on independent copies of the target node, and only turned into
+ * links at the end, in depth-first name order as the directory scan does:
+ * a later entry may replace or remove any of the names meanwhile, and the
+ * image must not depend on which name the stream gave first.
+ */
+#include "config.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "lcfs-tar.h"
+
+/* Files up to this size are read into memory and hashed before the store
+ * is asked for them, so that content already stored costs no write. */
+#define MEM_FILE_MAX (1u << 20)
+#define READ_BLOCK (64u << 10)
+
+/* Longest path accepted in an entry. */
+#define PATH_LEN_MAX (64u << 10)
+
+#define WHITEOUT_PREFIX ".wh."
+#define OPAQUE_NAME ".wh..wh..opq"
+#define OPAQUE_XATTR "trusted.overlay.opaque"
+
+/* ---- Pointer set ---------------------------------------------------------------------- */
+
+static size_t ptr_slot(const void *p, size_t cap)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 17) & (cap - 1);
+}
+
+static int ptrset_add(struct lcfs_ptrset *s, const void *p)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		const void **slots = calloc(cap, sizeof(*slots));
+
+		if (slots == NULL)
+			return -ENOMEM;
+		for (size_t j = 0; j < s->cap; j++) {
+			if (s->slots[j] == NULL)
+				continue;
+			for (i = ptr_slot(s->slots[j], cap); slots[i] != NULL;
+			     i = (i + 1) & (cap - 1))
+				;
+			slots[i] = s->slots[j];
+		}
+		free(s->slots);
+		s->slots = slots;
+		s->cap = cap;
+	}
+	for (i = ptr_slot(p, s->cap); s->slots[i] != NULL; i = (i + 1) & (s->cap - 1))
+		if (s->slots[i] == p)
+			return 0;
+	s->slots[i] = p;
+	s->n++;
+	return 0;
+}
+
+static bool ptrset_has(const struct lcfs_ptrset *s, const void *p)
+{
+	if (s->cap == 0)
+		return false;
+	for (size_t i = ptr_slot(p, s->cap); s->slots[i] != NULL; i = (i + 1) & (s->cap - 1))
+		if (s->slots[i] == p)
+			return true;
+	return false;
+}
+
+static void ptrset_clear(struct lcfs_ptrset *s)
+{
+	free(s->slots);
+	s->slots = NULL;
+	s->cap = s->n = 0;
+}
+
+/* ---- Setup ---------------------------------------------------------------------------- */
+
+/* A directory with the defaults for one that no entry describes. */
+static struct lcfs_node_s *default_dir(void)
+{
+	struct lcfs_node_s *n = lcfs_node_new();
+
+	if (n != NULL)
+		n->mode = S_IFDIR | 0755;
+	return n;
+}
+
+int lcfs_tar_tree_init(struct lcfs_tar_tree *t, int flags, bool apply_whiteouts,
+		       struct lcfs_store *store, struct lcfs_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->flags = flags;
+	t->apply_whiteouts = apply_whiteouts;
+	t->store = store;
+	t->err = err;
+	t->root = default_dir();
+	t->buf = malloc(MEM_FILE_MAX);
+	if (t->root == NULL || t->buf == NULL) {
+		lcfs_tar_tree_release(t);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void lcfs_tar_tree_release(struct lcfs_tar_tree *t)
+{
+	lcfs_node_unref(t->root);
+	t->root = NULL;
+	free(t->keys);
+	t->keys = NULL;
+	free(t->buf);
+	t->buf = NULL;
+	ptrset_clear(&t->layer);
+}
+
+struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, int *errp)
+{
+	struct lcfs_node_s *root;
+	int r = lcfs_link_inodes(t->root, t->keys, t->n_keys, NULL, NULL);
+
+	if (r < 0) {
+		*errp = r;
+		lcfs_tar_tree_release(t);
+		return NULL;
+	}
+	root = steal_pointer(&t->root);
+	lcfs_tar_tree_release(t);
+	return root;
+}
+
+struct archive *lcfs_tar_reader_new(void)
+{
+	struct archive *a = archive_read_new();
+
+	if (a == NULL)
+		return NULL;
+	/* ustar, PAX and GNU; nothing else, and no external programs. */
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_gnutar(a) != ARCHIVE_OK) {
+		archive_read_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* ---- Errors --------------------------------------------------------------------------- */
+
+static int entry_fail(struct lcfs_tar_tree *t, const char *what, const char *path,
+		      int err, const char *reason)
+{
+	if (what != NULL)
+		return lcfs_error_set(t->err, err, "%s: entry '%s': %s", what, path, reason);
+	return lcfs_error_set(t->err, err, "entry '%s': %s", path, reason);
+}
+
+static int archive_fail(struct lcfs_tar_tree *t, struct archive *a, const char *what,
+			const char *path)
+{
+	const char *msg = archive_error_string(a);
+	int err = archive_errno(a);
+
+	/* libarchive reports a bad stream with a message and errno -1 or
+	 * EINVAL and the like; read and memory errors are kept. */
+	if (err != EIO && err != ENOMEM)
+		err = EILSEQ;
+	if (msg == NULL)
+		msg = "corrupt or truncated tar stream";
+	if (path == NULL) {
+		if (what != NULL)
+			return lcfs_error_set(t->err, err, "%s: %s", what, msg);
+		return lcfs_error_set(t->err, err, "%s", msg);
+	}
+	return entry_fail(t, what, path, err, msg);
+}
+
+/* ---- Paths ------------------------------------------------------------------------------ */
+
+/*
+ * Splits a copy of @path into its components, skipping empty ones and
+ * ".": *@copy and *@comps are malloc'd (the caller frees both). Returns
+ * the count, or -EINVAL for an absolute path or a ".." (tar streams from
+ * image builders never need one, and following one could leave the tree),
+ * -ENAMETOOLONG, -ENOMEM.
+ */
+static int split_path(const char *path, char **copy, char ***comps)
+{
+	size_t len = strnlen(path, PATH_LEN_MAX + 1), n = 0, max = 1;
+	char **v;
+	char *p;
+
+	*copy = NULL;
+	*comps = NULL;
+	if (len > PATH_LEN_MAX)
+		return -ENAMETOOLONG;
+	if (path[0] == '/')
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		max += path[i] == '/';
+	*copy = p = strdup(path);
+	*comps = v = malloc(max * sizeof(*v));
+	if (p == NULL || v == NULL)
+		return -ENOMEM;
+	while (*p != '\0') {
+		char *s = p;
+
+		while (*p != '\0' && *p != '/')
+			p++;
+		if (*p == '/')
+			*p++ = '\0';
+		if (s[0] == '\0' || strcmp(s, ".") == 0)
+			continue;
+		if (strcmp(s, "..") == 0)
+			return -EINVAL;
+		v[n++] = s;
+	}
+	return (int)n;
+}
+
+static int remember_layer(struct lcfs_tar_tree *t, struct lcfs_node_s *n)
+{
+	return t->apply_whiteouts ? ptrset_add(&t->layer, n) : 0;
+}
+
+/*
+ * The directory holding the last of @n components: missing ones are
+ * created with the defaults when @create. NULL with *@errp: -ENOENT
+ * (missing), -ENOTDIR (a component is not a directory), -ENOMEM.
+ */
+static struct lcfs_node_s *walk_parent(struct lcfs_tar_tree *t, char **comps, size_t n,
+				       bool create, int *errp)
+{
+	struct lcfs_node_s *dir = t->root;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		struct lcfs_node_s *c = lcfs_node_lookup_child(dir, comps[i]);
+		int r;
+
+		if (c == NULL) {
+			if (!create) {
+				*errp = -ENOENT;
+				return NULL;
+			}
+			c = default_dir();
+			if (c == NULL) {
+				*errp = -ENOMEM;
+				return NULL;
+			}
+			r = lcfs_node_add_child_n(dir, c, comps[i], strlen(comps[i]));
+			if (r == 0)
+				r = remember_layer(t, c);
+			if (r < 0) {
+				if (c->parent == NULL)
+					lcfs_node_unref(c);
+				*errp = r;
+				return NULL;
+			}
+		} else if (!S_ISDIR(c->mode)) {
+			*errp = -ENOTDIR;
+			return NULL;
+		}
+		dir = c;
+	}
+	return dir;
+}
+
+static void remove_child(struct lcfs_node_s *dir, const char *name)
+{
+	(void)lcfs_node_remove_child_n(dir, name, strlen(name));
+}
+
+/* ---- Entries ---------------------------------------------------------------------------- */
+
+static int set_xattrs(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
+		      struct archive_entry *e)
+{
+	const char *name;
+	const void *value;
+	size_t size;
+
+	if (t->flags & LCFS_BUILD_SKIP_XATTRS)
+		return 0;
+	archive_entry_xattr_reset(e);
+	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+		int r;
+
+		if (name == NULL || name[0] == '\0')
+			return -EINVAL;
+		if ((t->flags & LCFS_BUILD_USER_XATTRS) && strncmp(name, "user.", 5) != 0)
+			continue;
+		if (size > LCFS_MAX_XATTR_VALUE)
+			return -E2BIG;
+		r = lcfs_node_set_xattr_n(node, name, strlen(name), value ? value : "", size);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void set_mtime(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
+		      struct archive_entry *e)
+{
+	if (t->flags & LCFS_BUILD_USE_EPOCH)
+		return;
+	node->mtime_sec = (int64_t)archive_entry_mtime(e);
+	node->mtime_nsec = (uint32_t)archive_entry_mtime_nsec(e);
+	if (node->mtime_nsec >= 1000000000u)
+		node->mtime_nsec = 0;
+}
+
+/* Reads exactly @len bytes of the entry's data into @buf. */
+static int read_exact(struct archive *a, uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		la_ssize_t n = archive_read_data(a, buf + done, len - done);
+
+		if (n < 0)
+			return -EILSEQ;
+		if (n == 0)
+			return -ENODATA;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Content of the regular file @node (its size set): inline, or hashed and
+ * stored. */
+static int read_content(struct lcfs_tar_tree *t, struct archive *a,
+			struct lcfs_node_s *node)
+{
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	uint64_t size = node->size;
+	int r;
+
+	if (size == 0)
+		return 0;
+	if (lcfs_content_is_inline(size, t->flags)) {
+		uint8_t *data = malloc((size_t)size);
+
+		if (data == NULL)
+			return -ENOMEM;
+		r = read_exact(a, data, (size_t)size);
+		if (r == 0 && lcfs_compute_fsverity_from_data(digest, data, (size_t)size) < 0)
+			r = -errno;
+		if (r < 0) {
+			free(data);
+			return r;
+		}
+		lcfs_node_take_content(node, data, (size_t)size);
+	} else if (size <= MEM_FILE_MAX) {
+		r = read_exact(a, t->buf, (size_t)size);
+		if (r == 0 && lcfs_compute_fsverity_from_data(digest, t->buf, (size_t)size) < 0)
+			r = -errno;
+		if (r == 0 && t->store != NULL)
+			r = lcfs_store_put_data(t->store, t->buf, (size_t)size, digest);
+		if (r < 0)
+			return r;
+	} else {
+		struct lcfs_store_writer *w = NULL;
+		struct lcfs_fsverity_stream *s = NULL;
+		uint64_t done = 0;
+
+		if (t->store != NULL)
+			r = lcfs_store_writer_new(t->store, &w);
+		else
+			r = (s = lcfs_fsverity_stream_new()) != NULL ? 0 : -ENOMEM;
+		while (r == 0 && done < size) {
+			size_t want = size - done < READ_BLOCK ? (size_t)(size - done) : READ_BLOCK;
+
+			r = read_exact(a, t->buf, want);
+			if (r == 0 && w != NULL)
+				r = lcfs_store_writer_write(w, t->buf, want);
+			else if (r == 0)
+				lcfs_fsverity_stream_update(s, t->buf, want);
+			done += want;
+		}
+		if (r == 0 && w != NULL)
+			r = lcfs_store_writer_commit(w, digest);
+		else if (r == 0)
+			r = lcfs_fsverity_stream_final(lcfs_steal_pointer(&s), digest);
+		lcfs_store_writer_free(w);
+		if (s != NULL)
+			lcfs_fsverity_stream_free(s);
+		if (r < 0)
+			return r;
+	}
+	return lcfs_node_set_digest_result(node, digest,
+					   LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST);
+}
+
+/* A node for a non-hard-link entry, with its content read. *@reason says
+ * what was wrong with the entry when it returns -EINVAL. */
+static int node_from_entry(struct lcfs_tar_tree *t, struct archive *a,
+			   struct archive_entry *e, struct lcfs_node_s **out,
+			   const char **reason)
+{
+	struct lcfs_node_s *node;
+	mode_t type = archive_entry_filetype(e);
+	int r = 0;
+
+	switch (type) {
+	case AE_IFREG:
+	case AE_IFDIR:
+	case AE_IFLNK:
+	case AE_IFCHR:
+	case AE_IFBLK:
+	case AE_IFIFO:
+		break;
+	default:
+		*reason = "unsupported entry type";
+		return -EINVAL;
+	}
+	node = lcfs_node_new();
+	if (node == NULL)
+		return -ENOMEM;
+	node->mode = (uint32_t)(type | (archive_entry_perm(e) & 07777));
+	node->uid = (uint32_t)archive_entry_uid(e);
+	node->gid = (uint32_t)archive_entry_gid(e);
+	set_mtime(t, node, e);
+	if (type == AE_IFCHR || type == AE_IFBLK)
+		lcfs_node_set_rdev64(node, makedev(archive_entry_rdevmajor(e),
+						   archive_entry_rdevminor(e)));
+	r = set_xattrs(t, node, e);
+	if (r < 0) {
+		*reason = "bad extended attribute";
+	} else if (type == AE_IFLNK) {
+		const char *target = archive_entry_symlink(e);
+
+		if (target == NULL || target[0] == '\0') {
+			*reason = "empty symlink target";
+			r = -EINVAL;
+		} else if (strlen(target) > LCFS_MAX_PAYLOAD) {
+			*reason = "symlink target too long";
+			r = -ENAMETOOLONG;
+		} else {
+			r = lcfs_node_set_symlink_payload(node, target) < 0 ? -errno : 0;
+		}
+	} else if (type == AE_IFREG) {
+		la_int64_t size = archive_entry_size(e);
+
+		node->size = size > 0 ? (uint64_t)size : 0;
+		r = read_content(t, a, node);
+		if (r == -ENODATA) {
+			*reason = "file data ends early";
+			r = -EILSEQ;
+		}
+	}
+	if (r < 0) {
+		lcfs_node_unref(node);
+		return r;
+	}
+	*out = node;
+	return 0;
+}
+
+/* Hard link identity of @n, created on first use. */
+static int inode_key_for(struct lcfs_tar_tree *t, struct lcfs_node_s *n, uint64_t ino)
+{
+	if (t->n_keys == t->cap_keys) {
+		size_t cap = t->cap_keys ? 2 * t->cap_keys : 64;
+		struct lcfs_inode_key *v;
+
+		if (cap > UINT32_MAX - 1)
+			return -ENOMEM;
+		v = realloc(t->keys, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		t->keys = v;
+		t->cap_keys = cap;
+	}
+	t->keys[t->n_keys] = (struct lcfs_inode_key){ 0, (ino_t)ino, n };
+	n->scratch = (uint32_t)++t->n_keys;
+	return 0;
+}
+
+/* A copy of the node at @target_path sharing its identity. */
+static int hardlink_node(struct lcfs_tar_tree *t, const char *target_path,
+			 struct lcfs_node_s **out, const char **reason)
+{
+	cleanup_free char **comps = NULL;
+	cleanup_free char *copy = NULL;
+	struct lcfs_node_s *dir, *target, *n;
+	int r = 0, nc;
+
+	nc = split_path(target_path, &copy, &comps);
+	if (nc == -EINVAL || nc == 0) {
+		*reason = "hard link target outside the tree";
+		return -EINVAL;
+	}
+	if (nc < 0)
+		return nc;
+	dir = walk_parent(t, comps, (size_t)nc, false, &r);
+	target = dir != NULL ? lcfs_node_lookup_child(dir, comps[nc - 1]) : NULL;
+	if (target == NULL) {
+		*reason = "hard link to a path not seen before";
+		return -EINVAL;
+	}
+	if (S_ISDIR(target->mode)) {
+		*reason = "hard link to a directory";
+		return -EINVAL;
+	}
+	if (target->scratch == 0) {
+		r = inode_key_for(t, target, ++t->next_inode);
+		if (r < 0)
+			return r;
+	}
+	n = lcfs_node_clone(target);
+	if (n == NULL)
+		return -ENOMEM;
+	r = inode_key_for(t, n, t->keys[target->scratch - 1].ino);
+	if (r < 0) {
+		lcfs_node_unref(n);
+		return r;
+	}
+	*out = n;
+	return 0;
+}
+
+/* Puts @node at @name in @dir, replacing what is there; a directory over
+ * a directory keeps the old one's children. Takes @node's reference. */
+static int place_node(struct lcfs_tar_tree *t, struct lcfs_node_s *dir, const char *name,
+		      struct lcfs_node_s *node)
+{
+	struct lcfs_node_s *old = lcfs_node_lookup_child(dir, name);
+	int r;
+
+	if (old != NULL) {
+		if (S_ISDIR(old->mode) && S_ISDIR(node->mode)) {
+			node->children = steal_pointer(&old->children);
+			node->n_children = old->n_children;
+			old->n_children = 0;
+			for (size_t j = 0; j < node->n_children; j++)
+				node->children[j]->parent = node;
+		}
+		remove_child(dir, name);
+	}
+	r = lcfs_node_add_child_n(dir, node, name, strlen(name));
+	if (r == 0)
+		r = remember_layer(t, node);
+	else if (node->parent == NULL)
+		lcfs_node_unref(node);
+	return r;
+}
+
+/* New attributes for the root directory from a "./" entry. */
+static int set_root(struct lcfs_tar_tree *t, struct lcfs_node_s *node)
+{
+	struct lcfs_node_s *old = t->root;
+
+	node->children = steal_pointer(&old->children);
+	node->n_children = old->n_children;
+	old->n_children = 0;
+	for (size_t j = 0; j < node->n_children; j++)
+		node->children[j]->parent = node;
+	lcfs_node_unref(old);
+	t->root = node;
+	t->root_seen = true;
+	return remember_layer(t, node);
+}
+
+/* In a flattened image: removes from @dir what lower layers put there. */
+static void make_opaque(struct lcfs_tar_tree *t, struct lcfs_node_s *dir)
+{
+	for (size_t i = dir->n_children; i-- > 0;)
+		if (!ptrset_has(&t->layer, dir->children[i]))
+			lcfs_node_remove_child_at(dir, i);
+}
+
+/* The overlay whiteout for a ".wh.NAME" entry. */
+static struct lcfs_node_s *whiteout_node(struct lcfs_tar_tree *t, struct archive_entry *e)
+{
+	struct lcfs_node_s *n = lcfs_node_new();
+
+	if (n != NULL) {
+		n->mode = S_IFCHR;
+		set_mtime(t, n, e);
+	}
+	return n;
+}
+
+static int apply_entry(struct lcfs_tar_tree *t, struct archive *a, struct archive_entry *e,
+		       const char *what)
+{
+	const char *path = archive_entry_pathname(e);
+	const char *hardlink = archive_entry_hardlink(e);
+	const char *reason = NULL;
+	cleanup_free char **comps = NULL;
+	cleanup_free char *copy = NULL;
+	struct lcfs_node_s *dir, *node = NULL;
+	const char *name;
+	int r = 0, nc;
+
+	if (path == NULL)
+		return entry_fail(t, what, "", EINVAL, "entry without a name");
+	nc = split_path(path, &copy, &comps);
+	if (nc < 0)
+		return entry_fail(t, what, path, -nc,
+				  nc == -EINVAL ? "path outside the tree" : strerror(-nc));
+
+	if (nc == 0) {
+		if (hardlink != NULL || archive_entry_filetype(e) != AE_IFDIR)
+			return entry_fail(t, what, path, EINVAL,
+					  "the root entry is not a directory");
+		r = node_from_entry(t, a, e, &node, &reason);
+		if (r == 0)
+			r = set_root(t, node);
+		if (r < 0)
+			return entry_fail(t, what, path, -r, reason ? reason : strerror(-r));
+		return 0;
+	}
+
+	dir = walk_parent(t, comps, (size_t)nc, true, &r);
+	if (dir == NULL)
+		return entry_fail(t, what, path, -r,
+				  r == -ENOTDIR ? "a parent is not a directory" :
+						  strerror(-r));
+	name = comps[nc - 1];
+
+	if (strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0) {
+		const char *target = name + strlen(WHITEOUT_PREFIX);
+
+		if (strcmp(name, OPAQUE_NAME) == 0) {
+			if (t->apply_whiteouts) {
+				make_opaque(t, dir);
+				return 0;
+			}
+			r = lcfs_node_set_xattr_n(dir, OPAQUE_XATTR, strlen(OPAQUE_XATTR), "y", 1);
+			return r < 0 ? entry_fail(t, what, path, -r, strerror(-r)) : 0;
+		}
+		/* Other ".wh..wh." names are aufs bookkeeping, not files. */
+		if (strncmp(target, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0)
+			return 0;
+		if (target[0] == '\0' || strcmp(target, ".") == 0 || strcmp(target, "..") == 0)
+			return entry_fail(t, what, path, EINVAL, "whiteout without a name");
+		if (t->apply_whiteouts) {
+			remove_child(dir, target);
+			return 0;
+		}
+		node = whiteout_node(t, e);
+		if (node == NULL)
+			return entry_fail(t, what, path, ENOMEM, strerror(ENOMEM));
+		r = place_node(t, dir, target, node);
+		return r < 0 ? entry_fail(t, what, path, -r, strerror(-r)) : 0;
+	}
+
+	if (hardlink != NULL)
+		r = hardlink_node(t, hardlink, &node, &reason);
+	else
+		r = node_from_entry(t, a, e, &node, &reason);
+	if (r < 0)
+		return entry_fail(t, what, path, -r, reason ? reason : strerror(-r));
+
+	/* A character device 0/0 is a whiteout to overlayfs: in a
+	 * flattened image it deletes, like ".wh.NAME". */
+	if (t->apply_whiteouts && S_ISCHR(node->mode) && node->rdev == 0) {
+		lcfs_node_unref(node);
+		remove_child(dir, name);
+		return 0;
+	}
+	if ((t->flags & LCFS_BUILD_SKIP_DEVICES) &&
+	    (S_ISCHR(node->mode) || S_ISBLK(node->mode))) {
+		lcfs_node_unref(node);
+		return 0;
+	}
+	r = place_node(t, dir, name, node);
+	if (r < 0)
+		return entry_fail(t, what, path, -r, strerror(-r));
+	return 0;
+}
+
+int lcfs_tar_tree_apply(struct lcfs_tar_tree *t, struct archive *a, const char *what)
+{
+	struct archive_entry *e;
+	int r;
+
+	ptrset_clear(&t->layer);
+	for (;;) {
+		r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+			return archive_fail(t, a, what, NULL);
+		r = apply_entry(t, a, e, what);
+		if (r == -EILSEQ && archive_error_string(a) != NULL) {
+			/* The data of the entry could not be read: say why. */
+			t->err->err = 0;
+			t->err->msg[0] = '\0';
+			return archive_fail(t, a, what, archive_entry_pathname(e));
+		}
+		if (r < 0)
+			return r;
+	}
+	ptrset_clear(&t->layer);
+	return 0;
+}
+
+/* ---- The single-layer mode -------------------------------------------------------------------- */
+
+struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts,
+				   struct lcfs_error *err)
+{
+	struct lcfs_store *store = NULL;
+	struct lcfs_tar_tree t;
+	struct lcfs_node_s *root = NULL;
+	struct archive *a;
+	int r;
+
+	if (opts->flags & ~LCFS_TAR_FLAGS) {
+		lcfs_error_set(err, EINVAL, "invalid build flags");
+		return NULL;
+	}
+	if (opts->digest_store != NULL) {
+		r = lcfs_store_open(opts->digest_store, &store);
+		if (r < 0) {
+			lcfs_error_set(err, -r, "cannot open object store '%s': %s",
+				       opts->digest_store, strerror(-r));
+			return NULL;
+		}
+	}
+	r = lcfs_tar_tree_init(&t, opts->flags, false, store, err);
+	if (r < 0) {
+		lcfs_error_set(err, -r, "%s", strerror(-r));
+		lcfs_store_free(store);
+		return NULL;
+	}
+	a = lcfs_tar_reader_new();
+	if (a == NULL || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_zstd(a) != ARCHIVE_OK) {
+		r = lcfs_error_set(err, ENOMEM, "cannot set up the tar reader");
+	} else if (archive_read_open_fd(a, fd, READ_BLOCK) != ARCHIVE_OK) {
+		r = archive_fail(&t, a, NULL, NULL);
+	} else {
+		r = lcfs_tar_tree_apply(&t, a, NULL);
+	}
+	if (a != NULL)
+		archive_read_free(a);
+	if (r == 0) {
+		root = lcfs_tar_tree_finish(&t, &r);
+		if (root == NULL)
+			lcfs_error_set(err, -r, "%s", strerror(-r));
+	} else {
+		lcfs_tar_tree_release(&t);
+	}
+	lcfs_store_free(store);
+	return root;
+}
+
+void lcfs_error_to_public(const struct lcfs_error *err, char **error_out)
+{
+	char buf[1024];
+
+	if (error_out != NULL) {
+		lcfs_error_format(err, buf, sizeof(buf));
+		*error_out = strdup(buf);
+	}
+	errno = err->err ? err->err : EIO;
+}
+
+LCFS_PUBLIC struct lcfs_node_s *lcfs_load_node_from_tar(int fd,
+							const struct lcfs_oci_options_s *opts,
+							char **error_out)
+{
+	struct lcfs_oci_options_s defaults = { 0 };
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+
+	if (error_out != NULL)
+		*error_out = NULL;
+	root = lcfs_tar_build(fd, opts != NULL ? opts : &defaults, &err);
+	if (root == NULL)
+		lcfs_error_to_public(&err, error_out);
+	return root;
+}
