@@ -311,6 +311,105 @@ static int set_xattrs(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
 	return 0;
 }
 
+/* Kernel tags of POSIX ACL entries, in their sort order. */
+static int acl_tag(int archive_tag)
+{
+	switch (archive_tag) {
+	case ARCHIVE_ENTRY_ACL_USER_OBJ:
+		return 0x01;
+	case ARCHIVE_ENTRY_ACL_USER:
+		return 0x02;
+	case ARCHIVE_ENTRY_ACL_GROUP_OBJ:
+		return 0x04;
+	case ARCHIVE_ENTRY_ACL_GROUP:
+		return 0x08;
+	case ARCHIVE_ENTRY_ACL_MASK:
+		return 0x10;
+	case ARCHIVE_ENTRY_ACL_OTHER:
+		return 0x20;
+	default:
+		return -1;
+	}
+}
+
+struct acl_item {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+static int acl_item_cmp(const void *a, const void *b)
+{
+	const struct acl_item *x = a, *y = b;
+
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * POSIX ACLs that libarchive parsed from text records (SCHILY.acl.*):
+ * libarchive derives the group bits of the mode from the group entry, the
+ * kernel from the mask, so the mask goes back into the mode; and when the
+ * stream did not also carry the binary xattr, it is made from the entries
+ * (version 2 header, then tag, permissions and id, sorted, little-endian).
+ */
+static int set_acl(struct lcfs_node_s *node, struct archive_entry *e, int type,
+		   const char *xattr)
+{
+	struct acl_item items[256];
+	uint8_t value[4 + 8 * 256];
+	size_t n = 0;
+	int atype, perm, tag, qual;
+	const char *name;
+
+	if (archive_entry_acl_reset(e, type) <= 0)
+		return 0;
+	while (archive_entry_acl_next(e, type, &atype, &perm, &tag, &qual, &name) ==
+	       ARCHIVE_OK) {
+		int t = acl_tag(tag);
+
+		if (t < 0 || n == 256)
+			return -EINVAL;
+		items[n].tag = (uint16_t)t;
+		items[n].perm = (uint16_t)(perm & 7);
+		items[n].id = (t == 0x02 || t == 0x08) ? (uint32_t)qual : UINT32_MAX;
+		if (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS && t == 0x10)
+			node->mode = (node->mode & ~070u) | (uint32_t)(items[n].perm << 3);
+		n++;
+	}
+	if (lcfs_node_get_xattr(node, xattr, NULL) != NULL)
+		return 0;
+	qsort(items, n, sizeof(items[0]), acl_item_cmp);
+	value[0] = 2;
+	value[1] = value[2] = value[3] = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *p = value + 4 + 8 * i;
+
+		p[0] = (uint8_t)items[i].tag;
+		p[1] = (uint8_t)(items[i].tag >> 8);
+		p[2] = (uint8_t)items[i].perm;
+		p[3] = 0;
+		for (int b = 0; b < 4; b++)
+			p[4 + b] = (uint8_t)(items[i].id >> (8 * b));
+	}
+	return lcfs_node_set_xattr_n(node, xattr, strlen(xattr), (const char *)value,
+				     4 + 8 * n);
+}
+
+static int set_acls(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
+		    struct archive_entry *e)
+{
+	int r;
+
+	if (t->flags & (LCFS_BUILD_SKIP_XATTRS | LCFS_BUILD_USER_XATTRS))
+		return 0;
+	r = set_acl(node, e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access");
+	if (r == 0 && S_ISDIR(node->mode))
+		r = set_acl(node, e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT,
+			    "system.posix_acl_default");
+	return r;
+}
+
 static void set_mtime(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
 		      struct archive_entry *e)
 {
@@ -437,6 +536,8 @@ static int node_from_entry(struct lcfs_tar_tree *t, struct archive *a,
 		lcfs_node_set_rdev64(node, makedev(archive_entry_rdevmajor(e),
 						   archive_entry_rdevminor(e)));
 	r = set_xattrs(t, node, e);
+	if (r == 0)
+		r = set_acls(t, node, e);
 	if (r < 0) {
 		*reason = "bad extended attribute";
 	} else if (type == AE_IFLNK) {

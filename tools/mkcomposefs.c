@@ -361,6 +361,34 @@ static struct lcfs_node_s *read_tar(const char *source, const struct options *o)
 	return root;
 }
 
+static struct lcfs_node_s *read_oci(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	cleanup_free char *layout = strdup(source);
+	char *colon, buf[1024];
+	const char *ref = NULL;
+
+	if (layout == NULL)
+		tool_fail("%s", strerror(ENOMEM));
+	/* LAYOUT:REF; a colon in the last path component starts REF. */
+	colon = strrchr(layout, ':');
+	if (colon != NULL && strchr(colon, '/') == NULL) {
+		*colon = '\0';
+		ref = colon + 1;
+		if (ref[0] == '\0' || layout[0] == '\0')
+			tool_fail("invalid image '%s' (LAYOUT[:REF])", source);
+	}
+	layer_options(o, &lo);
+	root = lcfs_oci_build(layout, ref, &lo, &err);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog, source, buf);
+	}
+	return root;
+}
+
 static void print_write_error(int r, const struct lcfs_error *err, int io_err)
 {
 	char buf[1024];
@@ -436,6 +464,8 @@ int main(int argc, char **argv)
 		root = read_dumpfile(source);
 	else if (o.from_tar)
 		root = read_tar(source, &o);
+	else if (o.from_oci)
+		root = read_oci(source, &o);
 	else
 		root = scan_directory(source, &o);
 	if (root == NULL) {
