@@ -32,7 +32,6 @@
 /* Nesting of indexes followed, and of JSON values parsed. */
 #define INDEX_DEPTH_MAX 8
 #define JSON_DEPTH_MAX 64
-#define READ_BLOCK (256u << 10)
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -545,54 +544,6 @@ static int parse_platform(struct oci_ctx *c, const char *platform)
 
 /* ---- Layers ------------------------------------------------------------------------------- */
 
-struct layer_stream {
-	int fd;
-	uint64_t size, done;
-	EVP_MD_CTX *blob_md;
-	EVP_MD_CTX *diff_md;
-	struct archive *raw; /* decompression of the blob */
-	uint8_t *in;         /* READ_BLOCK bytes each */
-	uint8_t *out;
-};
-
-static la_ssize_t blob_read(struct archive *a, void *data, const void **buf)
-{
-	struct layer_stream *s = data;
-	ssize_t n;
-
-	do
-		n = read(s->fd, s->in, READ_BLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		archive_set_error(a, errno, "cannot read the blob: %s", strerror(errno));
-		return -1;
-	}
-	s->done += (uint64_t)n;
-	if (s->done > s->size) {
-		archive_set_error(a, EBADMSG, "blob larger than its descriptor's size");
-		return -1;
-	}
-	EVP_DigestUpdate(s->blob_md, s->in, (size_t)n);
-	*buf = s->in;
-	return n;
-}
-
-static la_ssize_t tar_read(struct archive *a, void *data, const void **buf)
-{
-	struct layer_stream *s = data;
-	la_ssize_t n = archive_read_data(s->raw, s->out, READ_BLOCK);
-
-	if (n < 0) {
-		const char *msg = archive_error_string(s->raw);
-
-		archive_set_error(a, EILSEQ, "%s", msg ? msg : "corrupt compressed stream");
-		return -1;
-	}
-	EVP_DigestUpdate(s->diff_md, s->out, (size_t)n);
-	*buf = s->out;
-	return n;
-}
-
 static const EVP_MD *diff_id_md(struct oci_ctx *c, const char *diff_id, const char *what)
 {
 	int r = 0;
@@ -608,12 +559,12 @@ static const EVP_MD *diff_id_md(struct oci_ctx *c, const char *diff_id, const ch
 static int apply_layer(struct oci_ctx *c, struct lcfs_tar_tree *tree,
 		       const struct descriptor *d, const char *diff_id)
 {
-	struct layer_stream s = { .fd = -1 };
+	struct lcfs_tar_input in = { .fd = -1 };
+	EVP_MD_CTX *blob_md = NULL, *diff_md = NULL;
 	struct archive *tar = NULL;
-	struct archive_entry *e;
 	const EVP_MD *dmd;
 	char what[256], got[160];
-	int r = 0;
+	int fd, r = 0;
 
 	snprintf(what, sizeof(what), "layer %s", d->digest);
 	if (d->media_type == NULL)
@@ -628,80 +579,42 @@ static int apply_layer(struct oci_ctx *c, struct lcfs_tar_tree *tree,
 	dmd = diff_id_md(c, diff_id, what);
 	if (dmd == NULL)
 		return -c->err->err;
-	s.size = d->size;
-	s.fd = open_blob(c, d, &s.blob_md);
-	if (s.fd < 0)
-		return s.fd;
-	s.diff_md = EVP_MD_CTX_new();
-	s.in = malloc(READ_BLOCK);
-	s.out = malloc(READ_BLOCK);
-	s.raw = archive_read_new();
+	fd = open_blob(c, d, &blob_md);
+	if (fd < 0)
+		return fd;
+	diff_md = EVP_MD_CTX_new();
 	tar = lcfs_tar_reader_new();
-	if (s.diff_md == NULL || EVP_DigestInit_ex(s.diff_md, dmd, NULL) != 1 ||
-	    s.in == NULL || s.out == NULL || s.raw == NULL || tar == NULL ||
-	    archive_read_support_filter_gzip(s.raw) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(s.raw) != ARCHIVE_OK ||
-	    archive_read_support_format_raw(s.raw) != ARCHIVE_OK) {
+	if (diff_md == NULL || EVP_DigestInit_ex(diff_md, dmd, NULL) != 1 || tar == NULL ||
+	    lcfs_tar_input_init(&in, fd, d->size, blob_md, diff_md) < 0) {
 		r = lcfs_error_set(c->err, ENOMEM, "%s: cannot set up the reader", what);
 		goto out;
 	}
-	if (archive_read_open(s.raw, &s, NULL, blob_read, NULL) != ARCHIVE_OK ||
-	    archive_read_next_header(s.raw, &e) != ARCHIVE_OK ||
-	    archive_read_open(tar, &s, NULL, tar_read, NULL) != ARCHIVE_OK) {
-		const char *msg = archive_error_string(s.raw);
-
-		if (msg == NULL)
-			msg = archive_error_string(tar);
-		r = lcfs_error_set(c->err, EILSEQ, "%s: %s", what,
-				   msg ? msg : "cannot read the layer");
+	r = lcfs_tar_input_open(&in, tar);
+	if (r < 0) {
+		lcfs_error_set(c->err, -r, "%s: %s", what, in.msg);
 		goto out;
 	}
 	r = lcfs_tar_tree_apply(tree, tar, what);
 	if (r < 0)
 		goto out;
 	/* Whatever follows the end of the archive counts for both digests. */
-	for (;;) {
-		la_ssize_t n = archive_read_data(s.raw, s.out, READ_BLOCK);
-
-		if (n == 0)
-			break;
-		if (n < 0) {
-			const char *msg = archive_error_string(s.raw);
-
-			r = lcfs_error_set(c->err, EILSEQ, "%s: %s", what,
-					   msg ? msg : "corrupt compressed stream");
-			goto out;
-		}
-		EVP_DigestUpdate(s.diff_md, s.out, (size_t)n);
+	r = lcfs_tar_input_drain(&in);
+	if (r < 0) {
+		lcfs_error_set(c->err, -r, "%s: %s", what, in.msg);
+		goto out;
 	}
-	for (;;) {
-		ssize_t n = read(s.fd, s.in, READ_BLOCK);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = lcfs_error_set(c->err, errno, "%s: %s", what, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		s.done += (uint64_t)n;
-		if (s.done > s.size)
-			break;
-		EVP_DigestUpdate(s.blob_md, s.in, (size_t)n);
-	}
-	if (s.done != s.size) {
+	if (in.raw_done != d->size) {
 		r = lcfs_error_set(c->err, EBADMSG,
 				   "%s: blob size does not match its descriptor's (%llu bytes)",
 				   what, (unsigned long long)d->size);
 		goto out;
 	}
-	if (!digest_matches(s.blob_md, d->digest, got, sizeof(got))) {
+	if (!digest_matches(blob_md, d->digest, got, sizeof(got))) {
 		r = lcfs_error_set(c->err, EBADMSG,
 				   "%s: content does not match its digest (found %s)", what, got);
 		goto out;
 	}
-	if (!digest_matches(s.diff_md, diff_id, got, sizeof(got))) {
+	if (!digest_matches(diff_md, diff_id, got, sizeof(got))) {
 		r = lcfs_error_set(c->err, EBADMSG,
 				   "%s: uncompressed content does not match diff_id %s (found %s)",
 				   what, diff_id, got);
@@ -710,13 +623,10 @@ static int apply_layer(struct oci_ctx *c, struct lcfs_tar_tree *tree,
 out:
 	if (tar != NULL)
 		archive_read_free(tar);
-	if (s.raw != NULL)
-		archive_read_free(s.raw);
-	free(s.in);
-	free(s.out);
-	EVP_MD_CTX_free(s.blob_md);
-	EVP_MD_CTX_free(s.diff_md);
-	close(s.fd);
+	lcfs_tar_input_release(&in);
+	EVP_MD_CTX_free(blob_md);
+	EVP_MD_CTX_free(diff_md);
+	close(fd);
 	return r;
 }
 

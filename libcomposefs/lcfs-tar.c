@@ -15,8 +15,11 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "lcfs-tar.h"
 
@@ -811,12 +814,245 @@ int lcfs_tar_tree_apply(struct lcfs_tar_tree *t, struct archive *a, const char *
 	return 0;
 }
 
+/* ---- Decompression -------------------------------------------------------------------------- */
+
+enum { INPUT_PLAIN, INPUT_GZIP, INPUT_ZSTD };
+
+static int input_fail(struct lcfs_tar_input *in, int err, const char *msg)
+{
+	if (in->err == 0) {
+		in->err = err;
+		snprintf(in->msg, sizeof(in->msg), "%s", msg);
+	}
+	return -in->err;
+}
+
+/* More raw bytes into @in->in (after the unconsumed ones): 1 if some
+ * were read, 0 at the end of the input, or -errno. */
+static int input_fill(struct lcfs_tar_input *in)
+{
+	ssize_t n;
+
+	if (in->raw_eof)
+		return 0;
+	if (in->in_pos > 0) {
+		memmove(in->in, in->in + in->in_pos, in->in_len - in->in_pos);
+		in->in_len -= in->in_pos;
+		in->in_pos = 0;
+	}
+	if (in->in_len == READ_BLOCK)
+		return 1;
+	do
+		n = read(in->fd, in->in + in->in_len, READ_BLOCK - in->in_len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		int err = errno;
+
+		return input_fail(in, err, strerror(err));
+	}
+	if (n == 0) {
+		in->raw_eof = true;
+		return 0;
+	}
+	if ((uint64_t)n > in->limit - in->raw_done)
+		return input_fail(in, EBADMSG, "more data than its descriptor's size");
+	in->raw_done += (uint64_t)n;
+	if (in->raw_md != NULL)
+		EVP_DigestUpdate(in->raw_md, in->in + in->in_len, (size_t)n);
+	in->in_len += (size_t)n;
+	return 1;
+}
+
+int lcfs_tar_input_init(struct lcfs_tar_input *in, int fd, uint64_t limit,
+			EVP_MD_CTX *raw_md, EVP_MD_CTX *plain_md)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = fd;
+	in->limit = limit;
+	in->raw_md = raw_md;
+	in->plain_md = plain_md;
+	in->in = malloc(READ_BLOCK);
+	in->out = malloc(READ_BLOCK);
+	if (in->in == NULL || in->out == NULL) {
+		lcfs_tar_input_release(in);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void lcfs_tar_input_release(struct lcfs_tar_input *in)
+{
+	if (in->z != NULL) {
+		inflateEnd(in->z);
+		free(in->z);
+	}
+	ZSTD_freeDStream(in->zs);
+	free(in->in);
+	free(in->out);
+	in->z = in->zs = NULL;
+	in->in = in->out = NULL;
+}
+
+/* Tells the compression apart by the first bytes. */
+static int input_detect(struct lcfs_tar_input *in)
+{
+	static const uint8_t gz[] = { 0x1f, 0x8b }, zst[] = { 0x28, 0xb5, 0x2f, 0xfd };
+	int r;
+
+	while (in->in_len < sizeof(zst) && (r = input_fill(in)) > 0)
+		;
+	if (in->err)
+		return -in->err;
+	in->kind = INPUT_PLAIN;
+	if (in->in_len >= sizeof(gz) && memcmp(in->in, gz, sizeof(gz)) == 0) {
+		z_stream *z = calloc(1, sizeof(*z));
+
+		if (z == NULL || inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {
+			free(z);
+			return input_fail(in, ENOMEM, strerror(ENOMEM));
+		}
+		in->z = z;
+		in->kind = INPUT_GZIP;
+	} else if (in->in_len >= sizeof(zst) && memcmp(in->in, zst, sizeof(zst)) == 0) {
+		in->zs = ZSTD_createDStream();
+		if (in->zs == NULL)
+			return input_fail(in, ENOMEM, strerror(ENOMEM));
+		in->kind = INPUT_ZSTD;
+		in->zstd_hint = 1;
+	}
+	return 0;
+}
+
+/* Up to READ_BLOCK decompressed bytes into @in->out: the count, 0 at the
+ * end, or -errno. */
+static ssize_t input_produce(struct lcfs_tar_input *in)
+{
+	int r;
+
+	if (in->err)
+		return -in->err;
+	if (in->kind == INPUT_PLAIN) {
+		if (in->in_pos == in->in_len && (r = input_fill(in)) <= 0)
+			return r;
+		size_t n = in->in_len - in->in_pos;
+
+		memcpy(in->out, in->in + in->in_pos, n);
+		in->in_pos += n;
+		return (ssize_t)n;
+	}
+	for (;;) {
+		size_t produced;
+
+		if (in->in_pos == in->in_len) {
+			r = input_fill(in);
+			if (r < 0)
+				return r;
+			if (r == 0) {
+				bool done = in->kind == INPUT_GZIP ? in->member_done :
+								     in->zstd_hint == 0;
+
+				if (!done)
+					return input_fail(in, EILSEQ,
+							  in->kind == INPUT_GZIP ?
+								  "truncated gzip stream" :
+								  "truncated zstd stream");
+				return 0;
+			}
+		}
+		if (in->kind == INPUT_GZIP) {
+			z_stream *z = in->z;
+
+			if (in->member_done) {
+				/* Another member, or the end. */
+				if (in->in[in->in_pos] != 0x1f)
+					return input_fail(in, EILSEQ,
+							  "data after the end of the gzip stream");
+				inflateReset(z);
+				in->member_done = false;
+			}
+			z->next_in = in->in + in->in_pos;
+			z->avail_in = (uInt)(in->in_len - in->in_pos);
+			z->next_out = in->out;
+			z->avail_out = READ_BLOCK;
+			r = inflate(z, Z_NO_FLUSH);
+			in->in_pos = in->in_len - z->avail_in;
+			produced = READ_BLOCK - z->avail_out;
+			if (r == Z_STREAM_END) {
+				in->member_done = true;
+			} else if (r != Z_OK && r != Z_BUF_ERROR) {
+				char msg[128];
+
+				snprintf(msg, sizeof(msg), "corrupt gzip stream: %s",
+					 z->msg ? z->msg : "inflate failed");
+				return input_fail(in, EILSEQ, msg);
+			}
+		} else {
+			ZSTD_inBuffer ib = { in->in, in->in_len, in->in_pos };
+			ZSTD_outBuffer ob = { in->out, READ_BLOCK, 0 };
+			size_t ret = ZSTD_decompressStream(in->zs, &ob, &ib);
+
+			if (ZSTD_isError(ret)) {
+				char msg[128];
+
+				snprintf(msg, sizeof(msg), "corrupt zstd stream: %s",
+					 ZSTD_getErrorName(ret));
+				return input_fail(in, EILSEQ, msg);
+			}
+			in->zstd_hint = ret;
+			in->in_pos = ib.pos;
+			produced = ob.pos;
+		}
+		if (produced > 0) {
+			if (in->plain_md != NULL)
+				EVP_DigestUpdate(in->plain_md, in->out, produced);
+			return (ssize_t)produced;
+		}
+	}
+}
+
+static la_ssize_t input_read_cb(struct archive *a, void *data, const void **buf)
+{
+	struct lcfs_tar_input *in = data;
+	ssize_t n = input_produce(in);
+
+	if (n < 0) {
+		archive_set_error(a, in->err, "%s", in->msg);
+		return -1;
+	}
+	*buf = in->out;
+	return n;
+}
+
+int lcfs_tar_input_open(struct lcfs_tar_input *in, struct archive *a)
+{
+	int r = input_detect(in);
+
+	if (r < 0)
+		return r;
+	if (archive_read_open(a, in, NULL, input_read_cb, NULL) != ARCHIVE_OK) {
+		const char *msg = archive_error_string(a);
+
+		return input_fail(in, EILSEQ, msg ? msg : "not a tar stream");
+	}
+	return 0;
+}
+
+int lcfs_tar_input_drain(struct lcfs_tar_input *in)
+{
+	ssize_t n;
+
+	while ((n = input_produce(in)) > 0)
+		;
+	return (int)n;
+}
+
 /* ---- The single-layer mode -------------------------------------------------------------------- */
 
 struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts,
 				   struct lcfs_error *err)
 {
 	struct lcfs_store *store = NULL;
+	struct lcfs_tar_input in = { .fd = -1 };
 	struct lcfs_tar_tree t;
 	struct lcfs_node_s *root = NULL;
 	struct archive *a;
@@ -841,16 +1077,21 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 		return NULL;
 	}
 	a = lcfs_tar_reader_new();
-	if (a == NULL || archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(a) != ARCHIVE_OK) {
+	if (a == NULL || lcfs_tar_input_init(&in, fd, UINT64_MAX, NULL, NULL) < 0) {
 		r = lcfs_error_set(err, ENOMEM, "cannot set up the tar reader");
-	} else if (archive_read_open_fd(a, fd, READ_BLOCK) != ARCHIVE_OK) {
-		r = archive_fail(&t, a, NULL, NULL);
 	} else {
-		r = lcfs_tar_tree_apply(&t, a, NULL);
+		r = lcfs_tar_input_open(&in, a);
+		if (r < 0)
+			lcfs_error_set(err, -r, "%s", in.msg);
+		if (r == 0)
+			r = lcfs_tar_tree_apply(&t, a, NULL);
+		/* The end of a compressed stream carries its checksum. */
+		if (r == 0 && (r = lcfs_tar_input_drain(&in)) < 0)
+			lcfs_error_set(err, -r, "%s", in.msg);
 	}
 	if (a != NULL)
 		archive_read_free(a);
+	lcfs_tar_input_release(&in);
 	if (r == 0) {
 		root = lcfs_tar_tree_finish(&t, &r);
 		if (root == NULL)

@@ -11,6 +11,44 @@
 #include "libcomposefs/lcfs-oci.h"
 
 struct archive;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+
+/*
+ * A layer's bytes from a file descriptor: plain, gzip (one or more
+ * members) or zstd, told apart by their first bytes and decompressed here
+ * (zlib and libzstd check the streams' own checksums), with optional
+ * hashes of the bytes as read (@raw_md) and as decompressed (@plain_md),
+ * and an optional bound on the bytes read.
+ */
+struct lcfs_tar_input {
+	int fd;                /* borrowed */
+	uint64_t limit;        /* bytes that may be read; UINT64_MAX: any */
+	uint64_t raw_done;     /* bytes read so far */
+	EVP_MD_CTX *raw_md;    /* borrowed, or NULL */
+	EVP_MD_CTX *plain_md;  /* borrowed, or NULL */
+	int kind;
+	bool raw_eof;
+	bool member_done; /* gzip: the current member ended */
+	void *z;          /* z_stream, gzip */
+	void *zs;         /* ZSTD_DStream */
+	size_t zstd_hint; /* last ZSTD_decompressStream() result: 0 at a frame end */
+	uint8_t *in;
+	size_t in_pos, in_len;
+	uint8_t *out;
+	int err;          /* positive errno of the first failure */
+	char msg[160];    /* and its reason */
+};
+
+/* Sets up @in for @fd. 0 or -ENOMEM. */
+int lcfs_tar_input_init(struct lcfs_tar_input *in, int fd, uint64_t limit,
+			EVP_MD_CTX *raw_md, EVP_MD_CTX *plain_md);
+/* Opens the tar reader @a on @in. 0, or -errno with @in->msg set. */
+int lcfs_tar_input_open(struct lcfs_tar_input *in, struct archive *a);
+/* Reads (and hashes) whatever follows the end of the archive, up to the
+ * end of the input: this also checks the trailing checksums of the
+ * compressed stream. 0, or -errno with @in->msg set. */
+int lcfs_tar_input_drain(struct lcfs_tar_input *in);
+void lcfs_tar_input_release(struct lcfs_tar_input *in);
 
 /* Pointers seen in the current layer (open addressing). */
 struct lcfs_ptrset {
