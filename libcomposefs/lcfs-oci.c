@@ -740,9 +740,12 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 	}
 	if (opts->digest_store != NULL) {
 		r = lcfs_store_open(opts->digest_store, &store);
+		if (r == 0)
+			r = lcfs_store_stage(store);
 		if (r < 0) {
 			lcfs_error_set(err, -r, "cannot open object store '%s': %s",
 				       opts->digest_store, strerror(-r));
+			lcfs_store_free(store);
 			close(c.dirfd);
 			return NULL;
 		}
@@ -756,6 +759,8 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 			root = lcfs_tar_tree_finish(&tree, &r);
 			if (root == NULL)
 				lcfs_error_set(err, -r, "%s", strerror(-r));
+			else if (lcfs_tar_publish_objects(root, store, err) < 0)
+				lcfs_node_unref(steal_pointer(&root));
 		} else {
 			lcfs_tar_tree_release(&tree);
 		}

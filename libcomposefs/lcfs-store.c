@@ -84,6 +84,10 @@ struct lcfs_store {
 	pthread_mutex_t lock;   /* protects @claimed and @problem */
 	struct digest_set claimed;
 	char problem[LCFS_STORE_PROBLEM_SIZE]; /* first entry refused */
+	/* lcfs_store_stage(): new objects wait in this directory of the
+	 * store root, named by their hex digest, until published. */
+	int stage_fd;
+	char stage_name[TMP_NAME_SIZE];
 };
 
 /* An object being written: an O_TMPFILE file, or one named @tmp_name in
@@ -185,6 +189,27 @@ static void mkdir_parents(char *path)
 	(void)mkdir(path, 0755);
 }
 
+/* Removes the staging directory @name (see lcfs_store_stage()) and the
+ * regular files in it. Best effort. */
+static void remove_stage_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		if (de->d_name[0] != '.')
+			(void)unlinkat(fd, de->d_name, 0);
+	closedir(d);
+	(void)unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
 /* Unlinks temporary files of runs that ended long ago. Younger ones may
  * belong to a run still in progress. Best effort: errors are ignored. */
 static void remove_stale_temps(int dirfd)
@@ -207,9 +232,12 @@ static void remove_stale_temps(int dirfd)
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
 			continue;
 		if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || sb.st_mtime > now - STALE_TMP_SECONDS)
+		    sb.st_mtime > now - STALE_TMP_SECONDS)
 			continue;
-		(void)unlinkat(dirfd, de->d_name, 0);
+		if (S_ISREG(sb.st_mode))
+			(void)unlinkat(dirfd, de->d_name, 0);
+		else if (S_ISDIR(sb.st_mode))
+			remove_stage_dir(dirfd, de->d_name);
 	}
 	closedir(d);
 }
@@ -236,6 +264,7 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 		return -ENOMEM;
 	/* The store itself may be reached through symlinks: its path is the
 	 * caller's choice. Below it, nothing is followed. */
+	st->stage_fd = -1;
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
@@ -259,6 +288,10 @@ void lcfs_store_free(struct lcfs_store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->stage_fd >= 0) {
+		close(st->stage_fd);
+		remove_stage_dir(st->dirfd, st->stage_name);
+	}
 	close(st->dirfd);
 	free(st->path);
 	pthread_mutex_destroy(&st->lock);
@@ -470,6 +503,26 @@ static int link_tmpfile(struct new_object *o, int dfd, const char *name)
 	return -errno;
 }
 
+/* While staging: the complete object @o goes into the staging directory
+ * under its hex digest (taken from its path). */
+static int stage_object(struct lcfs_store *st, struct new_object *o)
+{
+	char hex[2 * LCFS_DIGEST_SIZE + 1];
+
+	hex[0] = o->path[0];
+	hex[1] = o->path[1];
+	memcpy(hex + 2, o->path + 3, 2 * LCFS_DIGEST_SIZE - 2 + 1);
+	if (o->tmp_name[0] == '\0') {
+		int r = link_tmpfile(o, st->stage_fd, hex);
+
+		return r == -EEXIST ? 0 : r;
+	}
+	if (renameat(st->dirfd, o->tmp_name, st->stage_fd, hex) < 0)
+		return -errno;
+	o->tmp_name[0] = '\0';
+	return 0;
+}
+
 /*
  * Names the complete object @o. A new name: an object that appeared in
  * the meantime (another run stored the same content) is as good as ours.
@@ -654,7 +707,7 @@ static int finish_object(struct lcfs_store *st, struct new_object *o, bool repla
 		r = -errno;
 	if (r == 0) {
 		enable_verity(st, o);
-		r = name_object(st, o, replace);
+		r = st->stage_fd >= 0 ? stage_object(st, o) : name_object(st, o, replace);
 	}
 	return r;
 }
@@ -946,4 +999,59 @@ void lcfs_store_writer_free(struct lcfs_store_writer *w)
 		lcfs_fsverity_stream_free(w->hash);
 	discard_object(w->st, &w->o);
 	free(w);
+}
+
+/* ---- Staging ------------------------------------------------------------------------------ */
+
+int lcfs_store_stage(struct lcfs_store *st)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		random_tmp_name(st->stage_name);
+		if (mkdirat(st->dirfd, st->stage_name, 0700) == 0)
+			break;
+		if (errno != EEXIST || tries == 99)
+			return -errno;
+	}
+	st->stage_fd = openat(st->dirfd, st->stage_name,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->stage_fd < 0) {
+		int r = -errno;
+
+		(void)unlinkat(st->dirfd, st->stage_name, AT_REMOVEDIR);
+		return r;
+	}
+	return 0;
+}
+
+int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	char path[LCFS_STORE_PATH_SIZE], hex[2 * LCFS_DIGEST_SIZE + 1];
+	struct stat sb;
+	int r;
+
+	if (st->stage_fd < 0)
+		return 0;
+	lcfs_digest_to_hex(digest, hex);
+	lcfs_store_object_path(digest, path);
+	if (fstatat(st->stage_fd, hex, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno; /* in the store already */
+	r = ensure_subdir(st, path);
+	if (r < 0)
+		return r;
+	/* A complete object of the same name may have appeared meanwhile;
+	 * anything else there (a damaged one) is replaced atomically. */
+	if (renameat2(st->stage_fd, hex, st->dirfd, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST) {
+		struct stat cur;
+
+		if (fstatat(st->dirfd, path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(cur.st_mode) && cur.st_size == sb.st_size)
+			return 0;
+	} else if (errno != EINVAL) {
+		return -errno;
+	}
+	if (renameat(st->stage_fd, hex, st->dirfd, path) < 0)
+		return -errno;
+	return 0;
 }

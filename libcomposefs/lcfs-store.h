@@ -96,6 +96,20 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 /* Frees @w; an uncommitted object leaves nothing behind. NULL allowed. */
 void lcfs_store_writer_free(struct lcfs_store_writer *w);
 
+/*
+ * Staging, for callers that learn only at the end which objects they
+ * need (layers that later layers overwrite) and that verify their input
+ * last: after lcfs_store_stage(), new objects are complete files in a
+ * private temporary directory of the store, and only
+ * lcfs_store_publish() gives one its name. Whatever was not published is
+ * removed by lcfs_store_free() (or, after a crash, by a later run once it
+ * is an hour old). 0 or -errno.
+ */
+int lcfs_store_stage(struct lcfs_store *st);
+/* Publishes the staged object for @digest; 0 if this run staged none (the
+ * object was present). 0 or -errno. */
+int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE]);
+
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */
 #define LCFS_STORE_PATH_SIZE (2 * LCFS_DIGEST_SIZE + 2)

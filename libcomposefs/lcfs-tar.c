@@ -146,6 +146,48 @@ struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, int *errp)
 	return root;
 }
 
+int lcfs_tar_publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
+			     struct lcfs_error *err)
+{
+	cleanup_free struct lcfs_node_s **stack = NULL;
+	size_t n = 0, cap = 64;
+
+	if (store == NULL)
+		return 0;
+	stack = malloc(cap * sizeof(*stack));
+	if (stack == NULL)
+		return lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+	stack[n++] = root;
+	while (n > 0) {
+		struct lcfs_node_s *node = stack[--n];
+
+		if (S_ISREG(node->mode) && node->link_to == NULL && node->digest_set &&
+		    node->content == NULL) {
+			int r = lcfs_store_publish(store, node->digest);
+
+			if (r < 0) {
+				cleanup_free char *path = lcfs_node_path(node);
+
+				return lcfs_error_set(err, -r, "cannot store '%s': %s",
+						      path ? path : "?", strerror(-r));
+			}
+		}
+		if (n + node->n_children > cap) {
+			struct lcfs_node_s **v;
+
+			while (n + node->n_children > cap)
+				cap *= 2;
+			v = realloc(stack, cap * sizeof(*v));
+			if (v == NULL)
+				return lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+			stack = v;
+		}
+		for (size_t i = 0; i < node->n_children; i++)
+			stack[n++] = node->children[i];
+	}
+	return 0;
+}
+
 struct archive *lcfs_tar_reader_new(void)
 {
 	struct archive *a = archive_read_new();
@@ -708,6 +750,7 @@ static int apply_entry(struct lcfs_tar_tree *t, struct archive *a, struct archiv
 	cleanup_free char *copy = NULL;
 	struct lcfs_node_s *dir, *node = NULL;
 	const char *name;
+	bool is_whiteout;
 	int r = 0, nc;
 
 	if (path == NULL)
@@ -729,14 +772,20 @@ static int apply_entry(struct lcfs_tar_tree *t, struct archive *a, struct archiv
 		return 0;
 	}
 
-	dir = walk_parent(t, comps, (size_t)nc, true, &r);
+	name = comps[nc - 1];
+	is_whiteout = strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0;
+	/* When layers are flattened, a whiteout below a path that is gone or
+	 * no longer a directory has nothing to remove (umoci writes those
+	 * after replacing a directory by a file). */
+	dir = walk_parent(t, comps, (size_t)nc, !(is_whiteout && t->apply_whiteouts), &r);
+	if (dir == NULL && is_whiteout && t->apply_whiteouts && r != -ENOMEM)
+		return 0;
 	if (dir == NULL)
 		return entry_fail(t, what, path, -r,
 				  r == -ENOTDIR ? "a parent is not a directory" :
 						  strerror(-r));
-	name = comps[nc - 1];
 
-	if (strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0) {
+	if (is_whiteout) {
 		const char *target = name + strlen(WHITEOUT_PREFIX);
 
 		if (strcmp(name, OPAQUE_NAME) == 0) {
@@ -938,6 +987,8 @@ static ssize_t input_produce(struct lcfs_tar_input *in)
 
 		memcpy(in->out, in->in + in->in_pos, n);
 		in->in_pos += n;
+		if (in->plain_md != NULL)
+			EVP_DigestUpdate(in->plain_md, in->out, n);
 		return (ssize_t)n;
 	}
 	for (;;) {
@@ -1064,9 +1115,12 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 	}
 	if (opts->digest_store != NULL) {
 		r = lcfs_store_open(opts->digest_store, &store);
+		if (r == 0)
+			r = lcfs_store_stage(store);
 		if (r < 0) {
 			lcfs_error_set(err, -r, "cannot open object store '%s': %s",
 				       opts->digest_store, strerror(-r));
+			lcfs_store_free(store);
 			return NULL;
 		}
 	}
@@ -1096,6 +1150,8 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 		root = lcfs_tar_tree_finish(&t, &r);
 		if (root == NULL)
 			lcfs_error_set(err, -r, "%s", strerror(-r));
+		else if (lcfs_tar_publish_objects(root, store, err) < 0)
+			lcfs_node_unref(steal_pointer(&root));
 	} else {
 		lcfs_tar_tree_release(&t);
 	}

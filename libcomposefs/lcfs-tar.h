@@ -93,6 +93,13 @@ int lcfs_tar_tree_apply(struct lcfs_tar_tree *t, struct archive *a, const char *
  * *@errp on ENOMEM. */
 struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, int *errp);
 
+/* With a store in staging mode: publishes the objects of the regular
+ * files left in the tree @root (the others, overwritten or deleted by
+ * later entries, are dropped when the store is freed). 0 or -errno with
+ * @err filled. */
+int lcfs_tar_publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
+			     struct lcfs_error *err);
+
 /* Frees what @t holds (the root too, unless finished). */
 void lcfs_tar_tree_release(struct lcfs_tar_tree *t);
 

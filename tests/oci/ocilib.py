@@ -184,6 +184,7 @@ def store_objects(store):
 def check_store(store):
     """Every object is named by its content's fs-verity digest prefix
     layout, and no temporary file is left."""
+    no_temp_files(store)
     for rel in store_objects(store):
         check(not os.path.basename(rel).startswith(".tmp"),
               "temporary file left in the store: %s" % rel)
@@ -191,10 +192,20 @@ def check_store(store):
 
 
 def no_temp_files(store):
+    """Nothing temporary, file or staging directory, in @store."""
     if not os.path.isdir(store):
         return
     left = [p for p in store_objects(store) if os.path.basename(p).startswith(".tmp")]
+    left += [n for n in os.listdir(store) if n.startswith(".tmp")]
     check(not left, "temporary files left in the store: %r" % left)
+
+
+def nothing_published(store):
+    """A failed run published no object: the input is verified first."""
+    no_temp_files(store)
+    if os.path.isdir(store):
+        check(store_objects(store) == [], "objects published by a failed run: %r"
+              % store_objects(store)[:5])
 
 
 # ---- OCI layouts -----------------------------------------------------------------

@@ -12,7 +12,7 @@ import subprocess
 import tarfile
 
 from ocilib import (check, check_store, dump, equal, extract_layer, fails, gnu_tar,
-                    make_tree, need, need_root, no_temp_files, ok, read, run,
+                    make_tree, need, need_root, nothing_published, ok, read, run,
                     store_objects, write, NOBODY)
 import toolstest
 
@@ -253,7 +253,7 @@ def test_bad_input(tools, tmp):
         check(not os.path.exists(tmp + "/out.cfs"), "%s: image written" % what)
         check(not [n for n in os.listdir(tmp) if n.startswith("out.cfs")],
               "%s: temporary image left" % what)
-        no_temp_files(store)
+        nothing_published(store)
     r = run([tools.mkcomposefs, "--from-tar", tmp + "/missing.tar", tmp + "/out.cfs"])
     fails(r, "cannot open 'missing.tar'".replace("missing.tar", tmp + "/missing.tar"))
 
