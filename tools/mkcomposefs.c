@@ -49,6 +49,9 @@ static const struct option long_options[] = {
 	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
 	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
 	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
+	/* "--from" meant --from-file before the other --from-* options
+	 * existed: an exact name keeps it unambiguous. */
+	{ "from", no_argument, NULL, OPT_FROM_FILE },
 	{ "from-tar", no_argument, NULL, OPT_FROM_TAR },
 	{ "from-oci", no_argument, NULL, OPT_FROM_OCI },
 	{ "platform", required_argument, NULL, OPT_PLATFORM },
