@@ -33,27 +33,8 @@ mk=$builddir/tools/mkcomposefs
 fsv=$builddir/bench/bench-fsverity
 rd=$builddir/bench/bench-read
 
-for prog in "$mk" "$fsv" "$rd"; do
-	if [ ! -x "$prog" ]; then
-		echo "bench-store: '$prog' not found; build first" >&2
-		exit 1
-	fi
-done
-for cmd in openssl /usr/bin/time; do
-	if ! command -v "$cmd" >/dev/null; then
-		echo "bench-store: '$cmd' is needed" >&2
-		exit 1
-	fi
-done
-mkdir -p "$bench_dir"
-if [ ! -d "$tree" ]; then
-	if [ $# -ge 2 ]; then
-		echo "bench-store: no tree '$tree'" >&2
-		exit 1
-	fi
-	echo "making a copy of /usr in $tree (once)..."
-	cp -a /usr "$tree"
-fi
+bench_require bench-store "$mk" "$fsv" "$rd" openssl /usr/bin/time
+bench_tree bench-store "$bench_dir" "$tree" "$(($# >= 2))"
 
 ncpu=$(nproc)
 files=$(find "$tree" -type f | wc -l)

@@ -17,3 +17,31 @@ bench_builddir() {
 	fi
 	(cd "$builddir" && pwd)
 }
+
+# bench_require NAME CMD...: exits with a message naming the script NAME
+# unless every CMD is an executable path or a command.
+bench_require() {
+	local name=$1 cmd
+	shift
+	for cmd in "$@"; do
+		if [ ! -x "$cmd" ] && ! command -v "$cmd" >/dev/null; then
+			echo "$name: '$cmd' is needed (build first?)" >&2
+			exit 1
+		fi
+	done
+}
+
+# bench_tree NAME BENCH_DIR TREE GIVEN: makes sure the source tree TREE
+# exists; the default one (GIVEN=0) is a copy of /usr made once.
+bench_tree() {
+	local name=$1 bench_dir=$2 tree=$3 given=$4
+
+	mkdir -p "$bench_dir"
+	[ -d "$tree" ] && return 0
+	if [ "$given" != 0 ]; then
+		echo "$name: no tree '$tree'" >&2
+		exit 1
+	fi
+	echo "making a copy of /usr in $tree (once)..."
+	cp -a /usr "$tree"
+}

@@ -726,10 +726,6 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 	struct lcfs_node_s *root = NULL;
 	int r;
 
-	if (opts->flags & ~LCFS_TAR_FLAGS) {
-		lcfs_error_set(err, EINVAL, "invalid build flags");
-		return NULL;
-	}
 	host_platform(&c);
 	if (opts->platform != NULL && parse_platform(&c, opts->platform) < 0)
 		return NULL;
@@ -738,32 +734,19 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 		lcfs_error_set(err, errno, "cannot open '%s': %s", layout, strerror(errno));
 		return NULL;
 	}
-	if (opts->digest_store != NULL) {
-		r = lcfs_store_open(opts->digest_store, &store);
-		if (r == 0)
-			r = lcfs_store_stage(store);
-		if (r < 0) {
-			lcfs_error_set(err, -r, "cannot open object store '%s': %s",
-				       opts->digest_store, strerror(-r));
-			lcfs_store_free(store);
-			close(c.dirfd);
-			return NULL;
-		}
+	if (lcfs_tar_store_open(opts, &store, err) < 0) {
+		close(c.dirfd);
+		return NULL;
 	}
 	r = lcfs_tar_tree_init(&tree, opts->flags, true, store, err);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 	} else {
 		r = build_image(&c, ref, &tree);
-		if (r == 0) {
-			root = lcfs_tar_tree_finish(&tree, &r);
-			if (root == NULL)
-				lcfs_error_set(err, -r, "%s", strerror(-r));
-			else if (lcfs_tar_publish_objects(root, store, err) < 0)
-				lcfs_node_unref(steal_pointer(&root));
-		} else {
+		if (r == 0)
+			root = lcfs_tar_tree_finish(&tree, err);
+		else
 			lcfs_tar_tree_release(&tree);
-		}
 	}
 	lcfs_store_free(store);
 	close(c.dirfd);

@@ -745,6 +745,12 @@ int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 	return r;
 }
 
+int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
+		   const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	return put_object(st, fd, NULL, size, digest);
+}
+
 bool lcfs_store_copy_first(struct lcfs_store *st)
 {
 	/* A clone would be hashed from a cold page cache, and a named
@@ -909,17 +915,18 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 			const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct new_object o = { .fd = -1, .subfd = -1 };
 	bool replace;
 	int r;
 
+	/* The digest was computed from these very bytes. */
 	lcfs_store_object_path(digest, o.path);
-	r = object_needed(st, o.path, digest, size, &replace);
-	if (r <= 0)
+	r = object_needed(st, &o, digest, size, &replace);
+	if (r <= 0) {
+		discard_object(st, &o);
 		return r;
-	r = ensure_subdir(st, o.path);
-	if (r == 0)
-		r = create_temp(st, &o);
+	}
+	r = create_temp(st, &o);
 	if (r == 0)
 		r = lcfs_pwrite_all(o.fd, data, size, 0);
 	if (r == 0)

@@ -131,23 +131,49 @@ void lcfs_tar_tree_release(struct lcfs_tar_tree *t)
 	ptrset_clear(&t->layer);
 }
 
-struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, int *errp)
+static int publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
+			   struct lcfs_error *err);
+
+struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, struct lcfs_error *err)
 {
-	struct lcfs_node_s *root;
+	struct lcfs_node_s *root = NULL;
 	int r = lcfs_link_inodes(t->root, t->keys, t->n_keys, NULL, NULL);
 
-	if (r < 0) {
-		*errp = r;
-		lcfs_tar_tree_release(t);
-		return NULL;
-	}
-	root = steal_pointer(&t->root);
+	if (r < 0)
+		lcfs_error_set(err, -r, "%s", strerror(-r));
+	else if (publish_objects(t->root, t->store, err) == 0)
+		root = steal_pointer(&t->root);
 	lcfs_tar_tree_release(t);
 	return root;
 }
 
-int lcfs_tar_publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
-			     struct lcfs_error *err)
+int lcfs_tar_store_open(const struct lcfs_oci_options_s *opts, struct lcfs_store **out,
+			struct lcfs_error *err)
+{
+	int r;
+
+	*out = NULL;
+	if (opts->flags & ~LCFS_TAR_FLAGS)
+		return lcfs_error_set(err, EINVAL, "invalid build flags");
+	if (opts->digest_store == NULL)
+		return 0;
+	r = lcfs_store_open(opts->digest_store, out);
+	if (r == 0)
+		r = lcfs_store_stage(*out);
+	if (r < 0) {
+		lcfs_store_free(*out);
+		*out = NULL;
+		return lcfs_error_set(err, -r, "cannot open object store '%s': %s",
+				      opts->digest_store, strerror(-r));
+	}
+	return 0;
+}
+
+/* With a store in staging mode: publishes the objects of the regular
+ * files left in the tree @root (the others, overwritten or deleted by
+ * later entries, are dropped when the store is freed). */
+static int publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
+			   struct lcfs_error *err)
 {
 	cleanup_free struct lcfs_node_s **stack = NULL;
 	size_t n = 0, cap = 64;
@@ -568,6 +594,11 @@ static int node_from_entry(struct lcfs_tar_tree *t, struct archive *a,
 		break;
 	default:
 		*reason = "unsupported entry type";
+		return -EINVAL;
+	}
+	if (archive_entry_uid(e) < 0 || archive_entry_uid(e) > UINT32_MAX ||
+	    archive_entry_gid(e) < 0 || archive_entry_gid(e) > UINT32_MAX) {
+		*reason = "owner out of range";
 		return -EINVAL;
 	}
 	node = lcfs_node_new();
@@ -1109,21 +1140,8 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 	struct archive *a;
 	int r;
 
-	if (opts->flags & ~LCFS_TAR_FLAGS) {
-		lcfs_error_set(err, EINVAL, "invalid build flags");
+	if (lcfs_tar_store_open(opts, &store, err) < 0)
 		return NULL;
-	}
-	if (opts->digest_store != NULL) {
-		r = lcfs_store_open(opts->digest_store, &store);
-		if (r == 0)
-			r = lcfs_store_stage(store);
-		if (r < 0) {
-			lcfs_error_set(err, -r, "cannot open object store '%s': %s",
-				       opts->digest_store, strerror(-r));
-			lcfs_store_free(store);
-			return NULL;
-		}
-	}
 	r = lcfs_tar_tree_init(&t, opts->flags, false, store, err);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
@@ -1146,15 +1164,10 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 	if (a != NULL)
 		archive_read_free(a);
 	lcfs_tar_input_release(&in);
-	if (r == 0) {
-		root = lcfs_tar_tree_finish(&t, &r);
-		if (root == NULL)
-			lcfs_error_set(err, -r, "%s", strerror(-r));
-		else if (lcfs_tar_publish_objects(root, store, err) < 0)
-			lcfs_node_unref(steal_pointer(&root));
-	} else {
+	if (r == 0)
+		root = lcfs_tar_tree_finish(&t, err);
+	else
 		lcfs_tar_tree_release(&t);
-	}
 	lcfs_store_free(store);
 	return root;
 }

@@ -88,17 +88,16 @@ struct archive *lcfs_tar_reader_new(void);
  * -errno with t->err filled. */
 int lcfs_tar_tree_apply(struct lcfs_tar_tree *t, struct archive *a, const char *what);
 
-/* Turns the recorded hard links into links and returns the root (the
- * caller owns the reference); @t is then released. NULL and -errno in
- * *@errp on ENOMEM. */
-struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, int *errp);
+/* Turns the recorded hard links into links, publishes the objects the
+ * tree refers to (see lcfs_store_stage()) and returns the root (the
+ * caller owns the reference), or NULL with @err filled; @t is released
+ * either way. */
+struct lcfs_node_s *lcfs_tar_tree_finish(struct lcfs_tar_tree *t, struct lcfs_error *err);
 
-/* With a store in staging mode: publishes the objects of the regular
- * files left in the tree @root (the others, overwritten or deleted by
- * later entries, are dropped when the store is freed). 0 or -errno with
- * @err filled. */
-int lcfs_tar_publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
-			     struct lcfs_error *err);
+/* Checks @opts->flags and opens @opts->digest_store (NULL: *@out NULL) in
+ * staging mode. 0 or -errno with @err filled. */
+int lcfs_tar_store_open(const struct lcfs_oci_options_s *opts, struct lcfs_store **out,
+			struct lcfs_error *err);
 
 /* Frees what @t holds (the root too, unless finished). */
 void lcfs_tar_tree_release(struct lcfs_tar_tree *t);

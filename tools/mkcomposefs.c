@@ -267,27 +267,36 @@ static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 	fflush(stderr);
 }
 
+/* SOURCE for reading: standard input for "-". -1 after a message. */
+static int open_source(const char *source)
+{
+	int fd;
+
+	if (strcmp(source, "-") == 0)
+		return STDIN_FILENO;
+	fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
+			strerror(errno));
+	return fd;
+}
+
 static struct lcfs_node_s *read_dumpfile(const char *source)
 {
 	const char *name = strcmp(source, "-") == 0 ? "<stdin>" : source;
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root;
 	unsigned flags = 0;
-	int fd = STDIN_FILENO;
+	int fd;
 
 	/* Keyed on presence only, any value (docs/dumpfile.md, "Strict
 	 * mode"). */
 	if (getenv("CFS_PARSE_STRICT") != NULL)
 		flags |= LCFS_PARSE_FLAGS_STRICT;
 
-	if (strcmp(source, "-") != 0) {
-		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
-				strerror(errno));
-			return NULL;
-		}
-	}
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
 	root = lcfs_dump_parse_fd(fd, flags, &err);
 	if (fd != STDIN_FILENO)
 		close(fd);
@@ -342,17 +351,12 @@ static struct lcfs_node_s *read_tar(const char *source, const struct options *o)
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root;
 	char buf[1024];
-	int fd = STDIN_FILENO;
+	int fd;
 
 	layer_options(o, &lo);
-	if (strcmp(source, "-") != 0) {
-		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
-				strerror(errno));
-			return NULL;
-		}
-	}
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
 	root = lcfs_tar_build(fd, &lo, &err);
 	if (fd != STDIN_FILENO)
 		close(fd);

@@ -8,6 +8,7 @@ are generated here with every kind of entry the directory tests cover."""
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tarfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from toolstest import Failure, Skip, check, equal, fails, ok, read, run, write  # noqa: E402,F401
@@ -168,6 +170,24 @@ def extract_layer(layer, dest):
         os.utime(dirpath, ns=(dst.st_atime_ns, dst.st_mtime_ns), follow_symlinks=False)
 
 
+def tar_bytes(entries, fmt=tarfile.PAX_FORMAT):
+    """A tar stream written by Python's tarfile, for what GNU tar and umoci
+    cannot write: @entries are (TarInfo fields dict, data bytes or None)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as t:
+        for fields, data in entries:
+            fields = dict(fields)
+            ti = tarfile.TarInfo(fields.pop("name"))
+            for k, v in fields.items():
+                setattr(ti, k, v)
+            if data is not None:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            else:
+                t.addfile(ti)
+    return out.getvalue()
+
+
 def dump(tools, image):
     return ok(run([tools.info, "dump", image])).out.decode("utf-8", "replace")
 
@@ -200,6 +220,20 @@ def no_temp_files(store):
     check(not left, "temporary files left in the store: %r" % left)
 
 
+def expect_failure(tmp, argv, what, frags, store):
+    """@argv must fail with one line holding @frags, leave no image
+    (tmp/out.cfs, the last operand) and publish nothing into @store."""
+    r = run(argv)
+    try:
+        fails(r, *frags)
+    except Failure as e:
+        raise Failure("%s: %s" % (what, e))
+    check(len(r.err.splitlines()) == 1, "%s: one line expected" % what, r)
+    check(not [n for n in os.listdir(tmp) if n.startswith("out.cfs")],
+          "%s: image or temporary image left" % what)
+    nothing_published(store)
+
+
 def nothing_published(store):
     """A failed run published no object: the input is verified first."""
     no_temp_files(store)
@@ -209,14 +243,6 @@ def nothing_published(store):
 
 
 # ---- OCI layouts -----------------------------------------------------------------
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def put_blob(layout, data):

@@ -17,16 +17,7 @@
 
 #include <libcomposefs/lcfs-oci.h>
 
-static int failures;
-
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                           \
-			failures++;                                         \
-		}                                                           \
-	} while (0)
+#include "check.h"
 
 struct item {
 	const char *path;
