@@ -19,10 +19,8 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <linux/openat2.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #include "lcfs-tar.h"
@@ -127,34 +125,7 @@ static bool digest_matches(EVP_MD_CTX *md, const char *digest, char *got, size_t
 /* Opens @rel below the layout without following symlinks. */
 static int open_beneath(struct oci_ctx *c, const char *rel)
 {
-	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	char copy[256];
-	int fd, dfd;
-
-	fd = (int)syscall(SYS_openat2, c->dirfd, rel, &how, sizeof(how));
-	if (fd >= 0 || (errno != ENOSYS && errno != E2BIG))
-		return fd < 0 ? -errno : fd;
-	/* No openat2: one component at a time, none of them a symlink. */
-	if (strlen(rel) >= sizeof(copy))
-		return -ENAMETOOLONG;
-	strcpy(copy, rel);
-	dfd = c->dirfd;
-	for (char *p = copy, *slash;; p = slash + 1) {
-		slash = strchr(p, '/');
-		if (slash != NULL)
-			*slash = '\0';
-		fd = openat(dfd, p,
-			    slash != NULL ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC :
-					    O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-		if (dfd != c->dirfd)
-			close(dfd);
-		if (fd < 0 || slash == NULL)
-			return fd < 0 ? -errno : fd;
-		dfd = fd;
-	}
+	return lcfs_open_confined(c->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 }
 
 /* Opens the blob of @d, a regular file of exactly the descriptor's size.
