@@ -64,7 +64,11 @@ report() {
 }
 
 ratio() {
-	printf '%.2f' "$(echo "$1 / $2" | bc -l)"
+	if [ "$(echo "$2 > 0" | bc -l)" = 1 ]; then
+		printf '%.2f' "$(echo "$1 / $2" | bc -l)"
+	else
+		printf -- '-'
+	fi
 }
 
 # The layer file is read once first, so that every run starts warm.

@@ -805,11 +805,11 @@ static int apply_entry(struct lcfs_tar_tree *t, struct archive *a, struct archiv
 
 	name = comps[nc - 1];
 	is_whiteout = strncmp(name, WHITEOUT_PREFIX, strlen(WHITEOUT_PREFIX)) == 0;
-	/* When layers are flattened, a whiteout below a path that is gone or
-	 * no longer a directory has nothing to remove (umoci writes those
-	 * after replacing a directory by a file). */
+	/* A whiteout below a path that is no longer a directory has nothing
+	 * to hide (umoci writes those after replacing a directory by a
+	 * file), nor, when layers are flattened, below a path that is gone. */
 	dir = walk_parent(t, comps, (size_t)nc, !(is_whiteout && t->apply_whiteouts), &r);
-	if (dir == NULL && is_whiteout && t->apply_whiteouts && r != -ENOMEM)
+	if (dir == NULL && is_whiteout && (r == -ENOTDIR || (t->apply_whiteouts && r == -ENOENT)))
 		return 0;
 	if (dir == NULL)
 		return entry_fail(t, what, path, -r,

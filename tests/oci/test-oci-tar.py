@@ -132,6 +132,8 @@ def test_whiteouts_defaults_and_replacements(tools, tmp):
         (dict(name="orig", mtime=1), b"old content"),
         (dict(name="link", type=tarfile.LNKTYPE, linkname="orig"), None),
         (dict(name="orig", mtime=1), b"new content"),
+        # A whiteout below what is now a file hides nothing.
+        (dict(name="d2f/.wh.child", mtime=3), b""),
         # A plain character device 0/0 stays one in a single layer.
         (dict(name="cdev", type=tarfile.CHRTYPE, mode=0o644, devmajor=0, devminor=0),
          None),
