@@ -745,12 +745,6 @@ int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 	return r;
 }
 
-int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
-		   const uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	return put_object(st, fd, NULL, size, digest);
-}
-
 bool lcfs_store_copy_first(struct lcfs_store *st)
 {
 	/* A clone would be hashed from a cold page cache, and a named
@@ -951,16 +945,16 @@ int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
 		return -ENOMEM;
 	w->st = st;
 	w->o.fd = -1;
+	w->o.subfd = -1;
 	w->hash = lcfs_fsverity_stream_new();
 	if (w->hash == NULL) {
 		free(w);
 		return -ENOMEM;
 	}
-	/* The name is not known yet: the file starts in the store root
-	 * (create_temp() takes the directory from the first two bytes of
-	 * the path), so that no subdirectory is made for nothing. */
-	strcpy(w->o.path, ".");
-	r = create_temp(st, &w->o);
+	/* The name is not known yet: the file starts in the store root,
+	 * so that no subdirectory is made for nothing. */
+	w->o.subfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = w->o.subfd < 0 ? -errno : create_temp(st, &w->o);
 	if (r < 0) {
 		lcfs_store_writer_free(w);
 		return r;
@@ -992,7 +986,10 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 	if (r < 0)
 		return r;
 	lcfs_store_object_path(digest, w->o.path);
-	r = object_needed(w->st, w->o.path, digest, w->size, &replace);
+	/* Now the object's own subdirectory. */
+	close(w->o.subfd);
+	w->o.subfd = -1;
+	r = object_needed(w->st, &w->o, digest, w->size, &replace);
 	if (r > 0)
 		r = finish_object(w->st, &w->o, replace);
 	return r;
@@ -1034,7 +1031,7 @@ int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_S
 {
 	char path[LCFS_STORE_PATH_SIZE], hex[2 * LCFS_DIGEST_SIZE + 1];
 	struct stat sb;
-	int r;
+	int r, subfd;
 
 	if (st->stage_fd < 0)
 		return 0;
@@ -1042,23 +1039,25 @@ int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_S
 	lcfs_store_object_path(digest, path);
 	if (fstatat(st->stage_fd, hex, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno; /* in the store already */
-	r = ensure_subdir(st, path);
-	if (r < 0)
-		return r;
+	subfd = open_subdir(st, path);
+	if (subfd < 0)
+		return subfd;
 	/* A complete object of the same name may have appeared meanwhile;
 	 * anything else there (a damaged one) is replaced atomically. */
-	if (renameat2(st->stage_fd, hex, st->dirfd, path, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (errno == EEXIST) {
+	if (renameat2(st->stage_fd, hex, subfd, path + 3, RENAME_NOREPLACE) == 0) {
+		r = 0;
+	} else if (errno == EEXIST) {
 		struct stat cur;
 
-		if (fstatat(st->dirfd, path, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+		r = 1;
+		if (fstatat(subfd, path + 3, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISREG(cur.st_mode) && cur.st_size == sb.st_size)
-			return 0;
-	} else if (errno != EINVAL) {
-		return -errno;
+			r = 0;
+	} else {
+		r = errno == EINVAL ? 1 : -errno;
 	}
-	if (renameat(st->stage_fd, hex, st->dirfd, path) < 0)
-		return -errno;
-	return 0;
+	if (r == 1)
+		r = renameat(st->stage_fd, hex, subfd, path + 3) < 0 ? -errno : 0;
+	close(subfd);
+	return r;
 }
