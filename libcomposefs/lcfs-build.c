@@ -39,10 +39,6 @@
 	 LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_NO_INLINE | LCFS_BUILD_USER_XATTRS | \
 	 LCFS_BUILD_BY_DIGEST)
 
-/* Files up to this size are inlined (docs/design.md, "Content pass"; the
- * bound is inclusive). */
-#define INLINE_MAX LCFS_RECOMMENDED_INLINE_CONTENT_MAX
-
 /* Directories the scan keeps open at once; deeper ones are reopened from
  * their nearest open ancestor when needed. */
 #define MAX_OPEN_DIRS 64
@@ -59,11 +55,6 @@ enum build_stage {
 	STAGE_CHANGED, /* the file changed while it was read */
 };
 
-struct inode_key {
-	dev_t dev;
-	ino_t ino;
-	struct lcfs_node_s *node;
-};
 
 /* Files waiting for the content pass; @next is the first not taken. */
 struct work_list {
@@ -98,7 +89,7 @@ struct build_ctx {
 	/* --hardlinks: (dev, ino) of scanned non-directories with st_nlink
 	 * > 1; node->scratch is the index + 1. */
 	bool hardlinks;
-	struct inode_key *inodes;
+	struct lcfs_inode_key *inodes;
 	size_t n_inodes, cap_inodes;
 
 	/* Content pass: the queue and the workers (under @lock). */
@@ -506,7 +497,7 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 	*stage = STAGE_READ;
 	if (size == 0)
 		return 0;
-	if (!(flags & LCFS_BUILD_NO_INLINE) && size <= INLINE_MAX) {
+	if (lcfs_content_is_inline(size, flags)) {
 		uint8_t *data = malloc((size_t)size);
 
 		if (data == NULL)
@@ -542,6 +533,12 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 	}
 	if (!want_digest)
 		return 0;
+	return lcfs_node_set_digest_result(node, digest, flags);
+}
+
+int lcfs_node_set_digest_result(struct lcfs_node_s *node,
+				const uint8_t digest[LCFS_DIGEST_SIZE], int flags)
+{
 	if (flags & LCFS_BUILD_BY_DIGEST) {
 		char *payload = malloc(LCFS_STORE_PATH_SIZE);
 
@@ -551,7 +548,7 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		lcfs_node_take_payload(node, payload);
 	}
 	if (flags & LCFS_BUILD_COMPUTE_DIGEST)
-		lcfs_node_set_fsverity_digest(node, digest);
+		lcfs_node_set_fsverity_digest(node, (uint8_t *)digest);
 	else
 		node->digest_set = false;
 	return 0;
@@ -970,14 +967,14 @@ static int remember_inode(struct build_ctx *c, struct lcfs_node_s *node,
 {
 	if (c->n_inodes == c->cap_inodes) {
 		size_t cap = c->cap_inodes ? c->cap_inodes * 2 : 256;
-		struct inode_key *v = realloc(c->inodes, cap * sizeof(*v));
+		struct lcfs_inode_key *v = realloc(c->inodes, cap * sizeof(*v));
 
 		if (v == NULL)
 			return -ENOMEM;
 		c->inodes = v;
 		c->cap_inodes = cap;
 	}
-	c->inodes[c->n_inodes] = (struct inode_key){ st->st_dev, st->st_ino, node };
+	c->inodes[c->n_inodes] = (struct lcfs_inode_key){ st->st_dev, st->st_ino, node };
 	node->scratch = (uint32_t)++c->n_inodes;
 	return 0;
 }
@@ -1181,7 +1178,7 @@ static int scan_tree(struct build_ctx *c)
 
 /* ---- Hard links ------------------------------------------------------------------ */
 
-static size_t inode_hash(const struct inode_key *k, size_t cap)
+static size_t inode_hash(const struct lcfs_inode_key *k, size_t cap)
 {
 	uint64_t h = (uint64_t)k->ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)k->dev;
 
@@ -1189,12 +1186,14 @@ static size_t inode_hash(const struct inode_key *k, size_t cap)
 }
 
 /*
- * --hardlinks: a depth-first walk in name order (the order in which a
- * reader meets the names) makes every later name of an inode a hard link
- * to the first one; the writer then counts the names in nlink. The first
- * names of regular files go to the content pass.
+ * A depth-first walk in name order (the order in which a reader meets the
+ * names) makes every later name of an inode a hard link to the first one;
+ * the writer then counts the names in nlink. Used by --hardlinks and by
+ * the tar reader.
  */
-static int resolve_hardlinks(struct build_ctx *c)
+int lcfs_link_inodes(struct lcfs_node_s *root, const struct lcfs_inode_key *keys,
+		     size_t n_keys, int (*first_cb)(void *data, struct lcfs_node_s *node),
+		     void *data)
 {
 	struct walk {
 		struct lcfs_node_s *node;
@@ -1205,20 +1204,20 @@ static int resolve_hardlinks(struct build_ctx *c)
 	size_t n = 0, cap = 64, hcap = 1;
 	int r;
 
-	if (c->n_inodes == 0)
+	if (n_keys == 0)
 		return 0;
-	while (hcap < 2 * c->n_inodes)
+	while (hcap < 2 * n_keys)
 		hcap *= 2;
 	firsts = calloc(hcap, sizeof(*firsts));
 	stack = malloc(cap * sizeof(*stack));
 	if (firsts == NULL || stack == NULL)
 		return -ENOMEM;
-	stack[n++] = (struct walk){ c->root, 0 };
+	stack[n++] = (struct walk){ root, 0 };
 
 	while (n > 0) {
 		struct walk *top = &stack[n - 1];
 		struct lcfs_node_s *child;
-		struct inode_key *k;
+		const struct lcfs_inode_key *k;
 		size_t i;
 
 		if (top->next == top->node->n_children) {
@@ -1238,11 +1237,11 @@ static int resolve_hardlinks(struct build_ctx *c)
 			stack[n++] = (struct walk){ child, 0 };
 			continue;
 		}
-		if (child->scratch == 0)
+		if (child->scratch == 0 || child->scratch > n_keys)
 			continue;
-		k = &c->inodes[child->scratch - 1];
+		k = &keys[child->scratch - 1];
 		for (i = inode_hash(k, hcap); firsts[i] != NULL; i = (i + 1) & (hcap - 1)) {
-			struct inode_key *f = &c->inodes[firsts[i]->scratch - 1];
+			const struct lcfs_inode_key *f = &keys[firsts[i]->scratch - 1];
 
 			if (f->dev == k->dev && f->ino == k->ino)
 				break;
@@ -1253,8 +1252,8 @@ static int resolve_hardlinks(struct build_ctx *c)
 			continue;
 		}
 		firsts[i] = child; /* keeps its scratch for later names */
-		if (S_ISREG(child->mode) && child->size > 0) {
-			r = pending_add(c, child);
+		if (first_cb != NULL) {
+			r = first_cb(data, child);
 			if (r < 0)
 				return r;
 		}
@@ -1263,7 +1262,23 @@ static int resolve_hardlinks(struct build_ctx *c)
 	for (size_t i = 0; i < hcap; i++)
 		if (firsts[i] != NULL)
 			firsts[i]->scratch = 0;
-	return queue_flush(c);
+	return 0;
+}
+
+/* The first names of regular files go to the content pass. */
+static int queue_first_name(void *data, struct lcfs_node_s *node)
+{
+	if (S_ISREG(node->mode) && node->size > 0)
+		return pending_add(data, node);
+	return 0;
+}
+
+/* --hardlinks: names of one (device, inode) become hard links. */
+static int resolve_hardlinks(struct build_ctx *c)
+{
+	int r = lcfs_link_inodes(c->root, c->inodes, c->n_inodes, queue_first_name, c);
+
+	return r < 0 ? r : queue_flush(c);
 }
 
 /* ---- Entry points ------------------------------------------------------------------ */

@@ -613,6 +613,30 @@ int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *chi
 	return r;
 }
 
+void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i)
+{
+	struct lcfs_node_s *child = parent->children[i];
+
+	memmove(parent->children + i, parent->children + i + 1,
+		(parent->n_children - i - 1) * sizeof(*parent->children));
+	parent->n_children--;
+	free(child->name);
+	child->name = NULL;
+	child->parent = NULL;
+	lcfs_node_unref(child);
+}
+
+int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
+			     size_t name_len)
+{
+	ssize_t i = child_find(parent, name, name_len);
+
+	if (i < 0)
+		return -ENOENT;
+	lcfs_node_remove_child_at(parent, (size_t)i);
+	return 0;
+}
+
 static int cmp_child_names(const void *a, const void *b)
 {
 	const char *x = (*(struct lcfs_node_s *const *)a)->name;

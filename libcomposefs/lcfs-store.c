@@ -87,6 +87,10 @@ struct lcfs_store {
 	pthread_mutex_t lock;   /* protects @claimed and @problem */
 	struct digest_set claimed;
 	char problem[LCFS_STORE_PROBLEM_SIZE]; /* first entry refused */
+	/* lcfs_store_stage(): new objects wait in this directory of the
+	 * store root, named by their hex digest, until published. */
+	int stage_fd;
+	char stage_name[TMP_NAME_SIZE];
 };
 
 /* An object being written: an O_TMPFILE file, or one named @tmp_name in
@@ -188,6 +192,27 @@ static void mkdir_parents(char *path)
 	(void)mkdir(path, 0755);
 }
 
+/* Removes the staging directory @name (see lcfs_store_stage()) and the
+ * regular files in it. Best effort. */
+static void remove_stage_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		if (de->d_name[0] != '.')
+			(void)unlinkat(fd, de->d_name, 0);
+	closedir(d);
+	(void)unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
 /* Unlinks temporary files of runs that ended long ago. Younger ones may
  * belong to a run still in progress. Best effort: errors are ignored. */
 static void remove_stale_temps(int dirfd)
@@ -210,9 +235,12 @@ static void remove_stale_temps(int dirfd)
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
 			continue;
 		if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || sb.st_mtime > now - STALE_TMP_SECONDS)
+		    sb.st_mtime > now - STALE_TMP_SECONDS)
 			continue;
-		(void)unlinkat(dirfd, de->d_name, 0);
+		if (S_ISREG(sb.st_mode))
+			(void)unlinkat(dirfd, de->d_name, 0);
+		else if (S_ISDIR(sb.st_mode))
+			remove_stage_dir(dirfd, de->d_name);
 	}
 	closedir(d);
 }
@@ -288,6 +316,7 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return -ENOMEM;
+	st->stage_fd = -1;
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
@@ -319,6 +348,10 @@ void lcfs_store_free(struct lcfs_store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->stage_fd >= 0) {
+		close(st->stage_fd);
+		remove_stage_dir(st->dirfd, st->stage_name);
+	}
 	close(st->dirfd);
 	close(st->lockfd);
 	free(st->path);
@@ -531,6 +564,26 @@ static int link_tmpfile(struct new_object *o, int dfd, const char *name)
 	return -errno;
 }
 
+/* While staging: the complete object @o goes into the staging directory
+ * under its hex digest (taken from its path). */
+static int stage_object(struct lcfs_store *st, struct new_object *o)
+{
+	char hex[2 * LCFS_DIGEST_SIZE + 1];
+
+	hex[0] = o->path[0];
+	hex[1] = o->path[1];
+	memcpy(hex + 2, o->path + 3, 2 * LCFS_DIGEST_SIZE - 2 + 1);
+	if (o->tmp_name[0] == '\0') {
+		int r = link_tmpfile(o, st->stage_fd, hex);
+
+		return r == -EEXIST ? 0 : r;
+	}
+	if (renameat(st->dirfd, o->tmp_name, st->stage_fd, hex) < 0)
+		return -errno;
+	o->tmp_name[0] = '\0';
+	return 0;
+}
+
 /*
  * Names the complete object @o. A new name: an object that appeared in
  * the meantime (another run stored the same content) is as good as ours.
@@ -715,7 +768,7 @@ static int finish_object(struct lcfs_store *st, struct new_object *o, bool repla
 		r = -errno;
 	if (r == 0) {
 		enable_verity(st, o);
-		r = name_object(st, o, replace);
+		r = st->stage_fd >= 0 ? stage_object(st, o) : name_object(st, o, replace);
 	}
 	return r;
 }
@@ -909,5 +962,163 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			r = finish_object(st, &o, replace);
 	}
 	discard_object(st, &o);
+	return r;
+}
+
+/* ---- Objects from data that is not in a file ---------------------------------------- */
+
+int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
+			const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct new_object o = { .fd = -1, .subfd = -1 };
+	bool replace;
+	int r;
+
+	/* The digest was computed from these very bytes. */
+	lcfs_store_object_path(digest, o.path);
+	r = object_needed(st, &o, digest, size, &replace);
+	if (r <= 0) {
+		discard_object(st, &o);
+		return r;
+	}
+	r = create_temp(st, &o);
+	if (r == 0)
+		r = lcfs_pwrite_all(o.fd, data, size, 0);
+	if (r == 0)
+		r = finish_object(st, &o, replace);
+	discard_object(st, &o);
+	return r;
+}
+
+struct lcfs_store_writer {
+	struct lcfs_store *st;
+	struct new_object o;
+	struct lcfs_fsverity_stream *hash;
+	uint64_t size;
+};
+
+int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
+{
+	struct lcfs_store_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->st = st;
+	w->o.fd = -1;
+	w->o.subfd = -1;
+	w->hash = lcfs_fsverity_stream_new();
+	if (w->hash == NULL) {
+		free(w);
+		return -ENOMEM;
+	}
+	/* The name is not known yet: the file starts in the store root,
+	 * so that no subdirectory is made for nothing. */
+	w->o.subfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = w->o.subfd < 0 ? -errno : create_temp(st, &w->o);
+	if (r < 0) {
+		lcfs_store_writer_free(w);
+		return r;
+	}
+	*out = w;
+	return 0;
+}
+
+int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len)
+{
+	int r = lcfs_pwrite_all(w->o.fd, data, len, w->size);
+
+	if (r < 0)
+		return r;
+	lcfs_fsverity_stream_update(w->hash, data, len);
+	w->size += len;
+	return 0;
+}
+
+int lcfs_store_writer_commit(struct lcfs_store_writer *w,
+			     uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *hash = w->hash;
+	bool replace;
+	int r;
+
+	w->hash = NULL;
+	r = lcfs_fsverity_stream_final(hash, digest);
+	if (r < 0)
+		return r;
+	lcfs_store_object_path(digest, w->o.path);
+	/* Now the object's own subdirectory. */
+	close(w->o.subfd);
+	w->o.subfd = -1;
+	r = object_needed(w->st, &w->o, digest, w->size, &replace);
+	if (r > 0)
+		r = finish_object(w->st, &w->o, replace);
+	return r;
+}
+
+void lcfs_store_writer_free(struct lcfs_store_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->hash != NULL)
+		lcfs_fsverity_stream_free(w->hash);
+	discard_object(w->st, &w->o);
+	free(w);
+}
+
+/* ---- Staging ------------------------------------------------------------------------------ */
+
+int lcfs_store_stage(struct lcfs_store *st)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		random_tmp_name(st->stage_name);
+		if (mkdirat(st->dirfd, st->stage_name, 0700) == 0)
+			break;
+		if (errno != EEXIST || tries == 99)
+			return -errno;
+	}
+	st->stage_fd = openat(st->dirfd, st->stage_name,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->stage_fd < 0) {
+		int r = -errno;
+
+		(void)unlinkat(st->dirfd, st->stage_name, AT_REMOVEDIR);
+		return r;
+	}
+	return 0;
+}
+
+int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	char path[LCFS_STORE_PATH_SIZE], hex[2 * LCFS_DIGEST_SIZE + 1];
+	struct stat sb;
+	int r, subfd;
+
+	if (st->stage_fd < 0)
+		return 0;
+	lcfs_digest_to_hex(digest, hex);
+	lcfs_store_object_path(digest, path);
+	if (fstatat(st->stage_fd, hex, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno; /* in the store already */
+	subfd = open_subdir(st, path);
+	if (subfd < 0)
+		return subfd;
+	/* A complete object of the same name may have appeared meanwhile;
+	 * anything else there (a damaged one) is replaced atomically. */
+	if (renameat2(st->stage_fd, hex, subfd, path + 3, RENAME_NOREPLACE) == 0) {
+		r = 0;
+	} else if (errno == EEXIST) {
+		struct stat cur;
+
+		r = 1;
+		if (fstatat(subfd, path + 3, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(cur.st_mode) && cur.st_size == sb.st_size)
+			r = 0;
+	} else {
+		r = errno == EINVAL ? 1 : -errno;
+	}
+	if (r == 1)
+		r = renameat(st->stage_fd, hex, subfd, path + 3) < 0 ? -errno : 0;
+	close(subfd);
 	return r;
 }

@@ -93,6 +93,44 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 #define LCFS_STORE_PROBLEM_SIZE 512
 bool lcfs_store_get_problem(struct lcfs_store *st, char *buf, size_t size);
 
+/* Like lcfs_store_put() for @size bytes held in memory at @data, whose
+ * digest the caller computed. 0 or -errno. */
+int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
+			const uint8_t digest[LCFS_DIGEST_SIZE]);
+
+/*
+ * An object whose content arrives piece by piece (from a tar stream): the
+ * data goes into a new temporary file and is hashed on the way; commit
+ * names the object after its digest, or drops the copy if the object is
+ * there already. Not thread-safe (one writer per thread).
+ */
+struct lcfs_store_writer;
+
+/* Starts a new object. 0 and *@out, or -errno. */
+int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out);
+/* Appends @len bytes. 0 or -errno. */
+int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len);
+/* Completes the object: its digest in @digest. 0 or -errno; either way the
+ * writer must then be freed. */
+int lcfs_store_writer_commit(struct lcfs_store_writer *w,
+			     uint8_t digest[LCFS_DIGEST_SIZE]);
+/* Frees @w; an uncommitted object leaves nothing behind. NULL allowed. */
+void lcfs_store_writer_free(struct lcfs_store_writer *w);
+
+/*
+ * Staging, for callers that learn only at the end which objects they
+ * need (layers that later layers overwrite) and that verify their input
+ * last: after lcfs_store_stage(), new objects are complete files in a
+ * private temporary directory of the store, and only
+ * lcfs_store_publish() gives one its name. Whatever was not published is
+ * removed by lcfs_store_free() (or, after a crash, by a later run once it
+ * is an hour old). 0 or -errno.
+ */
+int lcfs_store_stage(struct lcfs_store *st);
+/* Publishes the staged object for @digest; 0 if this run staged none (the
+ * object was present). 0 or -errno. */
+int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE]);
+
 /* Object path relative to the store for @digest: "xx/" + 62 hex digits and
  * a NUL (LCFS_STORE_PATH_SIZE bytes). */
 #define LCFS_STORE_PATH_SIZE (2 * LCFS_DIGEST_SIZE + 2)

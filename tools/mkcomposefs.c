@@ -18,6 +18,7 @@
 #include "lcfs-internal.h"
 #include "lcfs-store.h"
 #include "tool-version.h"
+#include "lcfs-tar.h"
 #include "toolutil.h"
 
 
@@ -30,6 +31,9 @@ enum {
 	OPT_PRINT_DIGEST,
 	OPT_PRINT_DIGEST_ONLY,
 	OPT_FROM_FILE,
+	OPT_FROM_TAR,
+	OPT_FROM_OCI,
+	OPT_PLATFORM,
 	OPT_MIN_VERSION,
 	OPT_MAX_VERSION,
 	OPT_THREADS,
@@ -47,6 +51,12 @@ static const struct option long_options[] = {
 	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
 	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
 	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
+	/* "--from" meant --from-file before the other --from-* options
+	 * existed: an exact name keeps it unambiguous. */
+	{ "from", no_argument, NULL, OPT_FROM_FILE },
+	{ "from-tar", no_argument, NULL, OPT_FROM_TAR },
+	{ "from-oci", no_argument, NULL, OPT_FROM_OCI },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "min-version", required_argument, NULL, OPT_MIN_VERSION },
 	/* The documented name of --min-version (docs/compatibility.md,
 	 * "Version options"). */
@@ -65,6 +75,9 @@ struct options {
 	bool print_digest;
 	bool print_digest_only;
 	bool from_file;
+	bool from_tar;
+	bool from_oci;
+	const char *platform;
 	bool hardlinks;
 	bool quiet;
 	bool skip_xattrs;
@@ -80,8 +93,10 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: %s [OPTIONS] SOURCE IMAGE\n"
-		"Build a composefs image from the directory SOURCE, or from the dumpfile\n"
-		"SOURCE with --from-file. IMAGE \"-\" writes the image to standard output.\n"
+		"Build a composefs image from the directory SOURCE, from the dumpfile\n"
+		"SOURCE with --from-file, from the tar layer SOURCE with --from-tar, or\n"
+		"from the OCI image layout SOURCE (LAYOUT[:REF]) with --from-oci.\n"
+		"IMAGE \"-\" writes the image to standard output.\n"
 		"\n"
 		"Options:\n"
 		"  --digest-store=PATH  copy regular files into the object store PATH\n"
@@ -93,6 +108,11 @@ static void usage(FILE *out)
 		"  --print-digest       print the image's fs-verity digest\n"
 		"  --print-digest-only  print the digest only; no IMAGE is written\n"
 		"  --from-file          SOURCE is a dumpfile (\"-\" for standard input)\n"
+		"  --from-tar           SOURCE is a tar layer, plain, gzip or zstd\n"
+		"                       (\"-\" for standard input)\n"
+		"  --from-oci           SOURCE is an OCI image layout LAYOUT[:REF]\n"
+		"  --platform=OS/ARCH   with --from-oci: the platform to pick from a\n"
+		"                       multi-platform index (default: this host's)\n"
 		"  --min-version=N      lowest image format version (default %d)\n"
 		"  --version=N          same as --min-version\n"
 		"  --max-version=N      highest image format version (default %d)\n"
@@ -167,6 +187,15 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		case OPT_FROM_FILE:
 			o->from_file = true;
 			break;
+		case OPT_FROM_TAR:
+			o->from_tar = true;
+			break;
+		case OPT_FROM_OCI:
+			o->from_oci = true;
+			break;
+		case OPT_PLATFORM:
+			o->platform = optarg;
+			break;
 		case OPT_MIN_VERSION:
 			parse_version(optarg, "min", &o->min_version);
 			o->have_min = true;
@@ -215,27 +244,36 @@ static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 			     bytes_total);
 }
 
+/* SOURCE for reading: standard input for "-". -1 after a message. */
+static int open_source(const char *source)
+{
+	int fd;
+
+	if (strcmp(source, "-") == 0)
+		return STDIN_FILENO;
+	fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
+			strerror(errno));
+	return fd;
+}
+
 static struct lcfs_node_s *read_dumpfile(const char *source)
 {
 	const char *name = strcmp(source, "-") == 0 ? "<stdin>" : source;
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root;
 	unsigned flags = 0;
-	int fd = STDIN_FILENO;
+	int fd;
 
 	/* Keyed on presence only, any value (docs/dumpfile.md, "Strict
 	 * mode"). */
 	if (getenv("CFS_PARSE_STRICT") != NULL)
 		flags |= LCFS_PARSE_FLAGS_STRICT;
 
-	if (strcmp(source, "-") != 0) {
-		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
-				strerror(errno));
-			return NULL;
-		}
-	}
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
 	root = lcfs_dump_parse_fd(fd, flags, &err);
 	if (fd != STDIN_FILENO)
 		close(fd);
@@ -270,6 +308,66 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 		lcfs_error_format(&err, buf, sizeof(buf));
 		/* The library's message names the failing path. */
 		fprintf(stderr, "%s: %s\n", tool_prog, buf);
+	}
+	return root;
+}
+
+/* Options of the tar and OCI modes from the command line. */
+static void layer_options(const struct options *o, struct lcfs_oci_options_s *lo)
+{
+	memset(lo, 0, sizeof(*lo));
+	lo->flags = o->build_flags;
+	lo->digest_store = o->digest_store;
+	lo->platform = o->platform;
+}
+
+static struct lcfs_node_s *read_tar(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	char buf[1024];
+	int fd;
+
+	layer_options(o, &lo);
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
+	root = lcfs_tar_build(fd, &lo, &err);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog,
+			fd == STDIN_FILENO ? "<stdin>" : source, buf);
+	}
+	return root;
+}
+
+static struct lcfs_node_s *read_oci(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	cleanup_free char *layout = strdup(source);
+	char *colon, buf[1024];
+	const char *ref = NULL;
+
+	if (layout == NULL)
+		tool_fail("%s", strerror(ENOMEM));
+	/* LAYOUT:REF; a colon in the last path component starts REF. */
+	colon = strrchr(layout, ':');
+	if (colon != NULL && strchr(colon, '/') == NULL) {
+		*colon = '\0';
+		ref = colon + 1;
+		if (ref[0] == '\0' || layout[0] == '\0')
+			tool_fail("invalid image '%s' (LAYOUT[:REF])", source);
+	}
+	layer_options(o, &lo);
+	root = lcfs_oci_build(layout, ref, &lo, &err);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog, source, buf);
 	}
 	return root;
 }
@@ -329,6 +427,12 @@ int main(int argc, char **argv)
 	 * before doing any work. */
 	if (!o.from_file && o.skip_xattrs && o.user_xattrs)
 		tool_usage_error("--skip-xattrs and --user-xattrs cannot be used together");
+	if (o.from_file + o.from_tar + o.from_oci > 1)
+		tool_usage_error("--from-file, --from-tar and --from-oci exclude each other");
+	if (o.platform != NULL && !o.from_oci)
+		tool_usage_error("--platform needs --from-oci");
+	if ((o.from_tar || o.from_oci) && o.hardlinks)
+		tool_usage_error("--hardlinks is implied by --from-tar and --from-oci");
 
 	if (image != NULL) {
 		if (strcmp(image, "-") == 0 && isatty(STDOUT_FILENO))
@@ -360,6 +464,10 @@ int main(int argc, char **argv)
 
 	if (o.from_file)
 		root = read_dumpfile(source);
+	else if (o.from_tar)
+		root = read_tar(source, &o);
+	else if (o.from_oci)
+		root = read_oci(source, &o);
 	else
 		root = scan_directory(source, &o);
 	if (root == NULL) {
