@@ -584,14 +584,17 @@ static void dir_map_free(struct dir_map *m)
 }
 
 /*
- * The directory at @path (@len bytes, plain) if it is known; the chain of
- * the previous line becomes the one leading to it.
+ * The directory at @path (@len bytes, plain) if it is known. The chain of
+ * the previous line fits up to @fits components; when the directory is
+ * the next one down, it extends the chain (the common case when entering
+ * a subdirectory), else the chain is cut at @fits: rebuilding it would
+ * read every node on the way up, each a likely cache miss, for the sake
+ * of lines that can as well come here again.
  */
 static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
-					size_t len)
+					size_t len, size_t fits)
 {
 	struct dir_ent *e;
-	struct lcfs_node_s *n;
 	size_t depth = 0;
 
 	if (p->dir_paths.slots == NULL)
@@ -599,20 +602,14 @@ static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
 	e = dir_map_slot(&p->dir_paths, path_hash(path, len), path, len);
 	if (e->dir == NULL)
 		return NULL;
-	for (n = e->dir; n != p->root; n = n->parent)
+	for (const char *c = path; (c = memchr(c, '/', path + len - c)) != NULL; c++)
 		depth++;
-	while (p->dirs_cap < depth + 1) {
-		if (dirs_push(p, NULL) < 0)
-			return NULL;
-	}
-	p->n_dirs = depth + 1;
-	for (n = e->dir; depth > 0; n = n->parent)
-		p->dirs[depth--] = n;
+	p->n_dirs = fits + 1;
+	if (depth == fits + 1 && dirs_push(p, e->dir) < 0)
+		p->n_dirs = fits + 1;
 	return e->dir;
 }
 
-/* Child @name of @dir, the directory reached by the first @depth components
- * of @path, which must itself be an existing directory (section 1.6). */
 /* Whether the previous line's chain has @name at @depth + 1. */
 static bool chain_fits(const struct parser *p, size_t depth, const char *name,
 		       size_t len)
@@ -687,7 +684,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		if (!chain_fits(p, depth, c, slash - c) && plain) {
 			/* Straight to the parent, if the map knows it. */
 			const char *last = memrchr(c, '/', end - c);
-			struct lcfs_node_s *d = dir_map_jump(p, path, last - path);
+			struct lcfs_node_s *d = dir_map_jump(p, path, last - path, depth);
 
 			if (d != NULL) {
 				dir = d;
