@@ -79,6 +79,28 @@ struct name_index {
 /* Directories smaller than this keep inserting in order. */
 #define INDEX_MIN_DIR 64
 
+/*
+ * Every directory by its path as its own line wrote it, when that path is
+ * plain (one leading slash, no empty component). When the entries of
+ * different directories are interleaved (the order files were created in,
+ * as some producers write them), the previous line's chain rarely fits and
+ * walking down from the root costs a search among a directory's children
+ * for every component, on nodes scattered over memory; one hash of the
+ * parent's path finds the parent at once.
+ */
+struct dir_ent {
+	uint64_t hash;
+	struct lcfs_node_s *dir; /* borrowed: the tree holds it */
+	char *path;		 /* the path, NUL-terminated */
+	size_t len;
+};
+
+struct dir_map {
+	struct dir_ent *slots; /* open addressing, power of two */
+	size_t mask;
+	size_t count;
+};
+
 struct parser {
 	unsigned flags;
 	struct lcfs_error *err;
@@ -93,6 +115,7 @@ struct parser {
 
 	struct lcfs_xattr_intern xattrs; /* identical pairs share one entry */
 	struct name_index names;
+	struct dir_map dir_paths;
 
 	struct hardlink *links;
 	size_t n_links;
@@ -496,6 +519,116 @@ static void index_sort_dirs(struct name_index *x)
 	}
 }
 
+static uint64_t path_hash(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+/* Whether @path (@len bytes) has the one spelling the map knows it by. */
+static bool plain_path(const char *path, size_t len)
+{
+	return len > 1 && path[0] == '/' && path[len - 1] != '/' &&
+	       memmem(path, len, "//", 2) == NULL;
+}
+
+static struct dir_ent *dir_map_slot(const struct dir_map *m, uint64_t h,
+				    const char *path, size_t len)
+{
+	struct dir_ent *e;
+
+	for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
+		e = &m->slots[i];
+		if (e->dir == NULL ||
+		    (e->hash == h && e->len == len && memcmp(e->path, path, len) == 0))
+			return e;
+	}
+}
+
+/* Remembers directory @dir at @path; failing only costs speed. */
+static void dir_map_add(struct dir_map *m, struct lcfs_node_s *dir,
+			const char *path, size_t len)
+{
+	uint64_t h = path_hash(path, len);
+	struct dir_ent *e;
+
+	if ((m->count + 1) * 2 > (m->slots ? m->mask + 1 : 0)) {
+		size_t cap = m->slots ? (m->mask + 1) * 2 : 1024;
+		struct dir_map bigger = { .mask = cap - 1, .count = m->count };
+
+		bigger.slots = calloc(cap, sizeof(*bigger.slots));
+		if (bigger.slots == NULL)
+			return;
+		for (size_t i = 0; m->slots != NULL && i <= m->mask; i++) {
+			struct dir_ent *old = &m->slots[i];
+
+			if (old->dir != NULL)
+				*dir_map_slot(&bigger, old->hash, old->path, old->len) = *old;
+		}
+		free(m->slots);
+		*m = bigger;
+	}
+	e = dir_map_slot(m, h, path, len);
+	if (e->dir != NULL)
+		return;
+	e->path = strndup(path, len);
+	if (e->path == NULL)
+		return;
+	e->hash = h;
+	e->len = len;
+	e->dir = dir;
+	m->count++;
+}
+
+static void dir_map_free(struct dir_map *m)
+{
+	for (size_t i = 0; m->slots != NULL && i <= m->mask; i++)
+		free(m->slots[i].path);
+	free(m->slots);
+}
+
+/*
+ * The directory at @path (@len bytes, plain) if it is known. The chain of
+ * the previous line fits up to @fits components; when the directory is
+ * the next one down, it extends the chain (the common case when entering
+ * a subdirectory), else the chain is cut at @fits: rebuilding it would
+ * read every node on the way up, each a likely cache miss, for the sake
+ * of lines that can as well come here again.
+ */
+static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
+					size_t len, size_t fits)
+{
+	struct dir_ent *e;
+	size_t depth = 0;
+
+	if (p->dir_paths.slots == NULL)
+		return NULL;
+	e = dir_map_slot(&p->dir_paths, path_hash(path, len), path, len);
+	if (e->dir == NULL)
+		return NULL;
+	for (const char *c = path; (c = memchr(c, '/', path + len - c)) != NULL; c++)
+		depth++;
+	p->n_dirs = fits + 1;
+	if (depth == fits + 1 && dirs_push(p, e->dir) < 0)
+		p->n_dirs = fits + 1;
+	return e->dir;
+}
+
+/* Whether the previous line's chain has @name at @depth + 1. */
+static bool chain_fits(const struct parser *p, size_t depth, const char *name,
+		       size_t len)
+{
+	const char *n;
+
+	if (depth + 1 >= p->n_dirs)
+		return false;
+	n = p->dirs[depth + 1]->name;
+	return strncmp(n, name, len) == 0 && n[len] == '\0';
+}
+
 /* Child @name of @dir, the directory reached by the first @depth components
  * of @path, which must itself be an existing directory (docs/dumpfile.md,
  * "Paths"). */
@@ -504,14 +637,12 @@ static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 {
 	struct lcfs_node_s *child;
 
-	if (depth + 1 < p->n_dirs) {
-		child = p->dirs[depth + 1];
-		if (strncmp(child->name, name, len) == 0 && child->name[len] == '\0') {
-			*dir = child;
-			return 0;
-		}
-		p->n_dirs = depth + 1;
+	if (chain_fits(p, depth, name, len)) {
+		*dir = p->dirs[depth + 1];
+		return 0;
 	}
+	if (depth + 1 < p->n_dirs)
+		p->n_dirs = depth + 1;
 	if ((*dir)->children_unsorted)
 		child = index_find(&p->names, *dir, name, len);
 	else
@@ -533,6 +664,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		    struct lcfs_node_s *node)
 {
 	const char *c = path, *end = path + len;
+	bool plain = plain_path(path, len);
 	struct lcfs_node_s *dir;
 	size_t depth = 0;
 	int r;
@@ -559,6 +691,18 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 
 		if (slash == NULL)
 			break;
+		if (!chain_fits(p, depth, c, slash - c) && plain) {
+			/* Straight to the parent, if the map knows it. */
+			const char *last = memrchr(c, '/', end - c);
+			struct lcfs_node_s *d = dir_map_jump(p, path, last - path, depth);
+
+			if (d != NULL) {
+				dir = d;
+				c = last + 1;
+				break;
+			}
+			plain = false;
+		}
 		r = descend(p, &dir, depth, c, slash - c, path);
 		if (r < 0)
 			return r;
@@ -591,6 +735,8 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		return perr_oom(p);
 	if (r < 0)
 		return perr(p, F_PATH, -r, "Can't add child");
+	if (plain && (node->mode & S_IFMT) == S_IFDIR)
+		dir_map_add(&p->dir_paths, node, path, end - path);
 	return 0;
 }
 
@@ -1023,6 +1169,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	free(p.links);
 	free(p.dirs);
 	free(p.names.slots);
+	dir_map_free(&p.dir_paths);
 	lcfs_xattr_intern_release(&p.xattrs);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;

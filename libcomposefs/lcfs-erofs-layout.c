@@ -149,6 +149,14 @@ static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
 		if (c <= 0) {
 			struct lcfs_node_s *child = node->children[ci++];
 
+			/* Siblings may be far apart in memory, see
+			 * lcfs_writer_prefetch(). */
+			if (ci + WRITER_PREFETCH_AHEAD < node->n_children)
+				__builtin_prefetch(node->children[ci + WRITER_PREFETCH_AHEAD]);
+			if (ci + WRITER_PREFETCH_AHEAD / 2 < node->n_children)
+				__builtin_prefetch(
+					node->children[ci + WRITER_PREFETCH_AHEAD / 2]->name);
+
 			d->name = child->name;
 			d->name_len = strlen(child->name);
 			d->kind = DE_CHILD;
@@ -260,6 +268,7 @@ int lcfs_writer_collect(struct writer *w)
 		uint32_t subdirs = 0;
 		size_t n;
 
+		lcfs_writer_prefetch(w, idx);
 		wi->nlink = node->nlink;
 		if (wi->flags & W_SYNTH_WHITEOUT) {
 			wi->nlink = 1;
@@ -428,6 +437,7 @@ int lcfs_writer_layout(struct writer *w)
 		struct winode *wi = &w->inodes[idx];
 		uint64_t isz, xsz, tail;
 
+		lcfs_writer_prefetch(w, idx);
 		if (!(wi->flags & W_SYNTH_WHITEOUT) &&
 		    (wi->node->mode & S_IFMT) == S_IFDIR)
 			r = size_dir(w, idx, wi);

@@ -356,8 +356,10 @@ static int emit_image(struct writer *w, struct wbuf *out)
 {
 	int r = emit_headers(w, out);
 
-	for (uint32_t i = 0; r == 0 && i < w->n_inodes; i++)
+	for (uint32_t i = 0; r == 0 && i < w->n_inodes; i++) {
+		lcfs_writer_prefetch(w, i);
 		r = emit_inode(w, i, out);
+	}
 	if (r == 0)
 		r = wbuf_pad_to(out, w->inodes_end);
 	if (r == 0)

@@ -472,6 +472,7 @@ int lcfs_writer_share_xattrs(struct writer *w)
 		size_t n = 0, cap = 0;
 
 		for (uint32_t i = 0; i < w->n_inodes; i++) {
+			lcfs_writer_prefetch(w, i);
 			r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
 			if (r < 0)
 				return r;
@@ -499,6 +500,7 @@ int lcfs_writer_share_xattrs(struct writer *w)
 
 	/* Pass 2: exact counts of the candidates. */
 	for (uint32_t i = 0; i < w->n_inodes; i++) {
+		lcfs_writer_prefetch(w, i);
 		r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
 		if (r < 0)
 			return r;

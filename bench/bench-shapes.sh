@@ -1,0 +1,136 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
+#
+# One table of mkcomposefs on the inputs users feed it, next to the limit
+# where one exists:
+#   - dumpfile to image (--from-file) on gen-dump.py trees of N entries:
+#     sorted, tar order, creation order, unique security.ima values (sorted
+#     and in creation order);
+#   - cs9-like: a real distribution tree (TREE, /usr by default) scanned
+#     by mkcomposefs, printed by composefs-info dump, built back from it;
+#   - digesting: --print-digest-only on TREE, warm, against
+#     `openssl speed -evp sha256` times the CPUs.
+# Every figure is the best of RUNS runs (wall), with the CPU time and peak
+# RSS of that run. It prints figures; it never passes or fails on them.
+#
+# usage: bench/bench-shapes.sh [--readme] [BUILDDIR] [N]
+#   --readme  also replace the table in bench/README.md
+#   BUILDDIR  an existing meson build directory (default: a release build
+#             in build-bench)
+#   N         entries of the generated trees (default 1000000)
+# Environment: TREE (default /usr), RUNS (default 3).
+# Needs GNU time (/usr/bin/time), python3 and openssl.
+set -euo pipefail
+
+srcdir=$(cd "$(dirname "$0")/.." && pwd)
+. "$srcdir/bench/lib.sh"
+readme=false
+if [ "${1:-}" = --readme ]; then
+	readme=true
+	shift
+fi
+builddir=$(bench_builddir "$srcdir" "${1:-}")
+n=${2:-1000000}
+tree=${TREE:-/usr}
+runs=${RUNS:-3}
+mk=$builddir/tools/mkcomposefs
+info=$builddir/tools/composefs-info
+for cmd in /usr/bin/time python3 openssl; do
+	command -v "$cmd" >/dev/null || { echo "bench-shapes: $cmd not found" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-shapes.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# best CMD...: runs CMD $runs times; sets wall, cpu, rss (MB) of the
+# fastest run.
+best() {
+	wall=; cpu=; rss=
+	for _ in $(seq "$runs"); do
+		/usr/bin/time -f '%e %U %S %M' -o "$tmp/time" "$@" >/dev/null 2>"$tmp/err" || {
+			echo "bench-shapes: $* failed:" >&2
+			cat "$tmp/err" >&2
+			exit 1
+		}
+		read -r w u s m <"$tmp/time"
+		if [ -z "$wall" ] || awk -v a="$w" -v b="$wall" 'BEGIN {exit !(a < b)}'; then
+			wall=$w
+			cpu=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
+			rss=$(awk -v m="$m" 'BEGIN {printf "%.0f", m / 1024}')
+		fi
+	done
+}
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 s | $4 s | $5 MB | $6 |"); }
+
+sorted_wall=
+sorted_cpu=
+for shape in sorted tar creation ima ima-creation; do
+	case $shape in
+	sorted) args=(--order sorted) what="sorted (as composefs-info dump prints)" ;;
+	tar) args=(--order tar) what="tar order (depth first, siblings shuffled)" ;;
+	creation) args=(--order creation) what="creation order (directories interleaved)" ;;
+	ima) args=(--order sorted --ima) what="unique security.ima on every file, sorted" ;;
+	ima-creation) args=(--order creation --ima) what="unique security.ima, creation order" ;;
+	esac
+	python3 "$srcdir/bench/gen-dump.py" "${args[@]}" "$n" 1 >"$tmp/dump"
+	best "$mk" --from-file "$tmp/dump" "$tmp/image"
+	case $shape in
+	sorted)
+		sorted_wall=$wall
+		sorted_cpu=$cpu
+		limit="goal: 2 s, 300 MB" ;;
+	tar | creation)
+		limit=$(awk -v w="$wall" -v s="$sorted_wall" -v c="$cpu" -v sc="$sorted_cpu" \
+			'BEGIN {printf "goal: 1.2x sorted; wall %.2fx, CPU %.2fx", w / s, c / sc}') ;;
+	*) limit="-" ;;
+	esac
+	row "$what" "$n" "$wall" "$cpu" "$rss" "$limit"
+	rm -f "$tmp/dump" "$tmp/image"
+done
+
+# cs9-like: a real tree through its dump.
+"$mk" --quiet "$tree" "$tmp/tree.img" 2>/dev/null || "$mk" "$tree" "$tmp/tree.img" >/dev/null
+"$info" dump "$tmp/tree.img" >"$tmp/tree.dump"
+entries=$(wc -l <"$tmp/tree.dump")
+best "$mk" --from-file "$tmp/tree.dump" "$tmp/image"
+row "cs9-like: $tree scanned, then its dumpfile" "$entries" "$wall" "$cpu" "$rss" "-"
+rm -f "$tmp/tree.img" "$tmp/tree.dump" "$tmp/image"
+
+# Digesting, warm: one run to fill the cache first.
+ncpu=$(nproc)
+sha_one=$(openssl speed -evp sha256 -seconds 3 2>/dev/null |
+	awk '/^sha256/ {v = $NF} END {sub("k", "", v); printf "%.0f", v * 1000}')
+bytes=$(find "$tree" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f", s}')
+files=$(find "$tree" -type f | wc -l)
+"$mk" --print-digest-only "$tree" >/dev/null 2>&1 || true
+best "$mk" --print-digest-only "$tree"
+bound=$(awk -v b="$bytes" -v s="$sha_one" -v c="$ncpu" 'BEGIN {printf "%.2f", b / (s * c)}')
+pct=$(awk -v b="$bound" -v w="$wall" 'BEGIN {printf "%.0f", 100 * b / w}')
+row "--print-digest-only $tree (warm, $((bytes / 1000000)) MB)" "$files files" "$wall" "$cpu" "$rss" \
+	"hashing limit $bound s; ${pct}% of it (goal 65%)"
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+table=$(
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/bench-shapes.sh\`: $ncpu CPUs (\`nproc\`),"
+	echo "\`openssl speed -evp sha256\` $((sha_one / 1000000)) MB/s per core (16 KiB blocks),"
+	echo "load average $load while measuring, best of $runs runs."
+	echo
+	echo "| input | entries | wall | CPU (user+sys) | peak RSS | limit |"
+	echo "|---|---:|---:|---:|---:|---|"
+	printf '%s\n' "${rows[@]}"
+)
+echo "$table"
+if $readme; then
+	f=$srcdir/bench/README.md
+	python3 - "$f" "$table" <<'PY'
+import sys
+path, table = sys.argv[1], sys.argv[2]
+text = open(path).read()
+begin, end = "<!-- bench-shapes: begin -->\n", "<!-- bench-shapes: end -->\n"
+a, b = text.index(begin) + len(begin), text.index(end)
+open(path, "w").write(text[:a] + table + "\n" + text[b:])
+PY
+	echo "# table written to $f"
+fi
