@@ -25,6 +25,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -59,7 +60,7 @@
 #define STALE_TMP_SECONDS (60 * 60)
 
 #define TMP_PREFIX ".tmp"
-#define TMP_NAME_SIZE 20
+#define TMP_NAME_SIZE LCFS_STORE_TMP_NAME_SIZE
 
 /* Digests claimed by this run: open addressing, doubled at half load. */
 struct digest_set {
@@ -82,14 +83,6 @@ struct lcfs_store {
 	atomic_uint next_subdir; /* where lcfs_store_put_copy() writes next */
 	pthread_mutex_t lock;   /* protects @claimed */
 	struct digest_set claimed;
-};
-
-/* An object being written: an O_TMPFILE file, or one named @tmp_name in
- * the store root. */
-struct new_object {
-	int fd;
-	char tmp_name[TMP_NAME_SIZE];
-	char path[LCFS_STORE_PATH_SIZE];
 };
 
 void lcfs_store_object_path(const uint8_t digest[LCFS_DIGEST_SIZE],
@@ -282,7 +275,7 @@ static void random_tmp_name(char name[TMP_NAME_SIZE])
 }
 
 /* A new file with a random temporary name in the store root. */
-static int open_named_temp(struct lcfs_store *st, struct new_object *o)
+static int open_named_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	for (int tries = 0; tries < 100; tries++) {
 		random_tmp_name(o->tmp_name);
@@ -373,7 +366,7 @@ static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
 
 /* A new, empty file for @o: unnamed (O_TMPFILE) in its subdirectory, or
  * with a temporary name in the store root. */
-static int create_temp(struct lcfs_store *st, struct new_object *o)
+static int create_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	char subdir[3] = { o->path[0], o->path[1], '\0' };
 
@@ -392,7 +385,7 @@ static int create_temp(struct lcfs_store *st, struct new_object *o)
 /* fs-verity on the new object: the kernel refuses while a writable
  * descriptor is open, so continue with a read-only one. Where verity is
  * unsupported we stop trying; every failure is ignored (section 2.6). */
-static void enable_verity(struct lcfs_store *st, struct new_object *o)
+static void enable_verity(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	char proc[64];
 	int ro, r;
@@ -424,7 +417,7 @@ static void enable_verity(struct lcfs_store *st, struct new_object *o)
 static void probe_direct(struct lcfs_store *st)
 {
 	static const uint8_t byte = 0;
-	struct new_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1 };
 	int clone;
 
 	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -451,7 +444,7 @@ static void probe_direct(struct lcfs_store *st)
 }
 
 /* Gives the unnamed file @o the name @name (relative to the store). */
-static int link_tmpfile(struct lcfs_store *st, struct new_object *o, const char *name)
+static int link_tmpfile(struct lcfs_store *st, struct lcfs_store_object *o, const char *name)
 {
 	char proc[64];
 
@@ -470,7 +463,7 @@ static int link_tmpfile(struct lcfs_store *st, struct new_object *o, const char 
  * @replace: a damaged object is in the way; it is replaced atomically, so
  * that readers see either file, never a missing one.
  */
-static int name_object(struct lcfs_store *st, struct new_object *o, bool replace)
+static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
 	int r;
 
@@ -510,7 +503,7 @@ static int name_object(struct lcfs_store *st, struct new_object *o, bool replace
 	return 0;
 }
 
-static void discard_object(struct lcfs_store *st, struct new_object *o)
+static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	if (o->tmp_name[0] != '\0')
 		(void)unlinkat(st->dirfd, o->tmp_name, 0);
@@ -566,7 +559,7 @@ static int object_needed(struct lcfs_store *st, const char *path,
 }
 
 /* Makes the complete data in @o an object: mode, verity, name. */
-static int finish_object(struct lcfs_store *st, struct new_object *o, bool replace)
+static int finish_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
 	int r = ensure_subdir(st, o->path);
 
@@ -582,7 +575,7 @@ static int finish_object(struct lcfs_store *st, struct new_object *o, bool repla
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1 };
 	bool replace;
 	int r;
 
@@ -687,7 +680,7 @@ static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGE
 static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 			   const char *subdir, uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1 };
 	bool replace;
 	int r;
 
@@ -718,7 +711,7 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1 };
 	char subdir[3];
 	unsigned idx;
 	bool replace;
@@ -754,4 +747,67 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	}
 	discard_object(st, &o);
 	return r;
+}
+
+/* ---- Objects written by others, and the store lock ------------------------ */
+
+int lcfs_store_dirfd(const struct lcfs_store *st)
+{
+	return st->dirfd;
+}
+
+int lcfs_store_object_create(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE],
+			     struct lcfs_store_object *o)
+{
+	int r;
+
+	o->fd = -1;
+	o->tmp_name[0] = '\0';
+	lcfs_store_object_path(digest, o->path);
+	r = ensure_subdir(st, o->path);
+	if (r == 0)
+		r = create_temp(st, o);
+	if (r < 0)
+		o->fd = -1;
+	return r;
+}
+
+int lcfs_store_object_commit(struct lcfs_store *st, struct lcfs_store_object *o,
+			     bool replace)
+{
+	return finish_object(st, o, replace);
+}
+
+void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *o)
+{
+	discard_object(st, o);
+	o->fd = -1;
+	o->tmp_name[0] = '\0';
+}
+
+int lcfs_store_lock(int store_dirfd, bool exclusive)
+{
+	struct stat sb;
+	int fd, r;
+
+	fd = openat(store_dirfd, ".lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }
