@@ -292,9 +292,7 @@ static int add_failure(struct lcfs_fetch *f, const char *name, const char *fmt, 
 	return 0;
 }
 
-/* The digest named by an image payload: exactly "xx/" and 62 lowercase hex
- * digits, the form the store's names have. */
-static bool payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE])
+bool lcfs_fetch_payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	char hex[2 * LCFS_DIGEST_SIZE + 1];
 	char canon[LCFS_STORE_PATH_SIZE];
@@ -329,11 +327,11 @@ static int add_node(struct lcfs_fetch *f, struct lcfs_node_s *node)
 	if (payload == NULL)
 		return 0; /* inline or empty */
 	xattr_digest = lcfs_node_get_fsverity_digest(node);
-	if (!payload_digest(payload, digest) ||
+	if (!lcfs_fetch_payload_digest(payload, digest) ||
 	    (xattr_digest != NULL && memcmp(xattr_digest, digest, LCFS_DIGEST_SIZE) != 0)) {
 		f->n_bad_entries++;
 		return add_failure(f, payload,
-				   xattr_digest != NULL && payload_digest(payload, digest) ?
+				   xattr_digest != NULL && lcfs_fetch_payload_digest(payload, digest) ?
 					   "the file's fs-verity digest differs from its name" :
 					   "not an object name");
 	}
@@ -428,7 +426,7 @@ int lcfs_fetch_open_object(int dirfd, const char *path)
 
 /* Whether object @o is already in the store: 1 present, 0 absent (with
  * o->replace set when a wrong file has its name), or -errno. */
-static int object_present(struct lcfs_fetch *f, struct fetch_obj *o)
+static int object_present(struct lcfs_store *st, struct fetch_obj *o)
 {
 	char path[LCFS_STORE_PATH_SIZE];
 	uint8_t digest[LCFS_DIGEST_SIZE];
@@ -436,7 +434,7 @@ static int object_present(struct lcfs_fetch *f, struct fetch_obj *o)
 	int fd, r;
 
 	lcfs_store_object_path(o->digest, path);
-	fd = lcfs_fetch_open_object(lcfs_store_dirfd(f->st), path);
+	fd = lcfs_fetch_open_object(lcfs_store_dirfd(st), path);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
 	if (fstat(fd, &sb) < 0) {
@@ -761,7 +759,7 @@ static int fill_slots(struct lcfs_fetch *f, long *wait_ms)
 		if (idx == SIZE_MAX)
 			break;
 		if (f->objs[idx].attempts == 0) {
-			r = object_present(f, &f->objs[idx]);
+			r = object_present(f->st, &f->objs[idx]);
 			if (r < 0) {
 				char path[LCFS_STORE_PATH_SIZE];
 
@@ -960,11 +958,18 @@ static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 {
 	struct lcfs_fetch *f = NULL;
 	const char *name, *reason;
-	int r;
+	int lock, r;
 
+	/* Held for this object only: a mount must not keep the store
+	 * locked for its whole life. */
+	lock = lcfs_store_lock(lcfs_store_dirfd(fr->st), false);
+	if (lock < 0)
+		return lcfs_error_set(err, -lock, "cannot lock the store: %s", strerror(-lock));
 	r = lcfs_fetch_new(fr->st, &fr->opts, &f, err);
-	if (r < 0)
+	if (r < 0) {
+		close(lock);
 		return r;
+	}
 	r = lcfs_fetch_add(f, digest, size, false);
 	if (r == 0)
 		r = lcfs_fetch_run(f);
@@ -973,14 +978,21 @@ static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 	else if (r < 0)
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 	lcfs_fetch_free(f);
+	close(lock);
 	return r;
 }
 
 int lcfs_fetcher_get(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_SIZE],
 		     uint64_t size, struct lcfs_error *err)
 {
+	struct fetch_obj o = { .size = size };
 	struct inflight *in, **pp;
 	int r;
+
+	/* The common case: it is there. */
+	memcpy(o.digest, digest, LCFS_DIGEST_SIZE);
+	if (object_present(fr->st, &o) > 0)
+		return 0;
 
 	pthread_mutex_lock(&fr->lock);
 	for (in = fr->inflight; in != NULL; in = in->next) {

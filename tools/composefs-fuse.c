@@ -33,6 +33,8 @@
 
 #include "config.h"
 #include "fuse-view.h"
+#include "lcfs-fetch.h"
+#include "lcfs-store.h"
 #include "libcomposefs/lcfs-erofs.h"
 #include "toolutil.h"
 
@@ -43,6 +45,7 @@
 
 struct cfs_fs {
 	struct cfs_view view;
+	struct lcfs_fetcher *fetcher; /* -o remote: missing objects */
 	uint64_t image_blocks;
 	bool acl;
 	bool no_opendir; /* the kernel opens directories by itself */
@@ -53,6 +56,7 @@ struct cfs_opts {
 	char *source;
 	char *basedir; /* ':'-separated, repeated options appended */
 	char *digest;
+	char *remote;
 	int verity;
 	int noacl;
 };
@@ -61,12 +65,14 @@ enum {
 	KEY_SOURCE,
 	KEY_BASEDIR,
 	KEY_DIGEST,
+	KEY_REMOTE,
 };
 
 static const struct fuse_opt cfs_opt_spec[] = {
 	FUSE_OPT_KEY("source=", KEY_SOURCE),
 	FUSE_OPT_KEY("basedir=", KEY_BASEDIR),
 	FUSE_OPT_KEY("digest=", KEY_DIGEST),
+	FUSE_OPT_KEY("remote=", KEY_REMOTE),
 	{ "verity", offsetof(struct cfs_opts, verity), 1 },
 	{ "noverity", offsetof(struct cfs_opts, verity), 0 },
 	{ "noacl", offsetof(struct cfs_opts, noacl), 1 },
@@ -87,6 +93,8 @@ static void usage(FILE *out)
 		"    -o verity              check the fs-verity digest of every backing file\n"
 		"    -o digest=HEX          the image must have this fs-verity digest\n"
 		"    -o noacl               do not expose POSIX ACLs\n"
+		"    -o remote=URL          fetch missing backing files from the store at\n"
+		"                           URL into the first basedir when first opened\n"
 		"\n",
 		prog);
 }
@@ -97,7 +105,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	const char *value = strchr(arg, '=');
 	char *copy;
 
-	if (key != KEY_SOURCE && key != KEY_BASEDIR && key != KEY_DIGEST)
+	if (key != KEY_SOURCE && key != KEY_BASEDIR && key != KEY_DIGEST && key != KEY_REMOTE)
 		return 1; /* keep */
 	value = value ? value + 1 : "";
 	if (key == KEY_BASEDIR && o->basedir != NULL && *value != '\0') {
@@ -114,6 +122,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	} else if (key == KEY_BASEDIR) {
 		free(o->basedir);
 		o->basedir = copy;
+	} else if (key == KEY_REMOTE) {
+		free(o->remote);
+		o->remote = copy;
 	} else {
 		free(o->digest);
 		o->digest = copy;
@@ -334,6 +345,32 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	do_readdir(req, ino, size, off, true);
 }
 
+/* -o remote: makes sure the backing file of inode @idx is in the store,
+ * fetching and verifying it if need be. A failure is logged once per
+ * open and the open fails with EIO. */
+static int fetch_missing(struct cfs_fs *fs, uint32_t idx)
+{
+	const struct cfs_object *obj = &fs->view.objects[fs->view.inodes[idx].object];
+	struct lcfs_error err = { 0 };
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	cleanup_free char *path = NULL;
+	char msg[600];
+
+	if (lcfs_fetch_payload_digest(obj->path, digest) &&
+	    lcfs_fetcher_get(fs->fetcher, digest, fs->view.inodes[idx].size, &err) == 0)
+		return 0;
+	if (err.msg[0] == '\0')
+		snprintf(err.msg, sizeof(err.msg), "not an object name");
+	path = cfs_view_path(&fs->view, idx);
+	snprintf(msg, sizeof(msg), "'%s': cannot fetch '%s': %s", path ? path : "?",
+		 obj->path, err.msg);
+	if (fs->view.use_syslog)
+		syslog(LOG_ERR, "%s", msg);
+	else
+		fprintf(stderr, "%s: %s\n", prog, msg);
+	return -EIO;
+}
+
 static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_view *v = &fs_of(req)->view;
@@ -353,7 +390,9 @@ static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (v->inodes[idx].object != CFS_NO_OBJECT) {
-		fd = cfs_view_open_object(v, idx);
+		fd = fs_of(req)->fetcher != NULL ? fetch_missing(fs_of(req), idx) : 0;
+		if (fd == 0)
+			fd = cfs_view_open_object(v, idx);
 		if (fd < 0) {
 			fuse_reply_err(req, -fd);
 			return;
@@ -714,6 +753,35 @@ static size_t open_basedirs(char *list, int **fds)
 	return n;
 }
 
+/* -o remote=URL: fetches go into the first basedir. */
+static int open_remote(struct cfs_fs *fs, const struct cfs_opts *o, struct lcfs_store **st)
+{
+	struct lcfs_fetch_options fo = { .url = o->remote };
+	struct lcfs_error err = { 0 };
+	cleanup_free char *store = NULL;
+	char buf[600];
+	int r;
+
+	if (o->basedir == NULL || o->basedir[0] == '\0') {
+		fprintf(stderr, "%s: -o remote needs a basedir to fetch into\n", prog);
+		return -EINVAL;
+	}
+	store = strndup(o->basedir, strcspn(o->basedir, ":"));
+	if (store == NULL)
+		return -ENOMEM;
+	r = lcfs_store_open(store, st);
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot open store '%s': %s\n", prog, store, strerror(-r));
+		return r;
+	}
+	r = lcfs_fetcher_new(*st, &fo, &fs->fetcher, &err);
+	if (r < 0) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot fetch from '%s': %s\n", prog, o->remote, buf);
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -722,6 +790,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct cfs_fs fs;
 	struct lcfs_node_s *root;
+	struct lcfs_store *store = NULL;
 	int *basedirs = NULL;
 	size_t n_basedirs = 0;
 	bool acl = false;
@@ -767,6 +836,8 @@ int main(int argc, char **argv)
 	fs.view.basedirs = basedirs;
 	fs.view.n_basedirs = n_basedirs;
 	fs.view.verity = o.verity;
+	if (o.remote != NULL && open_remote(&fs, &o, &store) < 0)
+		goto out_view;
 
 	/* Appended last, so that they win over whatever was given. */
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions") != 0) {
@@ -822,6 +893,8 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_view:
+	lcfs_fetcher_free(fs.fetcher);
+	lcfs_store_free(store);
 	cfs_view_release(&fs.view);
 	for (size_t k = 0; k < n_basedirs; k++)
 		close(basedirs[k]);
@@ -831,6 +904,7 @@ out_args:
 	free(o.source);
 	free(o.basedir);
 	free(o.digest);
+	free(o.remote);
 	fuse_opt_free_args(&args);
 	return ret;
 }
