@@ -7,10 +7,12 @@
 # gives their content and leaves exactly their objects in the local store;
 # two opens of one missing object at once cause one download; an object
 # the server corrupts gives EIO and one log line, and is not stored;
-# mount.composefs -o fuse,remote=URL works the same.
+# mount.composefs -o fuse,remote=URL works the same; as root, the user
+# nobody does the same unprivileged into a store of its own.
 # Usage: test-lazy-mount.py MKCOMPOSEFS COMPOSEFS-FUSE MOUNT.COMPOSEFS
 
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -59,6 +61,46 @@ def requests(log):
         return []
     with open(log) as f:
         return [l.split()[0].lstrip("/") for l in f]
+
+
+def unprivileged(fuse_exe, img, tmp, url, name, data, want):
+    if shutil.which("setpriv") is None:
+        print("setpriv is not installed: no unprivileged mount")
+        return
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        print("there is no user nobody: no unprivileged mount")
+        return
+    for d in (os.path.dirname(os.path.abspath(fuse_exe)),):
+        if not os.access(d, os.X_OK, effective_ids=False):
+            print("%s is not reachable by nobody: no unprivileged mount" % d)
+            return
+    prefix = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+              "--clear-groups", "--inh-caps=-all"]
+    os.chmod(tmp, 0o755)
+    os.chmod(img, 0o644)
+    store = os.path.join(tmp, "nobody-store")
+    mnt = os.path.join(tmp, "nobody-mnt")
+    for d in (store, mnt):
+        os.mkdir(d)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    os.chmod("/dev/fuse", 0o666)
+    try:
+        with fuselib.FuseMount(fuse_exe, img, mnt, [store], extra=["remote=" + url],
+                               prefix=prefix, unmount_prefix=prefix):
+            r = subprocess.run(prefix + ["cat", os.path.join(mnt, name)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            check(r.returncode == 0 and r.stdout == data,
+                  "nobody read %r: %r" % (name, r.stderr))
+    finally:
+        os.chmod("/dev/fuse", mode)
+    got = objects(store)
+    check(len(got) == 1 and list(got.values()) == [data], "nobody's store: %r" % list(got))
+    for o in got:
+        st = os.stat(os.path.join(store, o))
+        check(st.st_uid == pw.pw_uid, "object owned by %d" % st.st_uid)
 
 
 def test():
@@ -163,6 +205,10 @@ def test():
         finally:
             subprocess.run(["fusermount3", "-u", mnt])
         check(obj in objects(local), "mount.composefs remote: object not stored")
+
+        # Unprivileged: nobody mounts, fetches into its own store, reads.
+        if os.geteuid() == 0:
+            unprivileged(fuse_exe, img, tmp, srv.url, files[-1], ref_data[files[-1]], want)
     finally:
         for s in servers:
             s.stop()
