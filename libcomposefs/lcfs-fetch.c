@@ -687,7 +687,8 @@ bool lcfs_fetch_has(const struct lcfs_fetch *f, const uint8_t digest[LCFS_DIGEST
 {
 	/* After each run, all objects so far are sorted by name. */
 	const struct fetch_obj *o =
-		bsearch(digest, f->objs, f->run_start, sizeof(*f->objs), cmp_digest);
+		f->run_start == 0 ? NULL :
+				    bsearch(digest, f->objs, f->run_start, sizeof(*f->objs), cmp_digest);
 
 	return o != NULL && o->state == OBJ_DONE;
 }
@@ -696,9 +697,13 @@ bool lcfs_fetch_has(const struct lcfs_fetch *f, const uint8_t digest[LCFS_DIGEST
  * those already handled by an earlier run. */
 static void prepare_run(struct lcfs_fetch *f)
 {
-	struct fetch_obj *run = f->objs + f->run_start;
 	size_t n = f->n_objs - f->run_start, w = 0;
+	struct fetch_obj *run;
 
+	f->cursor = f->run_start;
+	if (n == 0)
+		return;
+	run = f->objs + f->run_start;
 	qsort(run, n, sizeof(*run), cmp_objs);
 	for (size_t i = 0; i < n; i++) {
 		if (w > 0 && memcmp(run[w - 1].digest, run[i].digest, LCFS_DIGEST_SIZE) == 0)
@@ -710,7 +715,6 @@ static void prepare_run(struct lcfs_fetch *f)
 		run[w++] = run[i];
 	}
 	f->n_objs = f->run_start + w;
-	f->cursor = f->run_start;
 }
 
 /* Next object to start: a retry that is due, else a new one. SIZE_MAX if
@@ -851,7 +855,8 @@ int lcfs_fetch_run(struct lcfs_fetch *f)
 	f->active = 0;
 	f->n_retry = 0;
 	/* Later runs look up earlier objects by name. */
-	qsort(f->objs, f->n_objs, sizeof(*f->objs), cmp_objs);
+	if (f->n_objs > 0)
+		qsort(f->objs, f->n_objs, sizeof(*f->objs), cmp_objs);
 	f->run_start = f->n_objs;
 	if (r < 0)
 		return r;
