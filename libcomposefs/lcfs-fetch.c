@@ -228,20 +228,32 @@ void lcfs_fetch_free(struct lcfs_fetch *f)
 
 /* ---- The list of objects ------------------------------------------------ */
 
+/* Room for one more element in the array @arr of @n elements of @elem
+ * bytes, *@cap allocated: the array (moved perhaps), or NULL when out of
+ * memory (@arr is then unchanged). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t elem)
+{
+	size_t new_cap;
+	void *a;
+
+	if (n < *cap)
+		return arr;
+	new_cap = *cap ? 2 * *cap : 16;
+	a = realloc(arr, new_cap * elem);
+	if (a != NULL)
+		*cap = new_cap;
+	return a;
+}
+
 int lcfs_fetch_add(struct lcfs_fetch *f, const uint8_t digest[LCFS_DIGEST_SIZE],
 		   uint64_t size, bool is_image)
 {
-	struct fetch_obj *o;
+	struct fetch_obj *o, *a;
 
-	if (f->n_objs == f->cap_objs) {
-		size_t cap = f->cap_objs ? 2 * f->cap_objs : 256;
-		struct fetch_obj *objs = realloc(f->objs, cap * sizeof(*objs));
-
-		if (objs == NULL)
-			return -ENOMEM;
-		f->objs = objs;
-		f->cap_objs = cap;
-	}
+	a = grow(f->objs, &f->cap_objs, f->n_objs, sizeof(*f->objs));
+	if (a == NULL)
+		return -ENOMEM;
+	f->objs = a;
 	o = &f->objs[f->n_objs++];
 	memset(o, 0, sizeof(*o));
 	memcpy(o->digest, digest, LCFS_DIGEST_SIZE);
@@ -256,20 +268,15 @@ static int add_failure(struct lcfs_fetch *f, const char *name, const char *fmt, 
 
 static int add_failure(struct lcfs_fetch *f, const char *name, const char *fmt, ...)
 {
-	struct failure *fl;
+	struct failure *fl, *a;
 	va_list ap;
 	char *reason;
 	int n;
 
-	if (f->n_failures == f->cap_failures) {
-		size_t cap = f->cap_failures ? 2 * f->cap_failures : 16;
-		struct failure *a = realloc(f->failures, cap * sizeof(*a));
-
-		if (a == NULL)
-			return -ENOMEM;
-		f->failures = a;
-		f->cap_failures = cap;
-	}
+	a = grow(f->failures, &f->cap_failures, f->n_failures, sizeof(*f->failures));
+	if (a == NULL)
+		return -ENOMEM;
+	f->failures = a;
 	va_start(ap, fmt);
 	n = vasprintf(&reason, fmt, ap);
 	va_end(ap);
@@ -430,32 +437,26 @@ static int object_present(struct lcfs_store *st, struct fetch_obj *o)
 {
 	char path[LCFS_STORE_PATH_SIZE];
 	uint8_t digest[LCFS_DIGEST_SIZE];
+	cleanup_fd int fd = -1;
 	struct stat sb;
-	int fd, r;
+	int r;
 
 	lcfs_store_object_path(o->digest, path);
 	fd = lcfs_fetch_open_object(lcfs_store_dirfd(st), path);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	if (fstat(fd, &sb) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!S_ISREG(sb.st_mode))
 		return -EEXIST;
-	}
-	if (!o->is_image) {
-		close(fd);
+	if (o->is_image) {
+		r = lcfs_fsverity_digest_fd_fast(fd, (uint64_t)sb.st_size, digest);
+		if (r < 0)
+			return r;
+		o->replace = memcmp(digest, o->digest, LCFS_DIGEST_SIZE) != 0;
+	} else {
 		o->replace = (uint64_t)sb.st_size != o->size;
-		return !o->replace;
 	}
-	r = lcfs_fsverity_digest_fd_fast(fd, (uint64_t)sb.st_size, digest);
-	close(fd);
-	if (r < 0)
-		return r;
-	o->replace = memcmp(digest, o->digest, LCFS_DIGEST_SIZE) != 0;
 	return !o->replace;
 }
 
@@ -586,19 +587,15 @@ static int retry_object(struct lcfs_fetch *f, size_t idx, const char *reason)
 {
 	struct fetch_obj *o = &f->objs[idx];
 	uint64_t delay;
+	size_t *a;
 	uint32_t jitter = 0;
 
 	if (o->attempts > f->retries)
 		return fail_object(f, idx, "%s (%u attempts)", reason, o->attempts);
-	if (f->n_retry == f->cap_retry) {
-		size_t cap = f->cap_retry ? 2 * f->cap_retry : 16;
-		size_t *a = realloc(f->retry, cap * sizeof(*a));
-
-		if (a == NULL)
-			return -ENOMEM;
-		f->retry = a;
-		f->cap_retry = cap;
-	}
+	a = grow(f->retry, &f->cap_retry, f->n_retry, sizeof(*f->retry));
+	if (a == NULL)
+		return -ENOMEM;
+	f->retry = a;
 	delay = (uint64_t)BACKOFF_FIRST_MS << (o->attempts - 1 < 6 ? o->attempts - 1 : 6);
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -152,6 +153,8 @@ int store_fetch_main(int argc, char **argv)
 	char buf[1024];
 	int c, r, lock, n_args;
 
+	/* A server that hangs up must not end the run by a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	headers = calloc((size_t)argc + 1, sizeof(*headers));
 	if (headers == NULL)
 		tool_fail("out of memory");
