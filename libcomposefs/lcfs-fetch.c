@@ -433,7 +433,7 @@ int lcfs_fetch_open_object(int dirfd, const char *path)
 
 /* Whether object @o is already in the store: 1 present, 0 absent (with
  * o->replace set when a wrong file has its name), or -errno. */
-static int object_present(struct lcfs_store *st, struct fetch_obj *o)
+static int object_present(int dirfd, struct fetch_obj *o)
 {
 	char path[LCFS_STORE_PATH_SIZE];
 	uint8_t digest[LCFS_DIGEST_SIZE];
@@ -442,7 +442,7 @@ static int object_present(struct lcfs_store *st, struct fetch_obj *o)
 	int r;
 
 	lcfs_store_object_path(o->digest, path);
-	fd = lcfs_fetch_open_object(lcfs_store_dirfd(st), path);
+	fd = lcfs_fetch_open_object(dirfd, path);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
 	if (fstat(fd, &sb) < 0)
@@ -760,7 +760,7 @@ static int fill_slots(struct lcfs_fetch *f, long *wait_ms)
 		if (idx == SIZE_MAX)
 			break;
 		if (f->objs[idx].attempts == 0) {
-			r = object_present(f->st, &f->objs[idx]);
+			r = object_present(lcfs_store_dirfd(f->st), &f->objs[idx]);
 			if (r < 0) {
 				char path[LCFS_STORE_PATH_SIZE];
 
@@ -887,7 +887,8 @@ struct inflight {
 };
 
 struct lcfs_fetcher {
-	struct lcfs_store *st;
+	char *store;  /* absolute path */
+	int dirfd;    /* the store directory, for presence checks */
 	struct lcfs_fetch_options opts; /* the strings below are copies */
 	char *url, *cacert;
 	char **headers;
@@ -900,6 +901,9 @@ void lcfs_fetcher_free(struct lcfs_fetcher *fr)
 {
 	if (fr == NULL)
 		return;
+	if (fr->dirfd >= 0)
+		close(fr->dirfd);
+	free(fr->store);
 	free(fr->url);
 	free(fr->cacert);
 	for (size_t i = 0; fr->headers != NULL && fr->headers[i] != NULL; i++)
@@ -910,17 +914,23 @@ void lcfs_fetcher_free(struct lcfs_fetcher *fr)
 	free(fr);
 }
 
-int lcfs_fetcher_new(struct lcfs_store *st, const struct lcfs_fetch_options *opts,
+int lcfs_fetcher_new(const char *store, const struct lcfs_fetch_options *opts,
 		     struct lcfs_fetcher **out, struct lcfs_error *err)
 {
 	struct lcfs_fetch *probe = NULL;
+	struct lcfs_store *st = NULL;
 	struct lcfs_fetcher *fr;
 	size_t n = 0;
 	int r;
 
-	/* Checks the options once, with the same rules as every fetch. */
+	/* Creates the store if need be, and checks the options once with
+	 * the rules of every fetch. */
+	r = lcfs_store_open(store, &st);
+	if (r < 0)
+		return lcfs_error_set(err, -r, "cannot open store '%s': %s", store, strerror(-r));
 	r = lcfs_fetch_new(st, opts, &probe, err);
 	lcfs_fetch_free(probe);
+	lcfs_store_free(st);
 	if (r < 0)
 		return r;
 	fr = calloc(1, sizeof(*fr));
@@ -928,7 +938,15 @@ int lcfs_fetcher_new(struct lcfs_store *st, const struct lcfs_fetch_options *opt
 		return lcfs_error_set(err, ENOMEM, "out of memory");
 	pthread_mutex_init(&fr->lock, NULL);
 	pthread_cond_init(&fr->cond, NULL);
-	fr->st = st;
+	/* Absolute: a daemon changes its directory. */
+	fr->store = realpath(store, NULL);
+	fr->dirfd = fr->store == NULL ? -1 :
+		open(fr->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fr->dirfd < 0) {
+		r = -errno;
+		lcfs_fetcher_free(fr);
+		return lcfs_error_set(err, -r, "cannot open store '%s': %s", store, strerror(-r));
+	}
 	fr->opts = *opts;
 	fr->opts.progress = NULL;
 	fr->url = strdup(opts->url);
@@ -954,25 +972,28 @@ oom:
 	return lcfs_error_set(err, ENOMEM, "out of memory");
 }
 
-/* One object, fetched by the calling thread. */
+/* One object, fetched by the calling thread. The store is opened (and
+ * its shared lock taken) for this object only: a mount must not keep the
+ * store locked for its whole life. */
 static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_SIZE],
 		     uint64_t size, struct lcfs_error *err)
 {
+	struct lcfs_store *st = NULL;
 	struct lcfs_fetch *f = NULL;
 	const char *name, *reason;
 	int lock, r;
 
-	/* Held for this object only: a mount must not keep the store
-	 * locked for its whole life. */
-	lock = lcfs_store_lock(lcfs_store_dirfd(fr->st), false);
-	if (lock < 0)
+	r = lcfs_store_open(fr->store, &st);
+	if (r < 0)
+		return lcfs_error_set(err, -r, "cannot open the store: %s", strerror(-r));
+	lock = lcfs_store_lock(lcfs_store_dirfd(st), false);
+	if (lock < 0) {
+		lcfs_store_free(st);
 		return lcfs_error_set(err, -lock, "cannot lock the store: %s", strerror(-lock));
-	r = lcfs_fetch_new(fr->st, &fr->opts, &f, err);
-	if (r < 0) {
-		close(lock);
-		return r;
 	}
-	r = lcfs_fetch_add(f, digest, size, false);
+	r = lcfs_fetch_new(st, &fr->opts, &f, err);
+	if (r == 0)
+		r = lcfs_fetch_add(f, digest, size, false);
 	if (r == 0)
 		r = lcfs_fetch_run(f);
 	if (r == -EIO && lcfs_fetch_failure(f, 0, &name, &reason))
@@ -981,6 +1002,7 @@ static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 	lcfs_fetch_free(f);
 	close(lock);
+	lcfs_store_free(st);
 	return r;
 }
 
@@ -993,7 +1015,7 @@ int lcfs_fetcher_get(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 
 	/* The common case: it is there. */
 	memcpy(o.digest, digest, LCFS_DIGEST_SIZE);
-	if (object_present(fr->st, &o) > 0)
+	if (object_present(fr->dirfd, &o) > 0)
 		return 0;
 
 	pthread_mutex_lock(&fr->lock);

@@ -98,10 +98,16 @@ int lcfs_fetch_open_object(int dirfd, const char *path);
 /*
  * On-demand fetches of single objects for a mounted image: thread-safe;
  * two callers asking for the same missing object wait for one download.
+ * The store is opened and its shared lock held only while an object is
+ * being fetched.
  */
 struct lcfs_fetcher;
 
-int lcfs_fetcher_new(struct lcfs_store *st, const struct lcfs_fetch_options *opts,
+/* New fetcher into the store directory @store (created if missing; the
+ * path is resolved now, so the current directory may change later). @opts
+ * and its strings are copied; its progress callback is not used. 0 and
+ * *@out, or -errno with @err saying why. */
+int lcfs_fetcher_new(const char *store, const struct lcfs_fetch_options *opts,
 		     struct lcfs_fetcher **out, struct lcfs_error *err);
 void lcfs_fetcher_free(struct lcfs_fetcher *fr);
 

@@ -34,7 +34,6 @@
 #include "config.h"
 #include "fuse-view.h"
 #include "lcfs-fetch.h"
-#include "lcfs-store.h"
 #include "libcomposefs/lcfs-erofs.h"
 #include "toolutil.h"
 
@@ -754,7 +753,7 @@ static size_t open_basedirs(char *list, int **fds)
 }
 
 /* -o remote=URL: fetches go into the first basedir. */
-static int open_remote(struct cfs_fs *fs, const struct cfs_opts *o, struct lcfs_store **st)
+static int open_remote(struct cfs_fs *fs, const struct cfs_opts *o)
 {
 	struct lcfs_fetch_options fo = { .url = o->remote };
 	struct lcfs_error err = { 0 };
@@ -769,12 +768,7 @@ static int open_remote(struct cfs_fs *fs, const struct cfs_opts *o, struct lcfs_
 	store = strndup(o->basedir, strcspn(o->basedir, ":"));
 	if (store == NULL)
 		return -ENOMEM;
-	r = lcfs_store_open(store, st);
-	if (r < 0) {
-		fprintf(stderr, "%s: cannot open store '%s': %s\n", prog, store, strerror(-r));
-		return r;
-	}
-	r = lcfs_fetcher_new(*st, &fo, &fs->fetcher, &err);
+	r = lcfs_fetcher_new(store, &fo, &fs->fetcher, &err);
 	if (r < 0) {
 		lcfs_error_format(&err, buf, sizeof(buf));
 		fprintf(stderr, "%s: cannot fetch from '%s': %s\n", prog, o->remote, buf);
@@ -790,7 +784,6 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct cfs_fs fs;
 	struct lcfs_node_s *root;
-	struct lcfs_store *store = NULL;
 	int *basedirs = NULL;
 	size_t n_basedirs = 0;
 	bool acl = false;
@@ -836,7 +829,7 @@ int main(int argc, char **argv)
 	fs.view.basedirs = basedirs;
 	fs.view.n_basedirs = n_basedirs;
 	fs.view.verity = o.verity;
-	if (o.remote != NULL && open_remote(&fs, &o, &store) < 0)
+	if (o.remote != NULL && open_remote(&fs, &o) < 0)
 		goto out_view;
 
 	/* Appended last, so that they win over whatever was given. */
@@ -894,7 +887,6 @@ out_session:
 	fuse_session_destroy(se);
 out_view:
 	lcfs_fetcher_free(fs.fetcher);
-	lcfs_store_free(store);
 	cfs_view_release(&fs.view);
 	for (size_t k = 0; k < n_basedirs; k++)
 		close(basedirs[k]);
