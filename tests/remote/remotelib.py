@@ -173,9 +173,23 @@ def nginx_binary():
     return None
 
 
-def start_nginx(root, workdir):
+def make_certificate(workdir):
+    """A self-signed certificate for 127.0.0.1: (cert, key) paths, or None
+    without the openssl command."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert])
+    return cert, key
+
+
+def start_nginx(root, workdir, tls=None, require_header=None):
     """nginx as one foreground process (no master, no daemon) serving
-    @root, with its configuration, logs and temporary paths in @workdir."""
+    @root, with its configuration, logs and temporary paths in @workdir.
+    @tls: (cert, key) for HTTPS with HTTP/2. @require_header: (name,
+    value) that every request must carry, else 403."""
     nginx = nginx_binary()
     if nginx is None:
         return None
@@ -183,6 +197,16 @@ def start_nginx(root, workdir):
     os.makedirs(workdir, exist_ok=True)
     conf = os.path.join(workdir, "nginx.conf")
     w = workdir
+    listen = "127.0.0.1:%d" % port
+    extra = ""
+    if tls:
+        listen += " ssl http2"
+        extra += "ssl_certificate %s;\n        ssl_certificate_key %s;\n" % tls
+        # The protocol of each request, to show that HTTP/2 was used.
+        extra += "        access_log %s/protocols.log proto;\n" % w
+    if require_header:
+        var = "$http_" + require_header[0].lower().replace("-", "_")
+        extra += '        if (%s != "%s") { return 403; }\n' % (var, require_header[1])
     with open(conf, "w") as f:
         f.write("""daemon off;
 master_process off;
@@ -192,6 +216,7 @@ error_log %(w)s/error.log;
 events { worker_connections 256; }
 http {
     access_log %(w)s/access.log;
+    log_format proto "$server_protocol";
     client_body_temp_path %(w)s/body;
     proxy_temp_path %(w)s/proxy;
     fastcgi_temp_path %(w)s/fastcgi;
@@ -199,15 +224,18 @@ http {
     scgi_temp_path %(w)s/scgi;
     keepalive_requests 100000;
     server {
-        listen 127.0.0.1:%(port)d;
+        listen %(listen)s;
+        %(extra)s
         root %(root)s;
         location / { }
     }
 }
-""" % {"w": w, "port": port, "root": root})
+""" % {"w": w, "listen": listen, "extra": extra, "root": root})
     proc = subprocess.Popen([nginx, "-p", workdir, "-c", conf, "-e", os.path.join(w, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     srv = Server(proc, port)
+    if tls:
+        srv.url = "https://127.0.0.1:%d" % port
     try:
         wait_port(port, proc)
     except Exception:

@@ -5,7 +5,8 @@
 # configuration in a temporary directory, python3 -m http.server) and from
 # a file:// URL: a store published by mkcomposefs --store-image and fetched
 # by its image digest into an empty store gives the same objects; a second
-# fetch transfers nothing; two fetches into one store at the same time
+# fetch transfers nothing; HTTPS over HTTP/2 with --cacert and a bearer
+# --header that nginx requires; two fetches into one store at the same time
 # both succeed; a fetch killed midway (SIGKILL) and run again completes
 # and leaves no temporary file; a local image file works as an operand.
 # Usage: test-fetch-http.py MKCOMPOSEFS COMPOSEFS-STORE
@@ -19,8 +20,8 @@ import sys
 import tempfile
 import time
 
-from remotelib import (check, leftovers, main, make_tree, objects, publish, run,
-                       start_fault_server, start_nginx, start_python_server)
+from remotelib import (check, leftovers, main, make_certificate, make_tree, objects,
+                       publish, run, start_fault_server, start_nginx, start_python_server)
 
 
 def summary(p):
@@ -69,6 +70,30 @@ def test():
             # Again: everything is present, nothing is transferred.
             p = fetch(store_tool, url, dest, digest)
             check(summary(p) == (0, 0, n_objects, 0), "%s: refetch %r" % (url, summary(p)))
+
+        # HTTPS with HTTP/2, a private CA (--cacert) and a bearer token
+        # (--header) that the server requires.
+        cert = make_certificate(tmp) if nginx is not None else None
+        if cert is None:
+            print("no nginx or no openssl: HTTPS not tested")
+        else:
+            token = ("Authorization", "Bearer s3cret")
+            tls = start_nginx(store, os.path.join(tmp, "nginx-tls"), tls=cert,
+                              require_header=token)
+            servers.append(tls)
+            dest = os.path.join(tmp, "dest-tls")
+            p = fetch(store_tool, tls.url, dest, digest, ok=False)
+            check(b"certificate" in p.stderr.lower() and objects(dest) == {},
+                  "an unknown CA was accepted: %r" % p.stderr[-300:])
+            p = fetch(store_tool, tls.url, dest, digest, "--cacert=" + cert[0], ok=False)
+            check(b"403" in p.stderr and objects(dest) == {},
+                  "no token: %r" % p.stderr[-300:])
+            fetch(store_tool, tls.url, dest, digest, "--cacert=" + cert[0],
+                  "--header=%s: %s" % token, "--jobs=16")
+            check(objects(dest) == want, "https: fetched store differs from the source")
+            with open(os.path.join(tmp, "nginx-tls", "protocols.log")) as f:
+                protos = set(f.read().split())
+            check(protos == {"HTTP/2.0"}, "https requests used %r" % protos)
 
         # A local image file as the operand: its objects, not itself.
         img = os.path.join(tmp, "img")
