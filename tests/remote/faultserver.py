@@ -17,6 +17,7 @@
 #   nolength  the file plus more bytes, no Content-Length, close
 #   stall     the headers and a few bytes, then nothing for a minute
 #   drop      close the connection without any answer
+#   redirect  a redirect to file:///etc/passwd
 #   404, 500  that status
 # --delay SECONDS slows every answer down (for interrupting a fetch).
 # Each request is appended to --log FILE as "PATH STATUS".
@@ -108,6 +109,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         elif kind == "drop":
             self.close_connection = True
+        elif kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif kind in ("404", "500"):
             self.send_body(int(kind), b"fault\n", 6)
         else:

@@ -6,7 +6,9 @@
 # transfer) are retried and the objects arrive; lasting ones (wrong
 # content, 404, a body larger than the image says, a server that keeps
 # failing) name the object on stderr, leave it absent from the store and
-# make the exit status non-zero, while every other object arrives; nothing
+# make the exit status non-zero, while every other object arrives (a
+# redirect to file:// is refused); entries of an image that name no
+# object are named and skipped; nothing
 # but objects is left in the store. A bearer header reaches the server, a
 # bad URL or header is refused before any transfer.
 # Usage: test-fetch-faults.py MKCOMPOSEFS COMPOSEFS-STORE
@@ -40,7 +42,8 @@ def test():
                    names[7]: ("404", "HTTP status 404"),
                    names[8]: ("extra", "larger than"),
                    names[9]: ("500", "HTTP status 500"),
-                   names[10]: ("nolength", "larger than")}
+                   names[10]: ("nolength", "larger than"),
+                   names[11]: ("redirect", "not supported")}
         faults = ["%s=%s" % kv for kv in transient.items()]
         faults += ["%s=%s" % (k, v[0]) for k, v in lasting.items()]
         log = os.path.join(tmp, "log")
@@ -80,6 +83,28 @@ def test():
             requests = sorted(l.split()[0].lstrip("/") for l in f)
         check(requests == sorted(lasting),
               "rerun requested %r" % requests)
+
+        # An image whose entries name no object (a path out of the store,
+        # a name that is not a digest): each is named, the rest arrives.
+        good = names[0]
+        dump = os.path.join(tmp, "bad.dump")
+        with open(dump, "wb") as f:
+            f.write(b"/ 0 40755 2 0 0 0 1700000000.0 - - -\n")
+            f.write(b"/escape 100 100644 1 0 0 0 1700000000.0 ../../etc/passwd - -\n")
+            f.write(b"/upper 100 100644 1 0 0 0 1700000000.0 %s - -\n"
+                    % good.upper().encode())
+            f.write(("/good %d 100644 1 0 0 0 1700000000.0 %s - -\n"
+                     % (len(want[good]), good)).encode())
+        bad_img = os.path.join(tmp, "bad.img")
+        run([mk, "--from-file", dump, bad_img])
+        dest3 = os.path.join(tmp, "dest3")
+        p = run([store_tool, "fetch", "--from=" + srv.url, dest3, bad_img], ok=False)
+        err = p.stderr.decode()
+        check("'../../etc/passwd': not an object name" in err and
+              "'%s': not an object name" % good.upper() in err,
+              "bad payloads not named: %r" % err)
+        check(objects(dest3) == {good: want[good]}, "bad image: store has %r"
+              % list(objects(dest3)))
 
         # Headers reach the server; bad arguments are refused.
         dest2 = os.path.join(tmp, "dest2")
