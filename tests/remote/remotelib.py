@@ -13,22 +13,15 @@ import sys
 import tempfile
 import time
 
-SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class TestFailure(Exception):
-    pass
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from cfstest import TestFailure, skip  # noqa: E402,F401
+from cfstest import main_wrapper as main  # noqa: E402,F401
 
 
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
-
-
-def skip(reason):
-    print("SKIP: %s" % reason)
-    sys.exit(SKIP)
 
 
 def run(cmd, ok=True, **kw):
@@ -104,6 +97,17 @@ def free_port():
     return port
 
 
+def started(proc, port):
+    """A Server for @proc once it listens on @port; killed if it does not."""
+    srv = Server(proc, port)
+    try:
+        wait_port(port, proc)
+    except Exception:
+        srv.stop()
+        raise
+    return srv
+
+
 def wait_port(port, proc, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
@@ -140,13 +144,7 @@ def start_python_server(root):
     proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
                              "--directory", root, str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    srv = Server(proc, port)
-    try:
-        wait_port(port, proc)
-    except Exception:
-        srv.stop()
-        raise
-    return srv
+    return started(proc, port)
 
 
 def start_fault_server(root, faults=(), delay=0.0, log=None):
@@ -233,24 +231,7 @@ http {
 """ % {"w": w, "listen": listen, "extra": extra, "root": root})
     proc = subprocess.Popen([nginx, "-p", workdir, "-c", conf, "-e", os.path.join(w, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    srv = Server(proc, port)
+    srv = started(proc, port)
     if tls:
         srv.url = "https://127.0.0.1:%d" % port
-    try:
-        wait_port(port, proc)
-    except Exception:
-        srv.stop()
-        raise
     return srv
-
-
-def main(test):
-    try:
-        test()
-    except Exception as e:
-        # Also the TestFailure of the shared FUSE helpers.
-        if type(e).__name__ != "TestFailure":
-            raise
-        print("FAIL: %s" % e)
-        sys.exit(1)
-    print("PASS")
