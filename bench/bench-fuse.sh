@@ -5,8 +5,10 @@
 # image: walking the tree (find, ls -lR) and reading every file, cold
 # (page cache dropped) and warm, side by side, best of RUNS (default 3).
 # The FUSE mount is measured plain and with -o verity; with verity every
-# backing file is hashed on its first open, which the first read of the
-# whole tree shows (the later runs find them verified). It reports
+# backing file's Merkle tree is built on its first open and each block
+# read is checked against it, which the first read of the whole tree
+# shows (later runs find the trees kept in memory and only check blocks);
+# bench-fuse-verity.sh measures large files. It reports
 # figures; it never passes or fails on them.
 #
 # usage: bench/bench-fuse.sh [BUILDDIR] [SOURCE_DIR]
@@ -22,18 +24,10 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-}
 source_dir=${2:-/usr/include}
 
-if [ "$(id -u)" != 0 ]; then
-	echo "bench-fuse: needs root (kernel mount, dropping caches)" >&2
-	exit 1
-fi
+bench_require_root bench-fuse
 builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
-for t in mkcomposefs mount.composefs composefs-fuse; do
-	if [ ! -x "$tools/$t" ]; then
-		echo "bench-fuse: $tools/$t is not built" >&2
-		exit 1
-	fi
-done
+bench_require_tools bench-fuse "$tools" mkcomposefs mount.composefs composefs-fuse
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-fuse.XXXXXX")
 kmnt=$tmp/kernel

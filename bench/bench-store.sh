@@ -33,27 +33,9 @@ mk=$builddir/tools/mkcomposefs
 fsv=$builddir/bench/bench-fsverity
 rd=$builddir/bench/bench-read
 
-for prog in "$mk" "$fsv" "$rd"; do
-	if [ ! -x "$prog" ]; then
-		echo "bench-store: '$prog' not found; build first" >&2
-		exit 1
-	fi
-done
-for cmd in openssl /usr/bin/time; do
-	if ! command -v "$cmd" >/dev/null; then
-		echo "bench-store: '$cmd' is needed" >&2
-		exit 1
-	fi
-done
+bench_need bench-store "$mk" "$fsv" "$rd" openssl /usr/bin/time
 mkdir -p "$bench_dir"
-if [ ! -d "$tree" ]; then
-	if [ $# -ge 2 ]; then
-		echo "bench-store: no tree '$tree'" >&2
-		exit 1
-	fi
-	echo "making a copy of /usr in $tree (once)..."
-	cp -a /usr "$tree"
-fi
+bench_tree bench-store "$tree" $(($# >= 2))
 
 ncpu=$(nproc)
 files=$(find "$tree" -type f | wc -l)
@@ -65,8 +47,7 @@ printf 'tree %s: %d regular files, %.0f MB (%.0f MB in files over 64 bytes), %d 
 	"$(echo "$big_bytes / 1000000" | bc -l)" "$ncpu"
 
 # SHA-256 throughput of one core, bytes/s, 16 KiB blocks (last column).
-sha_one=$(openssl speed -evp sha256 -seconds 3 2>/dev/null |
-	awk '/^sha256/ {v = $NF} END {sub("k", "", v); printf "%.0f", v * 1000}')
+sha_one=$(bench_sha256_rate)
 sha_all=$((sha_one * ncpu))
 printf 'limit: SHA-256 %.0f MB/s per core, %.0f MB/s on %d cores\n' \
 	"$(echo "$sha_one / 1000000" | bc -l)" "$(echo "$sha_all / 1000000" | bc -l)" "$ncpu"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * On-disk structures of a composefs image (shared/spec/IMAGE-FORMAT.md
- * sections 2-4, 9, 13 and 14). Every multi-byte field is little-endian.
+ * On-disk structures of a composefs image (docs/image-format.md, "File
+ * layout", "composefs header", "EROFS superblock", "Extended attributes",
+ * "Inode records", "Directories"). Every multi-byte field is little-endian.
  * Nothing but plain structs, constants and their size/offset checks.
  */
 #ifndef _LCFS_EROFS_FORMAT_H
@@ -53,7 +54,7 @@ enum {
 	LCFS_EROFS_FT_SYMLINK = 7,
 };
 
-/* Xattr name indexes (section 9.1 and 18). */
+/* Xattr name indexes (docs/image-format.md, "Name prefixes"). */
 enum {
 	LCFS_XATTR_INDEX_NONE = 0,
 	LCFS_XATTR_INDEX_USER = 1,
@@ -65,7 +66,8 @@ enum {
 	LCFS_XATTR_INDEX_COUNT = 7,
 };
 
-/* Seed of the per-inode xattr name bloom filter (section 9.5). */
+/* Seed of the per-inode xattr name bloom filter (docs/image-format.md,
+ * "Xattr name filter"). */
 #define LCFS_XATTR_FILTER_SEED 0x25BBE08Fu
 
 struct lcfs_erofs_super {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Building a tree from a directory (TOOLS-AND-MOUNT.md sections 2.5 and
- * 2.6, IMAGE-FORMAT.md section 19.2): lcfs_build_tree() for mkcomposefs,
- * and the public lcfs_build(), lcfs_load_node_from_file() and
- * lcfs_node_set_from_content() (section 7.3).
+ * Building a tree from a directory (docs/design.md, "Directory to image",
+ * "Directory scan", "Content pass"): lcfs_build_tree() for mkcomposefs, and
+ * the public lcfs_build(), lcfs_load_node_from_file() and
+ * lcfs_node_set_from_content() (documented in lcfs-writer.h).
  *
  * Three steps:
  * 1. the scan, on the calling thread: lstat, readlink and xattrs of every
@@ -20,16 +20,15 @@
  *    on the order of the work.
  */
 #include "config.h"
+#include "lcfs-compat.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
 
@@ -39,9 +38,6 @@
 	(LCFS_BUILD_SKIP_XATTRS | LCFS_BUILD_USE_EPOCH | LCFS_BUILD_SKIP_DEVICES |   \
 	 LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_NO_INLINE | LCFS_BUILD_USER_XATTRS | \
 	 LCFS_BUILD_BY_DIGEST)
-
-/* Files up to this size are inlined (section 2.6; the bound is inclusive). */
-#define INLINE_MAX LCFS_RECOMMENDED_INLINE_CONTENT_MAX
 
 /* Directories the scan keeps open at once; deeper ones are reopened from
  * their nearest open ancestor when needed. */
@@ -56,13 +52,9 @@ enum build_stage {
 	STAGE_SCAN,
 	STAGE_READ,
 	STAGE_STORE,
+	STAGE_CHANGED, /* the file changed while it was read */
 };
 
-struct inode_key {
-	dev_t dev;
-	ino_t ino;
-	struct lcfs_node_s *node;
-};
 
 /* Files waiting for the content pass; @next is the first not taken. */
 struct work_list {
@@ -97,7 +89,7 @@ struct build_ctx {
 	/* --hardlinks: (dev, ino) of scanned non-directories with st_nlink
 	 * > 1; node->scratch is the index + 1. */
 	bool hardlinks;
-	struct inode_key *inodes;
+	struct lcfs_inode_key *inodes;
 	size_t n_inodes, cap_inodes;
 
 	/* Content pass: the queue and the workers (under @lock). */
@@ -203,9 +195,22 @@ static int build_fail(struct build_ctx *c, struct lcfs_node_s *node,
 			lcfs_error_set(c->err, err, "cannot read '%s': %s", shown,
 				       strerror(err));
 			break;
-		case STAGE_STORE:
-			lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s", shown,
-				       c->store_path, strerror(err));
+		case STAGE_STORE: {
+			char problem[LCFS_STORE_PROBLEM_SIZE];
+
+			if (c->store != NULL &&
+			    lcfs_store_get_problem(c->store, problem, sizeof(problem)))
+				lcfs_error_set(c->err, err, "cannot store '%s': %s", shown,
+					       problem);
+			else
+				lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s",
+					       shown, c->store_path, strerror(err));
+			break;
+		}
+		case STAGE_CHANGED:
+			lcfs_error_set(c->err, err,
+				       "cannot read '%s': the file changed while it was read",
+				       shown);
 			break;
 		}
 		if (c->failed_path == NULL) {
@@ -258,8 +263,8 @@ static void xattr_bufs_release(struct xattr_bufs *xb)
 
 /*
  * Copies the xattrs of @path onto @node: all of them, or only user.* ones
- * (section 2.5 step 4). @path goes through /proc/self/fd, so that
- * symlinks' own xattrs are read; @follow selects whether its last
+ * (docs/design.md, "Directory scan"). @path goes through /proc/self/fd, so
+ * that symlinks' own xattrs are read; @follow selects whether its last
  * component (a magic link to an O_PATH descriptor) is followed. A failing
  * listxattr() fails the build, as in the reference.
  */
@@ -307,8 +312,8 @@ static int read_xattrs(struct lcfs_node_s *node, const char *path, bool follow,
 	return 0;
 }
 
-/* A node with the attributes of @st (section 2.5 step 2). NLINK stays 1:
- * the scan never copies st_nlink. */
+/* A node with the attributes of @st (docs/design.md, "Directory scan").
+ * NLINK stays 1: the scan never copies st_nlink. */
 static struct lcfs_node_s *node_from_stat(const struct stat *st, int flags)
 {
 	struct lcfs_node_s *node = lcfs_node_new();
@@ -318,7 +323,8 @@ static struct lcfs_node_s *node_from_stat(const struct stat *st, int flags)
 	node->mode = st->st_mode;
 	node->uid = st->st_uid;
 	node->gid = st->st_gid;
-	node->rdev = (uint32_t)st->st_rdev; /* 32 bits, IMAGE-FORMAT.md section 5 */
+	/* 32 bits (docs/image-format.md, "The node model") */
+	node->rdev = (uint32_t)st->st_rdev;
 	node->size = (uint64_t)st->st_size;
 	if (!(flags & LCFS_BUILD_USE_EPOCH)) {
 		node->mtime_sec = st->st_mtim.tv_sec;
@@ -335,7 +341,8 @@ static int read_symlink(struct lcfs_node_s *node, int dirfd, const char *name)
 
 	if (len < 0)
 		return -errno;
-	/* Targets of 4096 bytes or more cannot be stored (section 2.5 step 3). */
+	/* Targets of 4096 bytes or more cannot be stored (docs/design.md,
+	 * "Directory scan"). */
 	if (len > LCFS_MAX_PAYLOAD)
 		return -ENAMETOOLONG;
 	if (len == 0)
@@ -456,15 +463,28 @@ int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Results of reading a file's content besides 0 and -errno. */
+enum {
+	/* Size, mtime or ctime differ after the read: read it again. */
+	CONTENT_CHANGED = 1,
+	/* The copy in the store differs from what was hashed. Not read
+	 * again: other threads of this run with the same content count on
+	 * the object this call was to store. */
+	CONTENT_STORE_DIFFERS = 2,
+};
+
 /*
- * Section 2.6 pass 1 (and pass 2 when @store is non-NULL) for the node of
- * the regular file open as @fd, using the node's size: files of 1..64
+ * The content pass (docs/design.md, "Content pass"), and the object store
+ * (docs/design.md, "Object store") when @store is non-NULL, for the node
+ * of the regular file open as @fd, using the node's size: files of 1..64
  * bytes become inline content unless NO_INLINE; the digest is computed
  * with COMPUTE_DIGEST or BY_DIGEST; BY_DIGEST sets the payload "xx/yyy..."
  * and, without COMPUTE_DIGEST, leaves the digest unset. Only the first
  * @size bytes are used, so a file that grew since the scan still matches
  * its recorded size; one that shrank fails with ENODATA. *@stage says
- * which step failed.
+ * which step failed. CONTENT_STORE_DIFFERS: the store found that the
+ * file no longer has the content its digest was computed from (nothing
+ * was stored).
  */
 static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 			   struct lcfs_store *store, enum build_stage *stage)
@@ -477,7 +497,7 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 	*stage = STAGE_READ;
 	if (size == 0)
 		return 0;
-	if (!(flags & LCFS_BUILD_NO_INLINE) && size <= INLINE_MAX) {
+	if (lcfs_content_is_inline(size, flags)) {
 		uint8_t *data = malloc((size_t)size);
 
 		if (data == NULL)
@@ -498,8 +518,8 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		/* Mostly new objects: copy, then hash the copy. */
 		*stage = STAGE_STORE;
 		r = lcfs_store_put_copy(store, fd, size, digest);
-		if (r < 0)
-			return r;
+		if (r != 0)
+			return r > 0 ? CONTENT_STORE_DIFFERS : r;
 	} else if (want_digest) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)
@@ -507,12 +527,18 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		if (store != NULL) {
 			*stage = STAGE_STORE;
 			r = lcfs_store_put(store, fd, size, digest);
-			if (r < 0)
-				return r;
+			if (r != 0)
+				return r > 0 ? CONTENT_STORE_DIFFERS : r;
 		}
 	}
 	if (!want_digest)
 		return 0;
+	return lcfs_node_set_digest_result(node, digest, flags);
+}
+
+int lcfs_node_set_digest_result(struct lcfs_node_s *node,
+				const uint8_t digest[LCFS_DIGEST_SIZE], int flags)
+{
 	if (flags & LCFS_BUILD_BY_DIGEST) {
 		char *payload = malloc(LCFS_STORE_PATH_SIZE);
 
@@ -522,10 +548,40 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		lcfs_node_take_payload(node, payload);
 	}
 	if (flags & LCFS_BUILD_COMPUTE_DIGEST)
-		lcfs_node_set_fsverity_digest(node, digest);
+		lcfs_node_set_fsverity_digest(node, (uint8_t *)digest);
 	else
 		node->digest_set = false;
 	return 0;
+}
+
+/* Whether the file changed between the two fstat() results: a writer
+ * changes the mtime (unless it sets it back) and always the ctime. */
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	       a->st_mtim.tv_nsec != b->st_mtim.tv_nsec ||
+	       a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	       a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
+/*
+ * content_from_fd() for the file @fd, whose fstat() before reading is
+ * @before. CONTENT_CHANGED if the file changed while it was read (its
+ * size, mtime or ctime differ afterwards): the digest or inline content
+ * is then from no definite version of the file, while anything stored is
+ * still named by its own content.
+ */
+static int content_once(struct lcfs_node_s *node, int fd, const struct stat *before,
+			int flags, struct lcfs_store *store, enum build_stage *stage)
+{
+	struct stat after;
+	int r = content_from_fd(node, fd, flags, store, stage);
+
+	if (r != 0)
+		return r;
+	if (fstat(fd, &after) < 0)
+		return -errno;
+	return stat_changed(before, &after) ? CONTENT_CHANGED : 0;
 }
 
 /* ---- Opening files below the source ------------------------------------------------ */
@@ -542,7 +598,7 @@ static int open_beneath(struct build_ctx *c, int dirfd, const char *rel, int fla
 	int fd;
 
 	if (!atomic_load(&c->no_openat2)) {
-		fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+		fd = lcfs_openat2(dirfd, rel, &how, sizeof(how));
 		if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM))
 			return fd;
 		atomic_store(&c->no_openat2, true);
@@ -620,7 +676,16 @@ static int process_file(struct worker *w, struct lcfs_node_s *node)
 	} else if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
 	} else {
-		r = content_from_fd(node, fd, c->flags, c->store, &stage);
+		r = content_once(node, fd, &st, c->flags, c->store, &stage);
+		/* Changed while read: once more, from the start. */
+		if (r == CONTENT_CHANGED && fstat(fd, &st) < 0)
+			r = -errno;
+		else if (r == CONTENT_CHANGED)
+			r = content_once(node, fd, &st, c->flags, c->store, &stage);
+		if (r > 0) {
+			stage = STAGE_CHANGED;
+			r = -EAGAIN;
+		}
 	}
 	close(fd);
 	if (r < 0)
@@ -902,14 +967,14 @@ static int remember_inode(struct build_ctx *c, struct lcfs_node_s *node,
 {
 	if (c->n_inodes == c->cap_inodes) {
 		size_t cap = c->cap_inodes ? c->cap_inodes * 2 : 256;
-		struct inode_key *v = realloc(c->inodes, cap * sizeof(*v));
+		struct lcfs_inode_key *v = realloc(c->inodes, cap * sizeof(*v));
 
 		if (v == NULL)
 			return -ENOMEM;
 		c->inodes = v;
 		c->cap_inodes = cap;
 	}
-	c->inodes[c->n_inodes] = (struct inode_key){ st->st_dev, st->st_ino, node };
+	c->inodes[c->n_inodes] = (struct lcfs_inode_key){ st->st_dev, st->st_ino, node };
 	node->scratch = (uint32_t)++c->n_inodes;
 	return 0;
 }
@@ -930,7 +995,8 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 		struct lcfs_node_s *node = NULL;
 		struct stat st;
 
-		/* By d_type, as the reference does (section 2.5 step 6). */
+		/* By d_type, as the reference does (docs/design.md,
+		 * "Directory scan"). */
 		if ((c->flags & LCFS_BUILD_SKIP_DEVICES) &&
 		    (e->v[i].d_type == DT_CHR || e->v[i].d_type == DT_BLK))
 			continue;
@@ -1032,7 +1098,8 @@ static int scan_tree(struct build_ctx *c)
 
 	frames = calloc(cap, sizeof(*frames));
 	if (frames == NULL)
-		return lcfs_error_set(c->err, ENOMEM, "%s", strerror(ENOMEM));
+		return lcfs_error_set(c->err, ENOMEM, "cannot read '%s': %s", c->source,
+				      strerror(ENOMEM));
 	frames[0] = (struct scan_frame){ .dir = c->root, .fd = c->rootfd };
 	n = 1;
 	r = scan_dir(c, &frames[0], &e);
@@ -1111,7 +1178,7 @@ static int scan_tree(struct build_ctx *c)
 
 /* ---- Hard links ------------------------------------------------------------------ */
 
-static size_t inode_hash(const struct inode_key *k, size_t cap)
+static size_t inode_hash(const struct lcfs_inode_key *k, size_t cap)
 {
 	uint64_t h = (uint64_t)k->ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)k->dev;
 
@@ -1119,12 +1186,14 @@ static size_t inode_hash(const struct inode_key *k, size_t cap)
 }
 
 /*
- * --hardlinks: a depth-first walk in name order (the order in which a
- * reader meets the names) makes every later name of an inode a hard link
- * to the first one; the writer then counts the names in nlink. The first
- * names of regular files go to the content pass.
+ * A depth-first walk in name order (the order in which a reader meets the
+ * names) makes every later name of an inode a hard link to the first one;
+ * the writer then counts the names in nlink. Used by --hardlinks and by
+ * the tar reader.
  */
-static int resolve_hardlinks(struct build_ctx *c)
+int lcfs_link_inodes(struct lcfs_node_s *root, const struct lcfs_inode_key *keys,
+		     size_t n_keys, int (*first_cb)(void *data, struct lcfs_node_s *node),
+		     void *data)
 {
 	struct walk {
 		struct lcfs_node_s *node;
@@ -1135,20 +1204,20 @@ static int resolve_hardlinks(struct build_ctx *c)
 	size_t n = 0, cap = 64, hcap = 1;
 	int r;
 
-	if (c->n_inodes == 0)
+	if (n_keys == 0)
 		return 0;
-	while (hcap < 2 * c->n_inodes)
+	while (hcap < 2 * n_keys)
 		hcap *= 2;
 	firsts = calloc(hcap, sizeof(*firsts));
 	stack = malloc(cap * sizeof(*stack));
 	if (firsts == NULL || stack == NULL)
 		return -ENOMEM;
-	stack[n++] = (struct walk){ c->root, 0 };
+	stack[n++] = (struct walk){ root, 0 };
 
 	while (n > 0) {
 		struct walk *top = &stack[n - 1];
 		struct lcfs_node_s *child;
-		struct inode_key *k;
+		const struct lcfs_inode_key *k;
 		size_t i;
 
 		if (top->next == top->node->n_children) {
@@ -1168,11 +1237,11 @@ static int resolve_hardlinks(struct build_ctx *c)
 			stack[n++] = (struct walk){ child, 0 };
 			continue;
 		}
-		if (child->scratch == 0)
+		if (child->scratch == 0 || child->scratch > n_keys)
 			continue;
-		k = &c->inodes[child->scratch - 1];
+		k = &keys[child->scratch - 1];
 		for (i = inode_hash(k, hcap); firsts[i] != NULL; i = (i + 1) & (hcap - 1)) {
-			struct inode_key *f = &c->inodes[firsts[i]->scratch - 1];
+			const struct lcfs_inode_key *f = &keys[firsts[i]->scratch - 1];
 
 			if (f->dev == k->dev && f->ino == k->ino)
 				break;
@@ -1183,8 +1252,8 @@ static int resolve_hardlinks(struct build_ctx *c)
 			continue;
 		}
 		firsts[i] = child; /* keeps its scratch for later names */
-		if (S_ISREG(child->mode) && child->size > 0) {
-			r = pending_add(c, child);
+		if (first_cb != NULL) {
+			r = first_cb(data, child);
 			if (r < 0)
 				return r;
 		}
@@ -1193,7 +1262,23 @@ static int resolve_hardlinks(struct build_ctx *c)
 	for (size_t i = 0; i < hcap; i++)
 		if (firsts[i] != NULL)
 			firsts[i]->scratch = 0;
-	return queue_flush(c);
+	return 0;
+}
+
+/* The first names of regular files go to the content pass. */
+static int queue_first_name(void *data, struct lcfs_node_s *node)
+{
+	if (S_ISREG(node->mode) && node->size > 0)
+		return pending_add(data, node);
+	return 0;
+}
+
+/* --hardlinks: names of one (device, inode) become hard links. */
+static int resolve_hardlinks(struct build_ctx *c)
+{
+	int r = lcfs_link_inodes(c->root, c->inodes, c->n_inodes, queue_first_name, c);
+
+	return r < 0 ? r : queue_flush(c);
 }
 
 /* ---- Entry points ------------------------------------------------------------------ */
@@ -1238,13 +1323,13 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 	if (pthread_mutex_init(&c.lock, NULL) != 0 ||
 	    pthread_cond_init(&c.cond, NULL) != 0 ||
 	    pthread_cond_init(&c.done_cond, NULL) != 0) {
-		lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+		lcfs_error_set(err, ENOMEM, "cannot read '%s': %s", path, strerror(ENOMEM));
 		return NULL;
 	}
 	r = xattr_bufs_init(&c.xb);
 	c.dirent_buf = malloc(DIRENT_BUF_SIZE);
 	if (r < 0 || c.dirent_buf == NULL) {
-		r = lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
+		r = lcfs_error_set(err, ENOMEM, "cannot read '%s': %s", path, strerror(ENOMEM));
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &c.last_progress);
@@ -1261,11 +1346,12 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 
 	r = start_workers(&c, opts->threads);
 	if (r < 0) {
-		lcfs_error_set(err, -r, "%s", strerror(-r));
+		lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 		goto out;
 	}
 
-	/* Section 2.5 step 1: SOURCE is not followed if it is a symlink. */
+	/* SOURCE is not followed if it is a symlink (docs/design.md,
+	 * "Directory scan"). */
 	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = build_fail(&c, NULL, NULL, STAGE_SCAN, errno);
 		goto out;
@@ -1311,7 +1397,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			if (r == 0)
 				r = queue_flush(&c);
 			if (r < 0) {
-				lcfs_error_set(err, -r, "%s", strerror(-r));
+				lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 				goto out;
 			}
 		}
@@ -1321,7 +1407,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 	if (c.hardlinks) {
 		r = resolve_hardlinks(&c);
 		if (r < 0) {
-			lcfs_error_set(err, -r, "%s", strerror(-r));
+			lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 			goto out;
 		}
 	}
@@ -1346,7 +1432,7 @@ out:
 	pthread_mutex_destroy(&c.lock);
 	if (r < 0) {
 		if (err->err == 0)
-			lcfs_error_set(err, -r, "%s", strerror(-r));
+			lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 		if (root != NULL)
 			lcfs_node_unref(root);
 		if (failed_path != NULL)

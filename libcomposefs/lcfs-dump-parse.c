@@ -2,8 +2,8 @@
 /*
  * Dumpfile parser: composefs-dump(5) text to a node tree.
  *
- * The rules are those of TOOLS-AND-MOUNT.md section 1 (and IMAGE-FORMAT.md
- * section 19.1); the section numbers below refer to TOOLS-AND-MOUNT.md.
+ * The rules are those of docs/dumpfile.md; the headings cited below are
+ * that file's.
  *
  * Dumps of whole operating systems have millions of lines, so the parser
  * works on a moving window of the input (never the whole file), splits and
@@ -43,7 +43,7 @@ static const char *const field_names[] = {
 /* First read size; the window doubles when a line does not fit. */
 #define READ_CHUNK (1u << 20)
 
-/* Section 1.8 step 9: cap on the raw text of a line's xattrs. */
+/* Cap on the raw text of a line's xattrs (docs/dumpfile.md, "File types"). */
 #define XATTR_TEXT_MAX 65535
 
 /* A field of the current line: NUL-terminated in the line buffer. */
@@ -52,7 +52,8 @@ struct field {
 	size_t len;
 };
 
-/* A hard link line, resolved once the whole file is read (section 1.7). */
+/* A hard link line, resolved once the whole file is read (docs/dumpfile.md,
+ * "Hard links"). */
 struct hardlink {
 	struct lcfs_node_s *node; /* borrowed: the tree holds it */
 	char *target;		  /* unescaped PAYLOAD, NULL for "-" */
@@ -132,8 +133,9 @@ static int perr_oom(struct parser *p)
 
 /* ---- Fields ------------------------------------------------------------ */
 
-/* Section 1.3. Rewrites @f in place (the result is never longer) and keeps
- * it NUL-terminated; @f->len becomes the unescaped length. */
+/* Unescapes @f (docs/dumpfile.md, "Escapes"). Rewrites @f in place (the
+ * result is never longer) and keeps it NUL-terminated; @f->len becomes the
+ * unescaped length. */
 static int unescape(struct parser *p, int field, struct field *f)
 {
 	char *end = f->s + f->len;
@@ -194,7 +196,8 @@ static int unescape(struct parser *p, int field, struct field *f)
 
 /* Unescapes a field that is used as a C string (PATH, PAYLOAD, DIGEST,
  * xattr keys). An escaped NUL would silently cut it short, so it is
- * refused; @what names the field in the message. */
+ * refused (docs/dumpfile.md, "Escapes"); @what names the field in the
+ * message. */
 static int unescape_cstr(struct parser *p, int field, struct field *f,
 			 const char *what)
 {
@@ -207,7 +210,8 @@ static int unescape_cstr(struct parser *p, int field, struct field *f,
 	return r;
 }
 
-/* Section 1.4: a field that is exactly "-" is not set. */
+/* A field that is exactly "-" is not set (docs/dumpfile.md, "Optional
+ * fields"). */
 static bool field_is_dash(const struct field *f)
 {
 	return f->len == 1 && f->s[0] == '-';
@@ -217,8 +221,9 @@ static bool field_is_dash(const struct field *f)
  * An integer field has the syntax of strtoull() on the whole raw field
  * (leading blanks and a '+' or '-' sign accepted). A value that does not
  * fit the field is refused rather than saturated or wrapped: no negative
- * value (except -0), nothing above @max. Plain digit strings, by far the
- * common case, are converted directly. @s is NUL-terminated at @len.
+ * value (except -0), nothing above @max (docs/dumpfile.md, "Numbers").
+ * Plain digit strings, by far the common case, are converted directly. @s
+ * is NUL-terminated at @len.
  */
 static int parse_uint(struct parser *p, int field, const char *s, size_t len,
 		      int base, uint64_t max, uint64_t *out)
@@ -295,9 +300,10 @@ static int parse_mtime(struct parser *p, struct field *f, int64_t *sec,
 }
 
 /*
- * Section 1.2: the first 11 fields are separated by single spaces; missing
- * trailing fields are empty. Returns the number of fields present and sets
- * the xattr section (what follows the 11th field's space).
+ * The first 11 fields are separated by single spaces; missing trailing
+ * fields are empty (docs/dumpfile.md, "Fields"). Returns the number of
+ * fields present and sets the xattr section (what follows the 11th field's
+ * space).
  */
 static size_t split_fields(char *line, size_t len, struct field f[N_FIELDS],
 			   struct field *xattrs)
@@ -334,7 +340,8 @@ static size_t split_fields(char *line, size_t len, struct field f[N_FIELDS],
 	return n;
 }
 
-/* Section 1.9: space-separated KEY=VALUE tokens. */
+/* Space-separated KEY=VALUE tokens (docs/dumpfile.md, "Extended
+ * attributes"). */
 static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 			struct field *xs)
 {
@@ -490,7 +497,8 @@ static void index_sort_dirs(struct name_index *x)
 }
 
 /* Child @name of @dir, the directory reached by the first @depth components
- * of @path, which must itself be an existing directory (section 1.6). */
+ * of @path, which must itself be an existing directory (docs/dumpfile.md,
+ * "Paths"). */
 static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 		   const char *name, size_t len, const char *path)
 {
@@ -519,8 +527,8 @@ static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 	return 0;
 }
 
-/* Section 1.6: inserts @node (whose reference the tree takes on success)
- * at @path (unescaped, @len bytes). */
+/* Inserts @node (whose reference the tree takes on success) at @path
+ * (unescaped, @len bytes) (docs/dumpfile.md, "Paths"). */
 static int tree_add(struct parser *p, const char *path, size_t len,
 		    struct lcfs_node_s *node)
 {
@@ -587,7 +595,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 }
 
 /* A hard link target: leading and repeated slashes are ignored, the empty
- * path is the root (section 1.7). */
+ * path is the root (docs/dumpfile.md, "Hard links"). */
 static struct lcfs_node_s *tree_lookup(struct lcfs_node_s *root, const char *path)
 {
 	struct lcfs_node_s *n = root;
@@ -659,7 +667,8 @@ static struct lcfs_node_s *final_target(struct lcfs_node_s *n)
 	return t;
 }
 
-/* Section 1.7: after the whole file, in reverse order of appearance. */
+/* After the whole file, in reverse order of appearance (docs/dumpfile.md,
+ * "Hard links"). */
 static int resolve_hardlinks(struct parser *p)
 {
 	for (size_t i = p->n_links; i-- > 0;) {
@@ -720,7 +729,8 @@ static void unlink_hardlinks(struct parser *p)
 
 /* ---- Lines ------------------------------------------------------------------ */
 
-/* Section 1.8: everything after MODE on a line that is not a hard link. */
+/* Everything after MODE on a line that is not a hard link
+ * (docs/dumpfile.md, "File types"). */
 static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 		       struct field f[N_FIELDS], size_t n_fields, struct field *xs)
 {
@@ -878,7 +888,8 @@ static int parse_line(struct parser *p, char *line, size_t len)
 	}
 	/* From here on the tree owns @node. */
 	if (hardlink) {
-		/* Section 1.7: only PATH, MODE and PAYLOAD count. */
+		/* Only PATH, MODE and PAYLOAD count (docs/dumpfile.md,
+		 * "Hard links"). */
 		if (field_is_dash(&f[F_PAYLOAD]))
 			return add_hardlink(p, node, NULL);
 		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD], "hard link target");
@@ -912,8 +923,9 @@ static ssize_t source_read(struct source *src, char *dst, size_t n)
 	}
 }
 
-/* Section 1.1: reads the input in chunks and parses each complete line as
- * soon as it is seen. Only the unparsed tail stays in memory. */
+/* Reads the input in chunks and parses each complete line as soon as it is
+ * seen (docs/dumpfile.md, "Lines"). Only the unparsed tail stays in
+ * memory. */
 static int parse_lines(struct parser *p, struct source *src)
 {
 	size_t cap = READ_CHUNK, start = 0, end = 0;
@@ -968,7 +980,8 @@ static int parse_lines(struct parser *p, struct source *src)
 	}
 	if (start < end) {
 		p->line++;
-		/* Section 1.1 item 4, enforced whatever the read sizes. */
+		/* Strict mode's final newline, enforced whatever the read sizes
+		 * (docs/compatibility.md, "Dumpfile parser"). */
 		if (p->flags & LCFS_PARSE_FLAGS_STRICT)
 			return perr(p, F_NONE, EINVAL, "Missing trailing newline");
 		return parse_line(p, buf + start, end - start);

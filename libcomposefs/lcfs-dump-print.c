@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Dumpfile printer: a node tree to composefs-dump(5) text
- * (TOOLS-AND-MOUNT.md section 1.13).
+ * (docs/dumpfile.md, "Printing").
  *
  * Each line is built in memory and written with one fwrite(); the walk is
  * iterative, so the depth of the tree is bounded by memory, not the stack.
@@ -78,8 +78,9 @@ static void strbuf_add_s64(struct strbuf *b, int64_t v)
 	}
 }
 
-/* The standard escape set of section 1.13: backslash, the three named
- * control characters, and everything outside printable, non-space ASCII. */
+/* The standard escape set (docs/dumpfile.md, "Printer escapes"): backslash,
+ * the three named control characters, and everything outside printable,
+ * non-space ASCII. */
 static bool byte_is_plain(unsigned char c, unsigned flags)
 {
 	if (c == ' ')
@@ -153,8 +154,9 @@ void lcfs_print_escaped(FILE *out, const char *s, size_t len, unsigned flags)
 /*
  * Appends the line of @node, whose escaped path is @path. A hard link entry
  * shows '@', the attributes of the node its chain ends at, and the full
- * path of the node it points to (section 1.13). A chain that loops has no
- * end; the entry's own attributes are shown then.
+ * path of the node it points to (docs/dumpfile.md, "Hard links in a
+ * printout"). A chain that loops has no end; the entry's own attributes
+ * are shown then.
  */
 static int format_node(struct strbuf *b, struct lcfs_node_s *node,
 		       const char *path, size_t path_len)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Image writer, part 1: the list of real inodes in breadth-first order,
- * the rewrite flags of IMAGE-FORMAT.md section 7, per-inode data sizes
- * (section 10), compact/extended choice (section 11) and inode placement
- * (section 12).
+ * the rewrite flags, per-inode data sizes, compact/extended choice and
+ * inode placement (docs/image-format.md, "Inode order", "Tree rewrite",
+ * "Inode data", "Compact and extended inodes", "Inode placement").
  */
 #include "lcfs-erofs-writer.h"
 
@@ -39,7 +39,8 @@ static int node_error(struct writer *w, struct lcfs_node_s *node, int err,
 
 unsigned lcfs_writer_chunkbits(uint64_t size)
 {
-	/* ceil(log2(size)) clamped to 12..43 (section 10.2). */
+	/* ceil(log2(size)) clamped to 12..43 (docs/image-format.md,
+	 * "Chunk-based files"). */
 	unsigned bits = size > 1 ? 64 - __builtin_clzll(size - 1) : 0;
 
 	if (bits < LCFS_BLKSZ_BITS)
@@ -65,7 +66,8 @@ uint32_t lcfs_writer_mode(const struct writer *w, const struct winode *wi)
 	return wi->node->mode;
 }
 
-/* The "input size" of section 11: what decides compact vs extended. */
+/* The size that decides compact vs extended (docs/image-format.md,
+ * "Compact and extended inodes"). */
 uint64_t lcfs_writer_size(const struct writer *w, const struct winode *wi)
 {
 	if (wi->flags & (W_SYNTH_WHITEOUT | W_INPUT_WHITEOUT))
@@ -109,8 +111,9 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 
 /*
  * The entries of a directory in name order: its children merged with "."
- * and ".." (section 7.5) and, for the root, the synthetic whiteouts 00..ff
- * (section 7.6). A child with the same name as a synthetic entry wins.
+ * and ".." (docs/image-format.md, "Dot and dot-dot") and, for the root,
+ * the synthetic whiteouts 00..ff (docs/image-format.md, "Root
+ * finalization"). A child with the same name as a synthetic entry wins.
  * Fills w->dirents; target is left for the caller when not yet known.
  */
 static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
@@ -193,7 +196,8 @@ static void track_mtime(struct writer *w, int64_t sec, uint32_t nsec)
 	}
 }
 
-/* Checks of section 7.1 on one real inode, and its rewrite flags. */
+/* Checks of one real inode (docs/image-format.md, "Validation"), and its
+ * rewrite flags. */
 static int check_inode(struct writer *w, struct winode *wi)
 {
 	struct lcfs_node_s *node = wi->node;
@@ -229,9 +233,10 @@ static int check_inode(struct writer *w, struct winode *wi)
 }
 
 /*
- * Breadth-first walk over the real inodes (section 8): BFS index, parent,
- * directory nlink, minimum mtime, rewrite flags, and the version bump of
- * section 6 (decided by input whiteouts only).
+ * Breadth-first walk over the real inodes (docs/image-format.md, "Inode
+ * order"): BFS index, parent, directory nlink, minimum mtime, rewrite
+ * flags, and the version bump (docs/image-format.md, "Format versions":
+ * decided by input whiteouts only).
  */
 int lcfs_writer_collect(struct writer *w)
 {
@@ -339,7 +344,8 @@ int lcfs_writer_dir_entries(struct writer *w, uint32_t idx, size_t *n_out)
 	return r;
 }
 
-/* Section 10 and 14.1: data blocks and inline tail of a directory. */
+/* Data blocks and inline tail of a directory (docs/image-format.md,
+ * "Inode data", "Directory blocks"). */
 static int size_dir(struct writer *w, uint32_t idx, struct winode *wi)
 {
 	size_t n, used = 0;
@@ -408,8 +414,9 @@ static bool is_compact(const struct writer *w, const struct winode *wi)
 }
 
 /*
- * Sizes every inode and places it (section 12), then the shared xattr
- * table and the data blocks (sections 2 and 13.5).
+ * Sizes every inode and places it (docs/image-format.md, "Inode
+ * placement"), then the shared xattr table and the data blocks
+ * (docs/image-format.md, "File layout", "The i_u field").
  */
 int lcfs_writer_layout(struct writer *w)
 {

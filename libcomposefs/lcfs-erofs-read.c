@@ -2,8 +2,9 @@
 /*
  * Image reader: turns a composefs image back into a node tree.
  *
- * Layout: shared/spec/IMAGE-FORMAT.md sections 2-15; reading rules: section
- * 18; what is reconstructed: TOOLS-AND-MOUNT.md section 1.13.
+ * The format is that of docs/image-format.md; the reading rules are in
+ * (docs/image-format.md, "Reading an image"), and what a dump shows of the
+ * result in (docs/dumpfile.md, "What an image gives back").
  *
  * The input is untrusted (this file is a fuzz target), so every offset,
  * size and count is checked before it is used, and the amount of work is
@@ -185,7 +186,8 @@ static void nid_table_release(struct nid_table *t)
 
 /* ---- Reader state ------------------------------------------------------------ */
 
-/* What an xattr read from the image does to the node (section 18 table). */
+/* What an xattr read from the image does to the node (docs/image-format.md,
+ * "What the reader rebuilds"). */
 enum xattr_kind {
 	XATTR_STORE,    /* stored, possibly unescaped */
 	XATTR_DROP,     /* hidden composefs/overlay bookkeeping */
@@ -307,7 +309,8 @@ static int read_inode(struct reader *r, uint64_t nid, struct inode *ino)
 
 	memset(ino, 0, sizeof(*ino));
 	ino->nid = nid;
-	/* Section 18 step 5: the record must be inside the image. */
+	/* The record must be inside the image (docs/image-format.md, "Reader
+	 * checks"). */
 	if (r->size - r->meta_off < sizeof(struct lcfs_erofs_inode_compact) ||
 	    nid > r->max_nid)
 		return INODE_ERR(r, nid, EINVAL, "outside the image");
@@ -353,7 +356,8 @@ static int read_inode(struct reader *r, uint64_t nid, struct inode *ino)
 		ino->uid = le16toh(c.i_uid);
 		ino->gid = le16toh(c.i_gid);
 		ino->nlink = le16toh(c.i_nlink);
-		/* Compact inodes carry no time: section 13.2. */
+		/* Compact inodes carry no time (docs/image-format.md,
+		 * "Compact record"). */
 		ino->mtime = r->build_time;
 		ino->mtime_nsec = r->build_time_nsec;
 	}
@@ -361,7 +365,8 @@ static int read_inode(struct reader *r, uint64_t nid, struct inode *ino)
 		return INODE_ERR(r, nid, EINVAL, "invalid file type in mode 0%o",
 				 ino->mode);
 
-	/* Section 9.5: icount counts 4-byte units after the 12-byte header. */
+	/* icount counts 4-byte units after the 12-byte header
+	 * (docs/image-format.md, "Inline xattrs"). */
 	ino->xattr_off = ino->off + ino->isz;
 	ino->xattr_size = icount ? 12 + 4 * ((uint32_t)icount - 1) : 0;
 	if (!in_image(r, ino->xattr_off, ino->xattr_size))
@@ -370,7 +375,8 @@ static int read_inode(struct reader *r, uint64_t nid, struct inode *ino)
 	return charge(r, nid, ino->isz);
 }
 
-/* Locates the data of a flat inode (sections 13.5, 13.6 and 18). */
+/* Locates the data of a flat inode (docs/image-format.md, "The i_u field",
+ * "Inline tails", "What the reader rebuilds"). */
 static int get_extent(struct reader *r, const struct inode *ino, struct extent *e)
 {
 	const uint64_t image_blocks = r->size / LCFS_BLKSZ;
@@ -460,7 +466,8 @@ static bool key_has_prefix(const char *key, size_t len, const char *prefix)
 }
 
 /*
- * Section 18 table: what a key read from the image means. For stored keys
+ * What a key read from the image means (docs/image-format.md, "What the
+ * reader rebuilds"). For stored keys
  * *@skip is the number of leading bytes of @key to leave out so that the
  * rest is the unescaped key: "trusted.overlay.overlay.X" is stored as
  * "trusted.overlay.X" (the key buffer is rewritten in place).
@@ -556,9 +563,9 @@ static int decode_entry(struct reader *r, uint64_t nid, const uint8_t *entry,
 	return 0;
 }
 
-/* Section 18: a regular file's payload is the redirect value minus one
- * leading '/'. Exactly the stored bytes are used (the reference reads up
- * to two bytes past the value: not reproduced). */
+/* A regular file's payload is the redirect value minus one leading '/'.
+ * Exactly the stored bytes are used (the reference reads up to two bytes
+ * past the value: not reproduced; docs/compatibility.md, "Image reader"). */
 static int apply_redirect(struct reader *r, uint64_t nid, struct lcfs_node_s *node,
 			  const struct lcfs_xattr *x)
 {
@@ -606,7 +613,8 @@ static int apply_xattr(struct reader *r, uint64_t nid, struct lcfs_node_s *node,
 	case XATTR_WHITEOUT:
 		if (reg) {
 			/* An input whiteout, stored escaped: back to char 0/0
-			 * (sections 7.4 and 18). */
+			 * (docs/image-format.md, "Input whiteouts", "What the
+			 * reader rebuilds"). */
 			node->mode = (node->mode & ~(uint32_t)S_IFMT) | S_IFCHR;
 			node->rdev = 0;
 			lcfs_node_take_content(node, NULL, 0);
@@ -643,7 +651,8 @@ static void shared_free(struct shared_xattr *s)
 static int get_shared(struct reader *r, uint64_t nid, uint32_t id,
 		      struct shared_xattr **out)
 {
-	/* Section 9.3: ids count 4-byte units from the xattr block. */
+	/* Ids count 4-byte units from the xattr block (docs/image-format.md,
+	 * "Shared xattrs"). */
 	uint64_t off = r->xattr_off + (uint64_t)id * 4;
 	struct shared_xattr *s = map_get(&r->shared, id);
 	uint64_t esz;
@@ -680,8 +689,9 @@ static int get_shared(struct reader *r, uint64_t nid, uint32_t id,
 	return 0;
 }
 
-/* Section 9.5 layout; order as the reference reads it: the inline entries
- * in on-disk order, then the shared ones in the order listed. */
+/* Layout of docs/image-format.md, "Inline xattrs"; order as the reference
+ * reads it: the inline entries in on-disk order, then the shared ones in
+ * the order listed. */
 static int read_xattrs(struct reader *r, const struct inode *ino,
 		       struct lcfs_node_s *node)
 {
@@ -807,8 +817,8 @@ static int read_content(struct reader *r, const struct inode *ino,
 
 /*
  * Builds the node of inode @nid. Returns 0 with *@out = NULL if the inode
- * is a whiteout (char device 0/0: dropped, section 18). For a directory,
- * *@ext receives its data.
+ * is a whiteout (char device 0/0: dropped, docs/image-format.md, "What the
+ * reader rebuilds"). For a directory, *@ext receives its data.
  */
 static int build_node(struct reader *r, uint64_t nid, struct lcfs_node_s **out,
 		      struct extent *ext)
@@ -909,7 +919,8 @@ static int push_dir(struct reader *r, struct lcfs_node_s *node, uint64_t nid,
 		       (unsigned long long)(f)->nid,                                \
 		       (unsigned long long)((f)->next_chunk - 1), ##__VA_ARGS__)
 
-/* Opens the next dirent chunk (section 14.2). */
+/* Opens the next dirent chunk (docs/image-format.md, "Directory
+ * entries"). */
 static int open_chunk(struct reader *r, struct dir_frame *f)
 {
 	uint16_t first;
@@ -976,8 +987,9 @@ static int next_entry(struct reader *r, struct dir_frame *f, const uint8_t **nam
 		return DIR_ERR(r, f, "entry %u: name length %zu is invalid", f->ent, *len);
 	if (memchr(*name, '/', *len) != NULL || memchr(*name, '\0', *len) != NULL)
 		return DIR_ERR(r, f, "entry %u: name contains '/' or a NUL byte", f->ent);
-	/* Entries are sorted by name (section 14.1), which also rules out
-	 * duplicates and keeps adding children cheap. */
+	/* Entries are sorted by name (docs/image-format.md, "Directory
+	 * blocks"), which also rules out duplicates and keeps adding
+	 * children cheap. */
 	if (f->prev_name != NULL) {
 		int c = name_cmp(f->prev_name, f->prev_len, *name, *len);
 
@@ -1011,8 +1023,9 @@ static bool is_ancestor(const struct lcfs_node_s *a, const struct lcfs_node_s *n
 	return false;
 }
 
-/* A nid met again: a hard link to the node first built for it (section 18).
- * The target's nlink comes from the image and is not bumped. */
+/* A nid met again: a hard link to the node first built for it
+ * (docs/image-format.md, "What the reader rebuilds"). The target's nlink
+ * comes from the image and is not bumped. */
 static int add_hardlink(struct reader *r, struct dir_frame *f, struct lcfs_node_s *target,
 			const uint8_t *name, size_t len, uint64_t nid)
 {
@@ -1112,7 +1125,8 @@ static int walk(struct reader *r)
 
 /* ---- Entry points ------------------------------------------------------------------ */
 
-/* Section 18 steps 1-4. */
+/* The checks of docs/image-format.md, "Reader checks", on the header and
+ * superblock. */
 static int read_header(struct reader *r)
 {
 	struct lcfs_erofs_header_s h;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Image writer, part 3: emitting the image front to back through the
- * caller's write callback (IMAGE-FORMAT.md sections 2-4, 13-15), with its
- * fs-verity digest computed on the way (section 16), and lcfs_write_to().
+ * caller's write callback (docs/image-format.md, "File layout", "Inode
+ * records", "Directories", "Data blocks"), with its fs-verity digest
+ * computed on the way (docs/image-format.md, "fs-verity digest"), and
+ * lcfs_write_to().
  * The image is never held in memory: only a small output buffer is.
  */
 #include "lcfs-erofs-writer.h"
@@ -145,7 +147,8 @@ static uint8_t file_type(uint32_t mode)
 	return LCFS_EROFS_FT_UNKNOWN;
 }
 
-/* One dirent chunk (section 14.2): records, then the names. */
+/* One dirent chunk (docs/image-format.md, "Directory entries"): records,
+ * then the names. */
 static int emit_dir_chunk(struct writer *w, struct wbuf *out, size_t first, size_t end)
 {
 	size_t nameoff = (end - first) * sizeof(struct lcfs_erofs_dirent);
@@ -233,8 +236,9 @@ static int emit_inode(struct writer *w, uint32_t idx, struct wbuf *out)
 			break;
 		size = node->size;
 		if (wi->flags & W_EXTERNAL) {
-			/* Section 13.5: the block address (if the chunk map
-			 * was pushed out) keeps only its high half. */
+			/* The block address (if the chunk map was pushed
+			 * out) keeps only its high half (docs/image-format.md,
+			 * "The i_u field"). */
 			u = (wi->n_blocks ? wi->block & 0xffff0000u : 0) |
 			    (lcfs_writer_chunkbits(node->size) - LCFS_BLKSZ_BITS);
 		} else if (wi->n_blocks) {
@@ -292,7 +296,7 @@ static int emit_inode(struct writer *w, uint32_t idx, struct wbuf *out)
 	if (r < 0 || wi->tail == 0)
 		return r;
 
-	/* Inline tail (section 13.6). */
+	/* Inline tail (docs/image-format.md, "Inline tails"). */
 	switch (mode & S_IFMT) {
 	case S_IFDIR:
 		return emit_dir(w, idx, out, true);
@@ -311,7 +315,7 @@ static int emit_inode(struct writer *w, uint32_t idx, struct wbuf *out)
 	return 0;
 }
 
-/* Data blocks of one inode (section 15). */
+/* Data blocks of one inode (docs/image-format.md, "Data blocks"). */
 static int emit_blocks(struct writer *w, uint32_t idx, struct wbuf *out)
 {
 	const struct winode *wi = &w->inodes[idx];

@@ -5,12 +5,13 @@
  *   lcfs-erofs-xattrs.c  per-inode xattr lists, shared xattr table, name filter
  *   lcfs-erofs-write.c   emitting the bytes, lcfs_write_to()
  *
- * The writer never copies the caller's tree. The rewrite of
- * IMAGE-FORMAT.md section 7 (escaped overlay xattrs, metacopy/redirect,
- * whiteout conversion and markers, root opaque, the 256 root whiteouts) is
- * expressed by a few flags per inode and applied on the fly whenever an
- * inode's attributes or xattrs are needed. Only the small per-inode table
- * below is allocated, so writing a tree costs far less memory than the tree.
+ * The writer never copies the caller's tree. The rewrite
+ * (docs/image-format.md, "Tree rewrite": escaped overlay xattrs,
+ * metacopy/redirect, whiteout conversion and markers, root opaque, the 256
+ * root whiteouts) is expressed by a few flags per inode and applied on the
+ * fly whenever an inode's attributes or xattrs are needed. Only the small
+ * per-inode table below is allocated, so writing a tree costs far less
+ * memory than the tree.
  */
 #ifndef _LCFS_EROFS_WRITER_H
 #define _LCFS_EROFS_WRITER_H
@@ -68,7 +69,7 @@ struct wxattr_list {
 
 struct shared_xattrs; /* lcfs-erofs-xattrs.c */
 
-/* A directory entry, as written (section 14). */
+/* A directory entry, as written (docs/image-format.md, "Directories"). */
 struct wdirent {
 	const char *name;
 	struct lcfs_node_s *child; /* for a child entry */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Image writer, part 2: extended attributes. Each inode's list after the
- * rewrite of IMAGE-FORMAT.md section 7 is rebuilt on demand from the source
- * node and its flags; the shared table (section 9.3) holds the pairs that
- * two or more inodes carry; the inline region and the name filter follow
- * section 9.5.
+ * rewrite (docs/image-format.md, "Tree rewrite") is rebuilt on demand from
+ * the source node and its flags; the shared table (docs/image-format.md,
+ * "Shared xattrs") holds the pairs that two or more inodes carry; the
+ * inline region and the name filter follow (docs/image-format.md, "Inline
+ * xattrs", "Xattr name filter").
  */
 #include "lcfs-erofs-writer.h"
 
@@ -49,7 +50,7 @@ static const struct {
 	uint8_t len;
 	uint8_t index;
 } name_prefixes[] = {
-	/* First match wins (section 9.1). */
+	/* First match wins (docs/image-format.md, "Name prefixes"). */
 	{ "user.", 5, LCFS_XATTR_INDEX_USER },
 	{ "system.posix_acl_access", 23, LCFS_XATTR_INDEX_POSIX_ACL_ACCESS },
 	{ "system.posix_acl_default", 24, LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT },
@@ -105,7 +106,8 @@ static int list_reserve(struct wxattr_list *l, size_t n, size_t n_keys)
 	return 0;
 }
 
-/* "Set" of section 7: replaces an entry with the same key, else appends. */
+/* Adding an xattr in the rewrite (docs/image-format.md, "Input
+ * whiteouts"): replaces an entry with the same key, else appends. */
 static void list_set(struct wxattr_list *l, const char *key, const char *value,
 		     size_t value_len)
 {
@@ -152,7 +154,8 @@ static void add_source(struct wxattr_list *l, const struct lcfs_xattr *src, size
 	x->value_len = src->value_len;
 	if (src->key_len >= OVERLAY_PREFIX_LEN &&
 	    memcmp(src->data, OVERLAY_PREFIX, OVERLAY_PREFIX_LEN) == 0) {
-		/* Section 7.2: trusted.overlay.X -> trusted.overlay.overlay.X */
+		/* trusted.overlay.X -> trusted.overlay.overlay.X
+		 * (docs/image-format.md, "Escaping overlay xattrs") */
 		char *k = l->keybuf + (*nkeys)++ * WXATTR_KEYMAX;
 		size_t rest = src->key_len - OVERLAY_PREFIX_LEN;
 
@@ -169,7 +172,8 @@ static void add_source(struct wxattr_list *l, const struct lcfs_xattr *src, size
 	set_prefix(x);
 }
 
-/* An inode's xattrs after the rewrite, sorted by key (section 8 step 2). */
+/* An inode's xattrs after the rewrite, sorted by key (docs/image-format.md,
+ * "Inode order"). */
 int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 			  struct wxattr_list *l)
 {
@@ -179,7 +183,8 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 
 	l->n = 0;
 	if (wi->flags & W_SYNTH_WHITEOUT) {
-		/* Section 7.6: only the root's SELinux label is inherited. */
+		/* Only the root's SELinux label is inherited
+		 * (docs/image-format.md, "Root finalization"). */
 		for (size_t i = 0; i < node->n_xattrs; i++) {
 			const struct lcfs_xattr *x = node->xattrs[i];
 
@@ -201,7 +206,7 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 		add_source(l, node->xattrs[i], &nkeys);
 
 	if (wi->flags & W_EXTERNAL) {
-		/* Section 7.3 */
+		/* docs/image-format.md, "Metacopy and redirect" */
 		size_t mlen = 0;
 
 		if (node->digest_set) {
@@ -222,7 +227,7 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 		}
 	}
 	if (wi->flags & W_INPUT_WHITEOUT) {
-		/* Section 7.4 */
+		/* docs/image-format.md, "Input whiteouts" */
 		list_set(l, "trusted.overlay.overlay.whiteout", "", 0);
 		list_set(l, "user.overlay.whiteout", "", 0);
 	}
@@ -399,7 +404,8 @@ static const struct shared_ent *shared_lookup(struct shared_xattrs *s,
 	return (e != NULL && e->count >= 2) ? e : NULL;
 }
 
-/* Section 9.4: shared pairs become references, at most 128 per inode. */
+/* Shared pairs become references, at most 128 per inode
+ * (docs/image-format.md, "Shared references per inode"). */
 static unsigned assign_refs(struct writer *w, struct wxattr_list *l)
 {
 	unsigned refs = 0;
@@ -423,8 +429,8 @@ static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
-/* Section 9.3: key descending, then longer value first, then value bytes
- * descending. */
+/* Key descending, then longer value first, then value bytes descending
+ * (docs/image-format.md, "Shared xattrs"). */
 static int shared_order(const void *pa, const void *pb)
 {
 	const struct shared_ent *a = *(const struct shared_ent *const *)pa;
@@ -550,7 +556,7 @@ int lcfs_writer_xattr_size(struct writer *w, struct winode *wi)
 		if (x->ref == NULL)
 			size += entry_size(x->key_len - x->prefix_len, x->value_len);
 	}
-	/* i_xattr_icount is 16 bits (section 9.5). */
+	/* i_xattr_icount is 16 bits (docs/image-format.md, "Inline xattrs"). */
 	if ((size - sizeof(struct lcfs_erofs_xattr_ibody_header)) / 4 + 1 > UINT16_MAX) {
 		cleanup_free char *path = lcfs_writer_path(w, wi);
 
@@ -597,7 +603,8 @@ int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
 		return r;
 	h.h_shared_count = assign_refs(w, &w->xl);
 
-	/* Bloom filter over every xattr, stored inverted (section 9.5). */
+	/* Bloom filter over every xattr, stored inverted (docs/image-format.md,
+	 * "Xattr name filter"). */
 	for (size_t j = 0; j < w->xl.n; j++) {
 		const struct wxattr *x = &w->xl.items[j];
 		uint32_t bit = XXH32(x->key + x->prefix_len, x->key_len - x->prefix_len,

@@ -517,8 +517,13 @@ static int start_transfer(struct lcfs_fetch *f, struct transfer *t, size_t idx)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the bit masks are deprecated */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS | CURLPROTO_FILE));
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
 	curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
@@ -972,8 +977,8 @@ oom:
 	return lcfs_error_set(err, ENOMEM, "out of memory");
 }
 
-/* One object, fetched by the calling thread. The store is opened (and
- * its shared lock taken) for this object only: a mount must not keep the
+/* One object, fetched by the calling thread. The store is opened (which
+ * takes its shared lock, held until it is freed) for this object only: a mount must not keep the
  * store locked for its whole life. */
 static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_SIZE],
 		     uint64_t size, struct lcfs_error *err)
@@ -981,16 +986,11 @@ static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 	struct lcfs_store *st = NULL;
 	struct lcfs_fetch *f = NULL;
 	const char *name, *reason;
-	int lock, r;
+	int r;
 
 	r = lcfs_store_open(fr->store, &st);
 	if (r < 0)
 		return lcfs_error_set(err, -r, "cannot open the store: %s", strerror(-r));
-	lock = lcfs_store_lock(lcfs_store_dirfd(st), false);
-	if (lock < 0) {
-		lcfs_store_free(st);
-		return lcfs_error_set(err, -lock, "cannot lock the store: %s", strerror(-lock));
-	}
 	r = lcfs_fetch_new(st, &fr->opts, &f, err);
 	if (r == 0)
 		r = lcfs_fetch_add(f, digest, size, false);
@@ -1001,7 +1001,6 @@ static int fetch_one(struct lcfs_fetcher *fr, const uint8_t digest[LCFS_DIGEST_S
 	else if (r < 0)
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 	lcfs_fetch_free(f);
-	close(lock);
 	lcfs_store_free(st);
 	return r;
 }

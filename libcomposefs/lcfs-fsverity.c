@@ -1,30 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * fs-verity digests (IMAGE-FORMAT.md section 16): standard fs-verity with
- * SHA-256, 4096-byte Merkle tree blocks and no salt, as computed by the
- * kernel and by `fsverity digest --hash-alg=sha256 --block-size=4096`.
+ * fs-verity digests (docs/image-format.md, "fs-verity digest"): standard
+ * fs-verity with SHA-256, 4096-byte Merkle tree blocks and no salt, as
+ * computed by the kernel and by `fsverity digest --hash-alg=sha256
+ * --block-size=4096`.
  *
- * Two engines compute the same value:
- * - libfsverity, for inputs whose length is known up front (a buffer, the
- *   rest of a regular file);
- * - an incremental ("push") hasher over OpenSSL SHA-256, for data whose
- *   length is only known at the end (an image being streamed out, a read
- *   callback, a pipe) and as the fast path for whole files.
+ * One engine computes every digest: an incremental ("push") hasher over
+ * OpenSSL's SHA-256, fed from buffers, files, read callbacks and the image
+ * being streamed out. It uses OpenSSL's plain SHA256_CTX functions, which
+ * work on caller memory and cannot fail: the EVP interface fetches the
+ * algorithm at run time, and OpenSSL 3.0 crashes in that fetch when an
+ * earlier allocation inside it failed (seen under `ulimit -v`), and
+ * libfsverity aborts the process when its OpenSSL context cannot be
+ * allocated. A library must report ENOMEM instead, and with these
+ * functions the only allocation is the hasher's own state.
  *
  * The empty input has the kernel's digest (root hash all zero), not the
- * reference's userspace value (spec README, "where we deliberately differ").
+ * reference's userspace value (docs/compatibility.md, "Empty-file digest").
  */
 #include "config.h"
 
 #include <fcntl.h>
-#include <linux/fsverity.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
-#include <libfsverity.h>
-#include <openssl/evp.h>
+/* The SHA256_CTX functions are marked deprecated by OpenSSL 3.0 in favour
+ * of EVP, whose algorithm fetch is not safe under memory pressure (see
+ * above). They remain part of OpenSSL's API. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
+#include "lcfs-compat.h"
 #include "lcfs-internal.h"
+#include "lcfs-verity-tree-internal.h"
 
 #define VERITY_BLOCK_SIZE 4096
 #define VERITY_LOG_BLOCK_SIZE 12
@@ -51,53 +59,32 @@ _Static_assert(LCFS_DIGEST_SIZE == VERITY_HASH_SIZE, "SHA-256 digest size");
 
 /* ---- SHA-256 ------------------------------------------------------------------ */
 
-static int sha256_ctx(EVP_MD_CTX *ctx, const void *data, size_t len,
-		      uint8_t out[VERITY_HASH_SIZE])
+static void sha256_block(const void *data, size_t len, uint8_t out[VERITY_HASH_SIZE])
 {
-	/* Reusing the context and its already fetched algorithm avoids
-	 * OpenSSL 3's per-call algorithm lookup, which costs more than
-	 * hashing a 4096-byte block. */
-	if (!EVP_DigestInit_ex2(ctx, NULL, NULL) ||
-	    !EVP_DigestUpdate(ctx, data, len) ||
-	    !EVP_DigestFinal_ex(ctx, out, NULL))
-		return -EIO;
-	return 0;
-}
+	SHA256_CTX ctx;
 
-static EVP_MD_CTX *sha256_ctx_new(void)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	if (ctx == NULL)
-		return NULL;
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
+	SHA256_Init(&ctx);
+	SHA256_Update(&ctx, data, len);
+	SHA256_Final(out, &ctx);
 }
 
 int lcfs_sha256(const void *data, size_t len, uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	unsigned int out_len = 0;
-
-	if (!EVP_Digest(data, len, digest, &out_len, EVP_sha256(), NULL) ||
-	    out_len != LCFS_DIGEST_SIZE)
-		return -EIO;
+	sha256_block(data, len, digest);
 	return 0;
 }
 
 /* ---- Descriptor ------------------------------------------------------------------ */
 
 /*
- * The 256-byte fs-verity descriptor (section 16 step 3): version 1,
- * SHA-256, log2 block size 12, no salt, no signature, the little-endian
- * data size, the root hash in a 64-byte field, then zeros. Its SHA-256 is
- * the file digest.
+ * The 256-byte fs-verity descriptor (docs/image-format.md, "fs-verity
+ * digest"): version 1, SHA-256, log2 block size 12, no salt, no signature,
+ * the little-endian data size, the root hash in a 64-byte field, then
+ * zeros. Its SHA-256 is the file digest.
  */
-static int descriptor_digest(EVP_MD_CTX *ctx, uint64_t data_size,
-			     const uint8_t root[VERITY_HASH_SIZE],
-			     uint8_t digest[LCFS_DIGEST_SIZE])
+void lcfs_fsverity_descriptor_digest(uint64_t data_size,
+				     const uint8_t root[LCFS_DIGEST_SIZE],
+				     uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	uint8_t d[VERITY_DESCRIPTOR_SIZE] = { 0 };
 
@@ -109,20 +96,19 @@ static int descriptor_digest(EVP_MD_CTX *ctx, uint64_t data_size,
 	for (int i = 0; i < 8; i++)
 		d[8 + i] = (uint8_t)(data_size >> (8 * i));
 	memcpy(d + 16, root, VERITY_HASH_SIZE);
-	return sha256_ctx(ctx, d, sizeof(d), digest);
+	sha256_block(d, sizeof(d), digest);
 }
 
 /* ---- Push-style hasher ------------------------------------------------------------ */
 
 /*
- * Each level keeps only its last, still open Merkle block. A full block
- * is hashed into the level above only when one more hash arrives, because
- * a level that ends up with a single full block is the top of the tree and
- * its hash is the root (section 16 step 2). Memory is therefore fixed:
- * one data block plus one block per level.
+ * Each level keeps only its last, still open Merkle block. A full block is
+ * hashed into the level above only when one more hash arrives, because a
+ * level that ends up with a single full block is the top of the tree and
+ * its hash is the root (docs/image-format.md, "fs-verity digest"). Memory
+ * is therefore fixed: one data block plus one block per level.
  */
 struct lcfs_fsverity_stream {
-	EVP_MD_CTX *ctx;
 	uint64_t size;       /* bytes seen so far */
 	size_t pending;      /* bytes waiting in @block */
 	unsigned n_levels;   /* levels holding at least one hash */
@@ -138,12 +124,6 @@ struct lcfs_fsverity_stream *lcfs_fsverity_stream_new(void)
 
 	if (s == NULL)
 		return NULL;
-	s->ctx = sha256_ctx_new();
-	if (s->ctx == NULL) {
-		free(s);
-		errno = ENOMEM;
-		return NULL;
-	}
 	s->size = 0;
 	s->pending = 0;
 	s->n_levels = 0;
@@ -154,9 +134,6 @@ struct lcfs_fsverity_stream *lcfs_fsverity_stream_new(void)
 
 void lcfs_fsverity_stream_free(struct lcfs_fsverity_stream *s)
 {
-	if (s == NULL)
-		return;
-	EVP_MD_CTX_free(s->ctx);
 	free(s);
 }
 
@@ -169,8 +146,6 @@ static void stream_push(struct lcfs_fsverity_stream *s, unsigned lvl,
 
 	memcpy(carry, hash, VERITY_HASH_SIZE);
 	for (;;) {
-		int r;
-
 		if (lvl >= VERITY_MAX_LEVELS) {
 			s->err = -EFBIG;
 			return;
@@ -183,11 +158,7 @@ static void stream_push(struct lcfs_fsverity_stream *s, unsigned lvl,
 			s->fill[lvl]++;
 			return;
 		}
-		r = sha256_ctx(s->ctx, s->level[lvl], VERITY_BLOCK_SIZE, up);
-		if (r < 0) {
-			s->err = r;
-			return;
-		}
+		sha256_block(s->level[lvl], VERITY_BLOCK_SIZE, up);
 		memcpy(s->level[lvl], carry, VERITY_HASH_SIZE);
 		s->fill[lvl] = 1;
 		memcpy(carry, up, VERITY_HASH_SIZE);
@@ -198,12 +169,8 @@ static void stream_push(struct lcfs_fsverity_stream *s, unsigned lvl,
 static void stream_data_block(struct lcfs_fsverity_stream *s, const uint8_t *block)
 {
 	uint8_t hash[VERITY_HASH_SIZE];
-	int r = sha256_ctx(s->ctx, block, VERITY_BLOCK_SIZE, hash);
 
-	if (r < 0) {
-		s->err = r;
-		return;
-	}
+	sha256_block(block, VERITY_BLOCK_SIZE, hash);
 	stream_push(s, 0, hash);
 }
 
@@ -261,7 +228,6 @@ static int stream_finish(struct lcfs_fsverity_stream *s,
 		for (unsigned lvl = 0;; lvl++) {
 			uint8_t up[VERITY_HASH_SIZE];
 			uint8_t *b;
-			int r;
 
 			if (s->err < 0)
 				return s->err;
@@ -272,14 +238,13 @@ static int stream_finish(struct lcfs_fsverity_stream *s,
 			}
 			memset(b + s->fill[lvl] * VERITY_HASH_SIZE, 0,
 			       VERITY_BLOCK_SIZE - s->fill[lvl] * VERITY_HASH_SIZE);
-			r = sha256_ctx(s->ctx, b, VERITY_BLOCK_SIZE, up);
-			if (r < 0)
-				return r;
+			sha256_block(b, VERITY_BLOCK_SIZE, up);
 			s->fill[lvl] = 0;
 			stream_push(s, lvl + 1, up);
 		}
 	}
-	return descriptor_digest(s->ctx, s->size, root, digest);
+	lcfs_fsverity_descriptor_digest(s->size, root, digest);
+	return 0;
 }
 
 int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
@@ -293,8 +258,12 @@ int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
 
 /* ---- Whole files, fast path ---------------------------------------------------------- */
 
-int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
-				 uint8_t digest[LCFS_DIGEST_SIZE])
+/* Digest of @size bytes of @fd: from offset 0 with pread() when
+ * @positional, else with read() from the current offset, which is left
+ * after them. -ENODATA if the file ends before: a file that shrank under
+ * us has no digest for @size bytes. */
+static int digest_fd_bytes(int fd, bool positional, uint64_t size,
+			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *s;
 	cleanup_free uint8_t *buf = NULL;
@@ -307,17 +276,12 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 		return -ENOMEM;
 	}
 	while (off < size) {
-		size_t want = FAST_READ_SIZE;
-		ssize_t n;
+		size_t want = size - off < FAST_READ_SIZE ? (size_t)(size - off) : FAST_READ_SIZE;
+		ssize_t n = positional ? pread(fd, buf, want, (off_t)off) : read(fd, buf, want);
 
-		if (size - off < want)
-			want = (size_t)(size - off);
-		n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* A file that shrank under us has no digest for
-			 * @size bytes. */
 			int r = n < 0 ? -errno : -ENODATA;
 
 			lcfs_fsverity_stream_free(s);
@@ -329,10 +293,16 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 	return lcfs_fsverity_stream_final(s, digest);
 }
 
+int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
+				 uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	return digest_fd_bytes(fd, true, size, digest);
+}
+
 /* ---- Pull-style computations ---------------------------------------------------------- */
 
 /* Feeds everything @read_cb yields to the push hasher. A read error is
- * ENODATA (TOOLS-AND-MOUNT.md 7.3). */
+ * ENODATA, as documented for lcfs_compute_fsverity_from_content(). */
 static int stream_from_cb(void *file, lcfs_read_cb read_cb, bool retry_eintr,
 			  uint8_t digest[LCFS_DIGEST_SIZE])
 {
@@ -366,121 +336,22 @@ static ssize_t fd_read_cb(void *file, void *buf, size_t count)
 	return read(*(int *)file, buf, count);
 }
 
-/*
- * libfsverity asks for one Merkle block (4096 bytes) at a time; reading
- * the file in large chunks instead saves 63 system calls in 64. Reads stop
- * at the size measured up front, so the offset ends where an unbuffered
- * read would leave it.
- */
-struct fd_reader {
-	int fd;
-	size_t pos, len;  /* unread bytes: buf[pos..len) */
-	uint64_t left;    /* bytes still to read from the file */
-	uint8_t *buf;     /* FAST_READ_SIZE bytes */
-};
-
-/* Exactly @count bytes or -ENODATA. */
-static int libfsverity_fd_read(void *file, void *buf, size_t count)
-{
-	struct fd_reader *r = file;
-	uint8_t *p = buf;
-
-	while (count > 0) {
-		size_t n;
-
-		if (r->pos == r->len) {
-			size_t want = FAST_READ_SIZE;
-			ssize_t got;
-
-			if (r->left < want)
-				want = (size_t)r->left;
-			if (want == 0)
-				return -ENODATA;
-			got = read(r->fd, r->buf, want);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				return -ENODATA;
-			r->pos = 0;
-			r->len = (size_t)got;
-			r->left -= (uint64_t)got;
-		}
-		n = r->len - r->pos;
-		if (n > count)
-			n = count;
-		memcpy(p, r->buf + r->pos, n);
-		r->pos += n;
-		p += n;
-		count -= n;
-	}
-	return 0;
-}
-
-struct mem_reader {
-	const uint8_t *data;
-	size_t left;
-};
-
-static int libfsverity_mem_read(void *file, void *buf, size_t count)
-{
-	struct mem_reader *m = file;
-
-	if (count > m->left)
-		return -ENODATA;
-	memcpy(buf, m->data, count);
-	m->data += count;
-	m->left -= count;
-	return 0;
-}
-
-static int libfsverity_digest(void *file, libfsverity_read_fn_t read_fn,
-			      uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	struct libfsverity_merkle_tree_params params = {
-		.version = 1,
-		.hash_algorithm = FS_VERITY_HASH_ALG_SHA256,
-		.file_size = size,
-		.block_size = VERITY_BLOCK_SIZE,
-	};
-	struct libfsverity_digest *d = NULL;
-	int r;
-
-	r = libfsverity_compute_digest(file, read_fn, &params, &d);
-	if (r < 0)
-		return r;
-	if (d->digest_algorithm != FS_VERITY_HASH_ALG_SHA256 ||
-	    d->digest_size != LCFS_DIGEST_SIZE) {
-		free(d);
-		return -EWRONGVERITY;
-	}
-	memcpy(digest, d->digest, LCFS_DIGEST_SIZE);
-	free(d);
-	return 0;
-}
-
 /* Digest of @fd from its current offset to its end, 0 or -errno. */
 static int fsverity_from_fd(int fd, uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct fd_reader r = { 0 };
 	struct stat st;
 	off_t off;
-	int ret;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	off = lseek(fd, 0, SEEK_CUR);
-	/* Pipes and other unsized inputs go through the push hasher, which
-	 * needs no length up front. */
+	/* Pipes and other unsized inputs are read to their end. A regular
+	 * file is read up to the size it has now, so that one still being
+	 * appended to has a definite digest. */
 	if (!S_ISREG(st.st_mode) || off < 0)
 		return stream_from_cb(&fd, fd_read_cb, true, digest);
-	r.fd = fd;
-	r.left = off < st.st_size ? (uint64_t)(st.st_size - off) : 0;
-	r.buf = malloc(FAST_READ_SIZE);
-	if (r.buf == NULL)
-		return -ENOMEM;
-	ret = libfsverity_digest(&r, libfsverity_fd_read, r.left, digest);
-	free(r.buf);
-	return ret;
+	return digest_fd_bytes(fd, false, off < st.st_size ? (uint64_t)(st.st_size - off) : 0,
+			       digest);
 }
 
 LCFS_PUBLIC int lcfs_compute_fsverity_from_content(uint8_t *digest, void *file,
@@ -497,10 +368,12 @@ LCFS_PUBLIC int lcfs_compute_fsverity_from_fd(uint8_t *digest, int fd)
 LCFS_PUBLIC int lcfs_compute_fsverity_from_data(uint8_t *digest, uint8_t *data,
 						size_t data_len)
 {
-	struct mem_reader m = { .data = data, .left = data_len };
+	struct lcfs_fsverity_stream *s = lcfs_fsverity_stream_new();
 
-	return lcfs_public_ret(libfsverity_digest(&m, libfsverity_mem_read,
-						  data_len, digest));
+	if (s == NULL)
+		return lcfs_public_ret(-ENOMEM);
+	lcfs_fsverity_stream_update(s, data, data_len);
+	return lcfs_public_ret(lcfs_fsverity_stream_final(s, digest));
 }
 
 LCFS_PUBLIC int lcfs_node_set_fsverity_from_content(struct lcfs_node_s *node,
@@ -529,8 +402,8 @@ LCFS_PUBLIC int lcfs_node_set_fsverity_from_fd(struct lcfs_node_s *node, int fd)
 
 /* ---- Kernel fs-verity ------------------------------------------------------------------- */
 
-/* These return negative errno values and also set errno (TOOLS-AND-MOUNT.md
- * 7.3), unlike the rest of the public API. */
+/* These return negative errno values and also set errno, unlike the rest
+ * of the public API (docs/design.md, "Errors"). */
 static int neg_errno(int err)
 {
 	errno = err;

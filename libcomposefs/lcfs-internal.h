@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "libcomposefs/lcfs-writer.h"
@@ -161,7 +162,7 @@ struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
 					 int *errp);
 void lcfs_xattr_intern_release(struct lcfs_xattr_intern *t);
 
-/* Budget cost of one xattr (section 1.9 of TOOLS-AND-MOUNT.md). */
+/* Budget cost of one xattr (docs/dumpfile.md, "Extended attributes"). */
 static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
 {
 	return LCFS_INODE_XATTRMETA_SIZE + 3 + key_len + value_len;
@@ -178,7 +179,7 @@ struct lcfs_node_s {
 	uint32_t nlink;
 	uint32_t uid;
 	uint32_t gid;
-	uint32_t rdev;       /* 32-bit by design (IMAGE-FORMAT.md section 5) */
+	uint32_t rdev;       /* 32-bit (docs/image-format.md, "The node model") */
 	uint32_t mtime_nsec;
 	uint32_t n_children;
 	/* Scratch index for the writer and reader (never meaningful
@@ -379,6 +380,47 @@ int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
  * An empty or absolute @path is -EXDEV. Returns the fd or -errno (EXDEV or
  * ELOOP for a path that would escape). */
 int lcfs_open_confined(int dirfd, const char *path, int flags);
+
+/* Whether a regular file of @size bytes is stored as inline content in
+ * the image (directory mode and tar streams alike): 1 to 64 bytes, unless
+ * LCFS_BUILD_NO_INLINE. */
+static inline bool lcfs_content_is_inline(uint64_t size, int flags)
+{
+	return size > 0 && size <= LCFS_RECOMMENDED_INLINE_CONTENT_MAX &&
+	       !(flags & LCFS_BUILD_NO_INLINE);
+}
+
+/* Records the fs-verity @digest of a regular file's content on @node as
+ * @flags ask: LCFS_BUILD_BY_DIGEST sets the payload "xx/yyyy...",
+ * LCFS_BUILD_COMPUTE_DIGEST the digest (else it is unset). 0 or -ENOMEM. */
+int lcfs_node_set_digest_result(struct lcfs_node_s *node,
+				const uint8_t digest[LCFS_DIGEST_SIZE], int flags);
+
+/* Identity of an inode for lcfs_link_inodes(). */
+struct lcfs_inode_key {
+	dev_t dev;
+	ino_t ino;
+	struct lcfs_node_s *node;
+};
+
+/* Hard links: every non-directory under @root whose scratch field is
+ * 1..@n_keys has the identity @keys[scratch - 1]. In depth-first name
+ * order, the first name of each identity keeps its attributes (and is
+ * passed to @first_cb unless NULL) and every later name becomes a hard
+ * link to it. Clears the scratch fields it used. 0 or -errno (-ENOMEM or
+ * @first_cb's error). */
+int lcfs_link_inodes(struct lcfs_node_s *root, const struct lcfs_inode_key *keys,
+		     size_t n_keys, int (*first_cb)(void *data, struct lcfs_node_s *node),
+		     void *data);
+
+/* Removes the child at index @i of @parent: it is detached (name and
+ * parent cleared) and the parent's reference dropped. */
+void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i);
+
+/* Removes the child named @name (@name_len bytes) of @parent as above.
+ * 0 or -ENOENT. */
+int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
+			     size_t name_len);
 
 /* Scans directory @path (relative to @dirfd) into a tree, computes digests
  * and inline content of regular files, and fills the object store if asked.

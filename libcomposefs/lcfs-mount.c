@@ -3,33 +3,35 @@
  * Mounting a composefs image: the image is mounted as EROFS on a private
  * directory, then overlayfs is composed with the image as its only ordinary
  * lower layer and the object directories as data-only layers
- * (shared/spec/TOOLS-AND-MOUNT.md section 5.2 to 5.4).
+ * (docs/design.md, "Mount option checks", "Mount steps", "Kernel features
+ * used by the mount").
  *
  * Everything this file creates on the way (the image mount, a temporary
  * directory, a loop device) is undone before returning, on success as well
  * as on failure: after a successful call only the overlay mount remains,
  * and it holds its own references to the layers.
  */
+#include "lcfs-compat.h"
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/fsverity.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "libcomposefs/lcfs-erofs.h"
 #include "libcomposefs/lcfs-mount.h"
 
-#define MAX_DIGEST_HEX 128 /* section 5.2: at most 128 hex digits */
+/* At most 128 hex digits (docs/design.md, "Mount option checks"). */
+#define MAX_DIGEST_HEX 128
 #define MAX_DIGEST_BYTES (MAX_DIGEST_HEX / 2)
 #define LOOP_ATTEMPTS 16 /* another process may take a free loop device */
 #define LOG_MAX_MESSAGES 32
 
 /* Returned by the new-API overlay attempt when the legacy mount(2) path
- * must be tried instead (section 5.3 step 6). */
+ * must be tried instead (docs/design.md, "Mount steps": overlay, new
+ * API). */
 #define TRY_LEGACY 1
 
 struct mount_state {
@@ -146,8 +148,9 @@ static int fs_create(struct mount_state *st, int fsfd)
 
 /* ---- Options and image checks ------------------------------------------- */
 
-/* Section 5.2: an even number of hex digits, at most 128. Decodes into
- * @out (zero-padded to 64 bytes) and returns the byte count, or -EINVAL. */
+/* An even number of hex digits, at most 128 (docs/design.md, "Mount option
+ * checks"). Decodes into @out (zero-padded to 64 bytes) and returns the
+ * byte count, or -EINVAL. */
 static int digest_decode(const char *hex, uint8_t out[MAX_DIGEST_BYTES])
 {
 	size_t len = strlen(hex);
@@ -165,7 +168,7 @@ static int digest_decode(const char *hex, uint8_t out[MAX_DIGEST_BYTES])
 	return (int)(len / 2);
 }
 
-/* Section 5.2, before the image is touched. */
+/* Before the image is touched (docs/design.md, "Mount option checks"). */
 static int check_options(struct mount_state *st, uint32_t allowed)
 {
 	const struct lcfs_mount_options_s *o = st->opts;
@@ -200,8 +203,9 @@ static bool errno_means_no_verity(int e)
 	return e == ENODATA || e == EOPNOTSUPP || e == ENOTTY;
 }
 
-/* Section 5.3 step 1: the kernel's fs-verity digest of the image must be
- * the expected one. Only the first 32 bytes are compared (SHA-256). */
+/* The kernel's fs-verity digest of the image must be the expected one
+ * (docs/design.md, "Mount steps": image digest). Only the first 32 bytes
+ * are compared (SHA-256). */
 static int check_image_digest(struct mount_state *st)
 {
 	const char *hex = st->opts->expected_fsverity_digest;
@@ -254,8 +258,8 @@ static uint32_t le32_value(uint32_t v)
 #endif
 }
 
-/* Section 5.3 step 2: only the composefs magic is checked here; a damaged
- * EROFS part is the kernel's to reject. */
+/* Only the composefs magic is checked here; a damaged EROFS part is the
+ * kernel's to reject (docs/design.md, "Mount steps": header). */
 static int check_header(struct mount_state *st)
 {
 	struct lcfs_erofs_header_s h;
@@ -336,7 +340,8 @@ static int decide_verity(struct mount_state *st)
 
 /* ---- The EROFS image mount ------------------------------------------------ */
 
-/* Section 5.3 step 4, with @source a path the kernel opens itself. */
+/* The EROFS mount (docs/design.md, "Mount steps"), with @source a path the
+ * kernel opens itself. */
 static int erofs_mount(struct mount_state *st, const char *source)
 {
 	cleanup_fd int fsfd = -1;
@@ -384,9 +389,10 @@ static int erofs_mount(struct mount_state *st, const char *source)
 }
 
 /*
- * Section 5.3 step 5: a kernel that cannot mount a regular file gets a
- * read-only loop device. AUTOCLEAR releases the device when its last user
- * goes: the EROFS mount if that succeeds, else our own fd when we close it.
+ * A kernel that cannot mount a regular file gets a read-only loop device
+ * (docs/design.md, "Mount steps": loop fallback). AUTOCLEAR releases the
+ * device when its last user goes: the EROFS mount if that succeeds, else
+ * our own fd when we close it.
  */
 static int loop_attach(struct mount_state *st, int *loopfd)
 {
@@ -476,7 +482,8 @@ static int make_image_dir(struct mount_state *st)
 
 /* ---- The overlay ------------------------------------------------------------ */
 
-/* Section 5.3 step 6. Returns 0, -errno, or TRY_LEGACY. */
+/* The overlay through the new mount API (docs/design.md, "Mount steps").
+ * Returns 0, -errno, or TRY_LEGACY. */
 static int overlay_mount_new(struct mount_state *st)
 {
 	const struct lcfs_mount_options_s *o = st->opts;
@@ -669,11 +676,11 @@ static int legacy_options(struct mount_state *st, char **out)
 }
 
 /*
- * The mount(2) path for kernels whose overlayfs lacks lowerdir+ and
- * datadir+: the object directories go in as data-only layers ("::",
- * Linux 6.5 and later). There is no fallback to ordinary lower layers: it
- * would put the object store in the visible tree wherever the image does
- * not hide it.
+ * The mount(2) path (docs/design.md, "Mount steps") for kernels whose
+ * overlayfs lacks lowerdir+ and datadir+: the object directories go in as
+ * data-only layers ("::", Linux 6.5 and later). There is no fallback to
+ * ordinary lower layers: it would put the object store in the visible tree
+ * wherever the image does not hide it.
  */
 static int overlay_mount_legacy(struct mount_state *st)
 {
@@ -749,8 +756,9 @@ static int mount_fd_common(int fd, const char *image_path, const char *mountpoin
 	if (r == 0)
 		r = overlay_mount(&st);
 
-	/* Section 5.3 step 8: the overlay holds its own reference to the
-	 * image mount, so the mount on imgdir goes in every case. */
+	/* The overlay holds its own reference to the image mount, so the
+	 * mount on imgdir goes in every case (docs/design.md, "Mount
+	 * steps": cleanup). */
 	if (st.image_mounted)
 		umount2(st.imgdir, MNT_DETACH);
 	if (st.made_dir)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * The node tree: creation, reference counting, cloning, children, hard
- * links, attributes and xattrs (TOOLS-AND-MOUNT.md section 7.2 and 7.3).
+ * links, attributes and xattrs (docs/design.md, "Node ownership"; the
+ * functions are documented in lcfs-writer.h).
  */
 #include "lcfs-internal.h"
 
@@ -610,6 +611,30 @@ int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *chi
 	if (r == 0 && !in_order)
 		parent->children_unsorted = true;
 	return r;
+}
+
+void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i)
+{
+	struct lcfs_node_s *child = parent->children[i];
+
+	memmove(parent->children + i, parent->children + i + 1,
+		(parent->n_children - i - 1) * sizeof(*parent->children));
+	parent->n_children--;
+	free(child->name);
+	child->name = NULL;
+	child->parent = NULL;
+	lcfs_node_unref(child);
+}
+
+int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
+			     size_t name_len)
+{
+	ssize_t i = child_find(parent, name, name_len);
+
+	if (i < 0)
+		return -ENOENT;
+	lcfs_node_remove_child_at(parent, (size_t)i);
+	return 0;
 }
 
 static int cmp_child_names(const void *a, const void *b)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * The object store of mkcomposefs --digest-store (TOOLS-AND-MOUNT.md
- * section 2.6, pass 2). See lcfs-store.h for the contract.
+ * The object store of mkcomposefs --digest-store (docs/design.md, "Object
+ * store"). See lcfs-store.h for the contract.
  *
  * Each object is copied by reflink (FICLONE) where the filesystems allow
  * it, else by copy_file_range(), else by read/write; made 0644 exactly;
@@ -19,6 +19,7 @@
  * buffered copy stays.
  */
 #include "config.h"
+#include "lcfs-compat.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -59,7 +60,7 @@
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
 
-#define TMP_PREFIX ".tmp"
+#define TMP_PREFIX LCFS_STORE_TMP_PREFIX
 #define TMP_NAME_SIZE LCFS_STORE_TMP_NAME_SIZE
 
 /* Digests claimed by this run: open addressing, doubled at half load. */
@@ -72,6 +73,8 @@ struct digest_set {
 
 struct lcfs_store {
 	int dirfd;
+	char *path;             /* as given, for messages */
+	int lockfd;             /* shared store lock, held while open */
 	atomic_bool no_tmpfile; /* O_TMPFILE not supported: named temps */
 	atomic_bool no_reflink; /* FICLONE not supported by the store */
 	atomic_bool no_cfr;     /* copy_file_range() unusable */
@@ -81,8 +84,13 @@ struct lcfs_store {
 	/* Outcome of the lookups so far: objects found, objects written. */
 	_Atomic uint64_t n_present, n_absent;
 	atomic_uint next_subdir; /* where lcfs_store_put_copy() writes next */
-	pthread_mutex_t lock;   /* protects @claimed */
+	pthread_mutex_t lock;   /* protects @claimed and @problem */
 	struct digest_set claimed;
+	char problem[LCFS_STORE_PROBLEM_SIZE]; /* first entry refused */
+	/* lcfs_store_stage(): new objects wait in this directory of the
+	 * store root, named by their hex digest, until published. */
+	int stage_fd;
+	char stage_name[TMP_NAME_SIZE];
 };
 
 void lcfs_store_object_path(const uint8_t digest[LCFS_DIGEST_SIZE],
@@ -175,6 +183,27 @@ static void mkdir_parents(char *path)
 	(void)mkdir(path, 0755);
 }
 
+/* Removes the staging directory @name (see lcfs_store_stage()) and the
+ * regular files in it. Best effort. */
+static void remove_stage_dir(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	for (struct dirent *de; (de = readdir(d)) != NULL;)
+		if (de->d_name[0] != '.')
+			(void)unlinkat(fd, de->d_name, 0);
+	closedir(d);
+	(void)unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
 /* Unlinks temporary files of runs that ended long ago. Younger ones may
  * belong to a run still in progress. Best effort: errors are ignored. */
 static void remove_stale_temps(int dirfd)
@@ -197,45 +226,109 @@ static void remove_stale_temps(int dirfd)
 		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
 			continue;
 		if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(sb.st_mode) || sb.st_mtime > now - STALE_TMP_SECONDS)
+		    sb.st_mtime > now - STALE_TMP_SECONDS)
 			continue;
-		(void)unlinkat(dirfd, de->d_name, 0);
+		if (S_ISREG(sb.st_mode))
+			(void)unlinkat(dirfd, de->d_name, 0);
+		else if (S_ISDIR(sb.st_mode))
+			remove_stage_dir(dirfd, de->d_name);
 	}
 	closedir(d);
 }
 
 static void probe_direct(struct lcfs_store *st);
 
-int lcfs_store_open(const char *path, struct lcfs_store **out)
+int lcfs_store_lock(int store_dirfd, bool exclusive)
 {
-	cleanup_free char *copy = NULL;
-	struct lcfs_store *st;
-	size_t len = strlen(path);
-	int r;
+	struct stat sb;
+	int fd, r;
 
-	/* Trailing slashes do not matter; "" and "/" keep their meaning. */
+	fd = openat(store_dirfd, LCFS_STORE_LOCK_NAME,
+		    O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		    0644);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	/* O_NONBLOCK keeps a FIFO planted there from blocking the open. */
+	if (fstat(fd, &sb) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* @path without trailing slashes ("" and "/" keep their meaning), with
+ * its missing directories created; malloc'd, NULL without memory. */
+static char *store_path_prepare(const char *path)
+{
+	size_t len = strlen(path);
+	char *copy;
+
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	copy = len == 0 ? strdup(".") : strndup(path, len);
+	if (copy != NULL)
+		mkdir_parents(copy);
+	return copy;
+}
+
+int lcfs_store_open_dir(const char *path)
+{
+	cleanup_free char *copy = store_path_prepare(path);
+	int fd;
+
 	if (copy == NULL)
 		return -ENOMEM;
-	mkdir_parents(copy);
+	/* The store itself may be reached through symlinks: its path is the
+	 * caller's choice. Below it, nothing is followed. */
+	fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
 
+int lcfs_store_open(const char *path, struct lcfs_store **out)
+{
+	cleanup_free char *copy = store_path_prepare(path);
+	struct lcfs_store *st;
+	int r;
+
+	if (copy == NULL)
+		return -ENOMEM;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return -ENOMEM;
+	st->stage_fd = -1;
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
 		free(st);
 		return r;
 	}
+	st->lockfd = lcfs_store_lock(st->dirfd, false);
+	if (st->lockfd < 0) {
+		r = st->lockfd;
+		close(st->dirfd);
+		free(st);
+		return r;
+	}
 	r = pthread_mutex_init(&st->lock, NULL);
 	if (r != 0) {
+		close(st->lockfd);
 		close(st->dirfd);
 		free(st);
 		return -r;
 	}
+	st->path = steal_pointer(&copy);
 	remove_stale_temps(st->dirfd);
 	probe_direct(st);
 	*out = st;
@@ -246,7 +339,13 @@ void lcfs_store_free(struct lcfs_store *st)
 {
 	if (st == NULL)
 		return;
+	if (st->stage_fd >= 0) {
+		close(st->stage_fd);
+		remove_stage_dir(st->dirfd, st->stage_name);
+	}
 	close(st->dirfd);
+	close(st->lockfd);
+	free(st->path);
 	pthread_mutex_destroy(&st->lock);
 	free(st->claimed.keys);
 	free(st->claimed.used);
@@ -368,11 +467,9 @@ static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
  * with a temporary name in the store root. */
 static int create_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 {
-	char subdir[3] = { o->path[0], o->path[1], '\0' };
-
 	o->tmp_name[0] = '\0';
 	if (!atomic_load(&st->no_tmpfile)) {
-		o->fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		o->fd = openat(o->subfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (o->fd >= 0)
 			return 0;
 		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
@@ -384,7 +481,8 @@ static int create_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 
 /* fs-verity on the new object: the kernel refuses while a writable
  * descriptor is open, so continue with a read-only one. Where verity is
- * unsupported we stop trying; every failure is ignored (section 2.6). */
+ * unsupported we stop trying; every failure is ignored (docs/design.md,
+ * "Object store"). */
 static void enable_verity(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	char proc[64];
@@ -417,7 +515,7 @@ static void enable_verity(struct lcfs_store *st, struct lcfs_store_object *o)
 static void probe_direct(struct lcfs_store *st)
 {
 	static const uint8_t byte = 0;
-	struct lcfs_store_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	int clone;
 
 	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -443,18 +541,38 @@ static void probe_direct(struct lcfs_store *st)
 	atomic_store(&st->direct_ok, atomic_load(&st->no_verity));
 }
 
-/* Gives the unnamed file @o the name @name (relative to the store). */
-static int link_tmpfile(struct lcfs_store *st, struct lcfs_store_object *o, const char *name)
+/* Gives the unnamed file @o the name @name in the directory @dfd. */
+static int link_tmpfile(struct lcfs_store_object *o, int dfd, const char *name)
 {
 	char proc[64];
 
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
-	if (linkat(AT_FDCWD, proc, st->dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+	if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	/* Without /proc, AT_EMPTY_PATH does the same for privileged users. */
-	if (errno == ENOENT && linkat(o->fd, "", st->dirfd, name, AT_EMPTY_PATH) == 0)
+	if (errno == ENOENT && linkat(o->fd, "", dfd, name, AT_EMPTY_PATH) == 0)
 		return 0;
 	return -errno;
+}
+
+/* While staging: the complete object @o goes into the staging directory
+ * under its hex digest (taken from its path). */
+static int stage_object(struct lcfs_store *st, struct lcfs_store_object *o)
+{
+	char hex[2 * LCFS_DIGEST_SIZE + 1];
+
+	hex[0] = o->path[0];
+	hex[1] = o->path[1];
+	memcpy(hex + 2, o->path + 3, 2 * LCFS_DIGEST_SIZE - 2 + 1);
+	if (o->tmp_name[0] == '\0') {
+		int r = link_tmpfile(o, st->stage_fd, hex);
+
+		return r == -EEXIST ? 0 : r;
+	}
+	if (renameat(st->dirfd, o->tmp_name, st->stage_fd, hex) < 0)
+		return -errno;
+	o->tmp_name[0] = '\0';
+	return 0;
 }
 
 /*
@@ -465,10 +583,11 @@ static int link_tmpfile(struct lcfs_store *st, struct lcfs_store_object *o, cons
  */
 static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
+	const char *name = o->path + 3; /* in @o->subfd */
 	int r;
 
 	if (o->tmp_name[0] == '\0' && !replace) {
-		r = link_tmpfile(st, o, o->path);
+		r = link_tmpfile(o, o->subfd, name);
 		return r == -EEXIST ? 0 : r;
 	}
 	if (o->tmp_name[0] == '\0') {
@@ -476,7 +595,7 @@ static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool 
 		 * one first. */
 		for (int tries = 0;; tries++) {
 			random_tmp_name(o->tmp_name);
-			r = link_tmpfile(st, o, o->tmp_name);
+			r = link_tmpfile(o, st->dirfd, o->tmp_name);
 			if (r == 0)
 				break;
 			o->tmp_name[0] = '\0';
@@ -485,16 +604,15 @@ static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool 
 		}
 	}
 	if (replace) {
-		if (renameat(st->dirfd, o->tmp_name, st->dirfd, o->path) < 0)
+		if (renameat(st->dirfd, o->tmp_name, o->subfd, name) < 0)
 			return -errno;
-	} else if (renameat2(st->dirfd, o->tmp_name, st->dirfd, o->path,
-			     RENAME_NOREPLACE) < 0) {
+	} else if (renameat2(st->dirfd, o->tmp_name, o->subfd, name, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)
 			return 0; /* the temporary name goes in discard_object() */
 		if (errno != EINVAL)
 			return -errno;
 		/* No RENAME_NOREPLACE on this filesystem: link, then unlink. */
-		if (linkat(st->dirfd, o->tmp_name, st->dirfd, o->path, 0) < 0 &&
+		if (linkat(st->dirfd, o->tmp_name, o->subfd, name, 0) < 0 &&
 		    errno != EEXIST)
 			return -errno;
 		return 0;
@@ -509,30 +627,93 @@ static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 		(void)unlinkat(st->dirfd, o->tmp_name, 0);
 	if (o->fd >= 0)
 		close(o->fd);
+	if (o->subfd >= 0)
+		close(o->subfd);
 }
 
-static int ensure_subdir(struct lcfs_store *st, const char *path)
+/* Records the first entry @rel of the store that was refused: it is of
+ * the type @type, not @wanted. */
+static void set_problem(struct lcfs_store *st, const char *rel, const char *type,
+			const char *wanted)
 {
-	char subdir[3] = { path[0], path[1], '\0' };
-	unsigned idx = (unsigned)strtoul(subdir, NULL, 16) & 0xff;
+	pthread_mutex_lock(&st->lock);
+	if (st->problem[0] == '\0')
+		snprintf(st->problem, sizeof(st->problem), "'%s/%s' is %s, not %s",
+			 st->path, rel, type, wanted);
+	pthread_mutex_unlock(&st->lock);
+}
 
-	if (atomic_load(&st->subdir_made[idx]))
-		return 0;
-	if (mkdirat(st->dirfd, subdir, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	atomic_store(&st->subdir_made[idx], 1);
-	return 0;
+bool lcfs_store_get_problem(struct lcfs_store *st, char *buf, size_t size)
+{
+	bool found;
+
+	pthread_mutex_lock(&st->lock);
+	found = st->problem[0] != '\0';
+	if (found)
+		snprintf(buf, size, "%s", st->problem);
+	pthread_mutex_unlock(&st->lock);
+	return found;
+}
+
+static const char *type_name(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFLNK:
+		return "a symbolic link";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFREG:
+		return "a regular file";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "a device";
+	}
 }
 
 /*
- * Whether the object @o.path for @digest must be written: 1 (and
- * *@replace if a damaged object is in the way), 0 if it is present or
- * another thread of this run is writing it, or -errno. Present objects
- * are kept as they are, like the reference (section 2.6 step 3) -- unless
+ * Opens (creating it first) the subdirectory "xx" of the object path
+ * @path. Whoever may write into a shared store could put a symlink
+ * there, to have our objects written elsewhere: anything but a plain
+ * directory is refused with -ENOTDIR and a problem message.
+ */
+static int open_subdir(struct lcfs_store *st, const char *path)
+{
+	char subdir[3] = { path[0], path[1], '\0' };
+	unsigned idx = (unsigned)strtoul(subdir, NULL, 16) & 0xff;
+	struct stat sb;
+	int fd;
+
+	if (!atomic_load(&st->subdir_made[idx])) {
+		if (mkdirat(st->dirfd, subdir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		atomic_store(&st->subdir_made[idx], 1);
+	}
+	/* openat2() confined below the store root and refusing symlinks
+	 * where the kernel has it, else O_NOFOLLOW on this one name. */
+	fd = lcfs_open_confined(st->dirfd, subdir,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (fd != -ELOOP && fd != -ENOTDIR && fd != -EXDEV)
+		return fd;
+	if (fstatat(st->dirfd, subdir, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return -ENOTDIR;
+	set_problem(st, subdir, type_name(sb.st_mode), "a directory");
+	return -ENOTDIR;
+}
+
+/*
+ * Whether the object @o.path for @digest must be written: 1 (and *@replace
+ * if a damaged object is in the way), 0 if it is present or another thread
+ * of this run is writing it, or -errno. Present objects are kept as they
+ * are, like the reference (docs/compatibility.md, "Object store") -- unless
  * they cannot be right: the digest covers the size, and objects are not
  * synced one by one, so a power failure can leave one empty or short.
  */
-static int object_needed(struct lcfs_store *st, const char *path,
+static int object_needed(struct lcfs_store *st, struct lcfs_store_object *o,
 			 const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size,
 			 bool *replace)
 {
@@ -540,10 +721,21 @@ static int object_needed(struct lcfs_store *st, const char *path,
 	int r;
 
 	*replace = false;
-	if (fstatat(st->dirfd, path, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (o->subfd < 0) {
+		o->subfd = open_subdir(st, o->path);
+		if (o->subfd < 0)
+			return o->subfd;
+	}
+	if (fstatat(o->subfd, o->path + 3, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == size) {
 			atomic_fetch_add(&st->n_present, 1);
 			return 0;
+		}
+		/* A symlink, FIFO or device is replaced by the object (a
+		 * rename, which follows nothing); a directory cannot be. */
+		if (S_ISDIR(sb.st_mode)) {
+			set_problem(st, o->path, type_name(sb.st_mode), "an object");
+			return -EISDIR;
 		}
 		*replace = true;
 	} else if (errno != ENOENT) {
@@ -561,33 +753,44 @@ static int object_needed(struct lcfs_store *st, const char *path,
 /* Makes the complete data in @o an object: mode, verity, name. */
 static int finish_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
-	int r = ensure_subdir(st, o->path);
+	int r = 0;
 
-	if (r == 0 && fchmod(o->fd, 0644) < 0)
+	if (fchmod(o->fd, 0644) < 0)
 		r = -errno;
 	if (r == 0) {
 		enable_verity(st, o);
-		r = name_object(st, o, replace);
+		r = st->stage_fd >= 0 ? stage_object(st, o) : name_object(st, o, replace);
 	}
 	return r;
 }
 
+static int digest_copy(int fd, uint64_t size, bool may_map,
+		       uint8_t digest[LCFS_DIGEST_SIZE]);
+
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct lcfs_store_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
+	uint8_t copied[LCFS_DIGEST_SIZE];
 	bool replace;
 	int r;
 
 	lcfs_store_object_path(digest, o.path);
-	r = object_needed(st, o.path, digest, size, &replace);
-	if (r <= 0)
+	r = object_needed(st, &o, digest, size, &replace);
+	if (r <= 0) {
+		discard_object(st, &o);
 		return r;
-	r = ensure_subdir(st, o.path);
-	if (r == 0)
-		r = create_temp(st, &o);
+	}
+	r = create_temp(st, &o);
 	if (r == 0)
 		r = copy_data(st, fd, o.fd, size);
+	/* The digest came from an earlier read of the source, which may
+	 * have changed since: a copy (whichever way it was made) gets the
+	 * name only if its own bytes have that digest. */
+	if (r == 0)
+		r = digest_copy(o.fd, size, o.tmp_name[0] == '\0', copied);
+	if (r == 0 && memcmp(copied, digest, LCFS_DIGEST_SIZE) != 0)
+		r = 1;
 	if (r == 0)
 		r = finish_object(st, &o, replace);
 	discard_object(st, &o);
@@ -603,14 +806,15 @@ bool lcfs_store_copy_first(struct lcfs_store *st)
 }
 
 /* fs-verity digest of the first @size bytes of our own copy @fd. Large
- * copies are hashed through a mapping, window by window, which spares
- * copying the data out of the page cache; safe because nobody else can
- * reach (and truncate) an unnamed temporary file. */
-static int digest_copy(int fd, uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+ * copies are hashed through a mapping (@may_map), window by window, which
+ * spares copying the data out of the page cache; safe only for an unnamed
+ * temporary file, which nobody else can reach (and truncate). */
+static int digest_copy(int fd, uint64_t size, bool may_map,
+		       uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *s;
 
-	if (size < MAP_HASH_MIN)
+	if (size < MAP_HASH_MIN || !may_map)
 		return lcfs_fsverity_digest_fd_fast(fd, size, digest);
 	s = lcfs_fsverity_stream_new();
 	if (s == NULL)
@@ -677,14 +881,14 @@ static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGE
 /* lcfs_store_put_copy() through copy_direct(): 1 when the direct path is
  * not available for this object (the caller copies it the usual way), 0
  * or -errno. */
-static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
-			   const char *subdir, uint8_t digest[LCFS_DIGEST_SIZE])
+static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmpdir,
+			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct lcfs_store_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	bool replace;
 	int r;
 
-	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
 	if (o.fd < 0) {
 		if (errno != EINVAL && errno != EOPNOTSUPP)
 			return -errno;
@@ -700,7 +904,7 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 	}
 	if (r == 0) {
 		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, o.path, digest, size, &replace);
+		r = object_needed(st, &o, digest, size, &replace);
 		if (r > 0)
 			r = finish_object(st, &o, replace);
 	}
@@ -711,11 +915,11 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size,
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct lcfs_store_object o = { .fd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	char subdir[3];
 	unsigned idx;
 	bool replace;
-	int r;
+	int tmpdir, r;
 
 	/* Its name is not known yet: any subdirectory will do, and taking
 	 * them in turn spreads the inode allocations of the filesystem (all
@@ -723,25 +927,28 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	 * of one group over and over). */
 	idx = atomic_fetch_add(&st->next_subdir, 1) & 0xff;
 	snprintf(subdir, sizeof(subdir), "%02x", idx);
-	r = ensure_subdir(st, subdir);
-	if (r < 0)
-		return r;
+	tmpdir = open_subdir(st, subdir);
+	if (tmpdir < 0)
+		return tmpdir;
 	if (size >= DIRECT_MIN && atomic_load(&st->direct_ok)) {
-		r = put_copy_direct(st, fd, size, subdir, digest);
-		if (r <= 0)
+		r = put_copy_direct(st, fd, size, tmpdir, digest);
+		if (r <= 0) {
+			close(tmpdir);
 			return r;
+		}
 	}
-	o.fd = openat(st->dirfd, subdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	close(tmpdir);
 	if (o.fd < 0) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		return r < 0 ? r : lcfs_store_put(st, fd, size, digest);
 	}
 	r = copy_data(st, fd, o.fd, size);
 	if (r == 0)
-		r = digest_copy(o.fd, size, digest);
+		r = digest_copy(o.fd, size, true, digest);
 	if (r == 0) {
 		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, o.path, digest, size, &replace);
+		r = object_needed(st, &o, digest, size, &replace);
 		if (r > 0)
 			r = finish_object(st, &o, replace);
 	}
@@ -764,11 +971,12 @@ int lcfs_store_object_create(struct lcfs_store *st, const uint8_t digest[LCFS_DI
 	o->fd = -1;
 	o->tmp_name[0] = '\0';
 	lcfs_store_object_path(digest, o->path);
-	r = ensure_subdir(st, o->path);
-	if (r == 0)
-		r = create_temp(st, o);
+	o->subfd = open_subdir(st, o->path);
+	if (o->subfd < 0)
+		return o->subfd;
+	r = create_temp(st, o);
 	if (r < 0)
-		o->fd = -1;
+		lcfs_store_object_discard(st, o);
 	return r;
 }
 
@@ -782,32 +990,164 @@ void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *
 {
 	discard_object(st, o);
 	o->fd = -1;
+	o->subfd = -1;
 	o->tmp_name[0] = '\0';
 }
 
-int lcfs_store_lock(int store_dirfd, bool exclusive)
-{
-	struct stat sb;
-	int fd, r;
+/* ---- Objects from data that is not in a file ---------------------------------------- */
 
-	fd = openat(store_dirfd, ".lock", O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0) {
-		r = -errno;
-		close(fd);
+int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
+			const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
+	bool replace;
+	int r;
+
+	/* The digest was computed from these very bytes. */
+	lcfs_store_object_path(digest, o.path);
+	r = object_needed(st, &o, digest, size, &replace);
+	if (r <= 0) {
+		discard_object(st, &o);
 		return r;
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return -EINVAL;
+	r = create_temp(st, &o);
+	if (r == 0)
+		r = lcfs_pwrite_all(o.fd, data, size, 0);
+	if (r == 0)
+		r = finish_object(st, &o, replace);
+	discard_object(st, &o);
+	return r;
+}
+
+struct lcfs_store_writer {
+	struct lcfs_store *st;
+	struct lcfs_store_object o;
+	struct lcfs_fsverity_stream *hash;
+	uint64_t size;
+};
+
+int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
+{
+	struct lcfs_store_writer *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->st = st;
+	w->o.fd = -1;
+	w->o.subfd = -1;
+	w->hash = lcfs_fsverity_stream_new();
+	if (w->hash == NULL) {
+		free(w);
+		return -ENOMEM;
 	}
-	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		if (errno == EINTR)
-			continue;
-		r = -errno;
-		close(fd);
+	/* The name is not known yet: the file starts in the store root,
+	 * so that no subdirectory is made for nothing. */
+	w->o.subfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = w->o.subfd < 0 ? -errno : create_temp(st, &w->o);
+	if (r < 0) {
+		lcfs_store_writer_free(w);
 		return r;
 	}
-	return fd;
+	*out = w;
+	return 0;
+}
+
+int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len)
+{
+	int r = lcfs_pwrite_all(w->o.fd, data, len, w->size);
+
+	if (r < 0)
+		return r;
+	lcfs_fsverity_stream_update(w->hash, data, len);
+	w->size += len;
+	return 0;
+}
+
+int lcfs_store_writer_commit(struct lcfs_store_writer *w,
+			     uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *hash = w->hash;
+	bool replace;
+	int r;
+
+	w->hash = NULL;
+	r = lcfs_fsverity_stream_final(hash, digest);
+	if (r < 0)
+		return r;
+	lcfs_store_object_path(digest, w->o.path);
+	/* Now the object's own subdirectory. */
+	close(w->o.subfd);
+	w->o.subfd = -1;
+	r = object_needed(w->st, &w->o, digest, w->size, &replace);
+	if (r > 0)
+		r = finish_object(w->st, &w->o, replace);
+	return r;
+}
+
+void lcfs_store_writer_free(struct lcfs_store_writer *w)
+{
+	if (w == NULL)
+		return;
+	if (w->hash != NULL)
+		lcfs_fsverity_stream_free(w->hash);
+	discard_object(w->st, &w->o);
+	free(w);
+}
+
+/* ---- Staging ------------------------------------------------------------------------------ */
+
+int lcfs_store_stage(struct lcfs_store *st)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		random_tmp_name(st->stage_name);
+		if (mkdirat(st->dirfd, st->stage_name, 0700) == 0)
+			break;
+		if (errno != EEXIST || tries == 99)
+			return -errno;
+	}
+	st->stage_fd = openat(st->dirfd, st->stage_name,
+			      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (st->stage_fd < 0) {
+		int r = -errno;
+
+		(void)unlinkat(st->dirfd, st->stage_name, AT_REMOVEDIR);
+		return r;
+	}
+	return 0;
+}
+
+int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	char path[LCFS_STORE_PATH_SIZE], hex[2 * LCFS_DIGEST_SIZE + 1];
+	struct stat sb;
+	int r, subfd;
+
+	if (st->stage_fd < 0)
+		return 0;
+	lcfs_digest_to_hex(digest, hex);
+	lcfs_store_object_path(digest, path);
+	if (fstatat(st->stage_fd, hex, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno; /* in the store already */
+	subfd = open_subdir(st, path);
+	if (subfd < 0)
+		return subfd;
+	/* A complete object of the same name may have appeared meanwhile;
+	 * anything else there (a damaged one) is replaced atomically. */
+	if (renameat2(st->stage_fd, hex, subfd, path + 3, RENAME_NOREPLACE) == 0) {
+		r = 0;
+	} else if (errno == EEXIST) {
+		struct stat cur;
+
+		r = 1;
+		if (fstatat(subfd, path + 3, &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(cur.st_mode) && cur.st_size == sb.st_size)
+			r = 0;
+	} else {
+		r = errno == EINVAL ? 1 : -errno;
+	}
+	if (r == 1)
+		r = renameat(st->stage_fd, hex, subfd, path + 3) < 0 ? -errno : 0;
+	close(subfd);
+	return r;
 }

@@ -2,12 +2,11 @@
 /*
  * Small helpers shared by the library and the tools.
  */
+#include "lcfs-compat.h"
 #include "lcfs-internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 
 /* Without openat2() (Linux before 5.6): the same walk by hand, one
  * component at a time, never through a symlink; ".." is refused rather
@@ -58,7 +57,7 @@ int lcfs_open_confined(int dirfd, const char *path, int flags)
 
 	if (path[0] == '\0' || path[0] == '/')
 		return -EXDEV;
-	fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	fd = lcfs_openat2(dirfd, path, &how, sizeof(how));
 	if (fd < 0 && errno == ENOSYS)
 		return open_walk(dirfd, path, flags);
 	return fd < 0 ? -errno : fd;

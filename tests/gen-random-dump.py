@@ -5,7 +5,7 @@
     gen-random-dump.py SEED [--version V] [--scale S]
 
 The same SEED (and options) always gives the same bytes.  The tree covers
-the corners of the image format (IMAGE-FORMAT.md): hard links and chains,
+the corners of the image format (docs/image-format.md): hard links and chains,
 deep and wide directories (some spanning several dirent blocks), long and
 odd names (escapes, UTF-8, control bytes, names sorting before "."), long
 symlinks, many and shared xattrs (sometimes more than 128 shared references

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * composefs-dump: read a composefs image and write it again
- * (TOOLS-AND-MOUNT.md section 4). For an image mkcomposefs wrote, the copy is
- * byte-identical; the test suite relies on that. DEST is replaced only
- * after a complete, successful write.
+ * (docs/design.md, "composefs-dump"). For an image mkcomposefs wrote, the
+ * copy is byte-identical; the test suite relies on that. DEST is replaced
+ * only after a complete, successful write (docs/compatibility.md, "Atomic
+ * output").
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <getopt.h>
 
 #include "lcfs-internal.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
 	int fd, version, r, c;
 
 	tool_set_prog(argc, argv, "composefs-dump");
+	tool_maybe_print_version(argc, argv, tool_prog);
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -86,7 +89,8 @@ int main(int argc, char **argv)
 		tool_fail("cannot create '%s': %s", dest, strerror(-r));
 	}
 
-	/* Same version as the source, no more (section 4). */
+	/* Same version as the source, no more (docs/image-format.md, "Format
+	 * versions"). */
 	wo.format = LCFS_FORMAT_EROFS;
 	wo.version = (uint32_t)version;
 	wo.max_version = (uint32_t)version;
@@ -98,7 +102,8 @@ int main(int argc, char **argv)
 		if (out.err) {
 			fprintf(stderr, "%s: cannot write '%s': %s\n", tool_prog, dest,
 				strerror(out.err));
-		} else if (err.msg[0] != '\0' || err.field != NULL) {
+		} else if ((err.msg[0] != '\0' && strcmp(err.msg, strerror(-r)) != 0) ||
+			   err.field != NULL) {
 			lcfs_error_format(&err, buf, sizeof(buf));
 			fprintf(stderr, "%s: cannot write '%s': %s: %s\n", tool_prog, dest,
 				strerror(-r), buf);

@@ -2,8 +2,9 @@
 /*
  * composefs-fuse: mount a composefs image without privileges, through
  * FUSE, showing what the kernel mount (overlayfs over the EROFS image with
- * the basedirs as data-only layers) shows. With -o verity every backing
- * file's fs-verity digest is checked in userspace before it is served.
+ * the basedirs as data-only layers) shows. With -o verity every block
+ * served is checked in userspace against the backing file's Merkle tree,
+ * whose root must give the fs-verity digest recorded in the image.
  *
  * The image is untrusted: it is read by the library's validating reader
  * into a tree, and fuse-view.c turns that into the kernel's view. This
@@ -40,7 +41,6 @@
 /* The image never changes under a mount: cache names and attributes for
  * as long as the kernel likes. */
 #define CFS_TIMEOUT 86400.0
-#define NO_FD UINT64_MAX
 
 struct cfs_fs {
 	struct cfs_view view;
@@ -56,6 +56,7 @@ struct cfs_opts {
 	char *basedir; /* ':'-separated, repeated options appended */
 	char *digest;
 	char *remote;
+	char *verity_memory;
 	int verity;
 	int noacl;
 };
@@ -65,13 +66,18 @@ enum {
 	KEY_BASEDIR,
 	KEY_DIGEST,
 	KEY_REMOTE,
+	KEY_VERITY_MEMORY,
 };
+
+/* Memory for the Merkle trees of -o verity unless told otherwise. */
+#define DEFAULT_VERITY_MEMORY (64ull << 20)
 
 static const struct fuse_opt cfs_opt_spec[] = {
 	FUSE_OPT_KEY("source=", KEY_SOURCE),
 	FUSE_OPT_KEY("basedir=", KEY_BASEDIR),
 	FUSE_OPT_KEY("digest=", KEY_DIGEST),
 	FUSE_OPT_KEY("remote=", KEY_REMOTE),
+	FUSE_OPT_KEY("verity_memory=", KEY_VERITY_MEMORY),
 	{ "verity", offsetof(struct cfs_opts, verity), 1 },
 	{ "noverity", offsetof(struct cfs_opts, verity), 0 },
 	{ "noacl", offsetof(struct cfs_opts, noacl), 1 },
@@ -89,7 +95,10 @@ static void usage(FILE *out)
 		"composefs options:\n"
 		"    -o source=IMAGE        the composefs image to serve (required)\n"
 		"    -o basedir=DIR[:DIR]   object directories holding the backing files\n"
-		"    -o verity              check the fs-verity digest of every backing file\n"
+		"    -o verity              check every block read against the fs-verity\n"
+		"                           digest of its backing file\n"
+		"    -o verity_memory=SIZE  memory for the Merkle trees of open files\n"
+		"                           (bytes, or with K, M or G; default 64M)\n"
 		"    -o digest=HEX          the image must have this fs-verity digest\n"
 		"    -o noacl               do not expose POSIX ACLs\n"
 		"    -o remote=URL          fetch missing backing files from the store at\n"
@@ -104,7 +113,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	const char *value = strchr(arg, '=');
 	char *copy;
 
-	if (key != KEY_SOURCE && key != KEY_BASEDIR && key != KEY_DIGEST && key != KEY_REMOTE)
+	if (key != KEY_SOURCE && key != KEY_BASEDIR && key != KEY_DIGEST &&
+	    key != KEY_VERITY_MEMORY && key != KEY_REMOTE)
 		return 1; /* keep */
 	value = value ? value + 1 : "";
 	if (key == KEY_BASEDIR && o->basedir != NULL && *value != '\0') {
@@ -124,10 +134,51 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	} else if (key == KEY_REMOTE) {
 		free(o->remote);
 		o->remote = copy;
-	} else {
+	} else if (key == KEY_DIGEST) {
 		free(o->digest);
 		o->digest = copy;
+	} else {
+		free(o->verity_memory);
+		o->verity_memory = copy;
 	}
+	return 0;
+}
+
+/* "123", "64K", "16M", "2G" (powers of 1024) to bytes; -EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end != '\0' || (shift > 0 && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
 	return 0;
 }
 
@@ -344,37 +395,38 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 	do_readdir(req, ino, size, off, true);
 }
 
-/* -o remote: makes sure the backing file of inode @idx is in the store,
- * fetching and verifying it if need be. A failure is logged once per
- * open and the open fails with EIO. */
-static int fetch_missing(struct cfs_fs *fs, uint32_t idx)
+/* -o remote, called when no basedir has the backing file @path: fetches
+ * it into the first basedir, checking its digest. 0, or -errno and the
+ * reason in @why. */
+static int fetch_object(void *data, const char *path, uint64_t size, char *why,
+			size_t why_size)
 {
-	const struct cfs_object *obj = &fs->view.objects[fs->view.inodes[idx].object];
+	struct lcfs_fetcher *fetcher = data;
 	struct lcfs_error err = { 0 };
 	uint8_t digest[LCFS_DIGEST_SIZE];
-	cleanup_free char *path = NULL;
-	char msg[600];
+	int r;
 
-	if (lcfs_fetch_payload_digest(obj->path, digest) &&
-	    lcfs_fetcher_get(fs->fetcher, digest, fs->view.inodes[idx].size, &err) == 0)
-		return 0;
-	if (err.msg[0] == '\0')
-		snprintf(err.msg, sizeof(err.msg), "not an object name");
-	path = cfs_view_path(&fs->view, idx);
-	snprintf(msg, sizeof(msg), "'%s': cannot fetch '%s': %s", path ? path : "?",
-		 obj->path, err.msg);
-	if (fs->view.use_syslog)
-		syslog(LOG_ERR, "%s", msg);
-	else
-		fprintf(stderr, "%s: %s\n", prog, msg);
-	return -EIO;
+	if (!lcfs_fetch_payload_digest(path, digest)) {
+		snprintf(why, why_size, "not an object name");
+		return -EINVAL;
+	}
+	r = lcfs_fetcher_get(fetcher, digest, size, &err);
+	if (r < 0)
+		snprintf(why, why_size, "%s", err.msg[0] != '\0' ? err.msg : strerror(-r));
+	return r;
+}
+
+static struct cfs_handle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct cfs_handle *)(uintptr_t)fi->fh;
 }
 
 static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cfs_view *v = &fs_of(req)->view;
+	struct cfs_handle *h = NULL;
 	uint32_t idx;
-	int fd = -1;
+	int r;
 
 	if (!get_inode(v, ino, &idx)) {
 		fuse_reply_err(req, ESTALE);
@@ -388,83 +440,74 @@ static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	if (v->inodes[idx].object != CFS_NO_OBJECT) {
-		fd = fs_of(req)->fetcher != NULL ? fetch_missing(fs_of(req), idx) : 0;
-		if (fd == 0)
-			fd = cfs_view_open_object(v, idx);
-		if (fd < 0) {
-			fuse_reply_err(req, -fd);
-			return;
-		}
+	r = cfs_view_open(v, idx, &h);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
 	}
-	fi->fh = fd >= 0 ? (uint64_t)fd : NO_FD;
+	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1;
-	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) != 0 && fd >= 0)
-		close(fd); /* the open was interrupted */
+#if HAVE_FUSE_NOFLUSH
+	fi->noflush = 1; /* libfuse 3.11 */
+#endif
+	if (fuse_reply_open(req, fi) != 0)
+		cfs_view_close(v, h); /* the open was interrupted */
 }
 
 static void cfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fi->fh != NO_FD)
-		close((int)fi->fh);
+	cfs_view_close(&fs_of(req)->view, handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	const struct cfs_inode *inode;
-	uint32_t idx;
+	struct cfs_handle *h = handle_of(fi);
+	cleanup_free char *buf = NULL;
+	ssize_t n;
 
-	if (fi->fh != NO_FD) {
+	if (cfs_handle_can_splice(h)) {
 		/* Spliced from the backing file where the kernel allows. */
-		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 
-		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		buf.buf[0].fd = (int)fi->fh;
-		buf.buf[0].pos = off;
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	if (!get_inode(v, ino, &idx)) {
-		fuse_reply_err(req, ESTALE);
+	buf = malloc(size ? size : 1);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	inode = &v->inodes[idx];
-	if (off < 0 || (uint64_t)off >= inode->size || inode->node->content == NULL) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > inode->size - (uint64_t)off)
-		size = (size_t)(inode->size - (uint64_t)off);
-	fuse_reply_buf(req, (const char *)inode->node->content + off, size);
+	n = cfs_view_read(&fs_of(req)->view, h, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
 }
 
 static void cfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
 	struct cfs_view *v = &fs_of(req)->view;
+	struct cfs_handle *h = handle_of(fi);
 	uint64_t size;
-	uint32_t idx;
 	off_t r;
 
-	if (fi->fh != NO_FD) {
-		r = lseek((int)fi->fh, off, whence);
+	if (h->fd >= 0) {
+		r = lseek(h->fd, off, whence);
 		if (r < 0)
 			fuse_reply_err(req, errno);
 		else
 			fuse_reply_lseek(req, r);
 		return;
 	}
-	if (!get_inode(v, ino, &idx)) {
-		fuse_reply_err(req, ESTALE);
-		return;
-	}
 	/* Data held in the image has no holes: as the kernel's generic
 	 * llseek, data runs from 0 to the size, then one hole. */
-	size = v->inodes[idx].size;
+	size = v->inodes[h->inode].size;
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -786,6 +829,8 @@ int main(int argc, char **argv)
 	struct lcfs_node_s *root;
 	int *basedirs = NULL;
 	size_t n_basedirs = 0;
+	struct lcfs_verity_budget *budget = NULL;
+	uint64_t verity_memory = DEFAULT_VERITY_MEMORY;
 	bool acl = false;
 	int r, ret = 1;
 
@@ -803,6 +848,8 @@ int main(int argc, char **argv)
 	}
 	if (cmd.show_version) {
 		printf("%s %s\n", prog, PACKAGE_VERSION);
+		/* Ours first: libfuse runs fusermount3, which writes directly. */
+		fflush(stdout);
 		fuse_lowlevel_version();
 		ret = 0;
 		goto out_args;
@@ -814,6 +861,18 @@ int main(int argc, char **argv)
 	}
 	if (o.source == NULL || o.source[0] == '\0') {
 		fprintf(stderr, "%s: no image given (-o source=IMAGE)\n", prog);
+		goto out_args;
+	}
+
+	if (o.verity_memory != NULL &&
+	    parse_size(o.verity_memory, &verity_memory) < 0) {
+		fprintf(stderr, "%s: invalid verity_memory '%s': expected a size such "
+			"as 65536, 512K or 64M\n", prog, o.verity_memory);
+		goto out_args;
+	}
+	budget = lcfs_verity_budget_new(verity_memory);
+	if (budget == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog);
 		goto out_args;
 	}
 
@@ -829,8 +888,13 @@ int main(int argc, char **argv)
 	fs.view.basedirs = basedirs;
 	fs.view.n_basedirs = n_basedirs;
 	fs.view.verity = o.verity;
-	if (o.remote != NULL && open_remote(&fs, &o) < 0)
-		goto out_view;
+	fs.view.budget = budget;
+	if (o.remote != NULL) {
+		if (open_remote(&fs, &o) < 0)
+			goto out_view;
+		fs.view.fetch = fetch_object;
+		fs.view.fetch_data = fs.fetcher;
+	}
 
 	/* Appended last, so that they win over whatever was given. */
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions") != 0) {
@@ -892,6 +956,8 @@ out_view:
 		close(basedirs[k]);
 	free(basedirs);
 out_args:
+	lcfs_verity_budget_free(budget);
+	free(o.verity_memory);
 	free(cmd.mountpoint);
 	free(o.source);
 	free(o.basedir);

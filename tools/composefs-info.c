@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * composefs-info: list, dump and measure composefs images
- * (TOOLS-AND-MOUNT.md section 3). Differences from the reference
- * (shared/spec/README.md): missing-objects requires --basedir, and every
- * error is one clear line on stderr.
+ * (docs/design.md, "composefs-info"). Differences from the reference:
+ * missing-objects requires --basedir, and every error is one clear line on
+ * stderr (docs/compatibility.md, "missing-objects needs --basedir", "Help
+ * and messages").
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "lcfs-internal.h"
+#include "tool-version.h"
 #include "toolutil.h"
 
 
@@ -76,90 +78,6 @@ static void close_stdout(void)
 		tool_fail("cannot write to standard output: %s", strerror(-r));
 }
 
-/* ---- Tree walk ------------------------------------------------------------ */
-
-/* Called for every node in depth-first pre-order, children in name order,
- * with the node's full path ("/" for the root, @len bytes). */
-typedef int (*walk_fn)(struct lcfs_node_s *node, const char *path, size_t len,
-		       void *data);
-
-struct frame {
-	struct lcfs_node_s *dir;
-	size_t next;     /* next child to visit */
-	size_t path_len; /* length of dir's path */
-};
-
-/* Iterative, so a deep image cannot exhaust the stack. 0 or -errno (or the
- * callback's negative result). */
-static int walk_tree(struct lcfs_node_s *root, walk_fn fn, void *data)
-{
-	cleanup_free struct frame *stack = NULL;
-	cleanup_free char *path = NULL;
-	size_t depth = 0, stack_cap = 0, path_cap = 256;
-	int r;
-
-	path = malloc(path_cap);
-	if (path == NULL)
-		return -ENOMEM;
-	strcpy(path, "/");
-	r = fn(root, path, 1, data);
-	if (r < 0 || !lcfs_node_dirp(root))
-		return r;
-
-	stack_cap = 16;
-	stack = malloc(stack_cap * sizeof(*stack));
-	if (stack == NULL)
-		return -ENOMEM;
-	stack[depth++] = (struct frame){ root, 0, 0 };
-
-	while (depth > 0) {
-		struct frame *f = &stack[depth - 1];
-		struct lcfs_node_s *child;
-		const char *name;
-		size_t name_len, len;
-
-		if (f->next >= lcfs_node_get_n_children(f->dir)) {
-			depth--;
-			continue;
-		}
-		child = lcfs_node_get_child(f->dir, f->next++);
-		name = lcfs_node_get_name(child);
-		name_len = strlen(name);
-		len = f->path_len + 1 + name_len;
-		if (len + 1 > path_cap) {
-			char *bigger;
-
-			while (len + 1 > path_cap)
-				path_cap *= 2;
-			bigger = realloc(path, path_cap);
-			if (bigger == NULL)
-				return -ENOMEM;
-			path = bigger;
-		}
-		path[f->path_len] = '/';
-		memcpy(path + f->path_len + 1, name, name_len + 1);
-
-		r = fn(child, path, len, data);
-		if (r < 0)
-			return r;
-
-		if (lcfs_node_get_hardlink_target(child) == NULL &&
-		    lcfs_node_dirp(child)) {
-			if (depth == stack_cap) {
-				struct frame *bigger;
-
-				bigger = realloc(stack, 2 * stack_cap * sizeof(*stack));
-				if (bigger == NULL)
-					return -ENOMEM;
-				stack = bigger;
-				stack_cap *= 2;
-			}
-			stack[depth++] = (struct frame){ child, 0, len };
-		}
-	}
-	return 0;
-}
-
 /* ---- ls ------------------------------------------------------------------- */
 
 /* "PATH/\t" for directories, "PATH\t-> TARGET" for symlinks, "PATH\t@ PAYLOAD"
@@ -201,10 +119,9 @@ static int collect_object(struct lcfs_node_s *node, const char *path, size_t len
 			  void *data)
 {
 	struct objects *objs = data;
-	const char *payload = lcfs_node_get_payload(node);
+	const char *payload = tool_node_backing_file(node);
 
-	if (lcfs_node_get_hardlink_target(node) != NULL ||
-	    (lcfs_node_get_mode(node) & S_IFMT) != S_IFREG || payload == NULL)
+	if (payload == NULL)
 		return 0;
 	if (objs->n == objs->cap) {
 		size_t cap = objs->cap ? objs->cap * 2 : 64;
@@ -330,6 +247,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_set_prog(argc, argv, "composefs-info");
+	tool_maybe_print_version(argc, argv, tool_prog);
 
 	/* getopt prints its own one-line diagnostics. */
 	while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -376,8 +294,9 @@ int main(int argc, char **argv)
 		return measure_files(argv + optind, argc - optind);
 	}
 
-	/* The reference silently resolves against file descriptor 0 here
-	 * (README table): demand the directory instead. */
+	/* The reference silently resolves against file descriptor 0 here:
+	 * demand the directory instead (docs/compatibility.md,
+	 * "missing-objects needs --basedir"). */
 	if (cmd == CMD_MISSING_OBJECTS && basedir == NULL)
 		tool_usage_error("missing-objects requires --basedir");
 	if (basedir != NULL) {
@@ -409,14 +328,14 @@ int main(int argc, char **argv)
 
 		switch (cmd) {
 		case CMD_LS:
-			r = walk_tree(root, ls_node, NULL);
+			r = tool_walk_tree(root, ls_node, NULL);
 			break;
 		case CMD_DUMP:
 			r = lcfs_dump_print(stdout, root);
 			break;
 		case CMD_OBJECTS:
 		case CMD_MISSING_OBJECTS:
-			r = walk_tree(root, collect_object, &objs);
+			r = tool_walk_tree(root, collect_object, &objs);
 			break;
 		case CMD_MEASURE_FILE:
 			break;

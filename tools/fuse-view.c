@@ -4,19 +4,20 @@
  * from the library reader's tree (see fuse-view.h).
  *
  * The reader returns the tree the way composefs-info dump prints it
- * (TOOLS-AND-MOUNT.md section 1.13): overlay xattrs private to composefs
- * are gone, escaped trusted.overlay.overlay.X are back to
+ * (docs/dumpfile.md, "What an image gives back"): overlay xattrs private to
+ * composefs are gone, escaped trusted.overlay.overlay.X are back to
  * trusted.overlay.X, input whiteouts are char devices 0/0 again and the
  * root's 00..ff whiteouts are dropped. The kernel mount differs from that
  * in one place only: overlayfs does not treat the escaped whiteouts of a
  * composefs image as whiteouts, it shows them as what they are stored as
- * (IMAGE-FORMAT.md section 7.4): an empty regular file carrying
+ * (docs/image-format.md, "Input whiteouts"): an empty regular file carrying
  * trusted.overlay.whiteout and user.overlay.whiteout, in a directory
  * carrying trusted.overlay.whiteouts and user.overlay.whiteouts. That is
  * added back here; tests/fuse/test-fuse-kernel.py checks it against the
  * kernel.
  */
 #include "fuse-view.h"
+#include "lcfs-compat.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +28,8 @@
 #define OVL_WHITEOUTS "trusted.overlay.whiteouts"
 #define USER_WHITEOUT "user.overlay.whiteout"
 #define USER_WHITEOUTS "user.overlay.whiteouts"
+
+static void free_trees(struct cfs_tree *list);
 
 static bool is_whiteout(const struct lcfs_node_s *n)
 {
@@ -48,7 +51,8 @@ bool cfs_xattr_name_known(const char *key, size_t len)
 	       has_prefix(key, len, "system.posix_acl_default");
 }
 
-/* EROFS lists only the name prefixes it knows (IMAGE-FORMAT.md 9.1). */
+/* EROFS lists only the name prefixes it knows (docs/image-format.md,
+ * "Name prefixes"). */
 static bool xattr_visible(const char *key, size_t len, bool acl)
 {
 	if (!cfs_xattr_name_known(key, len))
@@ -365,6 +369,7 @@ out:
 
 void cfs_view_release(struct cfs_view *v)
 {
+	free_trees(v->idle_first);
 	free(v->inodes);
 	free(v->dirents);
 	free(v->xattrs);
@@ -468,96 +473,246 @@ static int open_beneath(int dirfd, const char *path)
 	return fd;
 }
 
-/* Logs a failure of @obj once per mount. */
-static void report(struct cfs_view *v, struct cfs_object *obj, const char *what)
+char *cfs_log_escape(const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	char *out, *p;
+
+	for (const char *c = s; *c; c++)
+		n += (unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\' ? 4 : 1;
+	out = p = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c == '\\') {
+			*p++ = '\\';
+			*p++ = 'x';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* One log line about the backing file of @obj: "'PATH': backing file
+ * 'OBJECT': WHAT", both names escaped (they come from the image). */
+static void log_object(struct cfs_view *v, const struct cfs_object *obj,
+		       const char *what)
 {
 	cleanup_free char *path = NULL;
+	cleanup_free char *epath = NULL;
+	cleanup_free char *eobj = NULL;
+
+	path = cfs_view_path(v, obj->inode);
+	epath = path ? cfs_log_escape(path) : NULL;
+	eobj = cfs_log_escape(obj->path);
+	if (v->use_syslog)
+		syslog(LOG_ERR, "'%s': backing file '%s': %s", epath ? epath : "?",
+		       eobj ? eobj : "?", what);
+	else
+		fprintf(stderr, "composefs-fuse: '%s': backing file '%s': %s\n",
+			epath ? epath : "?", eobj ? eobj : "?", what);
+}
+
+/* Logs a failure to open @obj once per mount. */
+static void report(struct cfs_view *v, struct cfs_object *obj, const char *what)
+{
 	bool first;
 
 	pthread_mutex_lock(&v->lock);
 	first = !obj->reported;
 	obj->reported = true;
 	pthread_mutex_unlock(&v->lock);
-	if (!first)
-		return;
-	path = cfs_view_path(v, obj->inode);
-	if (v->use_syslog)
-		syslog(LOG_ERR, "'%s': backing file '%s': %s", path ? path : "?",
-		       obj->path, what);
+	if (first)
+		log_object(v, obj, what);
+}
+
+static bool same_file(const struct cfs_tree *t, const struct stat *st)
+{
+	return t->dev == st->st_dev && t->ino == st->st_ino && t->size == st->st_size &&
+	       t->mtime.tv_sec == st->st_mtim.tv_sec &&
+	       t->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       t->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       t->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* ---- Trees of unchanged files, kept after close --------------------------- */
+
+/* These run with v->lock held. */
+static void idle_unlink(struct cfs_view *v, struct cfs_tree *ct)
+{
+	if (ct->idle_prev != NULL)
+		ct->idle_prev->idle_next = ct->idle_next;
 	else
-		fprintf(stderr, "composefs-fuse: '%s': backing file '%s': %s\n",
-			path ? path : "?", obj->path, what);
+		v->idle_first = ct->idle_next;
+	if (ct->idle_next != NULL)
+		ct->idle_next->idle_prev = ct->idle_prev;
+	else
+		v->idle_last = ct->idle_prev;
+	ct->idle_prev = ct->idle_next = NULL;
 }
 
-static bool same_file(const struct cfs_object *obj, const struct stat *st)
+static void idle_append(struct cfs_view *v, struct cfs_tree *ct)
 {
-	return obj->verified && obj->dev == st->st_dev && obj->ino == st->st_ino &&
-	       obj->st_size == st->st_size &&
-	       obj->mtime.tv_sec == st->st_mtim.tv_sec &&
-	       obj->mtime.tv_nsec == st->st_mtim.tv_nsec &&
-	       obj->ctime.tv_sec == st->st_ctim.tv_sec &&
-	       obj->ctime.tv_nsec == st->st_ctim.tv_nsec;
+	ct->idle_prev = v->idle_last;
+	ct->idle_next = NULL;
+	if (v->idle_last != NULL)
+		v->idle_last->idle_next = ct;
+	else
+		v->idle_first = ct;
+	v->idle_last = ct;
 }
 
-/* Compares the fs-verity digest of @fd (the kernel's when the file has
- * fs-verity, computed otherwise) with the image's. The result is cached
- * for the file's identity, so an object is hashed once per mount unless
- * it is replaced or modified. 0 or -EIO. */
-static int verify(struct cfs_view *v, struct cfs_object *obj, int fd)
+/* Forgets the unused tree @ct; returns it for freeing outside the lock. */
+static struct cfs_tree *idle_drop(struct cfs_view *v, struct cfs_tree *ct)
 {
-	uint8_t digest[LCFS_DIGEST_SIZE];
+	idle_unlink(v, ct);
+	if (v->objects[ct->object].tree == ct)
+		v->objects[ct->object].tree = NULL;
+	ct->idle_next = NULL;
+	return ct;
+}
+
+static void free_trees(struct cfs_tree *list)
+{
+	while (list != NULL) {
+		struct cfs_tree *next = list->idle_next;
+
+		lcfs_verity_tree_free(list->tree);
+		free(list);
+		list = next;
+	}
+}
+
+/* Frees unused trees, oldest first, until a whole tree of @need bytes fits
+ * in the budget or none is left. With v->lock held (the budget's lock is
+ * only ever taken inside it). */
+static void idle_make_room(struct cfs_view *v, uint64_t need)
+{
+	while (v->idle_first != NULL && v->budget != NULL &&
+	       lcfs_verity_budget_available(v->budget) < need)
+		free_trees(idle_drop(v, v->idle_first));
+}
+
+static void report_digest(struct cfs_view *v, struct cfs_object *obj,
+			  const uint8_t *found, const char *how)
+{
 	char want[65], got[65], detail[256];
+
+	lcfs_digest_to_hex(obj->digest, want);
+	lcfs_digest_to_hex(found, got);
+	snprintf(detail, sizeof(detail), "wrong fs-verity digest%s: expected %s, found %s",
+		 how, want, got);
+	report(v, obj, detail);
+}
+
+/*
+ * Sets up the checks of every read of @h from @fd (the backing file of
+ * @obj): none when the kernel has fs-verity on it with the image's digest
+ * (it checks each page itself, and the file cannot change), else a Merkle
+ * tree, reused from an earlier open of the same unchanged file or built
+ * now. 0 or -EIO (logged).
+ */
+static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
+			 struct cfs_handle *h)
+{
+	uint8_t found[LCFS_DIGEST_SIZE];
+	struct lcfs_verity_tree *tree = NULL;
+	struct cfs_tree *ct, *stale;
 	struct stat st;
-	bool cached;
+	char detail[256];
 	int r;
 
 	if (obj->digest == NULL) {
 		report(v, obj, "the image has no fs-verity digest for it");
 		return -EIO;
 	}
+	r = lcfs_fd_measure_fsverity(found, fd);
+	if (r == 0) {
+		if (memcmp(found, obj->digest, LCFS_DIGEST_SIZE) == 0)
+			return 0;
+		report_digest(v, obj, found, " (kernel fs-verity)");
+		return -EIO;
+	}
+	if (r != -ENOVERITY) {
+		snprintf(detail, sizeof(detail), "cannot measure its fs-verity: %s",
+			 strerror(-r));
+		report(v, obj, detail);
+		return -EIO;
+	}
 	if (fstat(fd, &st) < 0)
 		return -EIO;
+
 	pthread_mutex_lock(&v->lock);
-	cached = same_file(obj, &st);
+	ct = obj->tree;
+	stale = NULL;
+	if (ct != NULL && same_file(ct, &st)) {
+		if (ct->refs++ == 0)
+			idle_unlink(v, ct);
+		h->tree = ct;
+	} else {
+		/* An unused tree of a file since changed is of no use. */
+		if (ct != NULL && ct->refs == 0)
+			stale = idle_drop(v, ct);
+		idle_make_room(v, lcfs_verity_tree_memory((uint64_t)st.st_size));
+	}
 	pthread_mutex_unlock(&v->lock);
-	if (cached)
+	free_trees(stale);
+	if (h->tree != NULL)
 		return 0;
 
-	r = lcfs_fd_get_fsverity(digest, fd);
+	r = lcfs_verity_tree_build(fd, (uint64_t)st.st_size, obj->digest, v->budget,
+				   &tree, found);
+	if (r == -EWRONGVERITY) {
+		report_digest(v, obj, found, "");
+		return -EIO;
+	}
 	if (r < 0) {
 		snprintf(detail, sizeof(detail),
 			 "cannot compute its fs-verity digest: %s", strerror(-r));
 		report(v, obj, detail);
 		return -EIO;
 	}
-	if (memcmp(digest, obj->digest, LCFS_DIGEST_SIZE) != 0) {
-		lcfs_digest_to_hex(obj->digest, want);
-		lcfs_digest_to_hex(digest, got);
-		snprintf(detail, sizeof(detail),
-			 "wrong fs-verity digest: expected %s, found %s", want, got);
-		report(v, obj, detail);
-		return -EIO;
+	ct = calloc(1, sizeof(*ct));
+	if (ct == NULL) {
+		lcfs_verity_tree_free(tree);
+		return -ENOMEM;
 	}
+	ct->tree = tree;
+	ct->refs = 1;
+	ct->object = h->object;
+	ct->dev = st.st_dev;
+	ct->ino = st.st_ino;
+	ct->size = st.st_size;
+	ct->mtime = st.st_mtim;
+	ct->ctime = st.st_ctim;
+	/* The latest check wins; handles of an older tree keep it until
+	 * they close, an unused one goes. */
 	pthread_mutex_lock(&v->lock);
-	obj->verified = true;
-	obj->dev = st.st_dev;
-	obj->ino = st.st_ino;
-	obj->st_size = st.st_size;
-	obj->mtime = st.st_mtim;
-	obj->ctime = st.st_ctim;
+	stale = NULL;
+	if (obj->tree != NULL && obj->tree->refs == 0)
+		stale = idle_drop(v, obj->tree);
+	obj->tree = ct;
+	obj->reported = false;
 	pthread_mutex_unlock(&v->lock);
+	free_trees(stale);
+	h->tree = ct;
 	return 0;
 }
 
-int cfs_view_open_object(struct cfs_view *v, uint32_t i)
+/* Finds the backing file of @obj in the basedirs, or fetches it with
+ * v->fetch. The fd or -errno (-EIO under verity or when the fetch fails,
+ * logged). */
+static int open_backing(struct cfs_view *v, struct cfs_object *obj)
 {
-	struct cfs_object *obj;
 	int fd = -ENOENT;
-	int r;
 
-	if (v->inodes[i].object == CFS_NO_OBJECT)
-		return -EINVAL;
-	obj = &v->objects[v->inodes[i].object];
 	/* Data-only layers are searched in order; only "not there" moves on
 	 * to the next one. */
 	for (size_t k = 0; k < v->n_basedirs; k++) {
@@ -565,18 +720,133 @@ int cfs_view_open_object(struct cfs_view *v, uint32_t i)
 		if (fd != -ENOENT)
 			break;
 	}
-	if (fd < 0) {
-		if (!v->verity)
-			return fd;
+	/* -o remote: the missing file is fetched into the first basedir
+	 * (its digest checked on the way), then opened from there. */
+	if (fd == -ENOENT && v->fetch != NULL && v->n_basedirs > 0) {
+		char why[256], what[300];
+		int r = v->fetch(v->fetch_data, obj->path, v->inodes[obj->inode].size,
+				 why, sizeof(why));
+
+		if (r < 0) {
+			snprintf(what, sizeof(what), "cannot fetch: %s", why);
+			report(v, obj, what);
+			return -EIO;
+		}
+		fd = open_beneath(v->basedirs[0], obj->path);
+	}
+	if (fd < 0 && v->verity) {
 		report(v, obj, strerror(-fd));
 		return -EIO;
 	}
-	if (!v->verity)
-		return fd;
-	r = verify(v, obj, fd);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
 	return fd;
+}
+
+int cfs_view_open(struct cfs_view *v, uint32_t i, struct cfs_handle **out)
+{
+	struct cfs_handle *h;
+	struct cfs_object *obj;
+	int r;
+
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->inode = i;
+	h->object = v->inodes[i].object;
+	h->fd = -1;
+	if (h->object != CFS_NO_OBJECT) {
+		obj = &v->objects[h->object];
+		h->fd = open_backing(v, obj);
+		if (h->fd < 0) {
+			r = h->fd;
+			free(h);
+			return r;
+		}
+		if (v->verity) {
+			r = attach_verity(v, obj, h->fd, h);
+			if (r < 0) {
+				close(h->fd);
+				free(h);
+				return r;
+			}
+		}
+	}
+	*out = h;
+	return 0;
+}
+
+bool cfs_handle_can_splice(const struct cfs_handle *h)
+{
+	return h->fd >= 0 && h->tree == NULL;
+}
+
+ssize_t cfs_view_read(struct cfs_view *v, struct cfs_handle *h, void *buf,
+		      size_t size, off_t off)
+{
+	const struct cfs_inode *inode = &v->inodes[h->inode];
+	uint64_t bad = 0;
+	ssize_t n;
+
+	if (off < 0)
+		return -EINVAL;
+	if (h->tree != NULL) {
+		n = lcfs_verity_tree_read(h->tree->tree, h->fd, buf, size,
+					  (uint64_t)off, &bad);
+		if (n == -EIO) {
+			char detail[128];
+			bool first;
+
+			pthread_mutex_lock(&v->lock);
+			first = !h->reported;
+			h->reported = true;
+			pthread_mutex_unlock(&v->lock);
+			snprintf(detail, sizeof(detail),
+				 "block %llu (offset %llu) fails fs-verity verification",
+				 (unsigned long long)bad,
+				 (unsigned long long)bad * 4096);
+			if (first)
+				log_object(v, &v->objects[h->object], detail);
+		}
+		return n;
+	}
+	if (h->fd >= 0) {
+		do
+			n = pread(h->fd, buf, size, off);
+		while (n < 0 && errno == EINTR);
+		return n < 0 ? -errno : n;
+	}
+	/* Data held in the image. */
+	if ((uint64_t)off >= inode->size || inode->node->content == NULL)
+		return 0;
+	if (size > inode->size - (uint64_t)off)
+		size = (size_t)(inode->size - (uint64_t)off);
+	memcpy(buf, inode->node->content + off, size);
+	return (ssize_t)size;
+}
+
+void cfs_view_close(struct cfs_view *v, struct cfs_handle *h)
+{
+	struct cfs_tree *ct;
+
+	if (h == NULL)
+		return;
+	ct = h->tree;
+	if (ct != NULL) {
+		bool unused = false;
+
+		/* The current tree of its object stays, unused, for the next
+		 * open; an outdated one goes with its last user. */
+		pthread_mutex_lock(&v->lock);
+		if (--ct->refs == 0) {
+			if (v->objects[ct->object].tree == ct)
+				idle_append(v, ct);
+			else
+				unused = true;
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (unused)
+			free_trees(ct);
+	}
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h);
 }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * mkcomposefs: build a composefs image from a directory tree or from a
- * dumpfile (TOOLS-AND-MOUNT.md section 2, with the differences listed in
- * shared/spec/README.md: --version and --help are accepted, and the image is
- * written to a temporary file that replaces IMAGE only on success).
+ * dumpfile (docs/design.md, "mkcomposefs"). Differences from the
+ * reference: --version and --help are accepted (docs/compatibility.md,
+ * "Version options", "Help and messages"), and the image is written to a
+ * temporary file that replaces IMAGE only on success
+ * (docs/compatibility.md, "Atomic output").
  */
 #include "config.h"
 
@@ -15,6 +17,8 @@
 
 #include "lcfs-internal.h"
 #include "lcfs-store.h"
+#include "tool-version.h"
+#include "lcfs-tar.h"
 #include "toolutil.h"
 
 
@@ -27,6 +31,9 @@ enum {
 	OPT_PRINT_DIGEST,
 	OPT_PRINT_DIGEST_ONLY,
 	OPT_FROM_FILE,
+	OPT_FROM_TAR,
+	OPT_FROM_OCI,
+	OPT_PLATFORM,
 	OPT_MIN_VERSION,
 	OPT_MAX_VERSION,
 	OPT_THREADS,
@@ -45,8 +52,15 @@ static const struct option long_options[] = {
 	{ "print-digest", no_argument, NULL, OPT_PRINT_DIGEST },
 	{ "print-digest-only", no_argument, NULL, OPT_PRINT_DIGEST_ONLY },
 	{ "from-file", no_argument, NULL, OPT_FROM_FILE },
+	/* "--from" meant --from-file before the other --from-* options
+	 * existed: an exact name keeps it unambiguous. */
+	{ "from", no_argument, NULL, OPT_FROM_FILE },
+	{ "from-tar", no_argument, NULL, OPT_FROM_TAR },
+	{ "from-oci", no_argument, NULL, OPT_FROM_OCI },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "min-version", required_argument, NULL, OPT_MIN_VERSION },
-	/* The documented name of --min-version (README table). */
+	/* The documented name of --min-version (docs/compatibility.md,
+	 * "Version options"). */
 	{ "version", required_argument, NULL, OPT_MIN_VERSION },
 	{ "max-version", required_argument, NULL, OPT_MAX_VERSION },
 	{ "threads", required_argument, NULL, OPT_THREADS },
@@ -63,6 +77,9 @@ struct options {
 	bool print_digest;
 	bool print_digest_only;
 	bool from_file;
+	bool from_tar;
+	bool from_oci;
+	const char *platform;
 	bool hardlinks;
 	bool quiet;
 	bool store_image;
@@ -79,8 +96,10 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: %s [OPTIONS] SOURCE IMAGE\n"
-		"Build a composefs image from the directory SOURCE, or from the dumpfile\n"
-		"SOURCE with --from-file. IMAGE \"-\" writes the image to standard output.\n"
+		"Build a composefs image from the directory SOURCE, from the dumpfile\n"
+		"SOURCE with --from-file, from the tar layer SOURCE with --from-tar, or\n"
+		"from the OCI image layout SOURCE (LAYOUT[:REF]) with --from-oci.\n"
+		"IMAGE \"-\" writes the image to standard output.\n"
 		"\n"
 		"Options:\n"
 		"  --digest-store=PATH  copy regular files into the object store PATH\n"
@@ -94,6 +113,11 @@ static void usage(FILE *out)
 		"  --print-digest       print the image's fs-verity digest\n"
 		"  --print-digest-only  print the digest only; no IMAGE is written\n"
 		"  --from-file          SOURCE is a dumpfile (\"-\" for standard input)\n"
+		"  --from-tar           SOURCE is a tar layer, plain, gzip or zstd\n"
+		"                       (\"-\" for standard input)\n"
+		"  --from-oci           SOURCE is an OCI image layout LAYOUT[:REF]\n"
+		"  --platform=OS/ARCH   with --from-oci: the platform to pick from a\n"
+		"                       multi-platform index (default: this host's)\n"
 		"  --min-version=N      lowest image format version (default %d)\n"
 		"  --version=N          same as --min-version\n"
 		"  --max-version=N      highest image format version (default %d)\n"
@@ -168,6 +192,15 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		case OPT_FROM_FILE:
 			o->from_file = true;
 			break;
+		case OPT_FROM_TAR:
+			o->from_tar = true;
+			break;
+		case OPT_FROM_OCI:
+			o->from_oci = true;
+			break;
+		case OPT_PLATFORM:
+			o->platform = optarg;
+			break;
 		case OPT_MIN_VERSION:
 			parse_version(optarg, "min", &o->min_version);
 			o->have_min = true;
@@ -202,8 +235,8 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		}
 	}
 
-	/* Either version option given alone makes the other one 0 (section
-	 * 2.1); the writer raises max to min. */
+	/* Either version option given alone makes the other one 0; the writer
+	 * raises max to min (docs/image-format.md, "Format versions"). */
 	if (!o->have_min && !o->have_max) {
 		o->min_version = LCFS_DEFAULT_VERSION_MIN;
 		o->max_version = LCFS_DEFAULT_VERSION_MAX;
@@ -213,36 +246,25 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 	*n_operands = argc - optind;
 }
 
-/* One line on stderr, rewritten in place, at most ten times a second. */
-struct progress {
-	bool shown;
-	struct timespec start; /* first call */
-	struct timespec last;
-};
-
 static void progress_cb(void *data, uint64_t files_done, uint64_t files_total,
 			uint64_t bytes_done, uint64_t bytes_total)
 {
-	struct progress *p = data;
-	struct timespec now;
-	double elapsed;
-	int64_t ms;
+	tool_progress_update(data, "files", files_done, files_total, bytes_done,
+			     bytes_total);
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!p->shown && p->start.tv_sec == 0 && p->start.tv_nsec == 0)
-		p->start = now;
-	ms = (int64_t)(now.tv_sec - p->last.tv_sec) * 1000 +
-	     (now.tv_nsec - p->last.tv_nsec) / 1000000;
-	if (p->shown && ms < 100 && files_done < files_total)
-		return;
-	p->last = now;
-	p->shown = true;
-	elapsed = (now.tv_sec - p->start.tv_sec) + (now.tv_nsec - p->start.tv_nsec) / 1e9;
-	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " files, %.1f/%.1f MiB, %.1f MiB/s",
-		tool_prog, files_done, files_total, bytes_done / 1048576.0,
-		bytes_total / 1048576.0,
-		elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
-	fflush(stderr);
+/* SOURCE for reading: standard input for "-". -1 after a message. */
+static int open_source(const char *source)
+{
+	int fd;
+
+	if (strcmp(source, "-") == 0)
+		return STDIN_FILENO;
+	fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
+			strerror(errno));
+	return fd;
 }
 
 /* --store-image: the image bytes go to IMAGE (if any) and to an unnamed
@@ -293,18 +315,14 @@ static int image_tee_open(struct image_tee *t, struct lcfs_store *st)
 	return 0;
 }
 
-/* Puts the image copy into the store under @digest, holding the store's
- * shared lock as every writer does. */
+/* Puts the image copy into the store under @digest. The open store holds
+ * its shared lock, as every writer does. */
 static void store_image(const char *path, struct lcfs_store *st, struct image_tee *t,
 			const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	int lock, r;
+	int r;
 
-	lock = lcfs_store_lock(lcfs_store_dirfd(st), false);
-	if (lock < 0)
-		tool_fail("cannot lock store '%s': %s", path, strerror(-lock));
 	r = lcfs_store_put(st, t->fd, t->size, digest);
-	close(lock);
 	if (r < 0)
 		tool_fail("cannot store image in '%s': %s", path, strerror(-r));
 }
@@ -315,20 +333,16 @@ static struct lcfs_node_s *read_dumpfile(const char *source)
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root;
 	unsigned flags = 0;
-	int fd = STDIN_FILENO;
+	int fd;
 
-	/* Keyed on presence only, any value (section 1.11). */
+	/* Keyed on presence only, any value (docs/dumpfile.md, "Strict
+	 * mode"). */
 	if (getenv("CFS_PARSE_STRICT") != NULL)
 		flags |= LCFS_PARSE_FLAGS_STRICT;
 
-	if (strcmp(source, "-") != 0) {
-		fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0) {
-			fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
-				strerror(errno));
-			return NULL;
-		}
-	}
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
 	root = lcfs_dump_parse_fd(fd, flags, &err);
 	if (fd != STDIN_FILENO)
 		close(fd);
@@ -341,12 +355,13 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 {
 	struct lcfs_build_options bo = { 0 };
 	struct lcfs_error err = { 0 };
-	struct progress progress = { 0 };
+	struct tool_progress progress = { 0 };
 	struct lcfs_node_s *root;
 	char buf[1024];
 
-	/* Section 2.6: every regular file gets its fs-verity digest and the
-	 * digest path as payload, with or without an object store. */
+	/* Every regular file gets its fs-verity digest and the digest path as
+	 * payload, with or without an object store (docs/design.md, "Content
+	 * pass"). */
 	bo.flags = o->build_flags | LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST;
 	bo.threads = (unsigned)o->threads;
 	bo.digest_store = o->digest_store;
@@ -357,12 +372,71 @@ static struct lcfs_node_s *scan_directory(const char *source, const struct optio
 	}
 
 	root = lcfs_build_tree(AT_FDCWD, source, &bo, &err);
-	if (progress.shown)
-		fputs("\r\033[K", stderr);
+	tool_progress_clear(&progress);
 	if (root == NULL) {
 		lcfs_error_format(&err, buf, sizeof(buf));
 		/* The library's message names the failing path. */
 		fprintf(stderr, "%s: %s\n", tool_prog, buf);
+	}
+	return root;
+}
+
+/* Options of the tar and OCI modes from the command line. */
+static void layer_options(const struct options *o, struct lcfs_oci_options_s *lo)
+{
+	memset(lo, 0, sizeof(*lo));
+	lo->flags = o->build_flags;
+	lo->digest_store = o->digest_store;
+	lo->platform = o->platform;
+}
+
+static struct lcfs_node_s *read_tar(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	char buf[1024];
+	int fd;
+
+	layer_options(o, &lo);
+	fd = open_source(source);
+	if (fd < 0)
+		return NULL;
+	root = lcfs_tar_build(fd, &lo, &err);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog,
+			fd == STDIN_FILENO ? "<stdin>" : source, buf);
+	}
+	return root;
+}
+
+static struct lcfs_node_s *read_oci(const char *source, const struct options *o)
+{
+	struct lcfs_oci_options_s lo;
+	struct lcfs_error err = { 0 };
+	struct lcfs_node_s *root;
+	cleanup_free char *layout = strdup(source);
+	char *colon, buf[1024];
+	const char *ref = NULL;
+
+	if (layout == NULL)
+		tool_fail("%s", strerror(ENOMEM));
+	/* LAYOUT:REF; a colon in the last path component starts REF. */
+	colon = strrchr(layout, ':');
+	if (colon != NULL && strchr(colon, '/') == NULL) {
+		*colon = '\0';
+		ref = colon + 1;
+		if (ref[0] == '\0' || layout[0] == '\0')
+			tool_fail("invalid image '%s' (LAYOUT[:REF])", source);
+	}
+	layer_options(o, &lo);
+	root = lcfs_oci_build(layout, ref, &lo, &err);
+	if (root == NULL) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot read '%s': %s\n", tool_prog, source, buf);
 	}
 	return root;
 }
@@ -401,9 +475,11 @@ int main(int argc, char **argv)
 	int r;
 
 	tool_set_prog(argc, argv, "mkcomposefs");
+	tool_maybe_print_version(argc, argv, tool_prog);
 	parse_args(argc, argv, &o, &operands, &n_operands);
 
-	/* Operand checks in the reference's order (section 2.2). */
+	/* Operand checks in the reference's order (docs/design.md,
+	 * "mkcomposefs"). */
 	if (n_operands < 1)
 		tool_usage_error("no source path specified");
 	source = operands[0];
@@ -422,6 +498,12 @@ int main(int argc, char **argv)
 	 * before doing any work. */
 	if (!o.from_file && o.skip_xattrs && o.user_xattrs)
 		tool_usage_error("--skip-xattrs and --user-xattrs cannot be used together");
+	if (o.from_file + o.from_tar + o.from_oci > 1)
+		tool_usage_error("--from-file, --from-tar and --from-oci exclude each other");
+	if (o.platform != NULL && !o.from_oci)
+		tool_usage_error("--platform needs --from-oci");
+	if ((o.from_tar || o.from_oci) && o.hardlinks)
+		tool_usage_error("--hardlinks is implied by --from-tar and --from-oci");
 
 	if (o.store_image) {
 		if (o.digest_store == NULL)
@@ -443,8 +525,31 @@ int main(int argc, char **argv)
 			tool_fail("cannot create '%s': %s", image, strerror(-r));
 	}
 
+	/* Objects this run finds in the store must stay there until IMAGE,
+	 * which refers to them, is in place: hold the store lock until exit
+	 * (composefs-store gc waits for it). With --store-image the open
+	 * store holds it already. */
+	if (!o.from_file && o.digest_store != NULL && st == NULL) {
+		int dirfd = lcfs_store_open_dir(o.digest_store);
+
+		r = dirfd < 0 ? dirfd : lcfs_store_lock(dirfd, false);
+		if (dirfd >= 0)
+			close(dirfd);
+		if (r < 0) {
+			if (image != NULL)
+				tool_output_abort(&out);
+			tool_fail("cannot lock object store '%s': %s", o.digest_store,
+				  strerror(-r));
+		}
+		/* The descriptor stays open, and the lock held, until exit. */
+	}
+
 	if (o.from_file)
 		root = read_dumpfile(source);
+	else if (o.from_tar)
+		root = read_tar(source, &o);
+	else if (o.from_oci)
+		root = read_oci(source, &o);
 	else
 		root = scan_directory(source, &o);
 	if (root == NULL) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * mount.composefs: mount a composefs image, directly or as the helper that
- * mount(8) runs for "mount -t composefs" (shared/spec/TOOLS-AND-MOUNT.md
- * section 5.1). Arguments and messages only; the work is lcfs_mount_fd().
+ * mount(8) runs for "mount -t composefs" (docs/design.md,
+ * "mount.composefs"). Arguments and messages only; the work is
+ * lcfs_mount_fd().
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include "libcomposefs/lcfs-mount.h"
 #include "lcfs-internal.h"
 #include "mount-options.h"
+#include "tool-version.h"
 
 #if HAVE_LIBCAP
 #include <sys/capability.h>
@@ -124,7 +126,10 @@ exec_fuse(struct mount_args *a, const char *image, const char *mountpoint)
 	static const char name[] = "composefs-fuse";
 	char opts[16384] = "source=";
 	char self[4096], path[4096 + sizeof(name)];
-	char *argv[] = { (char *)name, (char *)"-o", opts, (char *)mountpoint, NULL };
+	/* "--" ends the options: a mount point starting with '-' (the image
+	 * travels inside the -o value) must not be taken for one. */
+	char *argv[] = { (char *)name, (char *)"-o", opts, (char *)"--",
+			 (char *)mountpoint, NULL };
 	ssize_t len;
 
 	if (a->upperdir != NULL)
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
 	int c, fd, userns_fd = -1;
 
 	prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	tool_maybe_print_version(argc, argv, prog);
 
 	while ((c = getopt(argc, argv, "ht:o:")) != -1) {
 		switch (c) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * mount.composefs option string (TOOLS-AND-MOUNT.md section 5.1; see
+ * mount.composefs option string (docs/design.md, "mount.composefs"; see
  * mount-options.h). Kept out of the tool's main file so that a test and a
  * fuzz target can call it: errors are returned, never fatal.
  */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * mount.composefs: the -o option string (TOOLS-AND-MOUNT.md section 5.1),
- * parsed apart from the tool so that it can be tested and fuzzed.
+ * mount.composefs: the -o option string (docs/design.md,
+ * "mount.composefs"), parsed apart from the tool so that it can be tested
+ * and fuzzed.
  */
 #ifndef _COMPOSEFS_MOUNT_OPTIONS_H
 #define _COMPOSEFS_MOUNT_OPTIONS_H

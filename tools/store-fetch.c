@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "composefs-store.h"
 #include "lcfs-fetch.h"
 #include "lcfs-store.h"
 #include "store-fetch.h"
@@ -44,14 +45,9 @@ static const struct option fetch_options[] = {
 
 static void fetch_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: %s fetch --from=URL [OPTIONS] STORE DIGEST|IMAGE...\n"
-		"Fetch into STORE the images named by DIGEST and every object they (or the\n"
-		"local image files IMAGE) need that STORE lacks, from the store at URL\n"
-		"(http, https or file). Each object is checked against its name.\n"
-		"\n"
-		"Options:\n"
-		"  --from=URL             base URL of the remote store\n"
+	store_command_usage(
+		out, "fetch",
+		"  --from=URL             base URL of the remote store (http, https or file)\n"
 		"  --jobs=N               transfers at once (default 16)\n"
 		"  --quiet                no progress line and no summary\n"
 		"  --cacert=FILE          CA certificates for https\n"
@@ -59,8 +55,10 @@ static void fetch_usage(FILE *out)
 		"  --timeout=SECONDS      abandon an attempt after this long without data\n"
 		"                         (default 30)\n"
 		"  --retries=N            new attempts after a transient failure (default 5)\n"
-		"  --help                 show this help and exit\n",
-		tool_prog);
+		"  --help                 show this help and exit\n"
+		"\nSTORE gets the images named by DIGEST and every object they (or the local\n"
+		"image files IMAGE) need that it lacks. Each object is checked against its\n"
+		"name before it is stored.\n");
 }
 
 static unsigned parse_count(const char *arg, const char *what, unsigned max)
@@ -151,7 +149,7 @@ int store_fetch_main(int argc, char **argv)
 	size_t n_headers = 0, n_listed = 0;
 	bool quiet = false, ok = true;
 	char buf[1024];
-	int c, r, lock, n_args;
+	int c, r, n_args;
 
 	/* A server that hangs up must not end the run by a signal. */
 	signal(SIGPIPE, SIG_IGN);
@@ -214,12 +212,11 @@ int store_fetch_main(int argc, char **argv)
 			       stat(a, &sb) < 0;
 	}
 
+	/* The store holds its shared lock while open: gc waits until every
+	 * fetched object is published and the images that use it are here. */
 	r = lcfs_store_open(store_path, &st);
 	if (r < 0)
 		tool_fail("cannot open store '%s': %s", store_path, strerror(-r));
-	lock = lcfs_store_lock(lcfs_store_dirfd(st), false);
-	if (lock < 0)
-		tool_fail("cannot lock store '%s': %s", store_path, strerror(-lock));
 
 	progress.tty = !quiet && isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &progress.start);
@@ -265,7 +262,6 @@ int store_fetch_main(int argc, char **argv)
 			tool_prog, stats.fetched, stats.bytes, seconds_since(&progress.start),
 			stats.present, stats.failed);
 	lcfs_fetch_free(f);
-	close(lock);
 	lcfs_store_free(st);
 	return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

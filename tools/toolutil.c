@@ -4,13 +4,16 @@
  * writer, and image loading. See toolutil.h.
  */
 #include "toolutil.h"
+#include "lcfs-compat.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* Large enough that the writer's small pieces (inodes, dirents) become a
  * few big write(2) calls. */
@@ -415,6 +418,8 @@ static void __attribute__((format(printf, 1, 0))) vmessage(const char *fmt, va_l
 	vfprintf(stderr, fmt, ap);
 }
 
+int tool_fail_status = EXIT_FAILURE;
+
 void tool_fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -423,7 +428,7 @@ void tool_fail(const char *fmt, ...)
 	vmessage(fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
+	exit(tool_fail_status);
 }
 
 void tool_usage_error(const char *fmt, ...)
@@ -434,5 +439,125 @@ void tool_usage_error(const char *fmt, ...)
 	vmessage(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", tool_prog);
-	exit(EXIT_FAILURE);
+	exit(tool_fail_status);
+}
+
+/* ---- Image tree walk ------------------------------------------------------- */
+
+struct frame {
+	struct lcfs_node_s *dir;
+	size_t next;     /* next child to visit */
+	size_t path_len; /* length of dir's path */
+};
+
+/* Iterative, so a deep image cannot exhaust the stack. */
+int tool_walk_tree(struct lcfs_node_s *root, tool_walk_fn fn, void *data)
+{
+	cleanup_free struct frame *stack = NULL;
+	cleanup_free char *path = NULL;
+	size_t depth = 0, stack_cap = 0, path_cap = 256;
+	int r;
+
+	path = malloc(path_cap);
+	if (path == NULL)
+		return -ENOMEM;
+	strcpy(path, "/");
+	r = fn(root, path, 1, data);
+	if (r < 0 || !lcfs_node_dirp(root))
+		return r;
+
+	stack_cap = 16;
+	stack = malloc(stack_cap * sizeof(*stack));
+	if (stack == NULL)
+		return -ENOMEM;
+	stack[depth++] = (struct frame){ root, 0, 0 };
+
+	while (depth > 0) {
+		struct frame *f = &stack[depth - 1];
+		struct lcfs_node_s *child;
+		const char *name;
+		size_t name_len, len;
+
+		if (f->next >= lcfs_node_get_n_children(f->dir)) {
+			depth--;
+			continue;
+		}
+		child = lcfs_node_get_child(f->dir, f->next++);
+		name = lcfs_node_get_name(child);
+		name_len = strlen(name);
+		len = f->path_len + 1 + name_len;
+		if (len + 1 > path_cap) {
+			char *bigger;
+
+			while (len + 1 > path_cap)
+				path_cap *= 2;
+			bigger = realloc(path, path_cap);
+			if (bigger == NULL)
+				return -ENOMEM;
+			path = bigger;
+		}
+		path[f->path_len] = '/';
+		memcpy(path + f->path_len + 1, name, name_len + 1);
+
+		r = fn(child, path, len, data);
+		if (r < 0)
+			return r;
+
+		if (lcfs_node_get_hardlink_target(child) == NULL &&
+		    lcfs_node_dirp(child)) {
+			if (depth == stack_cap) {
+				struct frame *bigger;
+
+				bigger = realloc(stack, 2 * stack_cap * sizeof(*stack));
+				if (bigger == NULL)
+					return -ENOMEM;
+				stack = bigger;
+				stack_cap *= 2;
+			}
+			stack[depth++] = (struct frame){ child, 0, len };
+		}
+	}
+	return 0;
+}
+
+
+const char *tool_node_backing_file(struct lcfs_node_s *node)
+{
+	if (lcfs_node_get_hardlink_target(node) != NULL ||
+	    (lcfs_node_get_mode(node) & S_IFMT) != S_IFREG)
+		return NULL;
+	return lcfs_node_get_payload(node);
+}
+
+/* ---- Progress line ----------------------------------------------------------- */
+
+void tool_progress_update(struct tool_progress *p, const char *unit, uint64_t done,
+			  uint64_t total, uint64_t bytes_done, uint64_t bytes_total)
+{
+	struct timespec now;
+	double elapsed;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!p->shown && p->start.tv_sec == 0 && p->start.tv_nsec == 0)
+		p->start = now;
+	ms = (int64_t)(now.tv_sec - p->last.tv_sec) * 1000 +
+	     (now.tv_nsec - p->last.tv_nsec) / 1000000;
+	if (p->shown && ms < 100 && done < total)
+		return;
+	p->last = now;
+	p->shown = true;
+	elapsed = (now.tv_sec - p->start.tv_sec) + (now.tv_nsec - p->start.tv_nsec) / 1e9;
+	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " %s, %.1f/%.1f MiB, %.1f MiB/s",
+		tool_prog, done, total, unit, bytes_done / 1048576.0,
+		bytes_total / 1048576.0,
+		elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
+	fflush(stderr);
+}
+
+void tool_progress_clear(struct tool_progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
 }

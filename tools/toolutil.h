@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "lcfs-internal.h"
 
@@ -56,6 +57,35 @@ void tool_output_abort(struct tool_output *out);
 struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 				    struct lcfs_error *err);
 
+/* Called by tool_walk_tree() for every node in depth-first pre-order,
+ * children in name order, with the node's full path ("/" for the root,
+ * @len bytes). A negative result stops the walk. */
+typedef int (*tool_walk_fn)(struct lcfs_node_s *node, const char *path, size_t len,
+			    void *data);
+
+/* Walks the tree under @root (borrowed), hard links not followed. 0 or
+ * -errno (or the callback's negative result). */
+int tool_walk_tree(struct lcfs_node_s *root, tool_walk_fn fn, void *data);
+
+/* The backing file (payload) of @node if it is a regular file that has
+ * one and is not a hard link, else NULL: the files composefs-info objects
+ * lists. The string belongs to @node. */
+const char *tool_node_backing_file(struct lcfs_node_s *node);
+
+/* One progress line on stderr, rewritten in place at most ten times a
+ * second: "PROG: DONE/TOTAL UNIT, x/y MiB, z MiB/s". Zero-initialise. */
+struct tool_progress {
+	bool shown;
+	struct timespec start; /* first update */
+	struct timespec last;  /* last line printed */
+};
+
+void tool_progress_update(struct tool_progress *p, const char *unit, uint64_t done,
+			  uint64_t total, uint64_t bytes_done, uint64_t bytes_total);
+
+/* Erases the line if one was shown. */
+void tool_progress_clear(struct tool_progress *p);
+
 /* The program's name for messages, set by tool_set_prog(). */
 extern const char *tool_prog;
 
@@ -63,7 +93,11 @@ extern const char *tool_prog;
  * none) and argv[0] to it, so that getopt's own messages match. */
 void tool_set_prog(int argc, char **argv, const char *fallback);
 
-/* Prints "PROG: MESSAGE" on stderr and exits 1. */
+/* Exit status of tool_fail() and tool_usage_error(): 1 unless a tool
+ * whose failures have another status sets it. */
+extern int tool_fail_status;
+
+/* Prints "PROG: MESSAGE" on stderr and exits with tool_fail_status. */
 void tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* As tool_fail(), followed by a pointer to --help. */

@@ -7,11 +7,18 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LCFS_EROFS_VERSION 1
 #define LCFS_EROFS_MAGIC 0xd078629aU
 
-/* lcfs_erofs_header_s.flags: the image holds POSIX ACL xattrs. */
-#define LCFS_EROFS_FLAGS_HAS_ACL (1 << 0)
+/* Bits of lcfs_erofs_header_s.flags. */
+typedef enum {
+	/* The image holds POSIX ACL xattrs. */
+	LCFS_EROFS_FLAGS_HAS_ACL = (1 << 0),
+} lcfs_erofs_flag_t;
 
 /* All fields little-endian. */
 struct lcfs_erofs_header_s {
@@ -21,5 +28,9 @@ struct lcfs_erofs_header_s {
 	uint32_t composefs_version; /* image format version, 0 or 1 */
 	uint32_t unused[4];
 } __attribute__((__packed__));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* _LCFS_EROFS_H */

@@ -17,6 +17,10 @@
 #define LCFS_EXTERN extern
 #endif
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The image has no fs-verity (or the kernel lacks fs-verity). */
 #ifndef ENOVERITY
 #define ENOVERITY ENOTTY
@@ -72,5 +76,9 @@ LCFS_EXTERN int lcfs_mount_image(const char *path, const char *mountpoint,
 /* As lcfs_mount_image() for an open image @fd, which is not closed. */
 LCFS_EXTERN int lcfs_mount_fd(int fd, const char *mountpoint,
 			      struct lcfs_mount_options_s *options);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* _LCFS_MOUNT_H */

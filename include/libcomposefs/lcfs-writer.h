@@ -30,6 +30,10 @@
 #define LCFS_EXTERN extern
 #endif
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Size in bytes of a SHA-256 fs-verity digest. */
 #define LCFS_DIGEST_SIZE 32
 
@@ -50,8 +54,11 @@ enum lcfs_format_t {
 	LCFS_FORMAT_EROFS = 0,
 };
 
-#define LCFS_FLAGS_NONE 0
-#define LCFS_FLAGS_MASK 0
+/* Flags for lcfs_write_options_s.flags: none are defined yet. */
+enum lcfs_flags_t {
+	LCFS_FLAGS_NONE = 0,
+	LCFS_FLAGS_MASK = 0,
+};
 
 /* Highest image format version this library writes, and the defaults. */
 #define LCFS_VERSION_MAX 1
@@ -198,8 +205,10 @@ LCFS_EXTERN void lcfs_node_set_gid(struct lcfs_node_s *node, uint32_t gid);
 
 /* Device number. Stored as 32 bits: a wider value is truncated. The
  * 32-bit variants are deprecated. */
-LCFS_EXTERN uint32_t lcfs_node_get_rdev(struct lcfs_node_s *node);
-LCFS_EXTERN void lcfs_node_set_rdev(struct lcfs_node_s *node, uint32_t rdev);
+LCFS_EXTERN uint32_t lcfs_node_get_rdev(struct lcfs_node_s *node)
+	__attribute__((deprecated("use lcfs_node_get_rdev64")));
+LCFS_EXTERN void lcfs_node_set_rdev(struct lcfs_node_s *node, uint32_t rdev)
+	__attribute__((deprecated("use lcfs_node_set_rdev64")));
 LCFS_EXTERN uint64_t lcfs_node_get_rdev64(struct lcfs_node_s *node);
 LCFS_EXTERN void lcfs_node_set_rdev64(struct lcfs_node_s *node, uint64_t rdev);
 
@@ -357,5 +366,9 @@ LCFS_EXTERN int lcfs_fd_get_fsverity(uint8_t *digest, int fd);
  * errno value (-EEXIST if already enabled, -ENOTTY/-EOPNOTSUPP where the
  * kernel or filesystem lacks fs-verity). */
 LCFS_EXTERN int lcfs_fd_enable_fsverity(int fd);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* _LCFS_WRITER_H */

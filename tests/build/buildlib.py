@@ -5,9 +5,11 @@
   entry a scan must handle;
 - expected_dump(): what `composefs-info dump` must print for the image of
   such a tree, computed by an independent walk of the source
-  (TOOLS-AND-MOUNT.md sections 1.13, 2.5, 2.6; IMAGE-FORMAT.md 8, 14, 18);
+  (docs/design.md, "Directory scan", "Content pass"; docs/image-format.md,
+  "Inode order", "Directories", "What the reader rebuilds"; docs/dumpfile.md,
+  "Printing");
 - fsverity_digest(): the fs-verity SHA-256 digest, written from
-  IMAGE-FORMAT.md section 16;
+  docs/image-format.md, "fs-verity digest";
 - check_store(): every object of an object store is named by the digest
   of its content, mode 0644, and there is one per distinct content.
 """
@@ -60,7 +62,7 @@ def run(argv, check_rc=True, **kw):
     return r
 
 
-# ---- fs-verity (IMAGE-FORMAT.md section 16) ---------------------------------------
+# ---- fs-verity (docs/image-format.md, "fs-verity digest") ------------------------
 
 
 def _pad(b):
@@ -100,8 +102,8 @@ NAMES = ["with space", "back\\slash", "a=b", "caf\u00e9", "\u65e5\u672c",
          "new\nline", "tab\tname", "-", "-dash", "+plus", "00", "ab",
          b"raw\xff\xfebytes", "x" * 255]
 
-# Sizes the scan treats differently (section 2.6): empty, inline 1..64,
-# external from 65, around a block, larger and odd.
+# Sizes the scan treats differently (docs/design.md, "Content pass"): empty,
+# inline 1..64, external from 65, around a block, larger and odd.
 SIZES = [0, 1, 2, 63, 64, 65, 66, 100, 4095, 4096, 4097, 8191, 12345,
          65537, 1 << 20, 1000003]
 
@@ -279,7 +281,7 @@ def make_tree(root, seed, devices=True, big=True, hardlinks=True):
 
 
 def escape(data, eq=False, lone_dash=False):
-    """composefs-dump(5) escaping (TOOLS-AND-MOUNT.md section 1.13)."""
+    """composefs-dump(5) escaping (docs/dumpfile.md, "Printer escapes")."""
     if lone_dash and data == b"-":
         return "\\x2d"
     out = []
@@ -302,9 +304,10 @@ def escape(data, eq=False, lone_dash=False):
 
 
 def dir_size(names):
-    """EROFS directory i_size for these entry names (IMAGE-FORMAT.md 14.1,
-    10.1, 13.4): 12 + len(name) per entry, blocks packed greedily, a last
-    partial block over 2048 bytes becomes a full block."""
+    """EROFS directory i_size for these entry names (docs/image-format.md,
+    "Directory blocks", "Inode data", "The i_size field"): 12 + len(name)
+    per entry, blocks packed greedily, a last partial block over 2048 bytes
+    becomes a full block."""
     full, count = 0, 0
     for name in sorted(names):
         cost = 12 + len(name)
@@ -405,7 +408,8 @@ def expected_dump(src, opts):
             else:
                 first_by_inode[key] = e
     # Whiteouts give their directory the opaque markers (format version 1,
-    # the default maximum; IMAGE-FORMAT.md 7.4 and 18).
+    # the default maximum; docs/image-format.md, "Input whiteouts", "What
+    # the reader rebuilds").
     for e in order:
         if stat.S_ISDIR(e.st.st_mode) and any(
                 _is_whiteout(c.st) and c.link_to is None for c in e.children):
@@ -495,12 +499,15 @@ def diff_lines(expected, actual, limit=10):
 
 def store_objects(store):
     """{relative path: (mode, digest of content)} of every object, and the
-    list of other entries (temporary files, stray names)."""
+    list of other entries (temporary files, stray names). The lock file
+    that writers take is part of every store, not an entry."""
     objects, other = {}, []
     for dirpath, dirnames, filenames in os.walk(store):
         for name in filenames:
             p = os.path.join(dirpath, name)
             rel = os.path.relpath(p, store)
+            if rel == ".lock":
+                continue
             st = os.lstat(p)
             parts = rel.split("/")
             if (len(parts) == 2 and len(parts[0]) == 2 and len(parts[1]) == 62

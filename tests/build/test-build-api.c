@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * The directory-scan API (TOOLS-AND-MOUNT.md section 7.3):
+ * The directory-scan API (documented in lcfs-writer.h):
  * lcfs_node_set_from_content(), lcfs_load_node_from_file(), lcfs_build()
  * and the internal lcfs_build_tree(): flags, inlining, digests and payload
  * paths, files that vanish or shrink between the scan and the content

@@ -3,7 +3,7 @@
 #
 # mkcomposefs SOURCEDIR IMAGE on generated trees: `composefs-info dump` of
 # the image must equal an independent walk of the source for every option
-# (TOOLS-AND-MOUNT.md 2.5-2.6, IMAGE-FORMAT.md 19.2); the image bytes do not
+# (docs/design.md, "Directory scan", "Content pass"); the image bytes do not
 # depend on --threads; --print-digest-only prints the digest of the image
 # that --print-digest writes; fsck.erofs accepts every image.
 # Usage: test-build-tree.py MKCOMPOSEFS COMPOSEFS-INFO

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Dumpfile parser: every error of TOOLS-AND-MOUNT.md section 1.10 (and the
+ * Dumpfile parser: every error of docs/dumpfile.md, "Error messages" (and the
  * ones we add where the reference accepts garbage) with its line, field and
  * message; escapes, integers, optional fields, xattrs, hard links, strict
  * mode, and reading from a file descriptor in chunks.
@@ -24,7 +24,7 @@ struct bad_case {
 #define S LCFS_PARSE_FLAGS_STRICT
 
 static const struct bad_case bad_cases[] = {
-	/* Section 1.1 */
+	/* docs/dumpfile.md, "Lines" */
 	{ ROOT "/a\0b 0 100644 1 0 0 0 0.0 - - -\n", sizeof(ROOT "/a\0b 0 100644 1 0 0 0 0.0 - - -\n") - 1,
 	  0, 2, NULL, "Invalid embedded NUL character at position 2" },
 	{ "\n", 0, 0, 1, "PATH", "Invalid empty path" },
@@ -33,7 +33,7 @@ static const struct bad_case bad_cases[] = {
 	{ "", 0, 0, 0, NULL, "No files in dump file" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -", 0, S, 2, NULL, "Missing trailing newline" },
 	{ "/ 4096 40755 2 0 0 0 0.0 - - -", 0, S, 1, NULL, "Missing trailing newline" },
-	/* Section 1.2: two spaces make an empty field */
+	/* docs/dumpfile.md, "Fields": two spaces make an empty field */
 	{ ROOT "/a  0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "MODE", "Invalid mode 0" },
 	{ ROOT "/a 0 100644 1 0 0 0\n", 0, 0, 2, "MTIME", "Invalid integer " },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - user.a=1  \n", 0, 0, 2, "XATTR",
@@ -41,7 +41,7 @@ static const struct bad_case bad_cases[] = {
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -  \n", 0, 0, 2, "XATTR", "Missing = in xattr" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - user.a\n", 0, 0, 2, "XATTR",
 	  "Missing = in xattr" },
-	/* Section 1.3 */
+	/* docs/dumpfile.md, "Escapes" */
 	{ ROOT "/a\\ 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH", "No character after escape" },
 	{ ROOT "/a\\x4 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PATH",
 	  "No hex characters after hex escape" },
@@ -57,7 +57,7 @@ static const struct bad_case bad_cases[] = {
 	  "No hex characters after hex escape" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - k=v\\xZZ\n", 0, 0, 2, "XATTR",
 	  "Invalid hex characters after hex escape" },
-	/* Section 1.5 */
+	/* docs/dumpfile.md, "Numbers", "Fixed fields" */
 	{ "/ x 40755 2 0 0 0 0.0 - - -\n", 0, 0, 1, "SIZE", "Invalid integer x" },
 	{ "/ 4096 4075z 2 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Invalid integer 4075z" },
 	{ "/ 4096 40758 2 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Invalid integer 40758" },
@@ -78,7 +78,7 @@ static const struct bad_case bad_cases[] = {
 	{ "/ 4096 40755 2 0 0 0 1.2.3 - - -\n", 0, 0, 1, "MTIME", "Invalid integer 2.3" },
 	{ "/ 4096 40755 2 0 0 0 + - - -\n", 0, 0, 1, "MTIME", "Invalid integer +" },
 	{ "/ 4096 40755 2 0 0 0 0.0 - - -\r\n", 0, 0, 1, "DIGEST", "Invalid digest" },
-	/* Section 1.6 */
+	/* docs/dumpfile.md, "Paths" */
 	{ "/a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 1, "PATH", "Root node not present" },
 	{ "./ 4096 40755 2 0 0 0 0.0 - - -\n", 0, 0, 1, "PATH", "Root node not present" },
 	{ "/ 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 1, "MODE", "Root must be a directory" },
@@ -102,7 +102,7 @@ static const struct bad_case bad_cases[] = {
 	  "PATH", "Path /a already exists" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n//a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
 	  "PATH", "Path //a already exists" },
-	/* Section 1.7 */
+	/* docs/dumpfile.md, "Hard links" */
 	{ ROOT "/rootlink 4096 @40555 2 0 0 0 0.0 / - -\n", 0, 0, 2, "MODE",
 	  "Directories can't be hardlinked" },
 	{ ROOT "/h 0 @100644 1 0 0 0 0.0 - - -\n", 0, 0, 2, "PAYLOAD",
@@ -124,7 +124,7 @@ static const struct bad_case bad_cases[] = {
 	/* Resolution runs backwards: the last bad link is reported. */
 	{ ROOT "/h1 0 @100644 1 0 0 0 0.0 /x - -\n/h2 0 @100644 1 0 0 0 0.0 /y - -\n", 0, 0, 3,
 	  "PAYLOAD", "No target at /y for hardlink" },
-	/* Section 1.8 */
+	/* docs/dumpfile.md, "File types" */
 	{ ROOT "/a 3 100644 1 0 0 0 0.0 - ab -\n", 0, 0, 2, "CONTENT",
 	  "Invalid content size 2, must match size 3" },
 	{ ROOT "/a 3 100644 1 0 0 0 0.0 -\n", 0, 0, 2, "CONTENT",
@@ -150,7 +150,7 @@ static const struct bad_case bad_cases[] = {
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - 0123456789abcdef0123456789abcdef\\x00"
 	       "123456789abcdef0123456789abcdef\n", 0, 0, 2, "DIGEST",
 	  "Invalid escaped NUL character in digest" },
-	/* Section 1.9 */
+	/* docs/dumpfile.md, "Extended attributes" */
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - =somevalue\n", 0, 0, 2, "XATTR", "Can't set xattr" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - - \\x00b=v\n", 0, 0, 2, "XATTR",
 	  "Invalid escaped NUL character in xattr name" },
@@ -331,7 +331,7 @@ static void test_bad_long(void)
 			0, 2, "XATTR", "Can't set xattr", __LINE__);
 }
 
-/* Section 1.3: escapes in every textual field. */
+/* Escapes in every textual field (docs/dumpfile.md, "Escapes"). */
 static void test_escapes(void)
 {
 	struct lcfs_error err;
@@ -370,7 +370,8 @@ static void test_escapes(void)
 	lcfs_node_unref(root);
 }
 
-/* Section 1.5: strtoull() syntax, the extremes of each field, optional fields. */
+/* strtoull() syntax, the extremes of each field, optional fields
+ * (docs/dumpfile.md, "Numbers", "Optional fields"). */
 static void test_fields(void)
 {
 	struct lcfs_error err;
@@ -465,7 +466,7 @@ static void test_fields(void)
 	lcfs_node_unref(root);
 }
 
-/* Section 1.6: path forms and the parent cache. */
+/* Path forms and the parent cache (docs/dumpfile.md, "Paths"). */
 static void test_paths(void)
 {
 	struct lcfs_error err;
@@ -506,7 +507,7 @@ static void test_paths(void)
 	lcfs_node_unref(root);
 }
 
-/* Section 1.7: hard links. */
+/* Hard links (docs/dumpfile.md, "Hard links"). */
 static void test_hardlinks(void)
 {
 	struct lcfs_error err;

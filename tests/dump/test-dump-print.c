@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Dumpfile printer (TOOLS-AND-MOUNT.md section 1.13): exact text for
+ * Dumpfile printer (docs/dumpfile.md, "Printing"): exact text for
  * parsed and hand-built trees, escape sets, hard link lines, write errors,
  * and print(parse(print(parse(x)))) == print(parse(x)).
  */

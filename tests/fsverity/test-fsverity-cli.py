@@ -4,8 +4,8 @@
 # Compares every library way of computing an fs-verity digest (printed by
 # fsverity-digests) with `fsverity digest --hash-alg=sha256
 # --block-size=4096` (fsverity-utils) and with a small model of the
-# algorithm written here from IMAGE-FORMAT.md section 16, for files of
-# pseudo-random data at every boundary of the Merkle tree.
+# algorithm written here from docs/image-format.md, "fs-verity digest", for
+# files of pseudo-random data at every boundary of the Merkle tree.
 # Usage: test-fsverity-cli.py PATH-TO-fsverity-digests
 
 import hashlib
@@ -106,7 +106,8 @@ def main():
                     print("size %d: %s gives %s, fsverity CLI %s" % (size, m, have, want),
                           file=sys.stderr)
                     failures += 1
-        # The empty file has the kernel's digest (spec README).
+        # The empty file has the kernel's digest (docs/compatibility.md,
+        # "Empty-file digest").
         if expected.get(paths[0]) != \
                 "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95":
             print("empty file digest is %s" % expected.get(paths[0]), file=sys.stderr)

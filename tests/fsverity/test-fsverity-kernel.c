@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Kernel fs-verity round trip (TOOLS-AND-MOUNT.md 7.3): enable verity on a
- * file, then the kernel's measurement must equal the computed digest,
- * enabling again is -EEXIST and lcfs_fd_get_fsverity() returns the kernel's
- * value. Needs a kernel and filesystem with fs-verity: the file is created
- * in $COMPOSEFS_VERITY_DIR, else $TMPDIR, else /tmp. Exits 77 (skip) with
- * the reason when verity cannot be enabled there.
+ * Kernel fs-verity round trip (lcfs_fd_enable_fsverity() and friends in
+ * lcfs-writer.h): enable verity on a file, then the kernel's measurement
+ * must equal the computed digest, enabling again is -EEXIST and
+ * lcfs_fd_get_fsverity() returns the kernel's value. Needs a kernel and
+ * filesystem with fs-verity: the file is created in $COMPOSEFS_VERITY_DIR,
+ * else $TMPDIR, else /tmp. Exits 77 (skip) with the reason when verity
+ * cannot be enabled there.
  */
 #include "lcfs-internal.h"
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Unit tests of the fs-verity and SHA-256 helpers (IMAGE-FORMAT.md section
- * 16, TOOLS-AND-MOUNT.md 7.3): known answers, agreement of every way of
- * computing a digest at the Merkle tree boundaries, file offsets, pipes,
- * read errors and the kernel ioctls on a file without fs-verity.
+ * Unit tests of the fs-verity and SHA-256 helpers (docs/image-format.md,
+ * "fs-verity digest"; the API in lcfs-writer.h): known answers, agreement
+ * of every way of computing a digest at the Merkle tree boundaries, file
+ * offsets, pipes, read errors and the kernel ioctls on a file without
+ * fs-verity.
  *
  * The known answers for pattern data were produced with
  * `fsverity digest --hash-alg=sha256 --block-size=4096` (fsverity-utils).
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "../lib/check.h"
+#include "pattern.h"
 
 #define CHECK_HEX(digest, hex) check_hex(__FILE__, __LINE__, #digest, digest, hex)
 
@@ -32,33 +34,6 @@ static void check_hex(const char *file, int line, const char *what,
 			got, hex);
 		failures++;
 	}
-}
-
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL) {
-		fprintf(stderr, "out of memory\n");
-		exit(1);
-	}
-	return p;
-}
-
-/* The pattern behind the known answers: xorshift32 from 2463534242, the top
- * byte of each state. */
-static uint8_t *pattern(size_t n)
-{
-	uint8_t *p = xmalloc(n);
-	uint32_t x = 2463534242u;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)(x >> 24);
-	}
-	return p;
 }
 
 /* Deterministic chunk sizes for the stream tests. */
@@ -249,7 +224,8 @@ static void test_known_answers(void)
 	check_all((const uint8_t *)"foo bar baz\n", 12,
 		  "91e7d88cb7bc9cf6d8db3b0ecf89af4abf204bef5b3ade5113d5b62ef374e70b");
 	/* The kernel's digest of an empty file (root hash all zero), not the
-	 * reference's cfc33910... (spec README). */
+	 * reference's cfc33910... (docs/compatibility.md, "Empty-file
+	 * digest"). */
 	check_all((const uint8_t *)"", 0,
 		  "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95");
 	for (size_t i = 0; i < sizeof(pat) / sizeof(pat[0]); i++)

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/syscall.h>
 
+#include "lcfs-compat.h"
+
 long syscall(long number, ...);
 
 long syscall(long number, ...)

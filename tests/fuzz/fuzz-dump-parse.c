@@ -3,10 +3,10 @@
  * Fuzz target: the dumpfile parser (lcfs-dump-parse.c) and printer.
  *
  * Every input is parsed in default and in strict mode. An accepted input
- * must leave a consistent tree: every node is read, the tree is cloned
- * and printed, and the printout must parse again and print the same
- * (the printer's output is a fixed point, TOOLS-AND-MOUNT.md 1.13). A
- * rejected input must come with a message.
+ * must leave a consistent tree: every node is read, the tree is cloned and
+ * printed, and the printout must parse again and print the same (the
+ * printer's output is a fixed point, docs/dumpfile.md, "Printer escapes").
+ * A rejected input must come with a message.
  */
 #include "fuzz.h"
 

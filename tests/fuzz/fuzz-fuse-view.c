@@ -57,19 +57,34 @@ static uint64_t read_inode(struct cfs_view *v, uint32_t i)
 	}
 	if (S_ISLNK(ino->mode) && n->payload != NULL)
 		sum += strlen(n->payload);
-	/* cfs_read(): inline data from offset 0 up to the size. */
-	if (S_ISREG(ino->mode) && n->content != NULL) {
-		for (uint64_t b = 0; b < ino->size; b++)
-			sum += n->content[b];
-	}
-	if (ino->object != CFS_NO_OBJECT) {
-		int fd;
+	if (ino->object != CFS_NO_OBJECT && ino->object >= v->n_objects)
+		fuzz_fail("inode %u: object %u of %u", i, ino->object, v->n_objects);
+	/* cfs_read(): inline data from offset 0 up to the size; no backing
+	 * file opens without a basedir. */
+	if (S_ISREG(ino->mode)) {
+		struct cfs_handle *h = NULL;
+		uint8_t buf[4096];
+		uint64_t off = 0;
+		int r = cfs_view_open(v, i, &h);
 
-		if (ino->object >= v->n_objects)
-			fuzz_fail("inode %u: object %u of %u", i, ino->object, v->n_objects);
-		fd = cfs_view_open_object(v, i);
-		if (fd >= 0)
+		if (r == 0 && ino->object != CFS_NO_OBJECT)
 			fuzz_fail("inode %u: a backing file opened without a basedir", i);
+		while (r == 0) {
+			ssize_t got = cfs_view_read(v, h, buf, sizeof(buf), (off_t)off);
+
+			if (got < 0)
+				fuzz_fail("inode %u: inline read failed", i);
+			if (got == 0)
+				break;
+			for (ssize_t b = 0; b < got; b++)
+				sum += buf[b];
+			off += (uint64_t)got;
+			if (off > ino->size)
+				fuzz_fail("inode %u: read past the size", i);
+		}
+		if (r == 0 && n->content != NULL && off != ino->size)
+			fuzz_fail("inode %u: inline read stopped short", i);
+		cfs_view_close(v, h);
 	}
 	if (S_ISDIR(ino->mode))
 		check_dir(v, i);

@@ -41,9 +41,9 @@ static void info_walks(struct lcfs_node_s *root)
 	struct objects objs = { 0 };
 	int r;
 
-	if (walk_tree(root, ls_node, NULL) < 0)
+	if (tool_walk_tree(root, ls_node, NULL) < 0)
 		fuzz_fail("ls walk failed");
-	r = walk_tree(root, collect_object, &objs);
+	r = tool_walk_tree(root, collect_object, &objs);
 	if (r < 0)
 		fuzz_fail("objects walk failed: %s", strerror(-r));
 	print_objects(&objs, -1);
@@ -93,7 +93,8 @@ static struct lcfs_node_s *reload(const struct fuzz_buf *img, uint32_t version,
  * The first round may change the image: a crafted image can hold what the
  * writer normalises (a device with a non-zero size is read with that size,
  * which makes the writer choose an extended inode, but written with size
- * 0, IMAGE-FORMAT.md sections 11 and 13.4).
+ * 0, docs/image-format.md, "Compact and extended inodes", "The i_size
+ * field").
  */
 static void rewrite(struct lcfs_node_s *root, uint32_t version)
 {

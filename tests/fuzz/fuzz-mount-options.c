@@ -2,8 +2,8 @@
 /*
  * Fuzz target: mount.composefs's -o option string (tools/mount-options.c)
  * and the library's check of the options it produces (lcfs-mount.c,
- * TOOLS-AND-MOUNT.md section 5.2). The input up to its first NUL is the
- * string, as a command-line argument would be. Nothing is mounted: the
+ * docs/design.md, "Mount option checks"). The input up to its first NUL is
+ * the string, as a command-line argument would be. Nothing is mounted: the
  * library is given no image file, so it stops after checking the options.
  */
 #include "fuzz.h"

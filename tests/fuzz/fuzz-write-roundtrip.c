@@ -3,13 +3,13 @@
  * Fuzz target: the write path. A dumpfile that parses is written as an
  * image (W1), which must load; the loaded tree is written again (W2,
  * composefs-dump). W1 and W2 may differ legitimately: the reader drops
- * xattrs the writer keeps (user.overlay.whiteout and friends, IMAGE-FORMAT.md
- * section 18) and makes the first name of a hard-linked inode in
- * depth-first order the real one, so one more round is needed to reach the
- * fixed point. From W2 on, both ways back must give the very same image:
- * load and write (composefs-dump), and print, parse and write
- * (composefs-info dump | mkcomposefs --from-file with the image's version,
- * TOOLS-AND-MOUNT.md section 1).
+ * xattrs the writer keeps (user.overlay.whiteout and friends,
+ * docs/image-format.md, "What the reader rebuilds") and makes the first
+ * name of a hard-linked inode in depth-first order the real one, so one
+ * more round is needed to reach the fixed point. From W2 on, both ways back
+ * must give the very same image: load and write (composefs-dump), and
+ * print, parse and write (composefs-info dump | mkcomposefs --from-file
+ * with the image's version, docs/dumpfile.md, "Printing").
  *
  * The CONTENT length check is off so that mutations of the size field do
  * not hide everything behind one error (LCFS_PARSE_FLAGS_NO_CONTENT_CHECK).

@@ -51,7 +51,7 @@ FILE *fuzz_null_stream(void);
 /*
  * Whether the parser's refusal of a printout is one the format itself
  * imposes: the parser caps the raw text of a line's xattrs at 65535 bytes
- * (TOOLS-AND-MOUNT.md section 1.8 step 9), while the printer escapes
+ * (docs/dumpfile.md, "File types"), while the printer escapes
  * every non-printable byte as four, so xattrs well inside the per-inode
  * budget can print longer than that.
  */

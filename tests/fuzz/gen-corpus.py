@@ -5,7 +5,7 @@
     gen-corpus.py MKCOMPOSEFS
 
 Writes small dumpfiles that together use every feature of the format
-(TOOLS-AND-MOUNT.md section 1) for the dumpfile targets, the images
+(docs/dumpfile.md) for the dumpfile targets, the images
 MKCOMPOSEFS builds from them for the image targets, and option strings for
 the mount option target. The output is deterministic; the corpora are
 committed and kept small (the reference assets are replayed from ../shared

@@ -6,8 +6,9 @@
 #   tests/fuzz/run-fuzzers.sh BUILDDIR SECONDS [TARGET...]
 #
 # Each target (default: all) runs for SECONDS from the committed seeds and
-# regression inputs (and the reference assets when COMPOSEFS_SHARED names
-# them), one after the other, with new inputs kept in a scratch corpus
+# regression inputs (and the optional reference assets, found in
+# COMPOSEFS_SHARED, by default ../shared beside the source tree, when they
+# are there), one after the other, with new inputs kept in a scratch corpus
 # under BUILDDIR/fuzz-runs/TARGET. Prints one line per target with its
 # executions, coverage and outcome; a crash, leak, timeout or out-of-memory
 # input is left in BUILDDIR/fuzz-runs/TARGET/ as crash-*, leak-*, timeout-*
@@ -21,7 +22,7 @@ shift 2
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] ||
 	targets=(dump-parse image-read write-roundtrip fuse-view mount-options)
-shared=${COMPOSEFS_SHARED:-}
+shared=${COMPOSEFS_SHARED:-$(dirname "$(dirname "$here")")/../shared}
 
 run_one() {
 	local t=$1 seeds=() dict=() maxlen extra=() s

@@ -5,10 +5,10 @@
     should-fail.py TOOLS_DIR ASSET
 
 `mkcomposefs --from-file ASSET OUT` must exit 1, name the problem on stderr
-(the messages of TOOLS-AND-MOUNT.md 1.12, after `FILE:LINE: FIELD:` for
-parse errors) and leave nothing behind: no OUT, no temporary file, and an
-OUT that existed before the run is left untouched.  In strict mode the run
-must fail as well.
+(the messages of docs/dumpfile.md, "Rejected reference inputs", after
+`FILE:LINE: FIELD:` for parse errors) and leave nothing behind: no OUT, no
+temporary file, and an OUT that existed before the run is left untouched. In
+strict mode the run must fail as well.
 """
 
 import os

@@ -2,11 +2,11 @@
 """Dumpfile helpers shared by the image-level tests.
 
 A small, independent reading of the composefs-dump(5) text format
-(TOOLS-AND-MOUNT.md section 1) and of what the image writer does to the tree
-(IMAGE-FORMAT.md section 7), used to predict what the kernel shows when an
-image is mounted as plain EROFS.  It accepts the dumpfiles the tests build
-images from; it is not a validator and does not reproduce every error
-message of the C parser.
+(docs/dumpfile.md) and of what the image writer does to the tree
+(docs/image-format.md, "Tree rewrite"), used to predict what the kernel
+shows when an image is mounted as plain EROFS. It accepts the dumpfiles the
+tests build images from; it is not a validator and does not reproduce every
+error message of the C parser.
 """
 
 import errno
@@ -31,7 +31,7 @@ class DumpError(Exception):
     pass
 
 
-# --- escaping (TOOLS-AND-MOUNT.md 1.3 and 1.13) -----------------------------
+# --- escaping (docs/dumpfile.md, "Escapes", "Printer escapes") -------------
 
 _HEX = b"0123456789abcdefABCDEF"
 
@@ -318,7 +318,8 @@ def walk(root):
             stack.extend(reversed(n.sorted_children()))
 
 
-# --- what the kernel shows (IMAGE-FORMAT.md sections 7, 8, 13) ------------------
+# --- what the kernel shows (docs/image-format.md, "Tree rewrite", "Inode
+# order", "Inode records") -------------------------------------------------
 
 class Expect:
     """Expected view of one inode through a plain EROFS mount."""
@@ -448,7 +449,8 @@ def expected_view(root, version):
 # --- comparing with a mounted tree -------------------------------------------
 
 def _visible_xattr(key):
-    """EROFS lists only xattrs with a known name prefix (IMAGE-FORMAT 9.1)."""
+    """EROFS lists only xattrs with a known name prefix (docs/image-format.md,
+    "Name prefixes")."""
     return key.startswith((b"user.", b"trusted.", b"security.",
                            b"system.posix_acl_access",
                            b"system.posix_acl_default"))

@@ -2,7 +2,7 @@
 """What a composefs mount shows, for the tests that mount images for real.
 
 A composefs mount is overlayfs over the EROFS image, with the object
-directories as data-only layers (TOOLS-AND-MOUNT.md section 5.3).
+directories as data-only layers (docs/design.md, "Mount steps").
 composefs-fuse must show the same.  This module derives that view from the
 plain EROFS view that cfsdump.expected_view() predicts, so both kinds of
 mount are checked with cfsdump.compare_mount(), and it can also snapshot a
@@ -15,11 +15,11 @@ What overlayfs changes, checked on Linux 6.18 with the reference images:
     trusted.overlay.overlay.X, are shown as trusted.overlay.X;
   * the root's char 0/0 whiteouts 00..ff are whiteouts: not listed, and a
     lookup fails with ENOENT;
-  * an input whiteout is stored escaped (IMAGE-FORMAT.md 7.4), so it is
-    NOT a whiteout in the composefs mount: it shows as an empty regular
-    file with trusted.overlay.whiteout and user.overlay.whiteout, in a
-    directory with trusted.overlay.whiteouts and user.overlay.whiteouts
-    (and, for format version 1, trusted.overlay.opaque=x and
+  * an input whiteout is stored escaped (docs/image-format.md, "Input
+    whiteouts"), so it is NOT a whiteout in the composefs mount: it shows
+    as an empty regular file with trusted.overlay.whiteout and
+    user.overlay.whiteout, in a directory with trusted.overlay.whiteouts
+    and user.overlay.whiteouts (and, for format version 1, trusted.overlay.opaque=x and
     user.overlay.opaque=x).  user.overlay.* xattrs are shown as stored;
   * an external file is read from the object its redirect names; without a
     redirect the lookup fails with EIO ("metacopy with no lower data"), and

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
-"""mount.composefs on the real kernel (TOOLS-AND-MOUNT.md section 5).
+"""mount.composefs on the real kernel (docs/design.md, "Mounting").
 
 Usage: mount-tree.py TOOLS_DIR CASE
 

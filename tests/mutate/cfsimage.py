@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
-"""Locate the structures of a composefs image (IMAGE-FORMAT.md sections 2-14)
+"""Locate the structures of a composefs image (docs/image-format.md)
 so that the mutation tests can corrupt them precisely.
 
 Only images written by mkcomposefs are walked; nothing here validates

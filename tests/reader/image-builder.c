@@ -261,7 +261,8 @@ void tb_build(struct tb *b)
 				tail = n->dirent_bytes;
 				n->i_size = tail;
 			} else {
-				/* Greedy split as in section 14.1, all in blocks. */
+				/* Greedy split as in docs/image-format.md,
+				 * "Directory blocks", all in blocks. */
 				size_t count, used = 0;
 				struct dent *e = dir_entries(b, i, &count);
 

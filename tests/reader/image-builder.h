@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * A tiny image builder for the reader tests. It lays out hand-described
- * trees in the composefs image format (IMAGE-FORMAT.md sections 2-15)
+ * trees in the composefs image format (docs/image-format.md)
  * with simple placement rules, and records where each structure went so
  * that tests can corrupt precise fields. It is not the library's writer
  * and does not aim at byte-identical output; it only aims at images that
@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One xattr entry as stored: name index (section 9.1), name after the
- * prefix, value. */
+/* One xattr entry as stored: name index (docs/image-format.md, "Name
+ * prefixes"), name after the prefix, value. */
 struct tb_xattr {
 	uint8_t index;
 	const char *name;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Hand-built images: everything the reader reconstructs (IMAGE-FORMAT.md
- * section 18, TOOLS-AND-MOUNT.md section 1.13) on a tree with every file
- * type, and a precise error for each kind of corruption, including
- * directory loops, a metadata bomb and a very deep tree.
+ * Hand-built images: everything the reader reconstructs
+ * (docs/image-format.md, "What the reader rebuilds"; docs/dumpfile.md,
+ * "What an image gives back") on a tree with every file type, and a precise
+ * error for each kind of corruption, including directory loops, a metadata
+ * bomb and a very deep tree.
  */
 #include "reader-test.h"
 #include "image-builder.h"
@@ -231,7 +232,8 @@ static void test_rich(void)
 	CHECK(n != NULL && n->n_xattrs == 2 &&
 	      lcfs_node_get_xattr(n, "system.posix_acl_access", &len) != NULL && len == 0);
 
-	/* Unescaping and hiding (section 18 table), in on-disk order. */
+	/* Unescaping and hiding (docs/image-format.md, "What the reader
+	 * rebuilds"), in on-disk order. */
 	n = lcfs_node_lookup_child(root, "d");
 	CHECK(n != NULL && n->nlink == 4 && n->n_xattrs == 6);
 	if (n != NULL && n->n_xattrs == 6) {

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Reads every reference image in $COMPOSEFS_SHARED/golden and checks the
- * tree against the dumpfile it was written from
+ * Reads the images of the generated cases in tests/assets/generated (built
+ * with mkcomposefs and checked to be the bytes composefs 1.0.8 writes) and,
+ * when present, every reference image in $COMPOSEFS_SHARED/golden, and
+ * checks the tree against the dumpfile it was written from
  * ($COMPOSEFS_SHARED/assets/upstream): entry count, types, modes, owners,
  * times, sizes, device numbers, symlink targets, inline content, payloads
  * (exactly the redirect value, no over-read), digests, hard links,
- * restored whiteouts and xattrs, per IMAGE-FORMAT.md section 18 and
- * TOOLS-AND-MOUNT.md section 1.13. Then the loaded tree is written again
+ * restored whiteouts and xattrs, per (docs/image-format.md, "What the
+ * reader rebuilds") and (docs/dumpfile.md, "What an image gives back").
+ * Then the loaded tree is written again
  * and must give the same bytes (what composefs-dump promises), and for a
  * few assets the dumpfile printed from the loaded tree is compared with
  * the expected text. Also: the toplevel filter, lcfs_load_node_from_fd()
@@ -14,7 +17,9 @@
  */
 #include "reader-test.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <sys/stat.h>
 
 static const char *const assets[] = {
@@ -162,6 +167,9 @@ static void parse_line(char *line, struct dentry *e)
 		if (i == e->n_xattrs) {
 			e->xattrs = realloc(e->xattrs, (e->n_xattrs + 1) * sizeof(x));
 			e->n_xattrs++;
+		} else {
+			free(e->xattrs[i].key.p);
+			free(e->xattrs[i].value.p);
 		}
 		e->xattrs[i] = x; /* the last one wins */
 		p = sp ? sp + 1 : NULL;
@@ -415,13 +423,13 @@ static void check_rewrite(const char *asset, struct lcfs_node_s *root, const uin
 }
 
 /*
- * lcfs_dump_print() of the loaded tree, per TOOLS-AND-MOUNT.md section 1.13:
- * directory sizes are the EROFS sizes, directory nlink is recounted, a
- * directory's RDEV is 0, the whiteout comes back as a char 0/0, hidden
- * xattrs are gone, version 1 adds opaque=x, and xattrs come in on-disk
- * order (inline ones, sorted by their escaped key, before shared ones:
- * "user.foo=bar-2" is shared by several files of special.dump). Lines of
- * special.dump's large inline files are left out (their content is
+ * lcfs_dump_print() of the loaded tree, per (docs/dumpfile.md, "What an
+ * image gives back"): directory sizes are the EROFS sizes, directory nlink
+ * is recounted, a directory's RDEV is 0, the whiteout comes back as a char
+ * 0/0, hidden xattrs are gone, version 1 adds opaque=x, and xattrs come in
+ * on-disk order (inline ones, sorted by their escaped key, before shared
+ * ones: "user.foo=bar-2" is shared by several files of special.dump). Lines
+ * of special.dump's large inline files are left out (their content is
  * checked above).
  */
 static const struct {
@@ -493,15 +501,44 @@ static void check_printed(const char *asset, struct lcfs_node_s *root)
 	free(out);
 }
 
-static void check_asset(const char *shared, const char *asset, size_t *n_checked)
+/* The loaded image against its dumpfile text (@text, NUL-terminated, taken
+ * over), then printed and, with @rewrite, written again. */
+static void check_image(const char *asset, uint8_t *img, size_t ilen, char *text,
+			bool rewrite, size_t *n_checked)
 {
-	char path[4096], ipath[4096];
-	size_t dlen, ilen, n;
-	char *text;
-	uint8_t *img;
+	size_t n;
 	struct dentry *dump;
 	struct lcfs_error err = { 0 };
 	struct lcfs_node_s *root;
+
+	dump = parse_dump(text, &n);
+	root = lcfs_image_load(img, ilen, NULL, &err);
+	CHECK_MSG(root != NULL, "%s: load failed: %s", asset, err.msg);
+	if (root != NULL) {
+		size_t count = test_count_nodes(root);
+
+		CHECK_MSG(count == n, "%s: %zu nodes, dump has %zu entries", asset, count, n);
+		tally(root, dump, n);
+		for (size_t i = 0; i < n; i++)
+			check_entry(asset, root, dump, n, i, header_version(img));
+		test_touch_tree(root);
+		if (rewrite)
+			check_rewrite(asset, root, img, ilen);
+		check_printed(asset, root);
+		lcfs_node_unref(root);
+		(*n_checked)++;
+	}
+	printf("# %s: %zu entries checked\n", asset, n);
+	free_dump(dump, n);
+	free(text);
+}
+
+static void check_asset(const char *shared, const char *asset, size_t *n_checked)
+{
+	char path[4096], ipath[4096];
+	size_t dlen, ilen;
+	char *text;
+	uint8_t *img;
 	size_t base = strlen(asset);
 
 	snprintf(path, sizeof(path), "%s/assets/upstream/%s", shared, asset);
@@ -523,27 +560,112 @@ static void check_asset(const char *shared, const char *asset, size_t *n_checked
 	}
 	text = realloc(text, dlen + 1);
 	text[dlen] = '\0';
-	dump = parse_dump(text, &n);
-
-	root = lcfs_image_load(img, ilen, NULL, &err);
-	CHECK_MSG(root != NULL, "%s: load failed: %s", asset, err.msg);
-	if (root != NULL) {
-		size_t count = test_count_nodes(root);
-
-		CHECK_MSG(count == n, "%s: %zu nodes, dump has %zu entries", asset, count, n);
-		tally(root, dump, n);
-		for (size_t i = 0; i < n; i++)
-			check_entry(asset, root, dump, n, i, header_version(img));
-		test_touch_tree(root);
-		check_rewrite(asset, root, img, ilen);
-		check_printed(asset, root);
-		lcfs_node_unref(root);
-		(*n_checked)++;
-	}
-	printf("# %s: %zu entries checked\n", asset, n);
-	free_dump(dump, n);
-	free(text);
+	check_image(asset, img, ilen, text, true, n_checked);
 	free(img);
+}
+
+/* ---- The generated cases in the repository ------------------------------------ */
+
+static void sha256_hex(const uint8_t *data, size_t len, char hex[65])
+{
+	unsigned char md[32];
+
+	SHA256(data, len, md);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+}
+
+/* Builds case @name of tests/assets/generated with mkcomposefs into @tmpdir
+ * and checks the image is the one composefs 1.0.8 writes (its SHA-256):
+ * these images stand in for reference images without ../shared. */
+static uint8_t *generated_image(const char *dir, const char *tmpdir, const char *name,
+				size_t *ilen)
+{
+	const char *build = getenv("COMPOSEFS_BUILDDIR");
+	char path[4608], cmd[16384], hex[65], *args, *want;
+	size_t alen, wlen;
+	uint8_t *img;
+
+	snprintf(path, sizeof(path), "%s/%s.args", dir, name);
+	args = (char *)test_read_file(path, &alen);
+	snprintf(path, sizeof(path), "%s/%s.sha256", dir, name);
+	want = (char *)test_read_file(path, &wlen);
+	if (args == NULL || want == NULL || wlen < 64) {
+		CHECK_MSG(0, "%s: .args or .sha256 missing", name);
+		free(args);
+		free(want);
+		return NULL;
+	}
+	args = realloc(args, alen + 1);
+	args[alen] = '\0';
+	args[strcspn(args, "\n")] = '\0';
+	snprintf(path, sizeof(path), "%s/%s.cfs", tmpdir, name);
+	snprintf(cmd, sizeof(cmd), "'%s/tools/mkcomposefs' %s --from-file '%s/%s.dump' '%s'",
+		 build ? build : ".", args, dir, name, path);
+	free(args);
+	if (system(cmd) != 0) {
+		CHECK_MSG(0, "%s: mkcomposefs failed: %s", name, cmd);
+		free(want);
+		return NULL;
+	}
+	img = test_read_file(path, ilen);
+	unlink(path);
+	if (img == NULL) {
+		CHECK_MSG(0, "%s: no image", name);
+		free(want);
+		return NULL;
+	}
+	sha256_hex(img, *ilen, hex);
+	CHECK_MSG(memcmp(hex, want, 64) == 0, "%s: image SHA-256 %s, want %.64s", name, hex,
+		  want);
+	free(want);
+	return img;
+}
+
+static void check_generated(size_t *n_checked)
+{
+	const char *src = getenv("COMPOSEFS_SRCDIR");
+	char dir[4096], tmpdir[] = "/tmp/reader-generated-XXXXXX";
+	struct dirent **names;
+	int n;
+
+	snprintf(dir, sizeof(dir), "%s/tests/assets/generated", src ? src : ".");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		exit(99);
+	}
+	n = scandir(dir, &names, NULL, alphasort);
+	CHECK_MSG(n > 0, "cannot read %s", dir);
+	for (int i = 0; i < n; i++) {
+		const char *d = names[i]->d_name;
+		size_t len = strlen(d);
+
+		if (len > 5 && strcmp(d + len - 5, ".dump") == 0) {
+			char name[256], path[4608];
+			size_t ilen, dlen;
+			uint8_t *img;
+			char *text;
+
+			snprintf(name, sizeof(name), "%.*s", (int)(len - 5), d);
+			img = generated_image(dir, tmpdir, name, &ilen);
+			snprintf(path, sizeof(path), "%s/%s", dir, d);
+			text = (char *)test_read_file(path, &dlen);
+			if (img != NULL && text != NULL) {
+				text = realloc(text, dlen + 1);
+				text[dlen] = '\0';
+				/* Not rewritten: a tree read back from an
+				 * image need not give the same bytes again
+				 * (some of these cases do not). */
+				check_image(d, img, ilen, text, false, n_checked);
+			} else {
+				free(text);
+			}
+			free(img);
+		}
+		free(names[i]);
+	}
+	free(names);
+	rmdir(tmpdir);
 }
 
 /* ---- The toplevel filter ----------------------------------------------------- */
@@ -706,21 +828,27 @@ static void check_fd(const char *shared)
 
 int main(void)
 {
-	const char *shared = test_shared_dir();
-	size_t checked = 0;
+	const char *shared = getenv("COMPOSEFS_SHARED");
+	size_t checked = 0, generated = 0;
 
-	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
-		check_asset(shared, assets[i], &checked);
-	if (checked == 0) {
-		printf("SKIP: no reference images under %s/golden\n", shared);
-		return 77;
+	/* Always: the generated cases, images equal to composefs 1.0.8's. */
+	check_generated(&generated);
+	CHECK_MSG(generated >= 90, "only %zu generated cases checked", generated);
+	/* Also the reference images, when they are there. */
+	if (shared != NULL) {
+		for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+			check_asset(shared, assets[i], &checked);
+		check_filter(shared);
+		check_fd(shared);
 	}
-	check_filter(shared);
-	check_fd(shared);
+	if (checked == 0)
+		printf("# no reference images (COMPOSEFS_SHARED=%s): generated cases only\n",
+		       shared ? shared : "unset");
 	if (test_failures) {
 		fprintf(stderr, "%d check(s) failed\n", test_failures);
 		return 1;
 	}
-	printf("all checks passed (%zu images)\n", checked);
+	printf("all checks passed (%zu generated, %zu reference images)\n", generated,
+	       checked);
 	return 0;
 }

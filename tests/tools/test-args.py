@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 #
 # Command-line parsing of mkcomposefs, composefs-info and composefs-dump:
-# --help, unknown and malformed options, operand checks (TOOLS-AND-MOUNT.md
-# sections 2.1, 2.2, 3 and 4, with the README differences: --help is
-# accepted, --version is a synonym of --min-version, missing-objects needs
-# --basedir). None of these runs reaches the image writer.
+# --help, unknown and malformed options, operand checks (docs/design.md,
+# "mkcomposefs", "composefs-info", "composefs-dump"), with the differences
+# of docs/compatibility.md: --help is accepted, --version is a synonym of
+# --min-version, missing-objects needs --basedir. None of these runs
+# reaches the image writer.
 # Usage: test-args.py MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP
 
 import os
@@ -77,9 +78,13 @@ def test_mkcomposefs_unknown_options(t, tmp):
 
 
 def test_mkcomposefs_missing_value(t, tmp):
-    for opt in ("--min-version", "--max-version", "--version", "--threads",
+    for opt in ("--min-version", "--max-version", "--threads",
                 "--digest-store"):
         fails(run([t.mkcomposefs, opt]), opt, "requires an argument")
+    # --version alone prints the version; with other arguments it is still
+    # --min-version and needs its value.
+    fails(run([t.mkcomposefs, "--from-file", "--version"]), "--version",
+          "requires an argument")
 
 
 def test_mkcomposefs_bad_values(t, tmp):

@@ -3,9 +3,10 @@
 #
 # composefs-info ls, dump, objects, missing-objects, measure-file and
 # --filter, and composefs-dump, on small images built from dumps written
-# here. The expected outputs are written by hand from TOOLS-AND-MOUNT.md
-# sections 1.13, 3 and 4 and IMAGE-FORMAT.md sections 14 and 18 (directory
-# sizes, nlink recount, hidden xattrs).
+# here. The expected outputs are written by hand from docs/dumpfile.md,
+# "Printing", docs/design.md, "composefs-info", and docs/image-format.md,
+# "Directories", "What the reader rebuilds" (directory sizes, nlink
+# recount, hidden xattrs).
 # Usage: test-info.py MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP
 
 import os
@@ -234,7 +235,8 @@ def test_measure_file(t, tmp):
     equal(r.out.decode(),
           "37061ef2ac4c21bec68489b56138c5780306a4ad7fe6676236ecdf2c9027cd92\n"
           "91e7d88cb7bc9cf6d8db3b0ecf89af4abf204bef5b3ade5113d5b62ef374e70b\n"
-          # The kernel's value for an empty file (README table).
+          # The kernel's value for an empty file (docs/compatibility.md,
+          # "Empty-file digest").
           "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95\n",
           "measure-file known answers")
     # --basedir and --filter do not matter to measure-file.

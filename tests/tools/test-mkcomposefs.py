@@ -4,7 +4,7 @@
 # mkcomposefs --from-file: output handling (temporary file and rename, no
 # partial output, "-" for stdout, modes), error messages naming file, line
 # and field, version options, strict mode, and the printed digests against
-# fsverity-utils (TOOLS-AND-MOUNT.md sections 2.1-2.4 and 2.7, README table).
+# fsverity-utils (docs/design.md, "mkcomposefs"; docs/compatibility.md).
 # Usage: test-mkcomposefs.py MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP
 
 import os
@@ -20,7 +20,8 @@ GOOD = (
     "1111111111111111111111111111111111111111111111111111111111111111\n"
     "/s 3 120777 1 0 0 0 100.0 xyz - -\n"
 )
-# IMAGE-FORMAT.md section 20.2: the image of GOOD at version 0.
+# The image of GOOD at version 0 (docs/image-format.md, "External file and
+# symlink").
 GOOD_SHA256 = "2d4ecd22093ba2dd20cf5f99cb5b390d4d6c8f87c5394e6119cab300b09500ae"
 
 # Error on line 2, in the MODE field.
@@ -159,7 +160,7 @@ def test_print_digest(t, tmp):
     check(len(r1.out) == 65 and r1.out.endswith(b"\n"), "digest line", r1)
     equal(r2.out, r1.out, "--print-digest-only output")
     check(sorted(os.listdir(tmp)) == ["in.dump", "out.cfs"], "--print-digest-only wrote")
-    # IMAGE-FORMAT.md section 20.1 gives the digest of the root-only image.
+    # The digest of the root-only image (docs/image-format.md, "Root only").
     r3 = ok(run([t.mkcomposefs, "--from-file", "--print-digest-only", "-"],
                 stdin=b"/ 4096 40755 2 0 0 0 0.0 - - -\n"))
     equal(r3.out, b"8f589e8f57ecb88823736b0d857ddca1e1068a23e264fad164b28f7038eb3682\n",

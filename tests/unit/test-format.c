@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Size and offset of every field of every on-disk structure, checked at run
- * time against the tables of shared/spec/IMAGE-FORMAT.md sections 3, 4, 9,
- * 13 and 14 (the headers also check the main ones at compile time).
+ * time against the tables of docs/image-format.md ("composefs header",
+ * "EROFS superblock", "Xattr entries", "Inline xattrs", "Compact record",
+ * "Extended record", "Directory entries"; the headers also check the main
+ * ones at compile time).
  */
 #include "erofs-format.h"
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
-/* Unit tests of the node tree API (TOOLS-AND-MOUNT.md section 7.2-7.3). */
+/* Unit tests of the node tree API (docs/design.md, "Node ownership"; the
+ * functions are documented in lcfs-writer.h). */
 #include "lcfs-internal.h"
 
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
  * Writer unit tests on trees built through the API: the worked examples of
- * IMAGE-FORMAT.md section 20 (image SHA-256 and fs-verity digest), option
- * checks and tree errors, and that writing leaves the tree unchanged.
+ * docs/image-format.md, "Worked examples" (image SHA-256 and fs-verity
+ * digest), option checks and tree errors, and that writing leaves the tree
+ * unchanged.
  */
 #include "lcfs-internal.h"
 
