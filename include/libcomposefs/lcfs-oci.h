@@ -36,6 +36,10 @@
 
 #include <libcomposefs/lcfs-writer.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct lcfs_oci_options_s {
 	/* LCFS_BUILD_USE_EPOCH, LCFS_BUILD_SKIP_DEVICES,
 	 * LCFS_BUILD_SKIP_XATTRS, LCFS_BUILD_USER_XATTRS and
@@ -88,5 +92,9 @@ lcfs_load_node_from_tar(int fd, const struct lcfs_oci_options_s *opts,
 LCFS_EXTERN struct lcfs_node_s *
 lcfs_load_node_from_oci(const char *layout, const char *ref,
 			const struct lcfs_oci_options_s *opts, char **error_out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* _LCFS_OCI_H */
