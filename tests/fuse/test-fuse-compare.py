@@ -127,7 +127,10 @@ def run_assets(tools_dir):
     for n in gen:
         with open(os.path.join(GENERATED, n), "rb") as f:
             dump = f.read()
-        if b"system.posix_acl" not in dump:
+        # Whiteouts with several names are refused by mkcomposefs
+        # (docs/compatibility.md, "Whiteouts with several names").
+        if b"system.posix_acl" not in dump and \
+                not cfsdump.linked_whiteouts(cfsdump.parse_dump(dump)):
             cases.append((n, dump, None, True))
     if len(cases) < 10:
         raise TestFailure("only %d generated cases without ACLs" % len(cases))

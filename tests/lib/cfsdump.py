@@ -318,6 +318,18 @@ def walk(root):
             stack.extend(reversed(n.sorted_children()))
 
 
+def linked_whiteouts(root):
+    """Paths of the whiteouts (character device 0/0) that have a link
+    count above 1 or a hard link to them: composefs refuses to write those
+    (docs/compatibility.md, "Whiteouts with several names")."""
+    out = []
+    for n in walk(root):
+        r = n.real()
+        if _is_whiteout(r) and (r.nlink > 1 or n.link is not None):
+            out.append(n.path())
+    return out
+
+
 # --- what the kernel shows (docs/image-format.md, "Tree rewrite", "Inode
 # order", "Inode records") -------------------------------------------------
 

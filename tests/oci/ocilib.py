@@ -193,11 +193,14 @@ def dump(tools, image):
 
 
 def store_objects(store):
-    """Relative paths of the objects in a store, and of any other file."""
+    """Relative paths of the objects in a store, and of any other file but
+    the store's lock file (`.lock` at the top, see composefs-store(1))."""
     out = []
     for dirpath, dirnames, filenames in os.walk(store):
         for n in filenames:
-            out.append(os.path.relpath(os.path.join(dirpath, n), store))
+            rel = os.path.relpath(os.path.join(dirpath, n), store)
+            if rel != ".lock":
+                out.append(rel)
     return sorted(out)
 
 
