@@ -101,8 +101,8 @@ static void usage(FILE *out)
 		"                           (bytes, or with K, M or G; default 64M)\n"
 		"    -o digest=HEX          the image must have this fs-verity digest\n"
 		"    -o noacl               do not expose POSIX ACLs\n"
-		"    -o remote=URL          fetch missing backing files from the store at\n"
-		"                           URL into the first basedir when first opened\n"
+		"    -o remote=URL          fetch backing files no basedir has from the store\n"
+		"                           at URL into the first basedir when first opened\n"
 		"\n",
 		prog);
 }
