@@ -15,12 +15,10 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 
 #include "lcfs-fetch.h"
@@ -173,6 +171,7 @@ int lcfs_fetch_new(struct lcfs_store *st, const struct lcfs_fetch_options *opts,
 	for (unsigned i = 0; i < f->jobs; i++) {
 		f->slots[i].obj = SIZE_MAX;
 		f->slots[i].so.fd = -1;
+		f->slots[i].so.subfd = -1;
 	}
 	/* HTTP/2 streams on one connection where offered; never more
 	 * connections than transfers. */
@@ -196,9 +195,10 @@ static void transfer_release(struct transfer *t)
 		lcfs_fsverity_stream_free(t->hash);
 		t->hash = NULL;
 	}
-	if (t->so.fd >= 0 || t->so.tmp_name[0] != '\0')
+	if (t->so.fd >= 0 || t->so.subfd >= 0 || t->so.tmp_name[0] != '\0')
 		lcfs_store_object_discard(t->f->st, &t->so);
 	t->so.fd = -1;
+	t->so.subfd = -1;
 	t->obj = SIZE_MAX;
 }
 
@@ -410,25 +410,7 @@ int lcfs_fetch_add_image(struct lcfs_fetch *f, int fd, struct lcfs_error *err)
 
 int lcfs_fetch_open_object(int dirfd, const char *path)
 {
-	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
-	};
-	char subdir[3] = { path[0], path[1], '\0' };
-	int dfd, fd;
-
-	fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-		return fd >= 0 ? fd : -errno;
-	/* No openat2(): one component at a time. */
-	dfd = openat(dirfd, subdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	fd = openat(dfd, path + 3, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		fd = -errno;
-	close(dfd);
-	return fd;
+	return lcfs_open_confined(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 }
 
 /* Whether object @o is already in the store: 1 present, 0 absent (with
