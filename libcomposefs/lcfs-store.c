@@ -61,7 +61,7 @@
 #define STALE_TMP_SECONDS (60 * 60)
 
 #define TMP_PREFIX LCFS_STORE_TMP_PREFIX
-#define TMP_NAME_SIZE 20
+#define TMP_NAME_SIZE LCFS_STORE_TMP_NAME_SIZE
 
 /* Digests claimed by this run: open addressing, doubled at half load. */
 struct digest_set {
@@ -91,15 +91,6 @@ struct lcfs_store {
 	 * store root, named by their hex digest, until published. */
 	int stage_fd;
 	char stage_name[TMP_NAME_SIZE];
-};
-
-/* An object being written: an O_TMPFILE file, or one named @tmp_name in
- * the store root. @subfd is its subdirectory, once open. */
-struct new_object {
-	int fd;
-	int subfd;
-	char tmp_name[TMP_NAME_SIZE];
-	char path[LCFS_STORE_PATH_SIZE];
 };
 
 void lcfs_store_object_path(const uint8_t digest[LCFS_DIGEST_SIZE],
@@ -383,7 +374,7 @@ static void random_tmp_name(char name[TMP_NAME_SIZE])
 }
 
 /* A new file with a random temporary name in the store root. */
-static int open_named_temp(struct lcfs_store *st, struct new_object *o)
+static int open_named_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	for (int tries = 0; tries < 100; tries++) {
 		random_tmp_name(o->tmp_name);
@@ -474,7 +465,7 @@ static int copy_data(struct lcfs_store *st, int src, int dst, uint64_t size)
 
 /* A new, empty file for @o: unnamed (O_TMPFILE) in its subdirectory, or
  * with a temporary name in the store root. */
-static int create_temp(struct lcfs_store *st, struct new_object *o)
+static int create_temp(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	o->tmp_name[0] = '\0';
 	if (!atomic_load(&st->no_tmpfile)) {
@@ -492,7 +483,7 @@ static int create_temp(struct lcfs_store *st, struct new_object *o)
  * descriptor is open, so continue with a read-only one. Where verity is
  * unsupported we stop trying; every failure is ignored (docs/design.md,
  * "Object store"). */
-static void enable_verity(struct lcfs_store *st, struct new_object *o)
+static void enable_verity(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	char proc[64];
 	int ro, r;
@@ -524,7 +515,7 @@ static void enable_verity(struct lcfs_store *st, struct new_object *o)
 static void probe_direct(struct lcfs_store *st)
 {
 	static const uint8_t byte = 0;
-	struct new_object o = { .fd = -1, .subfd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	int clone;
 
 	o.fd = openat(st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -551,7 +542,7 @@ static void probe_direct(struct lcfs_store *st)
 }
 
 /* Gives the unnamed file @o the name @name in the directory @dfd. */
-static int link_tmpfile(struct new_object *o, int dfd, const char *name)
+static int link_tmpfile(struct lcfs_store_object *o, int dfd, const char *name)
 {
 	char proc[64];
 
@@ -566,7 +557,7 @@ static int link_tmpfile(struct new_object *o, int dfd, const char *name)
 
 /* While staging: the complete object @o goes into the staging directory
  * under its hex digest (taken from its path). */
-static int stage_object(struct lcfs_store *st, struct new_object *o)
+static int stage_object(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	char hex[2 * LCFS_DIGEST_SIZE + 1];
 
@@ -590,7 +581,7 @@ static int stage_object(struct lcfs_store *st, struct new_object *o)
  * @replace: a damaged object is in the way; it is replaced atomically, so
  * that readers see either file, never a missing one.
  */
-static int name_object(struct lcfs_store *st, struct new_object *o, bool replace)
+static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
 	const char *name = o->path + 3; /* in @o->subfd */
 	int r;
@@ -630,7 +621,7 @@ static int name_object(struct lcfs_store *st, struct new_object *o, bool replace
 	return 0;
 }
 
-static void discard_object(struct lcfs_store *st, struct new_object *o)
+static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	if (o->tmp_name[0] != '\0')
 		(void)unlinkat(st->dirfd, o->tmp_name, 0);
@@ -722,7 +713,7 @@ static int open_subdir(struct lcfs_store *st, const char *path)
  * they cannot be right: the digest covers the size, and objects are not
  * synced one by one, so a power failure can leave one empty or short.
  */
-static int object_needed(struct lcfs_store *st, struct new_object *o,
+static int object_needed(struct lcfs_store *st, struct lcfs_store_object *o,
 			 const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size,
 			 bool *replace)
 {
@@ -760,7 +751,7 @@ static int object_needed(struct lcfs_store *st, struct new_object *o,
 }
 
 /* Makes the complete data in @o an object: mode, verity, name. */
-static int finish_object(struct lcfs_store *st, struct new_object *o, bool replace)
+static int finish_object(struct lcfs_store *st, struct lcfs_store_object *o, bool replace)
 {
 	int r = 0;
 
@@ -779,7 +770,7 @@ static int digest_copy(int fd, uint64_t size, bool may_map,
 int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		   const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1, .subfd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	uint8_t copied[LCFS_DIGEST_SIZE];
 	bool replace;
 	int r;
@@ -893,7 +884,7 @@ static int copy_direct(int src, int dst, uint64_t size, uint8_t digest[LCFS_DIGE
 static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmpdir,
 			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1, .subfd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	bool replace;
 	int r;
 
@@ -924,7 +915,7 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmp
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 			uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1, .subfd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	char subdir[3];
 	unsigned idx;
 	bool replace;
@@ -965,12 +956,50 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	return r;
 }
 
+/* ---- Objects written by others, and the store lock ------------------------ */
+
+int lcfs_store_dirfd(const struct lcfs_store *st)
+{
+	return st->dirfd;
+}
+
+int lcfs_store_object_create(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE],
+			     struct lcfs_store_object *o)
+{
+	int r;
+
+	o->fd = -1;
+	o->tmp_name[0] = '\0';
+	lcfs_store_object_path(digest, o->path);
+	o->subfd = open_subdir(st, o->path);
+	if (o->subfd < 0)
+		return o->subfd;
+	r = create_temp(st, o);
+	if (r < 0)
+		lcfs_store_object_discard(st, o);
+	return r;
+}
+
+int lcfs_store_object_commit(struct lcfs_store *st, struct lcfs_store_object *o,
+			     bool replace)
+{
+	return finish_object(st, o, replace);
+}
+
+void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *o)
+{
+	discard_object(st, o);
+	o->fd = -1;
+	o->subfd = -1;
+	o->tmp_name[0] = '\0';
+}
+
 /* ---- Objects from data that is not in a file ---------------------------------------- */
 
 int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 			const uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	struct new_object o = { .fd = -1, .subfd = -1 };
+	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	bool replace;
 	int r;
 
@@ -992,7 +1021,7 @@ int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 
 struct lcfs_store_writer {
 	struct lcfs_store *st;
-	struct new_object o;
+	struct lcfs_store_object o;
 	struct lcfs_fsverity_stream *hash;
 	uint64_t size;
 };

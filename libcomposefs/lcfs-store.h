@@ -137,4 +137,34 @@ int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_S
 void lcfs_store_object_path(const uint8_t digest[LCFS_DIGEST_SIZE],
 			    char path[LCFS_STORE_PATH_SIZE]);
 
+/* Directory of the open store (borrowed). */
+int lcfs_store_dirfd(const struct lcfs_store *st);
+
+/* An object being written from outside this module (a download): an
+ * unnamed O_TMPFILE file in its subdirectory, or one named @tmp_name in
+ * the store root where the filesystem lacks O_TMPFILE. */
+#define LCFS_STORE_TMP_NAME_SIZE 20
+struct lcfs_store_object {
+	int fd;    /* writable, the data goes here */
+	int subfd; /* the object's subdirectory, once open */
+	char tmp_name[LCFS_STORE_TMP_NAME_SIZE];
+	char path[LCFS_STORE_PATH_SIZE];
+};
+
+/* Creates the empty temporary file of the object named by @digest in @o.
+ * 0 or -errno (@o->fd is then -1). */
+int lcfs_store_object_create(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_SIZE],
+			     struct lcfs_store_object *o);
+
+/* Publishes the complete data of @o under its name (mode 0644, fs-verity
+ * where supported). The caller has checked the digest. @replace: an object
+ * with the wrong content is in the way and is replaced atomically;
+ * otherwise an object that appeared meanwhile is kept. @o still needs
+ * lcfs_store_object_discard(). 0 or -errno. */
+int lcfs_store_object_commit(struct lcfs_store *st, struct lcfs_store_object *o,
+			     bool replace);
+
+/* Closes @o and removes its temporary file if it has not been published. */
+void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *o);
+
 #endif /* _LCFS_STORE_H */

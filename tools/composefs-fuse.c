@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "fuse-view.h"
+#include "lcfs-fetch.h"
 #include "libcomposefs/lcfs-erofs.h"
 #include "toolutil.h"
 
@@ -43,6 +44,7 @@
 
 struct cfs_fs {
 	struct cfs_view view;
+	struct lcfs_fetcher *fetcher; /* -o remote: missing objects */
 	uint64_t image_blocks;
 	bool acl;
 	bool no_opendir; /* the kernel opens directories by itself */
@@ -53,6 +55,7 @@ struct cfs_opts {
 	char *source;
 	char *basedir; /* ':'-separated, repeated options appended */
 	char *digest;
+	char *remote;
 	char *verity_memory;
 	int verity;
 	int noacl;
@@ -62,6 +65,7 @@ enum {
 	KEY_SOURCE,
 	KEY_BASEDIR,
 	KEY_DIGEST,
+	KEY_REMOTE,
 	KEY_VERITY_MEMORY,
 };
 
@@ -72,6 +76,7 @@ static const struct fuse_opt cfs_opt_spec[] = {
 	FUSE_OPT_KEY("source=", KEY_SOURCE),
 	FUSE_OPT_KEY("basedir=", KEY_BASEDIR),
 	FUSE_OPT_KEY("digest=", KEY_DIGEST),
+	FUSE_OPT_KEY("remote=", KEY_REMOTE),
 	FUSE_OPT_KEY("verity_memory=", KEY_VERITY_MEMORY),
 	{ "verity", offsetof(struct cfs_opts, verity), 1 },
 	{ "noverity", offsetof(struct cfs_opts, verity), 0 },
@@ -96,6 +101,8 @@ static void usage(FILE *out)
 		"                           (bytes, or with K, M or G; default 64M)\n"
 		"    -o digest=HEX          the image must have this fs-verity digest\n"
 		"    -o noacl               do not expose POSIX ACLs\n"
+		"    -o remote=URL          fetch backing files no basedir has from the store\n"
+		"                           at URL into the first basedir when first opened\n"
 		"\n",
 		prog);
 }
@@ -107,7 +114,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	char *copy;
 
 	if (key != KEY_SOURCE && key != KEY_BASEDIR && key != KEY_DIGEST &&
-	    key != KEY_VERITY_MEMORY)
+	    key != KEY_VERITY_MEMORY && key != KEY_REMOTE)
 		return 1; /* keep */
 	value = value ? value + 1 : "";
 	if (key == KEY_BASEDIR && o->basedir != NULL && *value != '\0') {
@@ -124,6 +131,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	} else if (key == KEY_BASEDIR) {
 		free(o->basedir);
 		o->basedir = copy;
+	} else if (key == KEY_REMOTE) {
+		free(o->remote);
+		o->remote = copy;
 	} else if (key == KEY_DIGEST) {
 		free(o->digest);
 		o->digest = copy;
@@ -383,6 +393,27 @@ static void cfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t o
 			    struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, true);
+}
+
+/* -o remote, called when no basedir has the backing file @path: fetches
+ * it into the first basedir, checking its digest. 0, or -errno and the
+ * reason in @why. */
+static int fetch_object(void *data, const char *path, uint64_t size, char *why,
+			size_t why_size)
+{
+	struct lcfs_fetcher *fetcher = data;
+	struct lcfs_error err = { 0 };
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	int r;
+
+	if (!lcfs_fetch_payload_digest(path, digest)) {
+		snprintf(why, why_size, "not an object name");
+		return -EINVAL;
+	}
+	r = lcfs_fetcher_get(fetcher, digest, size, &err);
+	if (r < 0)
+		snprintf(why, why_size, "%s", err.msg[0] != '\0' ? err.msg : strerror(-r));
+	return r;
 }
 
 static struct cfs_handle *handle_of(const struct fuse_file_info *fi)
@@ -764,6 +795,30 @@ static size_t open_basedirs(char *list, int **fds)
 	return n;
 }
 
+/* -o remote=URL: fetches go into the first basedir. */
+static int open_remote(struct cfs_fs *fs, const struct cfs_opts *o)
+{
+	struct lcfs_fetch_options fo = { .url = o->remote };
+	struct lcfs_error err = { 0 };
+	cleanup_free char *store = NULL;
+	char buf[600];
+	int r;
+
+	if (o->basedir == NULL || o->basedir[0] == '\0') {
+		fprintf(stderr, "%s: -o remote needs a basedir to fetch into\n", prog);
+		return -EINVAL;
+	}
+	store = strndup(o->basedir, strcspn(o->basedir, ":"));
+	if (store == NULL)
+		return -ENOMEM;
+	r = lcfs_fetcher_new(store, &fo, &fs->fetcher, &err);
+	if (r < 0) {
+		lcfs_error_format(&err, buf, sizeof(buf));
+		fprintf(stderr, "%s: cannot fetch from '%s': %s\n", prog, o->remote, buf);
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -834,6 +889,12 @@ int main(int argc, char **argv)
 	fs.view.n_basedirs = n_basedirs;
 	fs.view.verity = o.verity;
 	fs.view.budget = budget;
+	if (o.remote != NULL) {
+		if (open_remote(&fs, &o) < 0)
+			goto out_view;
+		fs.view.fetch = fetch_object;
+		fs.view.fetch_data = fs.fetcher;
+	}
 
 	/* Appended last, so that they win over whatever was given. */
 	if (fuse_opt_add_arg(&args, "-oro,default_permissions") != 0) {
@@ -889,6 +950,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_view:
+	lcfs_fetcher_free(fs.fetcher);
 	cfs_view_release(&fs.view);
 	for (size_t k = 0; k < n_basedirs; k++)
 		close(basedirs[k]);
@@ -900,6 +962,7 @@ out_args:
 	free(o.source);
 	free(o.basedir);
 	free(o.digest);
+	free(o.remote);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -36,6 +36,7 @@
 #include "composefs-store.h"
 #include "lcfs-internal.h"
 #include "lcfs-store.h"
+#include "store-fetch.h"
 #include "toolutil.h"
 
 /* Hex digits of an object's name inside its subdirectory. */
@@ -66,6 +67,8 @@ static const struct store_command commands[] = {
 	  "remove the objects that no root uses", cmd_gc },
 	{ "du", "[--json] STORE [IMAGE...]", "show the store's size and each image's share",
 	  cmd_du },
+	{ "fetch", "--from=URL [OPTIONS] STORE DIGEST|IMAGE...",
+	  "fetch images and the objects they need from a remote store", store_fetch_main },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -706,8 +706,9 @@ static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
 	return 0;
 }
 
-/* Finds the backing file of @obj in the basedirs. The fd or -errno (-EIO
- * under verity, logged). */
+/* Finds the backing file of @obj in the basedirs, or fetches it with
+ * v->fetch. The fd or -errno (-EIO under verity or when the fetch fails,
+ * logged). */
 static int open_backing(struct cfs_view *v, struct cfs_object *obj)
 {
 	int fd = -ENOENT;
@@ -718,6 +719,20 @@ static int open_backing(struct cfs_view *v, struct cfs_object *obj)
 		fd = open_beneath(v->basedirs[k], obj->path);
 		if (fd != -ENOENT)
 			break;
+	}
+	/* -o remote: the missing file is fetched into the first basedir
+	 * (its digest checked on the way), then opened from there. */
+	if (fd == -ENOENT && v->fetch != NULL && v->n_basedirs > 0) {
+		char why[256], what[300];
+		int r = v->fetch(v->fetch_data, obj->path, v->inodes[obj->inode].size,
+				 why, sizeof(why));
+
+		if (r < 0) {
+			snprintf(what, sizeof(what), "cannot fetch: %s", why);
+			report(v, obj, what);
+			return -EIO;
+		}
+		fd = open_beneath(v->basedirs[0], obj->path);
 	}
 	if (fd < 0 && v->verity) {
 		report(v, obj, strerror(-fd));

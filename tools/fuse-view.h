@@ -105,6 +105,12 @@ struct cfs_view {
 	struct cfs_tree *idle_first, *idle_last; /* unused trees, oldest first */
 	bool acl;          /* list system.posix_acl_* xattrs */
 	bool use_syslog;   /* log failures to syslog instead of stderr */
+	/* -o remote: called when no basedir has a backing file, to put the
+	 * file @path (@size bytes) into the first basedir; 0, or -errno with
+	 * the reason in @why. NULL: a missing file is not looked for. */
+	int (*fetch)(void *data, const char *path, uint64_t size, char *why,
+		     size_t why_size);
+	void *fetch_data;
 	pthread_mutex_t lock;
 };
 
@@ -129,8 +135,9 @@ int64_t cfs_view_lookup(const struct cfs_view *v, uint32_t dir, const char *name
  * that every byte later read from it matches the image's fs-verity digest:
  * through the kernel where the file has fs-verity with that digest, else
  * through a Merkle tree built now (and shared with other handles of the
- * same unchanged file). Returns 0 with *@out, or -errno: -ENOENT when no
- * basedir has it (-EIO under verity), -EIO when its digest does not match,
+ * same unchanged file). When no basedir has it and v->fetch is set, it is
+ * fetched first. Returns 0 with *@out, or -errno: -ENOENT when no
+ * basedir has it (-EIO under verity, or when the fetch fails), -EIO when its digest does not match,
  * as the kernel mount with verity=require would; failures are logged once.
  */
 int cfs_view_open(struct cfs_view *v, uint32_t i, struct cfs_handle **out);

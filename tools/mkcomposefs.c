@@ -39,6 +39,7 @@ enum {
 	OPT_THREADS,
 	OPT_HARDLINKS,
 	OPT_QUIET,
+	OPT_STORE_IMAGE,
 	OPT_HELP,
 };
 
@@ -65,6 +66,7 @@ static const struct option long_options[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "hardlinks", no_argument, NULL, OPT_HARDLINKS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "store-image", no_argument, NULL, OPT_STORE_IMAGE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -80,6 +82,7 @@ struct options {
 	const char *platform;
 	bool hardlinks;
 	bool quiet;
+	bool store_image;
 	bool skip_xattrs;
 	bool user_xattrs;
 	bool have_min;
@@ -100,6 +103,8 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --digest-store=PATH  copy regular files into the object store PATH\n"
+		"  --store-image        also store the image in the object store and\n"
+		"                       print its digest\n"
 		"  --use-epoch          set every modification time to 0.0\n"
 		"  --skip-devices       leave out character and block devices\n"
 		"  --skip-xattrs        read no extended attributes\n"
@@ -215,6 +220,10 @@ static void parse_args(int argc, char **argv, struct options *o, char ***operand
 		case OPT_QUIET:
 			o->quiet = true;
 			break;
+		case OPT_STORE_IMAGE:
+			o->store_image = true;
+			o->print_digest = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			close_stdout();
@@ -256,6 +265,66 @@ static int open_source(const char *source)
 		fprintf(stderr, "%s: cannot open '%s': %s\n", tool_prog, source,
 			strerror(errno));
 	return fd;
+}
+
+/* --store-image: the image bytes go to IMAGE (if any) and to an unnamed
+ * file, from which they become the object named by the image's digest. */
+struct image_tee {
+	struct tool_output *out; /* NULL without IMAGE */
+	int fd;                  /* the copy */
+	uint64_t size;
+	int err;                 /* first write error of the copy */
+};
+
+static ssize_t image_tee_write_cb(void *file, void *buf, size_t count)
+{
+	struct image_tee *t = file;
+	ssize_t n = (ssize_t)count;
+	int r;
+
+	if (t->out != NULL) {
+		n = tool_output_write_cb(t->out, buf, count);
+		if (n < 0)
+			return n;
+	}
+	r = lcfs_pwrite_all(t->fd, buf, count, t->size);
+	if (r < 0) {
+		t->err = -r;
+		errno = -r;
+		return -1;
+	}
+	t->size += count;
+	return n;
+}
+
+static int image_tee_open(struct image_tee *t, struct lcfs_store *st)
+{
+	t->size = 0;
+	t->err = 0;
+	t->fd = openat(lcfs_store_dirfd(st), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t->fd < 0) {
+		FILE *f = tmpfile();
+
+		if (f == NULL)
+			return -errno;
+		t->fd = fcntl(fileno(f), F_DUPFD_CLOEXEC, 0);
+		fclose(f);
+		if (t->fd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Puts the image copy into the store under @digest. The open store holds
+ * its shared lock, as every writer does. */
+static void store_image(const char *path, struct lcfs_store *st, struct image_tee *t,
+			const uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	int r;
+
+	r = lcfs_store_put(st, t->fd, t->size, digest);
+	if (r < 0)
+		tool_fail("cannot store image in '%s': %s", path, strerror(-r));
 }
 
 static struct lcfs_node_s *read_dumpfile(const char *source)
@@ -394,6 +463,8 @@ int main(int argc, char **argv)
 	struct lcfs_write_options_s wo = { 0 };
 	struct lcfs_error err = { 0 };
 	struct tool_output out;
+	struct image_tee tee = { .fd = -1 };
+	struct lcfs_store *st = NULL;
 	struct lcfs_node_s *root;
 	uint8_t digest[LCFS_DIGEST_SIZE];
 	char hex[2 * LCFS_DIGEST_SIZE + 1];
@@ -416,7 +487,7 @@ int main(int argc, char **argv)
 		tool_fail("empty source path specified");
 	if (n_operands > 2)
 		tool_usage_error("too many arguments");
-	if (n_operands == 1 && !o.print_digest_only)
+	if (n_operands == 1 && !o.print_digest_only && !o.store_image)
 		tool_usage_error("no destination path specified");
 	if (n_operands == 2 && o.print_digest_only)
 		tool_usage_error("cannot specify destination path with --print-digest-only");
@@ -434,6 +505,16 @@ int main(int argc, char **argv)
 	if ((o.from_tar || o.from_oci) && o.hardlinks)
 		tool_usage_error("--hardlinks is implied by --from-tar and --from-oci");
 
+	if (o.store_image) {
+		if (o.digest_store == NULL)
+			tool_usage_error("--store-image requires --digest-store");
+		r = lcfs_store_open(o.digest_store, &st);
+		if (r == 0)
+			r = image_tee_open(&tee, st);
+		if (r < 0)
+			tool_fail("cannot open store '%s': %s", o.digest_store, strerror(-r));
+	}
+
 	if (image != NULL) {
 		if (strcmp(image, "-") == 0 && isatty(STDOUT_FILENO))
 			tool_fail("stdout is a tty.  Refusing to use it");
@@ -446,8 +527,9 @@ int main(int argc, char **argv)
 
 	/* Objects this run finds in the store must stay there until IMAGE,
 	 * which refers to them, is in place: hold the store lock until exit
-	 * (composefs-store gc waits for it). */
-	if (!o.from_file && o.digest_store != NULL) {
+	 * (composefs-store gc waits for it). With --store-image the open
+	 * store holds it already. */
+	if (!o.from_file && o.digest_store != NULL && st == NULL) {
 		int dirfd = lcfs_store_open_dir(o.digest_store);
 
 		r = dirfd < 0 ? dirfd : lcfs_store_lock(dirfd, false);
@@ -484,10 +566,15 @@ int main(int argc, char **argv)
 		wo.file = &out;
 		wo.file_write_cb = tool_output_write_cb;
 	}
+	if (st != NULL) {
+		tee.out = image != NULL ? &out : NULL;
+		wo.file = &tee;
+		wo.file_write_cb = image_tee_write_cb;
+	}
 	r = lcfs_write_image(root, &wo, &err);
 	lcfs_node_unref(root);
 	if (r < 0) {
-		print_write_error(r, &err, image != NULL ? out.err : 0);
+		print_write_error(r, &err, image != NULL && out.err ? out.err : tee.err);
 		if (image != NULL)
 			tool_output_abort(&out);
 		return EXIT_FAILURE;
@@ -499,6 +586,12 @@ int main(int argc, char **argv)
 				strerror(-r));
 			return EXIT_FAILURE;
 		}
+	}
+
+	if (st != NULL) {
+		store_image(o.digest_store, st, &tee, digest);
+		close(tee.fd);
+		lcfs_store_free(st);
 	}
 
 	if (o.print_digest) {

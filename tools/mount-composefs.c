@@ -46,7 +46,9 @@ static void usage(FILE *out)
 		"  ro                    mount read-only\n"
 		"  rw                    mount read-write (the default)\n"
 		"  fuse                  mount through composefs-fuse (the default\n"
-		"                        without CAP_SYS_ADMIN)\n",
+		"                        without CAP_SYS_ADMIN)\n"
+		"  remote=URL            with fuse: fetch missing objects from the\n"
+		"                        store at URL into the first basedir\n",
 		prog, prog);
 }
 
@@ -147,6 +149,10 @@ exec_fuse(struct mount_args *a, const char *image, const char *mountpoint)
 		append_opt(opts, sizeof(opts), ",digest=", false);
 		append_opt(opts, sizeof(opts), a->digest, true);
 	}
+	if (a->remote != NULL) {
+		append_opt(opts, sizeof(opts), ",remote=", false);
+		append_opt(opts, sizeof(opts), a->remote, true);
+	}
 
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (len > 0) {
@@ -221,6 +227,8 @@ int main(int argc, char **argv)
 	}
 	if (a.fuse)
 		exec_fuse(&a, image, mountpoint);
+	if (a.remote != NULL)
+		die(false, "Option remote is only supported with fuse");
 
 	opts.objdirs = a.objdirs;
 	opts.n_objdirs = a.n_objdirs;

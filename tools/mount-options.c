@@ -82,7 +82,7 @@ static int apply_option(struct mount_args *a, const char *key, char *value,
 			char *msg, size_t msg_size)
 {
 	static const char *const need_value[] = {
-		"basedir", "digest", "upperdir", "workdir", "idmap",
+		"basedir", "digest", "upperdir", "workdir", "idmap", "remote",
 	};
 
 	for (size_t i = 0; i < sizeof(need_value) / sizeof(need_value[0]); i++) {
@@ -107,6 +107,10 @@ static int apply_option(struct mount_args *a, const char *key, char *value,
 	}
 	if (strcmp(key, "idmap") == 0) {
 		set_string(&a->idmap, value);
+		return 0;
+	}
+	if (strcmp(key, "remote") == 0) {
+		set_string(&a->remote, value);
 		return 0;
 	}
 	free(value);
@@ -182,5 +186,6 @@ void mount_args_release(struct mount_args *a)
 	free(a->upperdir);
 	free(a->workdir);
 	free(a->idmap);
+	free(a->remote);
 	memset(a, 0, sizeof(*a));
 }

@@ -18,6 +18,7 @@ struct mount_args {
 	char *upperdir;
 	char *workdir;
 	char *idmap;
+	char *remote;    /* URL of a store to fetch missing objects from */
 	bool require_verity;
 	bool try_verity;
 	bool readonly;

@@ -1,0 +1,237 @@
+# SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
+"""Helpers for the remote store tests: a source store published by
+mkcomposefs --store-image, HTTP servers on 127.0.0.1 started and stopped
+by PID, and comparing stores."""
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from cfstest import TestFailure, skip  # noqa: E402,F401
+from cfstest import main_wrapper as main  # noqa: E402,F401
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def run(cmd, ok=True, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if ok is not None and (p.returncode == 0) != ok:
+        raise TestFailure("%s: exit %d, expected %s\nstdout: %s\nstderr: %s" % (
+            " ".join(cmd), p.returncode, "success" if ok else "failure",
+            p.stdout.decode(errors="replace")[-2000:],
+            p.stderr.decode(errors="replace")[-2000:]))
+    return p
+
+
+def make_tree(root, n_files, seed=1):
+    """A tree with files of many sizes (some equal contents, some empty,
+    some larger than a few fs-verity blocks) in a few directories."""
+    rnd = random.Random(seed)
+    os.makedirs(root)
+    for d in range(4):
+        os.makedirs(os.path.join(root, "d%d" % d, "sub"))
+    for i in range(n_files):
+        size = rnd.choice([0, 1, 100, 4095, 4096, 4097, 20000, 70000, 300000])
+        data = rnd.randbytes(size)
+        if i % 17 == 0:
+            data = b"same content\n" * 50
+        where = os.path.join(root, "d%d" % (i % 4), "sub" if i % 3 else "")
+        with open(os.path.join(where, "f%03d" % i), "wb") as f:
+            f.write(data)
+    os.symlink("d0/f000", os.path.join(root, "link"))
+
+
+def publish(mk, src, store):
+    """Builds the image of @src into @store; returns its digest."""
+    p = run([mk, "--digest-store=" + store, "--store-image", src])
+    digest = p.stdout.decode().strip()
+    check(len(digest) == 64, "mkcomposefs printed %r" % digest)
+    return digest
+
+
+def objects(store):
+    """{relative path: bytes} of the objects in @store."""
+    out = {}
+    for d in os.listdir(store):
+        dp = os.path.join(store, d)
+        if len(d) != 2 or not os.path.isdir(dp):
+            continue
+        for n in os.listdir(dp):
+            with open(os.path.join(dp, n), "rb") as f:
+                out[d + "/" + n] = f.read()
+    return out
+
+
+def leftovers(store):
+    """Names in @store that are neither objects, subdirectories nor .lock."""
+    bad = []
+    for d in os.listdir(store):
+        dp = os.path.join(store, d)
+        if d == ".lock":
+            continue
+        if len(d) != 2 or not os.path.isdir(dp):
+            bad.append(d)
+            continue
+        for n in os.listdir(dp):
+            if len(n) != 62:
+                bad.append(d + "/" + n)
+    return bad
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def started(proc, port):
+    """A Server for @proc once it listens on @port; killed if it does not."""
+    srv = Server(proc, port)
+    try:
+        wait_port(port, proc)
+    except Exception:
+        srv.stop()
+        raise
+    return srv
+
+
+def wait_port(port, proc, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise TestFailure("server exited with status %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TestFailure("server did not listen on port %d" % port)
+
+
+class Server:
+    """A server process; stop() kills it by its PID."""
+
+    def __init__(self, proc, port):
+        self.proc = proc
+        self.port = port
+        self.url = "http://127.0.0.1:%d" % port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_python_server(root):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                             "--directory", root, str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return started(proc, port)
+
+
+def start_fault_server(root, faults=(), delay=0.0, log=None):
+    cmd = [sys.executable, os.path.join(HERE, "faultserver.py")]
+    for f in faults:
+        cmd += ["--fault", f]
+    if delay:
+        cmd += ["--delay", str(delay)]
+    if log:
+        cmd += ["--log", log]
+    proc = subprocess.Popen(cmd + [root], stdout=subprocess.PIPE)
+    port = int(proc.stdout.readline().decode() or "0")
+    srv = Server(proc, port)
+    if port == 0:
+        srv.stop()
+        raise TestFailure("fault server did not start")
+    return srv
+
+
+def nginx_binary():
+    for p in ("/usr/sbin/nginx", shutil.which("nginx") or ""):
+        if p and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def make_certificate(workdir):
+    """A self-signed certificate for 127.0.0.1: (cert, key) paths, or None
+    without the openssl command."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert])
+    return cert, key
+
+
+def start_nginx(root, workdir, tls=None, require_header=None):
+    """nginx as one foreground process (no master, no daemon) serving
+    @root, with its configuration, logs and temporary paths in @workdir.
+    @tls: (cert, key) for HTTPS with HTTP/2. @require_header: (name,
+    value) that every request must carry, else 403."""
+    nginx = nginx_binary()
+    if nginx is None:
+        return None
+    port = free_port()
+    os.makedirs(workdir, exist_ok=True)
+    conf = os.path.join(workdir, "nginx.conf")
+    w = workdir
+    listen = "127.0.0.1:%d" % port
+    extra = ""
+    if tls:
+        listen += " ssl http2"
+        extra += "ssl_certificate %s;\n        ssl_certificate_key %s;\n" % tls
+        # The protocol of each request, to show that HTTP/2 was used.
+        extra += "        access_log %s/protocols.log proto;\n" % w
+    if require_header:
+        var = "$http_" + require_header[0].lower().replace("-", "_")
+        extra += '        if (%s != "%s") { return 403; }\n' % (var, require_header[1])
+    with open(conf, "w") as f:
+        f.write("""daemon off;
+master_process off;
+worker_processes 1;
+pid %(w)s/nginx.pid;
+error_log %(w)s/error.log;
+events { worker_connections 256; }
+http {
+    access_log %(w)s/access.log;
+    log_format proto "$server_protocol";
+    client_body_temp_path %(w)s/body;
+    proxy_temp_path %(w)s/proxy;
+    fastcgi_temp_path %(w)s/fastcgi;
+    uwsgi_temp_path %(w)s/uwsgi;
+    scgi_temp_path %(w)s/scgi;
+    keepalive_requests 100000;
+    server {
+        listen %(listen)s;
+        %(extra)s
+        root %(root)s;
+        location / { }
+    }
+}
+""" % {"w": w, "listen": listen, "extra": extra, "root": root})
+    proc = subprocess.Popen([nginx, "-p", workdir, "-c", conf, "-e", os.path.join(w, "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = started(proc, port)
+    if tls:
+        srv.url = "https://127.0.0.1:%d" % port
+    return srv
