@@ -20,6 +20,7 @@
  * must not be redirected to the others. */
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,6 +39,20 @@ static struct stat first;
 
 static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static int (*real_fstat)(int, struct stat *);
+/* C libraries before glibc 2.33 export no fstat64(): their fstat() is an
+ * inline call of __fxstat64(version, fd, buf). */
+static int (*real_fxstat)(int, int, struct stat *);
+
+/* fstat() through whichever entry point the C library has. */
+static int call_real_fstat(int fd, struct stat *sb)
+{
+	if (real_fstat != NULL)
+		return real_fstat(fd, sb);
+	if (real_fxstat != NULL)
+		return real_fxstat(1 /* _STAT_VER on x86_64 */, fd, sb);
+	errno = ENOSYS;
+	return -1;
+}
 
 static void resolve(void)
 {
@@ -46,6 +61,9 @@ static void resolve(void)
 									     "pread64");
 	if (real_fstat == NULL)
 		real_fstat = (int (*)(int, struct stat *))dlsym(RTLD_NEXT, "fstat64");
+	if (real_fstat == NULL && real_fxstat == NULL)
+		real_fxstat = (int (*)(int, int, struct stat *))dlsym(RTLD_NEXT,
+								      "__fxstat64");
 }
 
 __attribute__((constructor)) static void shim_init(void)
@@ -69,7 +87,7 @@ __attribute__((constructor)) static void shim_init(void)
 
 static bool is_target(int fd, struct stat *sb)
 {
-	return path != NULL && real_fstat(fd, sb) == 0 && sb->st_dev == dev &&
+	return path != NULL && call_real_fstat(fd, sb) == 0 && sb->st_dev == dev &&
 	       sb->st_ino == ino;
 }
 
@@ -131,7 +149,7 @@ static int shim_fstat(int fd, struct stat *sb)
 	int r;
 
 	resolve();
-	r = real_fstat(fd, sb);
+	r = call_real_fstat(fd, sb);
 	if (r == 0 && hide && path != NULL && sb->st_dev == dev && sb->st_ino == ino) {
 		pthread_mutex_lock(&lock);
 		if (!have_first) {
@@ -156,5 +174,13 @@ _Static_assert(sizeof(struct stat) == sizeof(struct stat64), "stat layout");
 
 int fstat64(int fd, struct stat64 *sb)
 {
+	return shim_fstat(fd, (struct stat *)sb);
+}
+
+/* What callers built against an older C library call for fstat(). */
+int __fxstat64(int ver, int fd, struct stat64 *sb);
+int __fxstat64(int ver, int fd, struct stat64 *sb)
+{
+	(void)ver;
 	return shim_fstat(fd, (struct stat *)sb);
 }
