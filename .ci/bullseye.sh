@@ -26,6 +26,7 @@ BULLSEYE_PACKAGES=(
 	gcc g++ libc6-dev meson ninja-build pkg-config python3 gzip
 	libssl-dev libfsverity-dev fsverity libfuse3-dev libxxhash-dev libcap-dev
 	libarchive-dev libjson-c-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev
+	umoci zstd
 )
 # Suites left out: those that mount (mount, kernel, fuse), the long seeded
 # mutation and random runs (the same code paths run in the main builds) and
