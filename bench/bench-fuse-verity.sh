@@ -33,7 +33,7 @@ runs=${RUNS:-3}
 bench_require_root bench-fuse-verity
 builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
-bench_require_tools bench-fuse-verity "$tools" mkcomposefs mount.composefs composefs-fuse
+bench_need bench-fuse-verity "$tools/mkcomposefs" "$tools/mount.composefs" "$tools/composefs-fuse"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-fuse-verity.XXXXXX")
 mnt=$tmp/mnt

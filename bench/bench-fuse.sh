@@ -27,7 +27,7 @@ source_dir=${2:-/usr/include}
 bench_require_root bench-fuse
 builddir=$(bench_builddir "$srcdir" "$builddir")
 tools=$builddir/tools
-bench_require_tools bench-fuse "$tools" mkcomposefs mount.composefs composefs-fuse
+bench_need bench-fuse "$tools/mkcomposefs" "$tools/mount.composefs" "$tools/composefs-fuse"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-fuse.XXXXXX")
 kmnt=$tmp/kernel

@@ -40,19 +40,6 @@ bench_require_root() {
 	fi
 }
 
-# bench_require_tools NAME TOOLSDIR TOOL...: exits unless every TOOL is
-# built in TOOLSDIR.
-bench_require_tools() {
-	local name=$1 dir=$2 t
-	shift 2
-	for t in "$@"; do
-		if [ ! -x "$dir/$t" ]; then
-			echo "$name: $dir/$t is not built" >&2
-			exit 1
-		fi
-	done
-}
-
 # bench_tree NAME TREE GIVEN: makes sure the source tree TREE exists. When
 # it was not GIVEN (0) on the command line, a copy of /usr is made there
 # once; a given tree must exist.
