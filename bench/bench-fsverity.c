@@ -15,11 +15,13 @@
  * Prints figures only; it never passes or fails on time.
  */
 #include "config.h"
-#include "lcfs-internal.h"
+#include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 

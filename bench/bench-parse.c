@@ -6,9 +6,11 @@
  *
  * usage: bench-parse [--print] [--strict] FILE|-
  */
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 

@@ -28,11 +28,16 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
 
 #include "lcfs-store.h"
+#include "lcfs-node.h"
+#include "lcfs-fsverity.h"
+#include "lcfs-build.h"
+#include "lcfs-tools.h"
 
 #define BUILD_FLAGS_ALL                                                          \
 	(LCFS_BUILD_SKIP_XATTRS | LCFS_BUILD_USE_EPOCH | LCFS_BUILD_SKIP_DEVICES |   \

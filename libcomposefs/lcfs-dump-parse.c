@@ -11,9 +11,12 @@
  * directory chain (dumps are usually in depth-first order), and shares one
  * xattr entry between every node carrying the same key and value.
  */
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
 
 enum {
 	F_PATH,

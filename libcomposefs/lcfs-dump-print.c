@@ -6,7 +6,10 @@
  * Each line is built in memory and written with one fwrite(); the walk is
  * iterative, so the depth of the tree is bounded by memory, not the stack.
  */
-#include "lcfs-internal.h"
+#include <string.h>
+
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 struct strbuf {
 	char *data;

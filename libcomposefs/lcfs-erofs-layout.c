@@ -6,7 +6,11 @@
  * "Inode data", "Compact and extended inodes", "Inode placement").
  */
 #include "lcfs-erofs-writer.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 static const char hex_names[256][3] = {

@@ -20,11 +20,13 @@
  *    image whose structures point at the same bytes over and over (a
  *    "metadata bomb") is rejected instead of expanding without limit.
  */
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 #include "erofs-format.h"
 
 #include <endian.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 

@@ -8,8 +8,12 @@
  * The image is never held in memory: only a small output buffer is.
  */
 #include "lcfs-erofs-writer.h"
+#include "lcfs-node.h"
+#include "lcfs-fsverity.h"
+#include "lcfs-tools.h"
 
 #include <endian.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #define WBUF_SIZE (256 * 1024)

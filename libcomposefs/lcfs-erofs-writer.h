@@ -16,7 +16,8 @@
 #ifndef _LCFS_EROFS_WRITER_H
 #define _LCFS_EROFS_WRITER_H
 
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
+#include "lcfs-node.h"
 #include "erofs-format.h"
 
 /* winode.flags */

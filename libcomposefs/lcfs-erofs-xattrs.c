@@ -8,7 +8,11 @@
  * xattrs", "Xattr name filter").
  */
 #include "lcfs-erofs-writer.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
 
+#include <string.h>
 #include <xxhash.h>
 
 #define OVERLAY_PREFIX "trusted.overlay."

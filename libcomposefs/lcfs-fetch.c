@@ -16,12 +16,16 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "lcfs-fetch.h"
+#include "lcfs-fsverity.h"
+#include "lcfs-tools.h"
 
 #define DEFAULT_JOBS 16
 #define MAX_JOBS 256

@@ -15,7 +15,7 @@
 #ifndef _LCFS_FETCH_H
 #define _LCFS_FETCH_H
 
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
 #include "lcfs-store.h"
 
 /* Images are fetched before their size is known: this bounds them. */

@@ -29,9 +29,12 @@
  * above). They remain part of OpenSSL's API. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
+#include <string.h>
 
 #include "lcfs-compat.h"
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 #include "lcfs-verity-tree-internal.h"
 
 #define VERITY_BLOCK_SIZE 4096

@@ -12,11 +12,13 @@
  * and it holds its own references to the layers.
  */
 #include "lcfs-compat.h"
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/loop.h>
+#include <stdarg.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 

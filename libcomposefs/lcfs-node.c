@@ -4,8 +4,12 @@
  * links, attributes and xattrs (docs/design.md, "Node ownership"; the
  * functions are documented in lcfs-writer.h).
  */
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
 
+#include <stdarg.h>
+#include <string.h>
 #include <sys/sysmacros.h>
 #include <xxhash.h>
 

@@ -20,10 +20,13 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include "lcfs-tar.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
 
 /* Largest index, manifest or config accepted. */
 #define JSON_MAX (4u << 20)

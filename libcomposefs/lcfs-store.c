@@ -26,6 +26,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -34,6 +35,8 @@
 #include <time.h>
 
 #include "lcfs-store.h"
+#include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 
 /* Buffer of the read/write fallback copy. */
 #define COPY_BUF_SIZE (1u << 20)

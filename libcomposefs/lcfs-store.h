@@ -23,7 +23,11 @@
 #ifndef _LCFS_STORE_H
 #define _LCFS_STORE_H
 
-#include "lcfs-internal.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libcomposefs/lcfs-writer.h"
 
 struct lcfs_store;
 

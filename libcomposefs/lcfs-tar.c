@@ -16,12 +16,18 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include "lcfs-tar.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
+#include "lcfs-fsverity.h"
+#include "lcfs-build.h"
 
 /* Files up to this size are read into memory and hashed before the store
  * is asked for them, so that content already stored costs no write. */

@@ -6,7 +6,8 @@
 #ifndef _LCFS_TAR_H
 #define _LCFS_TAR_H
 
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
+#include "lcfs-build.h"
 #include "lcfs-store.h"
 #include "libcomposefs/lcfs-oci.h"
 

@@ -3,10 +3,11 @@
  * Small helpers shared by the library and the tools.
  */
 #include "lcfs-compat.h"
-#include "lcfs-internal.h"
+#include "lcfs-util.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <string.h>
 
 /* Without openat2() (Linux before 5.6): the same walk by hand, one
  * component at a time, never through a symlink; ".." is refused rather

@@ -19,7 +19,11 @@
 #ifndef _LCFS_VERITY_TREE_INTERNAL_H
 #define _LCFS_VERITY_TREE_INTERNAL_H
 
-#include "lcfs-internal.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "libcomposefs/lcfs-writer.h"
 
 /* ---- Shared with lcfs-fsverity.c ------------------------------------------ */
 

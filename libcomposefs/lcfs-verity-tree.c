@@ -24,10 +24,14 @@
 #include <limits.h>
 #include <linux/fsverity.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include "lcfs-verity-tree-internal.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
+#include "lcfs-fsverity.h"
 
 #define BLOCK 4096
 #define HASH 32

@@ -11,7 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 #include "tool-version.h"
 #include "toolutil.h"
 

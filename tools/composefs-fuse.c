@@ -37,6 +37,8 @@
 #include "lcfs-fetch.h"
 #include "libcomposefs/lcfs-erofs.h"
 #include "toolutil.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 /* The image never changes under a mount: cache names and attributes for
  * as long as the kernel likes. */

@@ -12,7 +12,7 @@
 #include <getopt.h>
 #include <sys/stat.h>
 
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 #include "tool-version.h"
 #include "toolutil.h"
 

@@ -28,13 +28,15 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "libcomposefs/lcfs-erofs.h"
 #include "composefs-store.h"
-#include "lcfs-internal.h"
+#include "lcfs-fsverity.h"
+#include "lcfs-tools.h"
 #include "lcfs-store.h"
 #include "store-fetch.h"
 #include "toolutil.h"

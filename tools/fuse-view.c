@@ -18,11 +18,14 @@
  */
 #include "fuse-view.h"
 #include "lcfs-compat.h"
+#include "lcfs-util.h"
+#include "lcfs-node.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <syslog.h>
 #include <sys/types.h>
+#include <string.h>
 
 #define OVL_WHITEOUT "trusted.overlay.whiteout"
 #define OVL_WHITEOUTS "trusted.overlay.whiteouts"

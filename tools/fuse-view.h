@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
 #include "lcfs-verity-tree-internal.h"
 
 #define CFS_NO_OBJECT UINT32_MAX

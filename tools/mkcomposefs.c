@@ -15,7 +15,7 @@
 #include <limits.h>
 #include <time.h>
 
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 #include "lcfs-store.h"
 #include "tool-version.h"
 #include "lcfs-tar.h"

@@ -15,11 +15,12 @@
 
 #include "config.h"
 #include "libcomposefs/lcfs-mount.h"
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 #include "mount-options.h"
 #include "tool-version.h"
 
 #if HAVE_LIBCAP
+#include <stdarg.h>
 #include <sys/capability.h>
 #endif
 

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -19,6 +20,8 @@
 #include "lcfs-store.h"
 #include "store-fetch.h"
 #include "toolutil.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
 
 enum {
 	OPT_FROM = 256,

@@ -5,11 +5,13 @@
  */
 #include "toolutil.h"
 #include "lcfs-compat.h"
+#include "lcfs-tools.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "lcfs-internal.h"
+#include "lcfs-error.h"
 
 /*
  * An image being written. A path target is written into an unnamed

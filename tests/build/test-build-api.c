@@ -7,10 +7,11 @@
  * pass, hard links, and trees deeper than PATH_MAX and than the number of
  * descriptors the process may open.
  */
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 
 #include <fcntl.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>

@@ -3,9 +3,11 @@
 #ifndef DUMP_TEST_H
 #define DUMP_TEST_H
 
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static int failures;
 static int checks;

@@ -6,6 +6,8 @@
  * parses must print to a strict dumpfile that parses and prints the same.
  * Run under ASan/UBSan this is a small fuzzer with a fixed seed.
  */
+#include <string.h>
+
 #include "dump-test.h"
 
 static const char seed_dump[] =

@@ -7,6 +7,7 @@
  */
 #include "dump-test.h"
 
+#include <string.h>
 #include <sys/wait.h>
 
 #define ROOT "/ 4096 40755 2 0 0 0 0.0 - - -\n"

@@ -4,6 +4,8 @@
  * parsed and hand-built trees, escape sets, hard link lines, write errors,
  * and print(parse(print(parse(x)))) == print(parse(x)).
  */
+#include <string.h>
+
 #include "dump-test.h"
 
 #define DIG_IN "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"

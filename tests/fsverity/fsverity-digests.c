@@ -5,10 +5,12 @@
  * compare them with each other and with `fsverity digest`. Stream chunk
  * sizes are pseudo-random, seeded by the file size.
  */
-#include "lcfs-internal.h"
+#include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static uint64_t rng_state;

@@ -8,10 +8,16 @@
  * else $TMPDIR, else /tmp. Exits 77 (skip) with the reason when verity
  * cannot be enabled there.
  */
-#include "lcfs-internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libcomposefs/lcfs-writer.h"
 
 int main(void)
 {

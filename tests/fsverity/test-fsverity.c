@@ -9,11 +9,13 @@
  * The known answers for pattern data were produced with
  * `fsverity digest --hash-alg=sha256 --block-size=4096` (fsverity-utils).
  */
-#include "lcfs-internal.h"
+#include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "../lib/check.h"

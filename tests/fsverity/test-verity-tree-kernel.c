@@ -10,8 +10,10 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "../lib/check.h"
+#include "lcfs-util.h"
 
 #define BLOCK 4096
 

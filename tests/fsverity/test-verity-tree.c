@@ -14,10 +14,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "../lib/check.h"
 #include "pattern.h"
+#include "lcfs-util.h"
 
 #define BLOCK 4096
 

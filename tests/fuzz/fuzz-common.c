@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /* Helpers shared by the fuzz targets (see fuzz.h). */
 #include "fuzz.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 void fuzz_fail(const char *fmt, ...)
 {

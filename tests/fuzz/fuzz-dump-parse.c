@@ -8,7 +8,10 @@
  * printer's output is a fixed point, docs/dumpfile.md, "Printer escapes").
  * A rejected input must come with a message.
  */
+#include <string.h>
+
 #include "fuzz.h"
+#include "lcfs-tools.h"
 
 static char *print_tree(struct lcfs_node_s *root, size_t *len)
 {

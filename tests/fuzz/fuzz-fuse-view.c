@@ -8,9 +8,13 @@
  * file byte and xattr read, and every backing file opened (there are no
  * object directories, so that fails cleanly without touching any file).
  */
+#include <string.h>
+
 #include "fuzz.h"
 
 #include "fuse-view.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 static void check_dir(const struct cfs_view *v, uint32_t dir)
 {

@@ -22,6 +22,8 @@
 int composefs_info_main(int argc, char **argv);
 #define main composefs_info_main
 #include "composefs-info.c"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 #undef main
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -6,10 +6,13 @@
  * the string, as a command-line argument would be. Nothing is mounted: the
  * library is given no image file, so it stops after checking the options.
  */
+#include <string.h>
+
 #include "fuzz.h"
 
 #include "libcomposefs/lcfs-mount.h"
 #include "mount-options.h"
+#include "lcfs-tools.h"
 
 static void check_library(const struct mount_args *a)
 {

@@ -10,10 +10,12 @@
  * name printed first.
  */
 #include "fuzz.h"
+#include "lcfs-util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static const char *current;

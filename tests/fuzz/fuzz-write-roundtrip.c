@@ -14,9 +14,12 @@
  * The CONTENT length check is off so that mutations of the size field do
  * not hide everything behind one error (LCFS_PARSE_FLAGS_NO_CONTENT_CHECK).
  */
+#include <string.h>
+
 #include "fuzz.h"
 
 #include "libcomposefs/lcfs-erofs.h"
+#include "lcfs-tools.h"
 
 static uint32_t image_version(const struct fuzz_buf *b)
 {

@@ -13,11 +13,13 @@
 #ifndef _COMPOSEFS_FUZZ_H
 #define _COMPOSEFS_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lcfs-internal.h"
+#include "libcomposefs/lcfs-writer.h"
+#include "lcfs-error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -10,7 +10,7 @@
  * it compares is its own. Needs root, EROFS and overlayfs. The image is
  * built here from a small dumpfile (test_dump below).
  */
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>

@@ -12,9 +12,10 @@
  *   make-tree rss PROG ARG...  runs PROG with stdout on /dev/null and prints
  *                              "STATUS PEAK_RSS_KIB" (STATUS -1: killed)
  */
-#include "lcfs-internal.h"
+#include "lcfs-tools.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /* Test image builder: see image-builder.h. */
 #include "image-builder.h"
+#include "lcfs-node.h"
 
 #include <stdio.h>
 #include <stdlib.h>

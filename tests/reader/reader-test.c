@@ -2,6 +2,7 @@
 /* Helpers shared by the image reader tests. */
 #include "reader-test.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 int test_failures;

@@ -3,7 +3,8 @@
 #ifndef _READER_TEST_H
 #define _READER_TEST_H
 
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
+#include "lcfs-tools.h"
 
 extern int test_failures;
 

@@ -9,6 +9,7 @@
 #include "reader-test.h"
 #include "image-builder.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 /* Directory entry record named @name of directory node @d (first chunk). */

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/sha.h>
+#include <string.h>
 #include <sys/stat.h>
 
 static const char *const assets[] = {

@@ -15,6 +15,7 @@
 #include "reader-test.h"
 #include "image-builder.h"
 
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 

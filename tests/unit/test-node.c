@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /* Unit tests of the node tree API (docs/design.md, "Node ownership"; the
  * functions are documented in lcfs-writer.h). */
-#include "lcfs-internal.h"
+#include "lcfs-node.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "../lib/check.h"
 

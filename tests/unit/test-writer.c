@@ -5,10 +5,14 @@
  * digest), option checks and tree errors, and that writing leaves the tree
  * unchanged.
  */
-#include "lcfs-internal.h"
 
+#include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libcomposefs/lcfs-writer.h"
 
 #include "../lib/check.h"
 

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * The in-memory tree (lcfs-node.c): struct lcfs_node_s, the shared xattr
+ * entries and the node operations the parsers, the scanner, the reader and
+ * the writer use beyond the public API.
+ */
+#ifndef _LCFS_NODE_H
+#define _LCFS_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "libcomposefs/lcfs-writer.h"
+
+#define LCFS_MAX_NAME_LENGTH 255
+#define LCFS_MAX_PAYLOAD 4095   /* payload must be shorter than 4096 */
+#define LCFS_MAX_XATTR_NAME 255
+#define LCFS_MAX_XATTR_VALUE 65535
+
+/* ---- Xattrs -------------------------------------------------------------- */
+
+/*
+ * An xattr entry is immutable and reference counted, so that parsers can
+ * share one entry between many nodes (an SELinux label used by every file
+ * costs one allocation). data = key bytes, NUL, value bytes, NUL.
+ */
+struct lcfs_xattr {
+	uint32_t ref;
+	uint32_t hash;      /* lcfs_xattr_hash() of key and value */
+	uint16_t key_len;   /* 1..255 */
+	uint16_t value_len; /* 0..65535 */
+	char data[];
+};
+
+static inline const char *lcfs_xattr_key(const struct lcfs_xattr *x)
+{
+	return x->data;
+}
+
+static inline const char *lcfs_xattr_value(const struct lcfs_xattr *x)
+{
+	return x->data + x->key_len + 1;
+}
+
+/* Hash of a (key, value) pair, as stored in lcfs_xattr.hash. */
+uint32_t lcfs_xattr_hash(const char *key, size_t key_len, const char *value,
+			 size_t value_len);
+
+/* New entry with one reference. Validates nothing but lengths: -ERANGE for
+ * an empty key or a key over 255 bytes, -EINVAL for a value over 65535
+ * bytes. Returns NULL and sets *@errp (-errno) on failure. */
+struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
+				  const char *value, size_t value_len, int *errp);
+struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x);
+void lcfs_xattr_unref(struct lcfs_xattr *x);
+
+/*
+ * A set of xattr entries keyed by (key, value), so that a parser or loader
+ * can give identical pairs one shared entry. Zero-initialise; the set
+ * holds one reference to each entry.
+ */
+struct lcfs_xattr_intern {
+	struct lcfs_xattr **slots;
+	size_t cap; /* 0 or a power of two */
+	size_t n;
+};
+
+/* The entry for (@key, @value), created on first use (borrowed: take a
+ * reference to keep it). NULL with -errno in *@errp (lcfs_xattr_new's
+ * errors, -ENOMEM). */
+struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
+					 const char *key, size_t key_len,
+					 const char *value, size_t value_len,
+					 int *errp);
+void lcfs_xattr_intern_release(struct lcfs_xattr_intern *t);
+
+/* Budget cost of one xattr (docs/dumpfile.md, "Extended attributes"). */
+static inline size_t lcfs_xattr_cost(size_t key_len, size_t value_len)
+{
+	return LCFS_INODE_XATTRMETA_SIZE + 3 + key_len + value_len;
+}
+#define LCFS_XATTR_BUDGET_HEADER 12
+
+/* ---- Nodes --------------------------------------------------------------- */
+
+struct lcfs_node_s {
+	/* Packed so that a node is one 160-byte malloc chunk: a tree of a
+	 * million entries is mostly nodes. */
+	uint32_t ref;
+	uint32_t mode;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t rdev;       /* 32-bit (docs/image-format.md, "The node model") */
+	uint32_t mtime_nsec;
+	uint32_t n_children;
+	/* Scratch index for the writer and reader (never meaningful
+	 * between calls). */
+	uint32_t scratch;
+	uint16_t n_xattrs;
+	bool digest_set : 1;
+	bool link_loop : 1;  /* make_hardlink() was asked to create a cycle */
+	bool destroying : 1; /* queued in node_destroy()'s work list */
+	bool children_unsorted : 1; /* see lcfs_node_append_child_n() */
+
+	int64_t mtime_sec;
+	uint64_t size;
+	char *name;                  /* NULL for a root or detached node */
+	struct lcfs_node_s *parent;  /* not a reference */
+	/* Sorted by name, references; capacity is the power of two >= 4
+	 * above n_children. */
+	struct lcfs_node_s **children;
+	/* References. Points at xattr_inline while there is at most one
+	 * entry (the common case), else at an array whose capacity is the
+	 * power of two >= 2 above n_xattrs. */
+	struct lcfs_xattr **xattrs;
+	struct lcfs_xattr *xattr_inline;
+	struct lcfs_node_s *link_to; /* hard link target, a reference */
+	char *payload;               /* NUL-terminated, < 4096 bytes */
+	uint8_t *content;            /* @size bytes when non-NULL */
+	uint8_t digest[LCFS_DIGEST_SIZE];
+};
+
+static inline bool lcfs_mode_valid(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFIFO:
+	case S_IFSOCK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Child named @name (@name_len bytes, need not be NUL-terminated) or NULL.
+ * Binary search. */
+struct lcfs_node_s *lcfs_node_lookup_child_n(struct lcfs_node_s *node,
+					     const char *name, size_t name_len);
+
+/* Like lcfs_node_add_child() with the internal error convention; @name is
+ * @name_len bytes. Appending in sorted order is O(1). */
+int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			  const char *name, size_t name_len);
+
+/* Like lcfs_node_add_child_n(), but appends @child whatever its name and
+ * does not look for a duplicate (the caller must know there is none), so
+ * that children given in any order cost O(1) each instead of a move of the
+ * array. A child out of order marks @parent unsorted: until
+ * lcfs_node_sort_children(), lookups in @parent are wrong and the tree
+ * must not be handed to anything but lcfs_node_unref(). For the dumpfile
+ * parser, which finds names through its own index. */
+int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			     const char *name, size_t name_len);
+
+/* Sorts the children of @node by name if lcfs_node_append_child_n() left
+ * them out of order. */
+void lcfs_node_sort_children(struct lcfs_node_s *node);
+
+/* Sets an xattr entry on @node, taking a new reference to @x (the caller
+ * keeps its own). Replaces an entry with the same key (the new one goes to
+ * the end). Budget checked as lcfs_node_set_xattr(): -ERANGE. */
+int lcfs_node_set_xattr_entry(struct lcfs_node_s *node, struct lcfs_xattr *x);
+
+/* Internal version of lcfs_node_set_xattr(): 0 or -errno. */
+int lcfs_node_set_xattr_n(struct lcfs_node_s *node, const char *key,
+			  size_t key_len, const char *value, size_t value_len);
+
+/* Takes ownership of @payload (malloc'd, NUL-terminated, length checked by
+ * the caller) and replaces the current payload. */
+void lcfs_node_take_payload(struct lcfs_node_s *node, char *payload);
+
+/* Takes ownership of @content (malloc'd, @len bytes, 1..5000) and sets
+ * size = @len. */
+void lcfs_node_take_content(struct lcfs_node_s *node, uint8_t *content,
+			    size_t len);
+
+/* Final target of a hard link chain (the node itself if not a link), or
+ * NULL if the chain loops. */
+struct lcfs_node_s *lcfs_node_resolve_link(struct lcfs_node_s *node);
+
+/* Full path of @node from the root ("/" for the root), malloc'd, or NULL. */
+char *lcfs_node_path(struct lcfs_node_s *node);
+
+/* Removes the child at index @i of @parent: it is detached (name and
+ * parent cleared) and the parent's reference dropped. */
+void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i);
+
+/* Removes the child named @name (@name_len bytes) of @parent as above.
+ * 0 or -ENOENT. */
+int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
+			     size_t name_len);
+
+#endif /* _LCFS_NODE_H */

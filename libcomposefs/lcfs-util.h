@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Small helpers shared by the library's modules and by the tools: cleanup
+ * attributes, exact I/O loops, confined opens, the CPU count and hex
+ * digests. Depends on no other library module.
+ */
+#ifndef _LCFS_UTIL_H
+#define _LCFS_UTIL_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "libcomposefs/lcfs-writer.h"
+
+static inline void lcfs_freep(void *p)
+{
+	int saved = errno;
+	free(*(void **)p);
+	errno = saved;
+}
+
+static inline void lcfs_closep(int *fd)
+{
+	int saved = errno;
+	if (*fd >= 0)
+		close(*fd);
+	errno = saved;
+}
+
+#define cleanup_free __attribute__((cleanup(lcfs_freep)))
+#define cleanup_fd __attribute__((cleanup(lcfs_closep)))
+
+static inline void *lcfs_steal_pointer(void *pp)
+{
+	void **p = (void **)pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+#define steal_pointer(pp) ((__typeof__(*(pp)))lcfs_steal_pointer(pp))
+
+static inline int lcfs_steal_fd(int *fd)
+{
+	int v = *fd;
+	*fd = -1;
+	return v;
+}
+
+/* CPUs this process may run on (the default number of worker threads). */
+unsigned lcfs_cpu_count(void);
+
+/* Exactly @len bytes of @fd at offset @off (EINTR retried): 0, -ENODATA if
+ * the file ends before, or -errno. */
+int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off);
+
+/* All @len bytes to @fd at offset @off (EINTR retried): 0, -EIO if the
+ * kernel writes nothing, or -errno. */
+int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Opens @path (relative, @flags as for openat()) below @dirfd the way
+ * overlayfs looks a redirect up in a data-only layer: never leaving
+ * @dirfd (through ".." or an absolute path) and following no symlink
+ * anywhere on the way, with openat2() or, on kernels
+ * without it, one O_NOFOLLOW component at a time (where ".." is refused).
+ * An empty or absolute @path is -EXDEV. Returns the fd or -errno (EXDEV or
+ * ELOOP for a path that would escape). */
+int lcfs_open_confined(int dirfd, const char *path, int flags);
+
+/* Value of a hex digit (either case), or -1. */
+int lcfs_hex_value(char c);
+
+/* Digest to lowercase hex (65 bytes with NUL) and back (-EINVAL unless
+ * exactly 64 hex digits). */
+void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);
+int lcfs_digest_from_hex(const char *hex, size_t len,
+			 uint8_t digest[LCFS_DIGEST_SIZE]);
+
+#endif /* _LCFS_UTIL_H */
