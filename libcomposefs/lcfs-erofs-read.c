@@ -441,18 +441,6 @@ static void extent_copy(const struct extent *e, uint8_t *dst)
 
 /* ---- Xattrs ------------------------------------------------------------------- */
 
-static const char *const xattr_prefixes[LCFS_XATTR_INDEX_COUNT] = {
-	[LCFS_XATTR_INDEX_NONE] = "",
-	[LCFS_XATTR_INDEX_USER] = "user.",
-	[LCFS_XATTR_INDEX_POSIX_ACL_ACCESS] = "system.posix_acl_access",
-	[LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT] = "system.posix_acl_default",
-	[LCFS_XATTR_INDEX_TRUSTED] = "trusted.",
-	[LCFS_XATTR_INDEX_LUSTRE] = "lustre.",
-	[LCFS_XATTR_INDEX_SECURITY] = "security.",
-};
-
-#define OVL_PREFIX "trusted.overlay."
-#define OVL_ESCAPED_PREFIX "trusted.overlay.overlay."
 #define KEY_BUF_SIZE (32 + 255 + 1)
 
 static bool key_is(const char *key, size_t len, const char *s)
@@ -476,25 +464,25 @@ static bool key_has_prefix(const char *key, size_t len, const char *prefix)
  */
 static enum xattr_kind classify_xattr(char *key, size_t *len)
 {
-	const size_t esc = strlen(OVL_ESCAPED_PREFIX), ovl = strlen(OVL_PREFIX);
+	const size_t esc = strlen(LCFS_OVL_ESCAPED_PREFIX), ovl = strlen(LCFS_OVL_PREFIX);
 
-	if (key_is(key, *len, OVL_PREFIX "redirect"))
+	if (key_is(key, *len, LCFS_OVL_PREFIX LCFS_OVL_REDIRECT))
 		return XATTR_REDIRECT;
-	if (key_is(key, *len, OVL_PREFIX "metacopy"))
+	if (key_is(key, *len, LCFS_OVL_PREFIX LCFS_OVL_METACOPY))
 		return XATTR_METACOPY;
-	if (key_is(key, *len, OVL_ESCAPED_PREFIX "whiteouts") ||
-	    key_is(key, *len, "user.overlay.whiteout") ||
-	    key_is(key, *len, "user.overlay.whiteouts"))
+	if (key_is(key, *len, LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_WHITEOUTS) ||
+	    key_is(key, *len, LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUT) ||
+	    key_is(key, *len, LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUTS))
 		return XATTR_DROP;
-	if (key_has_prefix(key, *len, OVL_ESCAPED_PREFIX)) {
-		bool whiteout = key_is(key, *len, OVL_ESCAPED_PREFIX "whiteout");
+	if (key_has_prefix(key, *len, LCFS_OVL_ESCAPED_PREFIX)) {
+		bool whiteout = key_is(key, *len, LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_WHITEOUT);
 
 		/* Remove one "overlay." level. */
 		memmove(key + ovl, key + esc, *len - esc);
 		*len -= esc - ovl;
 		return whiteout ? XATTR_WHITEOUT : XATTR_STORE;
 	}
-	if (key_has_prefix(key, *len, OVL_PREFIX))
+	if (key_has_prefix(key, *len, LCFS_OVL_PREFIX))
 		return XATTR_DROP;
 	return XATTR_STORE;
 }
@@ -510,8 +498,8 @@ static ssize_t entry_key(struct reader *r, uint64_t nid, const uint8_t *entry,
 
 	if (index >= LCFS_XATTR_INDEX_COUNT)
 		return INODE_ERR(r, nid, EINVAL, "xattr name index %u is invalid", index);
-	prefix = xattr_prefixes[index];
-	plen = strlen(prefix);
+	prefix = lcfs_xattr_prefixes[index].name;
+	plen = lcfs_xattr_prefixes[index].len;
 	if (plen + name_len == 0)
 		return INODE_ERR(r, nid, EINVAL, "xattr with an empty name");
 	if (memchr(entry + 4, '\0', name_len) != NULL)

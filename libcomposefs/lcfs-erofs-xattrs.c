@@ -15,10 +15,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define OVERLAY_PREFIX "trusted.overlay."
-#define OVERLAY_PREFIX_LEN (sizeof(OVERLAY_PREFIX) - 1)
-#define ESCAPED_PREFIX "trusted.overlay.overlay."
-#define ESCAPED_PREFIX_LEN (sizeof(ESCAPED_PREFIX) - 1)
+#define OVERLAY_PREFIX_LEN (sizeof(LCFS_OVL_PREFIX) - 1)
+#define ESCAPED_PREFIX_LEN (sizeof(LCFS_OVL_ESCAPED_PREFIX) - 1)
 
 #define MAX_SHARED_REFS 128
 
@@ -49,31 +47,12 @@ struct shared_xattrs {
 	size_t n_sorted;
 };
 
-static const struct {
-	const char *prefix;
-	uint8_t len;
-	uint8_t index;
-} name_prefixes[] = {
-	/* First match wins (docs/image-format.md, "Name prefixes"). */
-	{ "user.", 5, LCFS_XATTR_INDEX_USER },
-	{ "system.posix_acl_access", 23, LCFS_XATTR_INDEX_POSIX_ACL_ACCESS },
-	{ "system.posix_acl_default", 24, LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT },
-	{ "trusted.", 8, LCFS_XATTR_INDEX_TRUSTED },
-	{ "security.", 9, LCFS_XATTR_INDEX_SECURITY },
-};
-
 static void set_prefix(struct wxattr *x)
 {
-	x->index = LCFS_XATTR_INDEX_NONE;
-	x->prefix_len = 0;
-	for (size_t i = 0; i < sizeof(name_prefixes) / sizeof(name_prefixes[0]); i++) {
-		if (x->key_len >= name_prefixes[i].len &&
-		    memcmp(x->key, name_prefixes[i].prefix, name_prefixes[i].len) == 0) {
-			x->index = name_prefixes[i].index;
-			x->prefix_len = name_prefixes[i].len;
-			return;
-		}
-	}
+	size_t len;
+
+	x->index = (uint8_t)lcfs_xattr_prefix_index(x->key, x->key_len, &len);
+	x->prefix_len = (uint8_t)len;
 }
 
 static int key_cmp(const struct wxattr *a, const struct wxattr *b)
@@ -157,13 +136,13 @@ static void add_source(struct wxattr_list *l, const struct lcfs_xattr *src, size
 	x->value = lcfs_xattr_value(src);
 	x->value_len = src->value_len;
 	if (src->key_len >= OVERLAY_PREFIX_LEN &&
-	    memcmp(src->data, OVERLAY_PREFIX, OVERLAY_PREFIX_LEN) == 0) {
+	    memcmp(src->data, LCFS_OVL_PREFIX, OVERLAY_PREFIX_LEN) == 0) {
 		/* trusted.overlay.X -> trusted.overlay.overlay.X
 		 * (docs/image-format.md, "Escaping overlay xattrs") */
 		char *k = l->keybuf + (*nkeys)++ * WXATTR_KEYMAX;
 		size_t rest = src->key_len - OVERLAY_PREFIX_LEN;
 
-		memcpy(k, ESCAPED_PREFIX, ESCAPED_PREFIX_LEN);
+		memcpy(k, LCFS_OVL_ESCAPED_PREFIX, ESCAPED_PREFIX_LEN);
 		memcpy(k + ESCAPED_PREFIX_LEN, src->data + OVERLAY_PREFIX_LEN, rest);
 		x->key = k;
 		x->key_len = ESCAPED_PREFIX_LEN + rest;
@@ -192,7 +171,7 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 		for (size_t i = 0; i < node->n_xattrs; i++) {
 			const struct lcfs_xattr *x = node->xattrs[i];
 
-			if (strcmp(x->data, "security.selinux") == 0) {
+			if (strcmp(x->data, LCFS_XATTR_SELINUX) == 0) {
 				r = list_reserve(l, 1, 0);
 				if (r < 0)
 					return r;
@@ -221,30 +200,30 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 			memcpy(l->metacopy + 4, node->digest, LCFS_DIGEST_SIZE);
 			mlen = sizeof(l->metacopy);
 		}
-		list_set(l, "trusted.overlay.metacopy", (const char *)l->metacopy, mlen);
+		list_set(l, LCFS_OVL_PREFIX LCFS_OVL_METACOPY, (const char *)l->metacopy, mlen);
 		if (node->payload != NULL && node->payload[0] != '\0') {
 			size_t plen = strlen(node->payload);
 
 			l->redirect[0] = '/';
 			memcpy(l->redirect + 1, node->payload, plen);
-			list_set(l, "trusted.overlay.redirect", l->redirect, plen + 1);
+			list_set(l, LCFS_OVL_PREFIX LCFS_OVL_REDIRECT, l->redirect, plen + 1);
 		}
 	}
 	if (wi->flags & W_INPUT_WHITEOUT) {
 		/* docs/image-format.md, "Input whiteouts" */
-		list_set(l, "trusted.overlay.overlay.whiteout", "", 0);
-		list_set(l, "user.overlay.whiteout", "", 0);
+		list_set(l, LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_WHITEOUT, "", 0);
+		list_set(l, LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUT, "", 0);
 	}
 	if (wi->flags & W_WHITEOUT_PARENT) {
-		list_set(l, "trusted.overlay.overlay.whiteouts", "", 0);
-		list_set(l, "user.overlay.whiteouts", "", 0);
+		list_set(l, LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_WHITEOUTS, "", 0);
+		list_set(l, LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUTS, "", 0);
 		if (w->version >= 1) {
-			list_set(l, "trusted.overlay.overlay.opaque", "x", 1);
-			list_set(l, "user.overlay.opaque", "x", 1);
+			list_set(l, LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_OPAQUE, "x", 1);
+			list_set(l, LCFS_OVL_USER_PREFIX LCFS_OVL_OPAQUE, "x", 1);
 		}
 	}
 	if (wi->flags & W_ROOT)
-		list_set(l, "trusted.overlay.opaque", "y", 1);
+		list_set(l, LCFS_OVL_PREFIX LCFS_OVL_OPAQUE, "y", 1);
 	list_sort(l);
 	return 0;
 }
@@ -455,8 +434,9 @@ static size_t entry_size(size_t name_len, size_t value_len)
 
 static bool is_acl_key(const struct wxattr *x)
 {
-	return (x->key_len == 23 && memcmp(x->key, "system.posix_acl_access", 23) == 0) ||
-	       (x->key_len == 24 && memcmp(x->key, "system.posix_acl_default", 24) == 0);
+	return (x->index == LCFS_XATTR_INDEX_POSIX_ACL_ACCESS ||
+		x->index == LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT) &&
+	       x->key_len == x->prefix_len;
 }
 
 int lcfs_writer_share_xattrs(struct writer *w)

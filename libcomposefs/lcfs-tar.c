@@ -22,6 +22,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "erofs-format.h"
 #include "lcfs-tar.h"
 #include "lcfs-error.h"
 #include "lcfs-util.h"
@@ -39,7 +40,7 @@
 
 #define WHITEOUT_PREFIX ".wh."
 #define OPAQUE_NAME ".wh..wh..opq"
-#define OPAQUE_XATTR "trusted.overlay.opaque"
+#define OPAQUE_XATTR LCFS_OVL_PREFIX LCFS_OVL_OPAQUE
 
 /* ---- Pointer set ---------------------------------------------------------------------- */
 
@@ -480,10 +481,10 @@ static int set_acls(struct lcfs_tar_tree *t, struct lcfs_node_s *node,
 
 	if (t->flags & (LCFS_BUILD_SKIP_XATTRS | LCFS_BUILD_USER_XATTRS))
 		return 0;
-	r = set_acl(node, e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access");
+	r = set_acl(node, e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, LCFS_XATTR_ACL_ACCESS);
 	if (r == 0 && S_ISDIR(node->mode))
 		r = set_acl(node, e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT,
-			    "system.posix_acl_default");
+			    LCFS_XATTR_ACL_DEFAULT);
 	return r;
 }
 
