@@ -7,8 +7,9 @@
  * whose root must give the fs-verity digest recorded in the image.
  *
  * The image is untrusted: it is read by the library's validating reader
- * into a tree, and fuse-view.c turns that into the kernel's view. This
- * file holds the command line and the FUSE low-level operations.
+ * into a tree, and the library's FUSE view (lcfs-fuse-view.c) turns that
+ * into the kernel's view. This file is the FUSE glue only: the command
+ * line, the low-level operations and their replies, and the log.
  */
 /* The 3.12 API where the build has it (its thread pool settings), else
  * the one of libfuse 3.10. */
@@ -33,7 +34,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fuse-view.h"
+#include "lcfs-fuse-view.h"
 #include "lcfs-fetch.h"
 #include "libcomposefs/lcfs-erofs.h"
 #include "toolutil.h"
@@ -45,11 +46,12 @@
 #define CFS_TIMEOUT 86400.0
 
 struct cfs_fs {
-	struct cfs_view view;
+	struct lcfs_view view;
 	struct lcfs_fetcher *fetcher; /* -o remote: missing objects */
 	uint64_t image_blocks;
 	bool acl;
 	bool no_opendir; /* the kernel opens directories by itself */
+	bool use_syslog; /* log to syslog (daemonised) instead of stderr */
 };
 
 /* -o options of our own; everything else goes to libfuse. */
@@ -193,7 +195,7 @@ static struct cfs_fs *fs_of(fuse_req_t req)
 
 /* FUSE node ids are inode index + 1, so the root (index 0) is
  * FUSE_ROOT_ID. */
-static bool get_inode(struct cfs_view *v, fuse_ino_t ino, uint32_t *idx)
+static bool get_inode(struct lcfs_view *v, fuse_ino_t ino, uint32_t *idx)
 {
 	if (ino == 0 || ino > v->n_inodes)
 		return false;
@@ -201,10 +203,10 @@ static bool get_inode(struct cfs_view *v, fuse_ino_t ino, uint32_t *idx)
 	return true;
 }
 
-static void fill_entry(struct cfs_view *v, uint32_t idx, struct fuse_entry_param *e)
+static void fill_entry(struct lcfs_view *v, uint32_t idx, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	cfs_view_stat(v, idx, &e->attr);
+	lcfs_view_stat(v, idx, &e->attr);
 	e->ino = (fuse_ino_t)idx + 1;
 	e->generation = 1;
 	e->attr_timeout = CFS_TIMEOUT;
@@ -225,7 +227,7 @@ static void cfs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct cfs_view *v = &fs_of(req)->view;
+	struct lcfs_view *v = &fs_of(req)->view;
 	struct fuse_entry_param e;
 	uint32_t dir;
 	int64_t idx;
@@ -245,7 +247,7 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (strcmp(name, "..") == 0)
 		idx = v->inodes[dir].parent;
 	else
-		idx = cfs_view_lookup(v, dir, name, strlen(name));
+		idx = lcfs_view_lookup(v, dir, name, strlen(name));
 	if (idx < 0) {
 		/* A negative entry the kernel may cache. */
 		memset(&e, 0, sizeof(e));
@@ -263,7 +265,7 @@ static void cfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void cfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct cfs_view *v = &fs_of(req)->view;
+	struct lcfs_view *v = &fs_of(req)->view;
 	struct stat st;
 	uint32_t idx;
 
@@ -275,29 +277,31 @@ static void cfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, v->inodes[idx].lookup_err);
 		return;
 	}
-	cfs_view_stat(v, idx, &st);
+	lcfs_view_stat(v, idx, &st);
 	fuse_reply_attr(req, &st, CFS_TIMEOUT);
 }
 
 static void cfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct cfs_view *v = &fs_of(req)->view;
+	struct lcfs_view *v = &fs_of(req)->view;
+	const char *target;
 	uint32_t idx;
 
 	if (!get_inode(v, ino, &idx)) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (!S_ISLNK(v->inodes[idx].mode) || v->inodes[idx].node->payload == NULL) {
+	target = lcfs_view_readlink(v, idx);
+	if (target == NULL) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	fuse_reply_readlink(req, v->inodes[idx].node->payload);
+	fuse_reply_readlink(req, target);
 }
 
 static void cfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct cfs_view *v = &fs_of(req)->view;
+	struct lcfs_view *v = &fs_of(req)->view;
 	uint32_t idx;
 
 	if (!get_inode(v, ino, &idx)) {
@@ -325,8 +329,8 @@ static void cfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       bool plus)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	const struct cfs_inode *d;
+	struct lcfs_view *v = &fs_of(req)->view;
+	const struct lcfs_view_inode *d;
 	cleanup_free char *buf = NULL;
 	size_t used = 0;
 	uint64_t total;
@@ -360,7 +364,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = "..";
 			idx = d->parent;
 		} else {
-			const struct cfs_dirent *de = &v->dirents[d->first_child + k - 2];
+			const struct lcfs_view_dirent *de = &v->dirents[d->first_child + k - 2];
 
 			name = de->name;
 			idx = de->inode;
@@ -418,15 +422,15 @@ static int fetch_object(void *data, const char *path, uint64_t size, char *why,
 	return r;
 }
 
-static struct cfs_handle *handle_of(const struct fuse_file_info *fi)
+static struct lcfs_view_handle *handle_of(const struct fuse_file_info *fi)
 {
-	return (struct cfs_handle *)(uintptr_t)fi->fh;
+	return (struct lcfs_view_handle *)(uintptr_t)fi->fh;
 }
 
 static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	struct cfs_handle *h = NULL;
+	struct lcfs_view *v = &fs_of(req)->view;
+	struct lcfs_view_handle *h = NULL;
 	uint32_t idx;
 	int r;
 
@@ -442,7 +446,7 @@ static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	r = cfs_view_open(v, idx, &h);
+	r = lcfs_view_open(v, idx, &h);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -453,23 +457,23 @@ static void cfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = 1; /* libfuse 3.11 */
 #endif
 	if (fuse_reply_open(req, fi) != 0)
-		cfs_view_close(v, h); /* the open was interrupted */
+		lcfs_view_close(v, h); /* the open was interrupted */
 }
 
 static void cfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	cfs_view_close(&fs_of(req)->view, handle_of(fi));
+	lcfs_view_close(&fs_of(req)->view, handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct cfs_handle *h = handle_of(fi);
+	struct lcfs_view_handle *h = handle_of(fi);
 	cleanup_free char *buf = NULL;
 	ssize_t n;
 
-	if (cfs_handle_can_splice(h)) {
+	if (lcfs_view_can_splice(h)) {
 		/* Spliced from the backing file where the kernel allows. */
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 
@@ -484,7 +488,7 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = cfs_view_read(&fs_of(req)->view, h, buf, size, off);
+	n = lcfs_view_read(&fs_of(req)->view, h, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -494,72 +498,29 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void cfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	struct cfs_handle *h = handle_of(fi);
-	uint64_t size;
-	off_t r;
+	off_t r = lcfs_view_lseek(&fs_of(req)->view, handle_of(fi), off, whence);
 
-	if (h->fd >= 0) {
-		r = lseek(h->fd, off, whence);
-		if (r < 0)
-			fuse_reply_err(req, errno);
-		else
-			fuse_reply_lseek(req, r);
-		return;
-	}
-	/* Data held in the image has no holes: as the kernel's generic
-	 * llseek, data runs from 0 to the size, then one hole. */
-	size = v->inodes[h->inode].size;
-	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if ((uint64_t)off >= size) {
-		fuse_reply_err(req, ENXIO);
-		return;
-	}
-	fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)size);
-}
-
-static const struct cfs_xattr *find_xattr(const struct cfs_view *v, uint32_t idx,
-					  const char *name)
-{
-	const struct cfs_inode *inode = &v->inodes[idx];
-	size_t len = strlen(name);
-
-	for (uint32_t k = 0; k < inode->n_xattrs; k++) {
-		const struct cfs_xattr *x = &v->xattrs[inode->first_xattr + k];
-
-		if (x->name_len == len && memcmp(x->name, name, len) == 0)
-			return x;
-	}
-	return NULL;
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
 }
 
 static void cfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			 size_t size)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	const struct cfs_xattr *x;
+	struct lcfs_view *v = &fs_of(req)->view;
+	const struct lcfs_view_xattr *x = NULL;
 	uint32_t idx;
+	int r;
 
 	if (!get_inode(v, ino, &idx)) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	if (!cfs_xattr_name_known(name, strlen(name))) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	x = find_xattr(v, idx, name);
-	/* overlayfs reads trusted.overlay.X under its escaped name,
-	 * trusted.overlay.overlay.X, and fails when that is longer than an
-	 * xattr name may be (it still lists the name). */
-	if (x != NULL && x->name_len > 16 && memcmp(name, "trusted.overlay.", 16) == 0 &&
-	    x->name_len + 8 > XATTR_NAME_MAX)
-		fuse_reply_err(req, EOPNOTSUPP);
-	else if (x == NULL)
-		fuse_reply_err(req, ENODATA);
+	r = lcfs_view_getxattr(v, idx, name, &x);
+	if (r < 0)
+		fuse_reply_err(req, -r);
 	else if (size == 0)
 		fuse_reply_xattr(req, x->value_len);
 	else if (size < x->value_len)
@@ -598,51 +559,33 @@ static bool caller_is_admin(fuse_req_t req)
 
 static void cfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct cfs_view *v = &fs_of(req)->view;
-	const struct cfs_inode *inode;
+	struct lcfs_view *v = &fs_of(req)->view;
 	cleanup_free char *buf = NULL;
-	size_t total = 0, pos = 0;
 	bool admin;
 	uint32_t idx;
+	ssize_t n;
 
 	if (!get_inode(v, ino, &idx)) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	inode = &v->inodes[idx];
-	admin = inode->n_xattrs == 0 || caller_is_admin(req);
-	for (int pass = 0; pass < 2; pass++) {
-		for (uint32_t k = 0; k < inode->n_xattrs; k++) {
-			const struct cfs_xattr *x = &v->xattrs[inode->first_xattr + k];
-
-			if (!admin && x->name_len >= 8 &&
-			    memcmp(x->name, "trusted.", 8) == 0)
-				continue;
-			if (pass == 0) {
-				total += x->name_len + 1;
-			} else {
-				memcpy(buf + pos, x->name, x->name_len);
-				buf[pos + x->name_len] = '\0';
-				pos += x->name_len + 1;
-			}
-		}
-		if (pass == 0) {
-			if (size == 0) {
-				fuse_reply_xattr(req, total);
-				return;
-			}
-			if (size < total) {
-				fuse_reply_err(req, ERANGE);
-				return;
-			}
-			buf = malloc(total ? total : 1);
-			if (buf == NULL) {
-				fuse_reply_err(req, ENOMEM);
-				return;
-			}
-		}
+	admin = v->inodes[idx].n_xattrs == 0 || caller_is_admin(req);
+	n = lcfs_view_listxattr(v, idx, admin, NULL, 0);
+	if (size == 0) {
+		fuse_reply_xattr(req, (size_t)n);
+		return;
 	}
-	fuse_reply_buf(req, buf, total);
+	if (size < (size_t)n) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	buf = malloc(n ? (size_t)n : 1);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = lcfs_view_listxattr(v, idx, admin, buf, (size_t)n);
+	fuse_reply_buf(req, buf, n < 0 ? 0 : (size_t)n);
 }
 
 static void cfs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -677,6 +620,17 @@ static const struct fuse_lowlevel_ops cfs_ops = {
 };
 
 /* ---- Start-up ------------------------------------------------------------------- */
+
+/* The view's log lines: on stderr, or to syslog once daemonised. */
+static void log_line(void *data, const char *line)
+{
+	const struct cfs_fs *fs = data;
+
+	if (fs->use_syslog)
+		syslog(LOG_ERR, "%s", line);
+	else
+		fprintf(stderr, "%s: %s\n", prog, line);
+}
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
@@ -882,7 +836,7 @@ int main(int argc, char **argv)
 	if (o.basedir != NULL)
 		n_basedirs = open_basedirs(o.basedir, &basedirs);
 	fs.acl = acl && !o.noacl;
-	r = cfs_view_init(&fs.view, root, fs.acl);
+	r = lcfs_view_init(&fs.view, root, fs.acl);
 	if (r < 0) {
 		fprintf(stderr, "%s: '%s': %s\n", prog, o.source, strerror(-r));
 		goto out_view;
@@ -891,6 +845,8 @@ int main(int argc, char **argv)
 	fs.view.n_basedirs = n_basedirs;
 	fs.view.verity = o.verity;
 	fs.view.budget = budget;
+	fs.view.log = log_line;
+	fs.view.log_data = &fs;
 	if (o.remote != NULL) {
 		if (open_remote(&fs, &o) < 0)
 			goto out_view;
@@ -916,7 +872,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	if (!cmd.foreground) {
 		openlog(prog, LOG_PID, LOG_DAEMON);
-		fs.view.use_syslog = true;
+		fs.use_syslog = true;
 	}
 	if (cmd.singlethread) {
 		r = fuse_session_loop(se);
@@ -953,7 +909,7 @@ out_session:
 	fuse_session_destroy(se);
 out_view:
 	lcfs_fetcher_free(fs.fetcher);
-	cfs_view_release(&fs.view);
+	lcfs_view_release(&fs.view);
 	for (size_t k = 0; k < n_basedirs; k++)
 		close(basedirs[k]);
 	free(basedirs);

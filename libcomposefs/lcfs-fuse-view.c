@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * composefs-fuse: what the kernel mount of an image shows, computed once
- * from the library reader's tree (see fuse-view.h).
+ * The FUSE view: what the kernel mount of an image shows, computed once
+ * from the library reader's tree (see lcfs-fuse-view.h).
  *
  * The reader returns the tree the way composefs-info dump prints it
  * (docs/dumpfile.md, "What an image gives back"): overlay xattrs private to
@@ -13,54 +13,43 @@
  * (docs/image-format.md, "Input whiteouts"): an empty regular file carrying
  * trusted.overlay.whiteout and user.overlay.whiteout, in a directory
  * carrying trusted.overlay.whiteouts and user.overlay.whiteouts. That is
- * added back here; tests/fuse/test-fuse-kernel.py checks it against the
+ * added back here; tests/fuse/test-fuse-compare.py checks it against the
  * kernel.
  */
-#include "fuse-view.h"
+#include "lcfs-fuse-view.h"
+#include "erofs-format.h"
 #include "lcfs-compat.h"
 #include "lcfs-util.h"
 #include "lcfs-node.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <syslog.h>
+#include <linux/limits.h>
 #include <sys/types.h>
 #include <string.h>
 
-#define OVL_WHITEOUT "trusted.overlay.whiteout"
-#define OVL_WHITEOUTS "trusted.overlay.whiteouts"
-#define USER_WHITEOUT "user.overlay.whiteout"
-#define USER_WHITEOUTS "user.overlay.whiteouts"
+#define OVL_WHITEOUT LCFS_OVL_PREFIX LCFS_OVL_WHITEOUT
+#define OVL_WHITEOUTS LCFS_OVL_PREFIX LCFS_OVL_WHITEOUTS
+#define USER_WHITEOUT LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUT
+#define USER_WHITEOUTS LCFS_OVL_USER_PREFIX LCFS_OVL_WHITEOUTS
 
-static void free_trees(struct cfs_tree *list);
+static void free_trees(struct lcfs_view_tree *list);
 
 static bool is_whiteout(const struct lcfs_node_s *n)
 {
 	return (n->mode & S_IFMT) == S_IFCHR && n->rdev == 0;
 }
 
-static bool has_prefix(const char *s, size_t len, const char *prefix)
-{
-	size_t plen = strlen(prefix);
-
-	return len >= plen && memcmp(s, prefix, plen) == 0;
-}
-
-bool cfs_xattr_name_known(const char *key, size_t len)
-{
-	return has_prefix(key, len, "user.") || has_prefix(key, len, "trusted.") ||
-	       has_prefix(key, len, "security.") ||
-	       has_prefix(key, len, "system.posix_acl_access") ||
-	       has_prefix(key, len, "system.posix_acl_default");
-}
-
 /* EROFS lists only the name prefixes it knows (docs/image-format.md,
- * "Name prefixes"). */
+ * "Name prefixes"), and the ACLs only where the image has them. */
 static bool xattr_visible(const char *key, size_t len, bool acl)
 {
-	if (!cfs_xattr_name_known(key, len))
+	unsigned index = lcfs_xattr_prefix_index(key, len, NULL);
+
+	if (index == LCFS_XATTR_INDEX_NONE)
 		return false;
-	return acl || !has_prefix(key, len, "system.");
+	return acl || (index != LCFS_XATTR_INDEX_POSIX_ACL_ACCESS &&
+		       index != LCFS_XATTR_INDEX_POSIX_ACL_DEFAULT);
 }
 
 /* ---- Node pointer to inode index ------------------------------------------- */
@@ -103,7 +92,7 @@ static bool redirect_valid(const char *payload)
 
 static int cmp_object(const void *a, const void *b)
 {
-	const struct cfs_object *x = a, *y = b;
+	const struct lcfs_view_object *x = a, *y = b;
 	int c = strcmp(x->path, y->path);
 
 	if (c != 0)
@@ -115,13 +104,13 @@ static int cmp_object(const void *a, const void *b)
 
 /* Collects the backing files of external regular files, one object per
  * distinct (path, digest), and points each inode at its object. */
-static int collect_objects(struct cfs_view *v)
+static int collect_objects(struct lcfs_view *v)
 {
-	struct cfs_object *objs;
+	struct lcfs_view_object *objs;
 	uint32_t n = 0, out = 0;
 
 	for (uint32_t i = 0; i < v->n_inodes; i++) {
-		if (v->inodes[i].object != CFS_NO_OBJECT)
+		if (v->inodes[i].object != LCFS_VIEW_NO_OBJECT)
 			n++;
 	}
 	if (n == 0)
@@ -130,9 +119,9 @@ static int collect_objects(struct cfs_view *v)
 	if (objs == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < v->n_inodes; i++) {
-		struct cfs_inode *ino = &v->inodes[i];
+		struct lcfs_view_inode *ino = &v->inodes[i];
 
-		if (ino->object == CFS_NO_OBJECT)
+		if (ino->object == LCFS_VIEW_NO_OBJECT)
 			continue;
 		objs[out].path = ino->node->payload;
 		objs[out].digest = ino->node->digest_set ? ino->node->digest : NULL;
@@ -152,7 +141,7 @@ static int collect_objects(struct cfs_view *v)
 	}
 	/* Messages name the first inode (in tree order) using an object. */
 	for (uint32_t i = v->n_inodes; i-- > 0;) {
-		if (v->inodes[i].object != CFS_NO_OBJECT)
+		if (v->inodes[i].object != LCFS_VIEW_NO_OBJECT)
 			objs[v->inodes[i].object].inode = i;
 	}
 	v->objects = objs;
@@ -164,7 +153,7 @@ static int collect_objects(struct cfs_view *v)
 
 /* Depth-first walk of the real nodes (hard link entries are not
  * followed), giving each an index in pre-order; the root is 0. */
-static int number_nodes(struct cfs_view *v, struct node_index **mapp,
+static int number_nodes(struct lcfs_view *v, struct node_index **mapp,
 			size_t *n_dirents, size_t *n_xattrs)
 {
 	struct lcfs_node_s **stack = NULL;
@@ -239,10 +228,10 @@ out:
 	return r;
 }
 
-static void add_xattr(struct cfs_view *v, const char *name, size_t name_len,
+static void add_xattr(struct lcfs_view *v, const char *name, size_t name_len,
 		      const char *value, size_t value_len)
 {
-	v->xattrs[v->n_xattrs++] = (struct cfs_xattr){
+	v->xattrs[v->n_xattrs++] = (struct lcfs_view_xattr){
 		.name = name,
 		.value = value,
 		.name_len = (uint32_t)name_len,
@@ -250,15 +239,15 @@ static void add_xattr(struct cfs_view *v, const char *name, size_t name_len,
 	};
 }
 
-static void fill_inode(struct cfs_view *v, uint32_t i)
+static void fill_inode(struct lcfs_view *v, uint32_t i)
 {
-	struct cfs_inode *ino = &v->inodes[i];
+	struct lcfs_view_inode *ino = &v->inodes[i];
 	struct lcfs_node_s *n = ino->node;
 	uint32_t type = n->mode & S_IFMT;
 
 	ino->mode = n->mode & 0xFFFF;
 	ino->size = n->size;
-	ino->object = CFS_NO_OBJECT;
+	ino->object = LCFS_VIEW_NO_OBJECT;
 	if (is_whiteout(n)) {
 		ino->mode = (ino->mode & ~(uint32_t)S_IFMT) | S_IFREG;
 		ino->size = 0;
@@ -307,7 +296,7 @@ static void fill_inode(struct cfs_view *v, uint32_t i)
 	ino->n_xattrs = v->n_xattrs - ino->first_xattr;
 }
 
-int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl)
+int lcfs_view_init(struct lcfs_view *v, struct lcfs_node_s *root, bool acl)
 {
 	struct node_index *map = NULL;
 	size_t n_dirents, n_xattrs;
@@ -333,7 +322,7 @@ int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl)
 		goto out;
 	}
 	for (uint32_t i = 0; i < v->n_inodes; i++) {
-		struct cfs_inode *ino = &v->inodes[i];
+		struct lcfs_view_inode *ino = &v->inodes[i];
 		struct lcfs_node_s *n = ino->node;
 
 		fill_inode(v, i);
@@ -356,7 +345,7 @@ int cfs_view_init(struct cfs_view *v, struct lcfs_node_s *root, bool acl)
 			}
 			if (child->link_to == NULL)
 				v->inodes[idx].parent = i;
-			v->dirents[v->n_dirents++] = (struct cfs_dirent){
+			v->dirents[v->n_dirents++] = (struct lcfs_view_dirent){
 				.name = child->name,
 				.name_len = (uint32_t)strlen(child->name),
 				.inode = (uint32_t)idx,
@@ -370,7 +359,7 @@ out:
 	return r;
 }
 
-void cfs_view_release(struct cfs_view *v)
+void lcfs_view_release(struct lcfs_view *v)
 {
 	free_trees(v->idle_first);
 	free(v->inodes);
@@ -384,9 +373,9 @@ void cfs_view_release(struct cfs_view *v)
 
 /* ---- Queries ---------------------------------------------------------------- */
 
-void cfs_view_stat(const struct cfs_view *v, uint32_t i, struct stat *st)
+void lcfs_view_stat(const struct lcfs_view *v, uint32_t i, struct stat *st)
 {
-	const struct cfs_inode *ino = &v->inodes[i];
+	const struct lcfs_view_inode *ino = &v->inodes[i];
 	const struct lcfs_node_s *n = ino->node;
 	uint32_t type = ino->mode & S_IFMT;
 
@@ -421,11 +410,11 @@ static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
-int64_t cfs_view_lookup(const struct cfs_view *v, uint32_t dir, const char *name,
+int64_t lcfs_view_lookup(const struct lcfs_view *v, uint32_t dir, const char *name,
 			size_t name_len)
 {
-	const struct cfs_inode *d = &v->inodes[dir];
-	const struct cfs_dirent *ents = v->dirents + d->first_child;
+	const struct lcfs_view_inode *d = &v->inodes[dir];
+	const struct lcfs_view_dirent *ents = v->dirents + d->first_child;
 	size_t lo = 0, hi = d->n_children;
 
 	while (lo < hi) {
@@ -442,9 +431,72 @@ int64_t cfs_view_lookup(const struct cfs_view *v, uint32_t dir, const char *name
 	return -ENOENT;
 }
 
-char *cfs_view_path(const struct cfs_view *v, uint32_t i)
+char *lcfs_view_path(const struct lcfs_view *v, uint32_t i)
 {
 	return lcfs_node_path(v->inodes[i].node);
+}
+
+const char *lcfs_view_readlink(const struct lcfs_view *v, uint32_t i)
+{
+	const struct lcfs_view_inode *ino = &v->inodes[i];
+
+	return S_ISLNK(ino->mode) ? ino->node->payload : NULL;
+}
+
+int lcfs_view_getxattr(const struct lcfs_view *v, uint32_t i, const char *name,
+		       const struct lcfs_view_xattr **out)
+{
+	const struct lcfs_view_inode *ino = &v->inodes[i];
+	const size_t ovl = strlen(LCFS_OVL_PREFIX);
+	const size_t esc = strlen(LCFS_OVL_ESCAPED_PREFIX);
+	size_t len = strlen(name);
+
+	if (!lcfs_xattr_name_known(name, len))
+		return -EOPNOTSUPP;
+	for (uint32_t k = 0; k < ino->n_xattrs; k++) {
+		const struct lcfs_view_xattr *x = &v->xattrs[ino->first_xattr + k];
+
+		if (x->name_len != len || memcmp(x->name, name, len) != 0)
+			continue;
+		/* overlayfs reads trusted.overlay.X under its escaped name,
+		 * trusted.overlay.overlay.X, and fails when that is longer
+		 * than an xattr name may be (it still lists the name). */
+		if (len > ovl && memcmp(name, LCFS_OVL_PREFIX, ovl) == 0 &&
+		    len + (esc - ovl) > XATTR_NAME_MAX)
+			return -EOPNOTSUPP;
+		*out = x;
+		return 0;
+	}
+	return -ENODATA;
+}
+
+ssize_t lcfs_view_listxattr(const struct lcfs_view *v, uint32_t i, bool trusted,
+			    char *buf, size_t size)
+{
+	const struct lcfs_view_inode *ino = &v->inodes[i];
+	size_t total = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t k = 0; k < ino->n_xattrs; k++) {
+			const struct lcfs_view_xattr *x = &v->xattrs[ino->first_xattr + k];
+
+			if (!trusted && lcfs_xattr_prefix_index(x->name, x->name_len, NULL) ==
+						LCFS_XATTR_INDEX_TRUSTED)
+				continue;
+			if (pass == 1) {
+				memcpy(buf, x->name, x->name_len);
+				buf[x->name_len] = '\0';
+				buf += x->name_len + 1;
+			} else {
+				total += x->name_len + 1;
+			}
+		}
+		if (size == 0)
+			return (ssize_t)total;
+		if (size < total)
+			return -ERANGE;
+	}
+	return (ssize_t)total;
 }
 
 /* ---- Backing files ----------------------------------------------------------- */
@@ -476,7 +528,7 @@ static int open_beneath(int dirfd, const char *path)
 	return fd;
 }
 
-char *cfs_log_escape(const char *s)
+char *lcfs_log_escape(const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
@@ -505,26 +557,27 @@ char *cfs_log_escape(const char *s)
 
 /* One log line about the backing file of @obj: "'PATH': backing file
  * 'OBJECT': WHAT", both names escaped (they come from the image). */
-static void log_object(struct cfs_view *v, const struct cfs_object *obj,
+static void log_object(struct lcfs_view *v, const struct lcfs_view_object *obj,
 		       const char *what)
 {
 	cleanup_free char *path = NULL;
 	cleanup_free char *epath = NULL;
 	cleanup_free char *eobj = NULL;
+	cleanup_free char *line = NULL;
 
-	path = cfs_view_path(v, obj->inode);
-	epath = path ? cfs_log_escape(path) : NULL;
-	eobj = cfs_log_escape(obj->path);
-	if (v->use_syslog)
-		syslog(LOG_ERR, "'%s': backing file '%s': %s", epath ? epath : "?",
-		       eobj ? eobj : "?", what);
-	else
-		fprintf(stderr, "composefs-fuse: '%s': backing file '%s': %s\n",
-			epath ? epath : "?", eobj ? eobj : "?", what);
+	if (v->log == NULL)
+		return;
+	path = lcfs_view_path(v, obj->inode);
+	epath = path ? lcfs_log_escape(path) : NULL;
+	eobj = lcfs_log_escape(obj->path);
+	if (asprintf(&line, "'%s': backing file '%s': %s", epath ? epath : "?",
+		     eobj ? eobj : "?", what) < 0)
+		return;
+	v->log(v->log_data, line);
 }
 
 /* Logs a failure to open @obj once per mount. */
-static void report(struct cfs_view *v, struct cfs_object *obj, const char *what)
+static void report(struct lcfs_view *v, struct lcfs_view_object *obj, const char *what)
 {
 	bool first;
 
@@ -536,7 +589,7 @@ static void report(struct cfs_view *v, struct cfs_object *obj, const char *what)
 		log_object(v, obj, what);
 }
 
-static bool same_file(const struct cfs_tree *t, const struct stat *st)
+static bool same_file(const struct lcfs_view_tree *t, const struct stat *st)
 {
 	return t->dev == st->st_dev && t->ino == st->st_ino && t->size == st->st_size &&
 	       t->mtime.tv_sec == st->st_mtim.tv_sec &&
@@ -548,7 +601,7 @@ static bool same_file(const struct cfs_tree *t, const struct stat *st)
 /* ---- Trees of unchanged files, kept after close --------------------------- */
 
 /* These run with v->lock held. */
-static void idle_unlink(struct cfs_view *v, struct cfs_tree *ct)
+static void idle_unlink(struct lcfs_view *v, struct lcfs_view_tree *ct)
 {
 	if (ct->idle_prev != NULL)
 		ct->idle_prev->idle_next = ct->idle_next;
@@ -561,7 +614,7 @@ static void idle_unlink(struct cfs_view *v, struct cfs_tree *ct)
 	ct->idle_prev = ct->idle_next = NULL;
 }
 
-static void idle_append(struct cfs_view *v, struct cfs_tree *ct)
+static void idle_append(struct lcfs_view *v, struct lcfs_view_tree *ct)
 {
 	ct->idle_prev = v->idle_last;
 	ct->idle_next = NULL;
@@ -573,7 +626,7 @@ static void idle_append(struct cfs_view *v, struct cfs_tree *ct)
 }
 
 /* Forgets the unused tree @ct; returns it for freeing outside the lock. */
-static struct cfs_tree *idle_drop(struct cfs_view *v, struct cfs_tree *ct)
+static struct lcfs_view_tree *idle_drop(struct lcfs_view *v, struct lcfs_view_tree *ct)
 {
 	idle_unlink(v, ct);
 	if (v->objects[ct->object].tree == ct)
@@ -582,10 +635,10 @@ static struct cfs_tree *idle_drop(struct cfs_view *v, struct cfs_tree *ct)
 	return ct;
 }
 
-static void free_trees(struct cfs_tree *list)
+static void free_trees(struct lcfs_view_tree *list)
 {
 	while (list != NULL) {
-		struct cfs_tree *next = list->idle_next;
+		struct lcfs_view_tree *next = list->idle_next;
 
 		lcfs_verity_tree_free(list->tree);
 		free(list);
@@ -596,14 +649,14 @@ static void free_trees(struct cfs_tree *list)
 /* Frees unused trees, oldest first, until a whole tree of @need bytes fits
  * in the budget or none is left. With v->lock held (the budget's lock is
  * only ever taken inside it). */
-static void idle_make_room(struct cfs_view *v, uint64_t need)
+static void idle_make_room(struct lcfs_view *v, uint64_t need)
 {
 	while (v->idle_first != NULL && v->budget != NULL &&
 	       lcfs_verity_budget_available(v->budget) < need)
 		free_trees(idle_drop(v, v->idle_first));
 }
 
-static void report_digest(struct cfs_view *v, struct cfs_object *obj,
+static void report_digest(struct lcfs_view *v, struct lcfs_view_object *obj,
 			  const uint8_t *found, const char *how)
 {
 	char want[65], got[65], detail[256];
@@ -622,12 +675,12 @@ static void report_digest(struct cfs_view *v, struct cfs_object *obj,
  * tree, reused from an earlier open of the same unchanged file or built
  * now. 0 or -EIO (logged).
  */
-static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
-			 struct cfs_handle *h)
+static int attach_verity(struct lcfs_view *v, struct lcfs_view_object *obj, int fd,
+			 struct lcfs_view_handle *h)
 {
 	uint8_t found[LCFS_DIGEST_SIZE];
 	struct lcfs_verity_tree *tree = NULL;
-	struct cfs_tree *ct, *stale;
+	struct lcfs_view_tree *ct, *stale;
 	struct stat st;
 	char detail[256];
 	int r;
@@ -712,7 +765,7 @@ static int attach_verity(struct cfs_view *v, struct cfs_object *obj, int fd,
 /* Finds the backing file of @obj in the basedirs, or fetches it with
  * v->fetch. The fd or -errno (-EIO under verity or when the fetch fails,
  * logged). */
-static int open_backing(struct cfs_view *v, struct cfs_object *obj)
+static int open_backing(struct lcfs_view *v, struct lcfs_view_object *obj)
 {
 	int fd = -ENOENT;
 
@@ -744,10 +797,10 @@ static int open_backing(struct cfs_view *v, struct cfs_object *obj)
 	return fd;
 }
 
-int cfs_view_open(struct cfs_view *v, uint32_t i, struct cfs_handle **out)
+int lcfs_view_open(struct lcfs_view *v, uint32_t i, struct lcfs_view_handle **out)
 {
-	struct cfs_handle *h;
-	struct cfs_object *obj;
+	struct lcfs_view_handle *h;
+	struct lcfs_view_object *obj;
 	int r;
 
 	h = calloc(1, sizeof(*h));
@@ -756,7 +809,7 @@ int cfs_view_open(struct cfs_view *v, uint32_t i, struct cfs_handle **out)
 	h->inode = i;
 	h->object = v->inodes[i].object;
 	h->fd = -1;
-	if (h->object != CFS_NO_OBJECT) {
+	if (h->object != LCFS_VIEW_NO_OBJECT) {
 		obj = &v->objects[h->object];
 		h->fd = open_backing(v, obj);
 		if (h->fd < 0) {
@@ -777,15 +830,34 @@ int cfs_view_open(struct cfs_view *v, uint32_t i, struct cfs_handle **out)
 	return 0;
 }
 
-bool cfs_handle_can_splice(const struct cfs_handle *h)
+off_t lcfs_view_lseek(const struct lcfs_view *v, const struct lcfs_view_handle *h,
+		      off_t off, int whence)
+{
+	uint64_t size = v->inodes[h->inode].size;
+	off_t r;
+
+	if (h->fd >= 0) {
+		r = lseek(h->fd, off, whence);
+		return r < 0 ? -errno : r;
+	}
+	/* Data held in the image has no holes: as the kernel's generic
+	 * llseek, data runs from 0 to the size, then one hole. */
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if ((uint64_t)off >= size)
+		return -ENXIO;
+	return whence == SEEK_DATA ? off : (off_t)size;
+}
+
+bool lcfs_view_can_splice(const struct lcfs_view_handle *h)
 {
 	return h->fd >= 0 && h->tree == NULL;
 }
 
-ssize_t cfs_view_read(struct cfs_view *v, struct cfs_handle *h, void *buf,
+ssize_t lcfs_view_read(struct lcfs_view *v, struct lcfs_view_handle *h, void *buf,
 		      size_t size, off_t off)
 {
-	const struct cfs_inode *inode = &v->inodes[h->inode];
+	const struct lcfs_view_inode *inode = &v->inodes[h->inode];
 	uint64_t bad = 0;
 	ssize_t n;
 
@@ -826,9 +898,9 @@ ssize_t cfs_view_read(struct cfs_view *v, struct cfs_handle *h, void *buf,
 	return (ssize_t)size;
 }
 
-void cfs_view_close(struct cfs_view *v, struct cfs_handle *h)
+void lcfs_view_close(struct lcfs_view *v, struct lcfs_view_handle *h)
 {
-	struct cfs_tree *ct;
+	struct lcfs_view_tree *ct;
 
 	if (h == NULL)
 		return;
