@@ -8,6 +8,7 @@
  */
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -25,25 +26,10 @@ static long peak_rss_kib(void)
 	return ru.ru_maxrss;
 }
 
-/* Counts the entries of a tree without recursion. */
-static size_t count_nodes(struct lcfs_node_s *root)
+static int count_node(struct lcfs_walk *w, void *data)
 {
-	struct lcfs_node_s *n = root;
-	size_t count = 1;
-
-	root->scratch = 0;
-	while (n != NULL) {
-		if (n->scratch < n->n_children) {
-			struct lcfs_node_s *c = n->children[n->scratch++];
-
-			c->scratch = 0;
-			count++;
-			n = c;
-		} else {
-			n = n == root ? NULL : n->parent;
-		}
-	}
-	return count;
+	(*(size_t *)data)++;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -92,7 +78,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rss_parsed = peak_rss_kib();
-	entries = count_nodes(root);
+	entries = 0;
+	if (lcfs_walk_tree(root, 0, count_node, &entries) < 0) {
+		fprintf(stderr, "bench-parse: out of memory\n");
+		return 1;
+	}
 
 	printf("entries:          %zu\n", entries);
 	if (input_size > 0)

@@ -10,6 +10,7 @@
 
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 
 struct strbuf {
 	char *data;
@@ -241,69 +242,50 @@ static int write_line(FILE *out, struct strbuf *line)
 	return 0;
 }
 
-/* A directory whose children are being printed. */
-struct frame {
-	struct lcfs_node_s *node;
-	size_t next;     /* index of the next child to print */
-	size_t path_len; /* length of its escaped path ("" for the root) */
-};
-
 int lcfs_dump_print(FILE *out, struct lcfs_node_s *root)
 {
 	struct strbuf path = { 0 }, line = { 0 };
-	struct frame *stack = NULL;
-	size_t depth = 0, cap = 0;
+	size_t *ends = NULL, n_ends = 0;
+	struct lcfs_walk w;
 	int r;
 
 	flockfile(out);
-	r = format_node(&line, root, "/", 1);
-	if (r == 0)
-		r = write_line(out, &line);
-	if (r == 0 && root->n_children > 0) {
-		cap = 16;
-		stack = malloc(cap * sizeof(*stack));
-		if (stack == NULL)
-			r = -ENOMEM;
-		else
-			stack[depth++] = (struct frame){ root, 0, 0 };
-	}
-	/* Depth-first pre-order; children are kept sorted by name. */
-	while (r == 0 && depth > 0) {
-		struct frame *f = &stack[depth - 1];
-		struct lcfs_node_s *child;
+	/* Depth-first pre-order; children are kept sorted by name. The
+	 * escaped path of a node is its directory's (whose length at depth d
+	 * is ends[d]; "" for the root) plus '/' and its escaped name. */
+	lcfs_walk_init(&w, root, 0);
+	while ((r = lcfs_walk_next(&w)) > 0) {
+		const char *name = w.depth == 0 ? "" : w.node->name;
 
-		if (f->next == f->node->n_children) {
-			depth--;
-			continue;
+		if (w.depth >= n_ends) {
+			size_t n = n_ends ? n_ends * 2 : 64;
+			size_t *e = realloc(ends, n * sizeof(*e));
+
+			if (e == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			ends = e;
+			n_ends = n;
 		}
-		child = f->node->children[f->next++];
-		path.len = f->path_len;
+		path.len = w.depth == 0 ? 0 : ends[w.depth - 1];
 		strbuf_addc(&path, '/');
-		escape_append(&path, child->name, strlen(child->name), 0);
+		escape_append(&path, name, strlen(name), 0);
 		if (path.oom) {
 			r = -ENOMEM;
 			break;
 		}
+		ends[w.depth] = w.depth == 0 ? 0 : path.len;
 		line.len = 0;
-		r = format_node(&line, child, path.data, path.len);
+		r = format_node(&line, w.node, path.data, path.len);
 		if (r == 0)
 			r = write_line(out, &line);
-		if (r == 0 && child->n_children > 0) {
-			if (depth == cap) {
-				struct frame *s = realloc(stack, 2 * cap * sizeof(*s));
-
-				if (s == NULL) {
-					r = -ENOMEM;
-					break;
-				}
-				stack = s;
-				cap *= 2;
-			}
-			stack[depth++] = (struct frame){ child, 0, path.len };
-		}
+		if (r < 0)
+			break;
 	}
 	funlockfile(out);
-	free(stack);
+	lcfs_walk_release(&w);
+	free(ends);
 	free(path.data);
 	free(line.data);
 	if (r < 0)

@@ -26,6 +26,7 @@
 #include "lcfs-fetch.h"
 #include "lcfs-fsverity.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 
 #define DEFAULT_JOBS 16
 #define MAX_JOBS 256
@@ -320,13 +321,11 @@ bool lcfs_fetch_payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_S
 	return strcmp(canon, payload) == 0;
 }
 
-struct walk_frame {
-	struct lcfs_node_s *dir;
-	size_t next;
-};
-
-static int add_node(struct lcfs_fetch *f, struct lcfs_node_s *node)
+/* Queues the object of one node of an image (lcfs_walk_tree() callback). */
+static int add_node(struct lcfs_walk *w, void *data)
 {
+	struct lcfs_fetch *f = data;
+	struct lcfs_node_s *node = w->node;
 	const uint8_t *xattr_digest;
 	uint8_t digest[LCFS_DIGEST_SIZE];
 	const char *payload;
@@ -351,12 +350,10 @@ static int add_node(struct lcfs_fetch *f, struct lcfs_node_s *node)
 
 int lcfs_fetch_add_image(struct lcfs_fetch *f, int fd, struct lcfs_error *err)
 {
-	cleanup_free struct walk_frame *stack = NULL;
-	size_t depth = 0, cap = 64;
 	struct lcfs_node_s *root;
 	struct stat sb;
 	void *map;
-	int r = 0;
+	int r;
 
 	if (fstat(fd, &sb) < 0)
 		return lcfs_error_set(err, errno, "cannot read image: %s", strerror(errno));
@@ -372,37 +369,7 @@ int lcfs_fetch_add_image(struct lcfs_fetch *f, int fd, struct lcfs_error *err)
 	if (root == NULL)
 		return err != NULL && err->err ? -err->err : -EINVAL;
 
-	stack = malloc(cap * sizeof(*stack));
-	if (stack == NULL) {
-		lcfs_node_unref(root);
-		return lcfs_error_set(err, ENOMEM, "out of memory");
-	}
-	stack[depth++] = (struct walk_frame){ root, 0 };
-	while (depth > 0 && r == 0) {
-		struct walk_frame *fr = &stack[depth - 1];
-		struct lcfs_node_s *child;
-
-		if (fr->next >= lcfs_node_get_n_children(fr->dir)) {
-			depth--;
-			continue;
-		}
-		child = lcfs_node_get_child(fr->dir, fr->next++);
-		if (lcfs_node_dirp(child) && lcfs_node_get_hardlink_target(child) == NULL) {
-			if (depth == cap) {
-				struct walk_frame *s = realloc(stack, 2 * cap * sizeof(*s));
-
-				if (s == NULL) {
-					r = -ENOMEM;
-					break;
-				}
-				stack = s;
-				cap *= 2;
-			}
-			stack[depth++] = (struct walk_frame){ child, 0 };
-			continue;
-		}
-		r = add_node(f, child);
-	}
+	r = lcfs_walk_tree(root, 0, add_node, f);
 	lcfs_node_unref(root);
 	if (r < 0)
 		return lcfs_error_set(err, -r, "cannot list the image's objects: %s",

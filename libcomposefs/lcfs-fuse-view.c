@@ -21,6 +21,7 @@
 #include "lcfs-compat.h"
 #include "lcfs-util.h"
 #include "lcfs-node.h"
+#include "lcfs-walk.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -151,26 +152,21 @@ static int collect_objects(struct lcfs_view *v)
 
 /* ---- Building the view ---------------------------------------------------- */
 
-/* Depth-first walk of the real nodes (hard link entries are not
- * followed), giving each an index in pre-order; the root is 0. */
+/* Gives each real node (hard link entries are left out) an index in
+ * pre-order; the root is 0. */
 static int number_nodes(struct lcfs_view *v, struct node_index **mapp,
 			size_t *n_dirents, size_t *n_xattrs)
 {
-	struct lcfs_node_s **stack = NULL;
 	struct node_index *map = NULL;
-	size_t depth = 0, stack_cap = 0, cap = 0, n = 0;
-	int r = 0;
+	struct lcfs_walk w;
+	size_t cap = 0, n = 0;
+	int r;
 
 	*n_dirents = 0;
 	*n_xattrs = 0;
-	stack_cap = 64;
-	stack = malloc(stack_cap * sizeof(*stack));
-	if (stack == NULL)
-		return -ENOMEM;
-	stack[depth++] = v->root;
-	while (depth > 0) {
-		struct lcfs_node_s *node = stack[--depth];
-		size_t nc = node->n_children;
+	lcfs_walk_init(&w, v->root, LCFS_WALK_NO_LINKS);
+	while ((r = lcfs_walk_next(&w)) > 0) {
+		struct lcfs_node_s *node = w.node;
 
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 1024;
@@ -187,31 +183,15 @@ static int number_nodes(struct lcfs_view *v, struct node_index **mapp,
 		map[n].index = (uint32_t)n;
 		/* Two extra slots: the whiteout markers on either side. */
 		*n_xattrs += node->n_xattrs + 2;
-		*n_dirents += nc;
-		if (depth + nc > stack_cap) {
-			size_t ncap = (depth + nc) * 2;
-			void *p = realloc(stack, ncap * sizeof(*stack));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			stack = p;
-			stack_cap = ncap;
-		}
-		/* Pushed in reverse so that children come out in name order. */
-		for (size_t c = nc; c-- > 0;) {
-			struct lcfs_node_s *child = node->children[c];
-
-			if (child->link_to == NULL)
-				stack[depth++] = child;
-		}
+		*n_dirents += node->n_children;
 		n++;
 		if (n > UINT32_MAX - 1) {
 			r = -EFBIG;
 			goto out;
 		}
 	}
+	if (r < 0)
+		goto out;
 	v->n_inodes = (uint32_t)n;
 	v->inodes = calloc(n, sizeof(*v->inodes));
 	if (v->inodes == NULL) {
@@ -223,7 +203,7 @@ static int number_nodes(struct lcfs_view *v, struct node_index **mapp,
 	qsort(map, n, sizeof(*map), cmp_node_index);
 	*mapp = steal_pointer(&map);
 out:
-	free(stack);
+	lcfs_walk_release(&w);
 	free(map);
 	return r;
 }

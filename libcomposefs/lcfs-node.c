@@ -7,6 +7,7 @@
 #include "lcfs-error.h"
 #include "lcfs-util.h"
 #include "lcfs-node.h"
+#include "lcfs-walk.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -386,36 +387,33 @@ static void *ptrmap_get(const struct ptrmap *m, const void *key)
 	return NULL;
 }
 
-/* Counts the nodes of a subtree (iteratively, following parent pointers). */
-static size_t subtree_count(struct lcfs_node_s *root)
+/* Counts the nodes of a subtree, or -ENOMEM. */
+static ssize_t subtree_count(struct lcfs_node_s *root)
 {
-	size_t count = 0;
-	struct lcfs_node_s *n = root;
-	/* Walk with an explicit index stack kept in the scratch fields. */
-	n->scratch = 0;
-	count = 1;
-	while (n != NULL) {
-		if (n->scratch < n->n_children) {
-			struct lcfs_node_s *c = n->children[n->scratch++];
+	struct lcfs_walk w;
+	ssize_t count = 0;
+	int r;
 
-			c->scratch = 0;
-			count++;
-			n = c;
-		} else {
-			n = (n == root) ? NULL : n->parent;
-		}
-	}
-	return count;
+	lcfs_walk_init(&w, root, 0);
+	while ((r = lcfs_walk_next(&w)) > 0)
+		count++;
+	lcfs_walk_release(&w);
+	return r < 0 ? r : count;
 }
 
 LCFS_PUBLIC struct lcfs_node_s *lcfs_node_clone_deep(struct lcfs_node_s *node)
 {
 	struct ptrmap map = { 0 };
-	struct lcfs_node_s *copy_root, *src, *dst;
-	size_t n = subtree_count(node);
+	struct lcfs_node_s *copy_root;
+	struct lcfs_walk w;
+	ssize_t n = subtree_count(node);
 	int r;
 
-	r = ptrmap_init(&map, n);
+	if (n < 0) {
+		r = (int)n;
+		goto fail;
+	}
+	r = ptrmap_init(&map, (size_t)n);
 	if (r < 0)
 		goto fail;
 	copy_root = lcfs_node_clone(node);
@@ -425,35 +423,30 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_node_clone_deep(struct lcfs_node_s *node)
 	}
 	ptrmap_put(&map, node, copy_root);
 
-	/* Pre-order walk of the source; scratch = next child to visit. */
-	src = node;
-	dst = copy_root;
-	src->scratch = 0;
-	while (src != NULL) {
-		if (src->scratch < src->n_children) {
-			struct lcfs_node_s *c = src->children[src->scratch++];
-			struct lcfs_node_s *cc = lcfs_node_clone(c);
+	/* Pre-order, so that the copy of a node's directory exists when the
+	 * node is copied. */
+	lcfs_walk_init(&w, node, 0);
+	while ((r = lcfs_walk_next(&w)) > 0) {
+		struct lcfs_node_s *c = w.node;
+		struct lcfs_node_s *cc;
 
-			if (cc == NULL) {
-				r = -errno;
-				goto fail_tree;
-			}
-			r = lcfs_node_add_child(dst, cc, c->name) < 0 ? -errno : 0;
-			if (r < 0) {
-				lcfs_node_unref(cc);
-				goto fail_tree;
-			}
-			ptrmap_put(&map, c, cc);
-			c->scratch = 0;
-			src = c;
-			dst = cc;
-		} else if (src == node) {
-			src = NULL;
-		} else {
-			src = src->parent;
-			dst = dst->parent;
+		if (c == node)
+			continue; /* copied above */
+		cc = lcfs_node_clone(c);
+		if (cc == NULL) {
+			r = -errno;
+			break;
 		}
+		if (lcfs_node_add_child(ptrmap_get(&map, w.parent), cc, c->name) < 0) {
+			r = -errno;
+			lcfs_node_unref(cc);
+			break;
+		}
+		ptrmap_put(&map, c, cc);
 	}
+	lcfs_walk_release(&w);
+	if (r < 0)
+		goto fail_tree;
 
 	/* Re-point hard links that target nodes inside the subtree. */
 	for (size_t i = 0; i <= map.mask; i++) {

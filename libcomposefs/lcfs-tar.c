@@ -29,6 +29,7 @@
 #include "lcfs-node.h"
 #include "lcfs-fsverity.h"
 #include "lcfs-build.h"
+#include "lcfs-walk.h"
 
 /* Files up to this size are read into memory and hashed before the store
  * is asked for them, so that content already stored costs no write. */
@@ -182,42 +183,30 @@ int lcfs_tar_store_open(const struct lcfs_oci_options_s *opts, struct lcfs_store
 static int publish_objects(struct lcfs_node_s *root, struct lcfs_store *store,
 			   struct lcfs_error *err)
 {
-	cleanup_free struct lcfs_node_s **stack = NULL;
-	size_t n = 0, cap = 64;
+	struct lcfs_walk w;
+	int r;
 
 	if (store == NULL)
 		return 0;
-	stack = malloc(cap * sizeof(*stack));
-	if (stack == NULL)
-		return lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
-	stack[n++] = root;
-	while (n > 0) {
-		struct lcfs_node_s *node = stack[--n];
+	lcfs_walk_init(&w, root, LCFS_WALK_PATH);
+	while ((r = lcfs_walk_next(&w)) > 0) {
+		struct lcfs_node_s *node = w.node;
 
 		if (S_ISREG(node->mode) && node->link_to == NULL && node->digest_set &&
 		    node->content == NULL) {
-			int r = lcfs_store_publish(store, node->digest);
+			int e = lcfs_store_publish(store, node->digest);
 
-			if (r < 0) {
-				cleanup_free char *path = lcfs_node_path(node);
-
-				return lcfs_error_set(err, -r, "cannot store '%s': %s",
-						      path ? path : "?", strerror(-r));
+			if (e < 0) {
+				e = lcfs_error_set(err, -e, "cannot store '%s': %s", w.path,
+						   strerror(-e));
+				lcfs_walk_release(&w);
+				return e;
 			}
 		}
-		if (n + node->n_children > cap) {
-			struct lcfs_node_s **v;
-
-			while (n + node->n_children > cap)
-				cap *= 2;
-			v = realloc(stack, cap * sizeof(*v));
-			if (v == NULL)
-				return lcfs_error_set(err, ENOMEM, "%s", strerror(ENOMEM));
-			stack = v;
-		}
-		for (size_t i = 0; i < node->n_children; i++)
-			stack[n++] = node->children[i];
 	}
+	lcfs_walk_release(&w);
+	if (r < 0)
+		return lcfs_error_set(err, -r, "%s", strerror(-r));
 	return 0;
 }
 

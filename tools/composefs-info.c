@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 #include "tool-version.h"
 #include "toolutil.h"
 
@@ -83,14 +84,15 @@ static void close_stdout(void)
 /* "PATH/\t" for directories, "PATH\t-> TARGET" for symlinks, "PATH\t@ PAYLOAD"
  * for files with a backing file, "PATH" otherwise; the root is not listed.
  * Paths keep spaces raw; targets and payloads use the standard escapes. */
-static int ls_node(struct lcfs_node_s *node, const char *path, size_t len, void *data)
+static int ls_node(struct lcfs_walk *w, void *data)
 {
+	struct lcfs_node_s *node = w->node;
 	const char *payload;
 	uint32_t type;
 
-	if (lcfs_node_get_parent(node) == NULL)
+	if (w->depth == 0)
 		return 0;
-	lcfs_print_escaped(stdout, path, len, LCFS_ESCAPE_RAW_SPACE);
+	lcfs_print_escaped(stdout, w->path, w->path_len, LCFS_ESCAPE_RAW_SPACE);
 	if (lcfs_node_get_hardlink_target(node) == NULL) {
 		type = lcfs_node_get_mode(node) & S_IFMT;
 		payload = lcfs_node_get_payload(node);
@@ -115,11 +117,10 @@ struct objects {
 	size_t n, cap;
 };
 
-static int collect_object(struct lcfs_node_s *node, const char *path, size_t len,
-			  void *data)
+static int collect_object(struct lcfs_walk *w, void *data)
 {
 	struct objects *objs = data;
-	const char *payload = tool_node_backing_file(node);
+	const char *payload = tool_node_backing_file(w->node);
 
 	if (payload == NULL)
 		return 0;
@@ -328,14 +329,14 @@ int main(int argc, char **argv)
 
 		switch (cmd) {
 		case CMD_LS:
-			r = tool_walk_tree(root, ls_node, NULL);
+			r = lcfs_walk_tree(root, LCFS_WALK_PATH, ls_node, NULL);
 			break;
 		case CMD_DUMP:
 			r = lcfs_dump_print(stdout, root);
 			break;
 		case CMD_OBJECTS:
 		case CMD_MISSING_OBJECTS:
-			r = tool_walk_tree(root, collect_object, &objs);
+			r = lcfs_walk_tree(root, 0, collect_object, &objs);
 			break;
 		case CMD_MEASURE_FILE:
 			break;

@@ -37,6 +37,7 @@
 #include "composefs-store.h"
 #include "lcfs-fsverity.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 #include "lcfs-store.h"
 #include "store-fetch.h"
 #include "toolutil.h"
@@ -592,11 +593,10 @@ static bool payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE]
 	return lcfs_digest_from_hex(hex, sizeof(hex), digest) == 0;
 }
 
-static int collect_digest(struct lcfs_node_s *node, const char *path, size_t len,
-			  void *data)
+static int collect_digest(struct lcfs_walk *w, void *data)
 {
 	struct image *img = data;
-	const char *payload = tool_node_backing_file(node);
+	const char *payload = tool_node_backing_file(w->node);
 
 	if (payload == NULL)
 		return 0;
@@ -650,7 +650,7 @@ static void image_read(struct image *img, int fd)
 		image_failed(img, "cannot load: %s", buf);
 		return;
 	}
-	r = tool_walk_tree(root, collect_digest, img);
+	r = lcfs_walk_tree(root, 0, collect_digest, img);
 	lcfs_node_unref(root);
 	if (r < 0) {
 		image_failed(img, "cannot list: %s", strerror(-r));

@@ -57,16 +57,6 @@ void tool_output_abort(struct tool_output *out);
 struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 				    struct lcfs_error *err);
 
-/* Called by tool_walk_tree() for every node in depth-first pre-order,
- * children in name order, with the node's full path ("/" for the root,
- * @len bytes). A negative result stops the walk. */
-typedef int (*tool_walk_fn)(struct lcfs_node_s *node, const char *path, size_t len,
-			    void *data);
-
-/* Walks the tree under @root (borrowed), hard links not followed. 0 or
- * -errno (or the callback's negative result). */
-int tool_walk_tree(struct lcfs_node_s *root, tool_walk_fn fn, void *data);
-
 /* The backing file (payload) of @node if it is a regular file that has
  * one and is not a hard link, else NULL: the files composefs-info objects
  * lists. The string belongs to @node. */

@@ -3,6 +3,7 @@
 #include "fuzz.h"
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -127,43 +128,19 @@ static uint64_t touch_node(struct lcfs_node_s *n)
 
 uint64_t fuzz_touch_tree(struct lcfs_node_s *root)
 {
-	struct frame {
-		struct lcfs_node_s *dir;
-		size_t next;
-	} *stack = NULL;
-	size_t depth = 0, cap = 0;
-	uint64_t h = touch_node(root);
+	struct lcfs_walk w;
+	uint64_t h = 0;
+	int r;
 
-	/* Pre-order with an explicit stack: deep trees are inputs too. */
-	if (root->link_to == NULL && root->n_children > 0) {
-		cap = 64;
-		stack = malloc(cap * sizeof(*stack));
-		if (stack == NULL)
-			fuzz_fail("out of memory");
-		stack[depth++] = (struct frame){ root, 0 };
+	/* The library's walk is iterative: deep trees are inputs too. */
+	lcfs_walk_init(&w, root, 0);
+	while ((r = lcfs_walk_next(&w)) > 0) {
+		if (w.parent != NULL && w.node->parent != w.parent)
+			fuzz_fail("child '%s' has the wrong parent", w.node->name);
+		h += touch_node(w.node);
 	}
-	while (depth > 0) {
-		struct frame *f = &stack[depth - 1];
-		struct lcfs_node_s *child;
-
-		if (f->next == f->dir->n_children) {
-			depth--;
-			continue;
-		}
-		child = f->dir->children[f->next++];
-		if (child->parent != f->dir)
-			fuzz_fail("child '%s' has the wrong parent", child->name);
-		h += touch_node(child);
-		if (child->link_to == NULL && child->n_children > 0) {
-			if (depth == cap) {
-				cap *= 2;
-				stack = realloc(stack, cap * sizeof(*stack));
-				if (stack == NULL)
-					fuzz_fail("out of memory");
-			}
-			stack[depth++] = (struct frame){ child, 0 };
-		}
-	}
-	free(stack);
+	if (r < 0)
+		fuzz_fail("out of memory");
+	lcfs_walk_release(&w);
 	return h;
 }

@@ -43,9 +43,9 @@ static void info_walks(struct lcfs_node_s *root)
 	struct objects objs = { 0 };
 	int r;
 
-	if (tool_walk_tree(root, ls_node, NULL) < 0)
+	if (lcfs_walk_tree(root, LCFS_WALK_PATH, ls_node, NULL) < 0)
 		fuzz_fail("ls walk failed");
-	r = tool_walk_tree(root, collect_object, &objs);
+	r = lcfs_walk_tree(root, 0, collect_object, &objs);
 	if (r < 0)
 		fuzz_fail("objects walk failed: %s", strerror(-r));
 	print_objects(&objs, -1);

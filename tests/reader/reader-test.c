@@ -84,37 +84,26 @@ struct lcfs_node_s *test_lookup(struct lcfs_node_s *root, const char *path)
 	return n;
 }
 
-struct lcfs_node_s *test_next_node(struct lcfs_node_s *root, struct lcfs_node_s *n)
-{
-	if (n->n_children > 0)
-		return n->children[0];
-	while (n != root) {
-		struct lcfs_node_s *p = n->parent;
-		size_t i;
-
-		for (i = 0; p->children[i] != n; i++)
-			;
-		if (i + 1 < p->n_children)
-			return p->children[i + 1];
-		n = p;
-	}
-	return NULL;
-}
-
 size_t test_count_nodes(struct lcfs_node_s *root)
 {
+	struct lcfs_walk w;
 	size_t count = 0;
 
-	for (struct lcfs_node_s *n = root; n != NULL; n = test_next_node(root, n))
+	lcfs_walk_init(&w, root, 0);
+	while (lcfs_walk_next(&w) > 0)
 		count++;
+	lcfs_walk_release(&w);
 	return count;
 }
 
 uint64_t test_touch_tree(struct lcfs_node_s *root)
 {
+	struct lcfs_walk w;
 	uint64_t sum = 0;
 
-	for (struct lcfs_node_s *n = root; n != NULL; n = test_next_node(root, n)) {
+	lcfs_walk_init(&w, root, 0);
+	while (lcfs_walk_next(&w) > 0) {
+		struct lcfs_node_s *n = w.node;
 		const uint8_t *content = lcfs_node_get_content(n);
 		const char *payload = lcfs_node_get_payload(n);
 		const uint8_t *digest = lcfs_node_get_fsverity_digest(n);
@@ -144,6 +133,7 @@ uint64_t test_touch_tree(struct lcfs_node_s *root)
 					sum += (uint8_t)v[j];
 		}
 	}
+	lcfs_walk_release(&w);
 	return sum;
 }
 

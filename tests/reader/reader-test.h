@@ -5,6 +5,7 @@
 
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
+#include "lcfs-walk.h"
 
 extern int test_failures;
 
@@ -37,10 +38,6 @@ uint8_t *test_read_file(const char *path, size_t *len);
 
 /* Node at @path ("/a/b") below @root, or NULL. */
 struct lcfs_node_s *test_lookup(struct lcfs_node_s *root, const char *path);
-
-/* Next node after @n in a pre-order walk of @root's tree (through the
- * parent links, no recursion), or NULL at the end. */
-struct lcfs_node_s *test_next_node(struct lcfs_node_s *root, struct lcfs_node_s *n);
 
 /* Number of nodes in the tree (root included), iteratively. */
 size_t test_count_nodes(struct lcfs_node_s *root);

@@ -229,8 +229,12 @@ static bool is_whiteout(const struct dentry *e)
  * whether it holds a whiteout, kept in the loaded node's scratch field. */
 static void tally(struct lcfs_node_s *root, const struct dentry *dump, size_t n)
 {
-	for (struct lcfs_node_s *p = root; p != NULL; p = test_next_node(root, p))
-		p->scratch = 0;
+	struct lcfs_walk w;
+
+	lcfs_walk_init(&w, root, 0);
+	while (lcfs_walk_next(&w) > 0)
+		w.node->scratch = 0;
+	lcfs_walk_release(&w);
 	for (size_t i = 0; i < n; i++) {
 		const struct dentry *e = &dump[i];
 		const char *slash = strrchr(e->path.p, '/');
