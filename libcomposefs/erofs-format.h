@@ -3,14 +3,12 @@
  * On-disk structures of a composefs image (docs/image-format.md, "File
  * layout", "composefs header", "EROFS superblock", "Extended attributes",
  * "Inode records", "Directories"). Every multi-byte field is little-endian.
- * Plain structs, constants and their size/offset checks, and the one table
- * of xattr names that the writer, the reader and the FUSE view share
- * (defined in erofs-format.c).
+ * Nothing but plain structs, constants and their size/offset checks; the
+ * xattr names that go with the name indexes are in erofs-xattr-names.h.
  */
 #ifndef _LCFS_EROFS_FORMAT_H
 #define _LCFS_EROFS_FORMAT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,59 +66,6 @@ enum {
 	LCFS_XATTR_INDEX_SECURITY = 6,
 	LCFS_XATTR_INDEX_COUNT = 7,
 };
-
-/*
- * What each name index stands for: an entry stores its name without that
- * prefix. lcfs_xattr_prefixes[index] for index < LCFS_XATTR_INDEX_COUNT.
- * "known" marks the prefixes the writer encodes (the first one in index
- * order that starts a name) and the kernel's EROFS serves; "lustre." is
- * only decoded, and a name under it is neither listed nor readable through
- * the kernel mount.
- */
-#define LCFS_XATTR_PREFIX_USER "user."
-#define LCFS_XATTR_PREFIX_TRUSTED "trusted."
-#define LCFS_XATTR_PREFIX_LUSTRE "lustre."
-#define LCFS_XATTR_PREFIX_SECURITY "security."
-#define LCFS_XATTR_ACL_ACCESS "system.posix_acl_access"
-#define LCFS_XATTR_ACL_DEFAULT "system.posix_acl_default"
-
-struct lcfs_xattr_prefix {
-	const char *name;
-	uint8_t len;
-	bool known;
-};
-
-extern const struct lcfs_xattr_prefix lcfs_xattr_prefixes[LCFS_XATTR_INDEX_COUNT];
-
-/* The name index the writer stores the name @key (@len bytes) under, and
- * in *@prefix_len (when not NULL) the bytes of @key it stands for:
- * LCFS_XATTR_INDEX_NONE and 0 when no known prefix starts @key. */
-unsigned lcfs_xattr_prefix_index(const char *key, size_t len, size_t *prefix_len);
-
-/* Whether a known prefix starts @key: the kernel mount refuses other
- * names with EOPNOTSUPP. */
-bool lcfs_xattr_name_known(const char *key, size_t len);
-
-/*
- * The overlayfs xattrs of an image (docs/image-format.md, "Metacopy and
- * redirect", "Input whiteouts", "Escaping overlay xattrs"): overlayfs reads
- * LCFS_OVL_PREFIX + one of the names below, and LCFS_OVL_USER_PREFIX + the
- * name on mounts with "userxattr". An input xattr trusted.overlay.X is
- * stored escaped, as LCFS_OVL_ESCAPED_PREFIX + X, so that overlayfs shows
- * it instead of acting on it; the reader gives it back unescaped.
- */
-#define LCFS_OVL_PREFIX "trusted.overlay."
-#define LCFS_OVL_ESCAPED_PREFIX LCFS_OVL_PREFIX "overlay."
-#define LCFS_OVL_USER_PREFIX "user.overlay."
-#define LCFS_OVL_METACOPY "metacopy"
-#define LCFS_OVL_REDIRECT "redirect"
-#define LCFS_OVL_OPAQUE "opaque"
-#define LCFS_OVL_WHITEOUT "whiteout"
-#define LCFS_OVL_WHITEOUTS "whiteouts"
-
-/* The one label a synthesized root whiteout inherits from the root
- * (docs/image-format.md, "Root finalization"). */
-#define LCFS_XATTR_SELINUX LCFS_XATTR_PREFIX_SECURITY "selinux"
 
 /* Seed of the per-inode xattr name bloom filter (docs/image-format.md,
  * "Xattr name filter"). */

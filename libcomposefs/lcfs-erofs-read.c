@@ -23,6 +23,7 @@
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
 #include "erofs-format.h"
+#include "erofs-xattr-names.h"
 
 #include <endian.h>
 #include <limits.h>

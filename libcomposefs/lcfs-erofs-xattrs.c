@@ -8,6 +8,7 @@
  * xattrs", "Xattr name filter").
  */
 #include "lcfs-erofs-writer.h"
+#include "erofs-xattr-names.h"
 #include "lcfs-error.h"
 #include "lcfs-util.h"
 #include "lcfs-node.h"

@@ -17,7 +17,7 @@
  * kernel.
  */
 #include "lcfs-fuse-view.h"
-#include "erofs-format.h"
+#include "erofs-xattr-names.h"
 #include "lcfs-compat.h"
 #include "lcfs-util.h"
 #include "lcfs-node.h"

@@ -22,7 +22,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "erofs-format.h"
+#include "erofs-xattr-names.h"
 #include "lcfs-tar.h"
 #include "lcfs-error.h"
 #include "lcfs-util.h"

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * The xattr name prefixes of EROFS name indexes (erofs-format.h): one
+ * The xattr name prefixes of EROFS name indexes (erofs-xattr-names.h): one
  * table for the writer, which encodes names with it, the reader, which
  * decodes them, and the FUSE view, which shows what the kernel shows.
  */
-#include "erofs-format.h"
+#include "erofs-xattr-names.h"
 
 #include <string.h>
 
