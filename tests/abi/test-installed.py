@@ -28,7 +28,10 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import cfstest
+
+# The client programs are in tests/lib.
+HERE = cfstest.LIB_DIR
 
 # The functions of composefs 1.0.x's public headers.
 API_1_0 = """
@@ -64,13 +67,10 @@ def fail(msg):
 
 
 def run(argv, env=None, check=True):
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       env=env)
-    out = r.stdout.decode("utf-8", "replace")
-    if check and r.returncode != 0:
-        raise RuntimeError("%s exited %d:\n%s" % (" ".join(argv), r.returncode,
-                                                  out[-4000:]))
-    return r.returncode, out
+    """(exit status, stdout and stderr together) of a command."""
+    r = cfstest.run(argv, env=env, ok=True if check else None,
+                    stderr=subprocess.STDOUT)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
 
 
 def declared_functions(headers):
@@ -113,11 +113,11 @@ def main():
             env=dict(os.environ, DESTDIR=dest))
         pcs = glob.glob(os.path.join(dest, "**", "composefs.pc"), recursive=True)
         if len(pcs) != 1:
-            raise RuntimeError("composefs.pc not installed (found %r)" % pcs)
+            raise cfstest.Failure("composefs.pc not installed (found %r)" % pcs)
         sos = glob.glob(os.path.join(dest, "**", "libcomposefs.so.1"),
                         recursive=True)
         if len(sos) != 1:
-            raise RuntimeError("libcomposefs.so.1 not installed (found %r)" % sos)
+            raise cfstest.Failure("libcomposefs.so.1 not installed (found %r)" % sos)
         so = sos[0]
         libdir = os.path.dirname(so)
         headers = sorted(glob.glob(os.path.join(dest, "**", "include",
@@ -133,15 +133,16 @@ def main():
         print("pkg-config: %s %s" % (" ".join(cf), " ".join(libs)))
 
         # -- the clients, C and C++ ------------------------------------------
-        progs = [(cc, "abi-client.c", [])]
+        # The C client uses the tests' check macros (check.h, check.c).
+        progs = [(cc, "abi-client.c", ["check.c"])]
         if cxx:
             progs.append((cxx, "abi-client.cpp", []))
         else:
             fail("no C++ compiler (c++ or g++) found")
         for comp, source, extra in progs:
             exe = os.path.join(tmp, source.replace(".", "-"))
-            run([comp] + cflags + ["-Wall", "-Werror", "-o", exe,
-                                   os.path.join(HERE, source)] + cf + libs,
+            run([comp] + cflags + ["-Wall", "-Werror", "-o", exe]
+                + [os.path.join(HERE, s) for s in [source] + extra] + cf + libs,
                 env=env)
             _, ldd = run(["readelf", "-d", exe])
             if "libcomposefs.so.1" not in ldd:
@@ -215,13 +216,13 @@ def main():
                            env=env)
             print("pkg-config --static: %s" % slibs.strip())
             exe = os.path.join(tmp, "abi-client-static")
-            src_c = os.path.join(HERE, "abi-client.c")
-            rc, out = run([cc] + cflags + ["-o", exe, src_c] + cf + libs,
+            src_c = [os.path.join(HERE, s) for s in ("abi-client.c", "check.c")]
+            rc, out = run([cc] + cflags + ["-o", exe] + src_c + cf + libs,
                           env=env, check=False)
             if rc == 0:
                 fail("the static archive linked without the private libraries:"
                      " this test cannot tell whether they are right")
-            rc, out = run([cc] + cflags + ["-o", exe, src_c] + cf +
+            rc, out = run([cc] + cflags + ["-o", exe] + src_c + cf +
                           slibs.split(), env=env, check=False)
             if rc != 0:
                 fail("static link with pkg-config --static --libs: " + out[-3000:])
@@ -241,8 +242,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as e:
-        print("FAIL: %s" % e)
-        sys.exit(1)
+    cfstest.main(main)

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
-#include "../lib/check.h"
+#include "check.h"
 
 static char tmpdir[] = "/tmp/cfs-build-api-XXXXXX";
 
@@ -403,18 +403,13 @@ int main(void)
 	}
 	if (mkdtemp(tmpdir) == NULL)
 		die("mkdtemp");
-	test_set_from_content();
-	test_load_node_from_file();
-	test_build();
-	test_deep();
+	TEST_CASE(test_set_from_content);
+	TEST_CASE(test_load_node_from_file);
+	TEST_CASE(test_build);
+	TEST_CASE(test_deep);
 	/* rm copes with paths longer than PATH_MAX. */
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
-		failures++;
-	if (failures > 0) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("PASS\n");
-	return 0;
+		test_failures++;
+	return test_summary("test-build-api");
 }

@@ -24,7 +24,8 @@ import sys
 import tempfile
 import shutil
 
-from buildlib import check, check_store, file_digest, fsverity_digest, main
+import cfsverity
+from cfsbuild import check, check_store, main
 
 OTHERS = 6
 OTHER_SIZE = 300000
@@ -53,7 +54,7 @@ def versions(target):
     with open(target, "rb") as f:
         data = f.read()
     out = set()
-    for d in (fsverity_digest(data), fsverity_digest(bytes(b ^ 0xff for b in data))):
+    for d in (cfsverity.hexdigest(data), cfsverity.hexdigest(bytes(b ^ 0xff for b in data))):
         out.add(d[:2] + "/" + d[2:])
     return out
 
@@ -62,7 +63,7 @@ def other_objects(src):
     out = set()
     for name in os.listdir(src):
         if name != "target":
-            d = file_digest(os.path.join(src, name))
+            d = cfsverity.file_hexdigest(os.path.join(src, name))
             out.add(d[:2] + "/" + d[2:])
     return out
 

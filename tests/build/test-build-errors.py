@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from buildlib import check, main, run, skip
+from cfsbuild import check, main, run, skip
 
 NOBODY = 65534
 
@@ -24,7 +24,7 @@ def fails(argv, *words, user=None, cwd=None):
     if user is not None:
         argv = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user,
                 "--clear-groups", "--"] + argv
-    r = run(argv, check_rc=False, cwd=cwd)
+    r = run(argv, ok=None, cwd=cwd)
     err = r.stderr.decode("utf-8", "backslashreplace")
     check(r.returncode == 1, "%s: exit status %d, want 1 (%s)" % (argv, r.returncode, err))
     for w in words:
@@ -117,7 +117,7 @@ def test():
             no_output(out)
             # Whatever objects were named are complete (the others were
             # never named).
-            from buildlib import check_store
+            from cfsbuild import check_store
             check_store(os.path.join(mnt, "store"))
             shutil.rmtree(os.path.join(mnt, "store"))
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from buildlib import check, check_store, main, make_tree, run, skip
+from cfsbuild import check, check_store, main, make_tree, run, skip
 
 
 def test():

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from buildlib import check, check_store, main, skip
+from cfsbuild import check, check_store, main, skip
 
 VICTIM = b"must stay as it is\n"
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from buildlib import check, check_store, main, make_tree, run, skip, store_objects
+from cfsbuild import check, check_store, main, make_tree, run, skip, store_objects
 
 
 def umask(mask):

@@ -7,7 +7,7 @@
  * printout; every should-fail asset that the parser rejects fails with the
  * message of docs/dumpfile.md, "Rejected reference inputs".
  */
-#include "dump-test.h"
+#include "dump-util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -112,11 +112,11 @@ static void test_positive(const char *dir, const char *name)
 	struct lcfs_node_s *root = parse_asset(dir, name, flags, &err), *again;
 	char *once, *twice;
 
-	checks++;
+	test_checks++;
 	if (root == NULL) {
 		fprintf(stderr, "%s: %lu: %s: %s\n", name, err.line,
 			err.field ? err.field : "-", err.msg);
-		failures++;
+		test_failures++;
 		return;
 	}
 	once = print_str(root);
@@ -154,10 +154,10 @@ static void test_negative(const char *dir, const char *name)
 	for (size_t i = 0; i < sizeof(should_fail) / sizeof(should_fail[0]); i++)
 		if (strcmp(should_fail[i].name, name) == 0)
 			sf = &should_fail[i];
-	checks++;
+	test_checks++;
 	if (sf == NULL) {
 		fprintf(stderr, "%s: no expected message known\n", name);
-		failures++;
+		test_failures++;
 		return;
 	}
 	root = parse_asset(dir, name, 0, &err);
@@ -166,11 +166,11 @@ static void test_negative(const char *dir, const char *name)
 		lcfs_node_unref(root);
 	} else if (root != NULL) {
 		fprintf(stderr, "%s: parsed, want \"%s\"\n", name, sf->msg);
-		failures++;
+		test_failures++;
 		lcfs_node_unref(root);
 	} else if (strcmp(err.msg, sf->msg) != 0) {
 		fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", name, err.msg, sf->msg);
-		failures++;
+		test_failures++;
 	}
 	if (in_list(name, strict_newline, 3)) {
 		root = parse_asset(dir, name, LCFS_PARSE_FLAGS_STRICT, &err);
@@ -193,7 +193,7 @@ static int test_generated(void)
 	n = scandir(dir, &names, NULL, alphasort);
 	if (n < 0) {
 		fprintf(stderr, "cannot read %s: %s\n", dir, strerror(errno));
-		failures++;
+		test_failures++;
 		return 0;
 	}
 	for (int i = 0; i < n; i++) {

@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "dump-test.h"
+#include "dump-util.h"
 
 static const char seed_dump[] =
 	"/ 4096 40755 3 0 0 0 100.5 - - - user.a=1 security.selinux=x\\x00\n"
@@ -111,7 +111,7 @@ int main(void)
 			    err.line > count_lines(buf, len)) {
 				fprintf(stderr, "round %d: bad error %d line %lu \"%s\"\n", i,
 					err.err, err.line, err.msg);
-				failures++;
+				test_failures++;
 			}
 			continue;
 		}
@@ -124,7 +124,7 @@ int main(void)
 		if (twice == NULL || strcmp(once, twice) != 0) {
 			fprintf(stderr, "round %d: printout does not round-trip (%s)\n%.*s\n", i,
 				root ? "differs" : err.msg, (int)len, buf);
-			failures++;
+			test_failures++;
 		}
 		if (root != NULL) {
 			cut_link_cycles(root);
@@ -134,7 +134,7 @@ int main(void)
 		free(twice);
 	}
 	printf("%d mutations parsed, %d rejected\n", parsed, rejected);
-	checks += ROUNDS;
+	test_checks += ROUNDS;
 	/* Both outcomes must have been exercised. */
 	CHECK(parsed > ROUNDS / 20);
 	CHECK(rejected > ROUNDS / 20);

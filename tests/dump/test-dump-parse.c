@@ -5,7 +5,7 @@
  * message; escapes, integers, optional fields, xattrs, hard links, strict
  * mode, and reading from a file descriptor in chunks.
  */
-#include "dump-test.h"
+#include "dump-util.h"
 
 #include <string.h>
 #include <sys/wait.h>
@@ -236,10 +236,10 @@ static void check_bad(const char *input, size_t len, unsigned flags,
 
 	errno = 0;
 	root = lcfs_dump_parse_buf(input, len, flags, &err);
-	checks++;
+	test_checks++;
 	if (root != NULL) {
 		fprintf(stderr, "case %d: parsed, want \"%s\"\n", case_line, msg);
-		failures++;
+		test_failures++;
 		cut_link_cycles(root);
 		lcfs_node_unref(root);
 		return;
@@ -252,7 +252,7 @@ static void check_bad(const char *input, size_t len, unsigned flags,
 			"case %d: got %lu/%s/\"%s\" (errno %d), want %lu/%s/\"%s\"\n",
 			case_line, err.line, err.field ? err.field : "-", err.msg, err.err,
 			line, field ? field : "-", msg);
-		failures++;
+		test_failures++;
 	}
 }
 
@@ -698,14 +698,14 @@ static void test_fd(void)
 
 int main(void)
 {
-	test_bad_table();
-	test_bad_long();
-	test_escapes();
-	test_fields();
-	test_paths();
-	test_hardlinks();
-	test_xattrs();
-	test_deep();
-	test_fd();
+	TEST_CASE(test_bad_table);
+	TEST_CASE(test_bad_long);
+	TEST_CASE(test_escapes);
+	TEST_CASE(test_fields);
+	TEST_CASE(test_paths);
+	TEST_CASE(test_hardlinks);
+	TEST_CASE(test_xattrs);
+	TEST_CASE(test_deep);
+	TEST_CASE(test_fd);
 	return test_summary("test-dump-parse");
 }

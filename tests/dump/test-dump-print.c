@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "dump-test.h"
+#include "dump-util.h"
 
 #define DIG_IN "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"
 #define DIG_OUT "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -229,10 +229,10 @@ static void test_roundtrip_generated(void)
 
 int main(void)
 {
-	test_sample();
-	test_built_tree();
-	test_escape_sets();
-	test_write_error();
-	test_roundtrip_generated();
+	TEST_CASE(test_sample);
+	TEST_CASE(test_built_tree);
+	TEST_CASE(test_escape_sets);
+	TEST_CASE(test_write_error);
+	TEST_CASE(test_roundtrip_generated);
 	return test_summary("test-dump-print");
 }

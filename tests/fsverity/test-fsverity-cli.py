@@ -3,21 +3,19 @@
 #
 # Compares every library way of computing an fs-verity digest (printed by
 # fsverity-digests) with `fsverity digest --hash-alg=sha256
-# --block-size=4096` (fsverity-utils) and with a small model of the
-# algorithm written here from docs/image-format.md, "fs-verity digest", for
-# files of pseudo-random data at every boundary of the Merkle tree.
+# --block-size=4096` (fsverity-utils) and with the tests' independent
+# model of the algorithm (tests/lib/cfsverity.py), for files of
+# pseudo-random data at every boundary of the Merkle tree.
 # Usage: test-fsverity-cli.py PATH-TO-fsverity-digests
 
-import hashlib
 import os
 import random
-import shutil
-import struct
-import subprocess
 import sys
-import tempfile
 
-BLOCK = 4096
+import cfstest
+import cfsverity
+
+BLOCK = cfsverity.BLOCK
 
 SIZES = [
     0, 1, 100, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK,
@@ -28,41 +26,14 @@ SIZES = [
 ]
 
 
-def model(data):
-    """fs-verity SHA-256 digest, 4096-byte blocks, no salt."""
-    def hash_blocks(buf):
-        out = []
-        for off in range(0, len(buf), BLOCK):
-            block = buf[off:off + BLOCK]
-            out.append(hashlib.sha256(block.ljust(BLOCK, b"\0")).digest())
-        return b"".join(out)
-
-    if not data:
-        root = bytes(32)
-    else:
-        level = hash_blocks(data)
-        while len(level) > 32:
-            level = hash_blocks(level)
-        root = level
-    desc = struct.pack("<BBBBIQ", 1, 1, 12, 0, 0, len(data))
-    desc += root.ljust(64, b"\0") + bytes(32) + bytes(144)
-    assert len(desc) == 256
-    return hashlib.sha256(desc).hexdigest()
-
-
 def main():
     if len(sys.argv) != 2:
         print("usage: test-fsverity-cli.py FSVERITY-DIGESTS", file=sys.stderr)
         return 2
     tool = sys.argv[1]
-    cli = shutil.which("fsverity")
-    if cli is None:
-        print("SKIP: the fsverity command (Debian package fsverity) is not installed")
-        return 77
-
     failures = 0
     rnd = random.Random(20240229)
-    with tempfile.TemporaryDirectory(prefix="test-fsverity-cli-") as tmp:
+    with cfstest.tmpdir("test-fsverity-cli-") as tmp:
         paths = []
         for size in SIZES:
             path = os.path.join(tmp, "f%d" % size)
@@ -70,31 +41,17 @@ def main():
                 f.write(rnd.randbytes(size))
             paths.append(path)
 
-        res = subprocess.run([cli, "digest", "--hash-alg=sha256", "--block-size=4096"]
-                             + paths, capture_output=True, text=True)
-        if res.returncode != 0:
-            print("fsverity digest failed: %s" % res.stderr.strip(), file=sys.stderr)
-            return 1
-        expected = {}
-        for line in res.stdout.splitlines():
-            alg_hex, path = line.split(" ", 1)
-            alg, hexd = alg_hex.split(":")
-            assert alg == "sha256", line
-            expected[path] = hexd
-
-        res = subprocess.run([tool] + paths, capture_output=True, text=True)
-        if res.returncode != 0:
-            print("fsverity-digests failed: %s" % res.stderr.strip(), file=sys.stderr)
-            return 1
+        expected = cfsverity.cli_digests(paths)
+        if expected is None:
+            cfstest.skip("the fsverity command (Debian package fsverity) is not installed")
         got = {}
-        for line in res.stdout.splitlines():
+        for line in cfstest.run([tool] + paths).stdout.decode().splitlines():
             path, method, hexd = line.split(" ")
             got.setdefault(path, {})[method] = hexd
 
         methods = ["from_data", "from_fd", "from_content", "get", "fast", "stream"]
         for path, size in zip(paths, SIZES):
-            with open(path, "rb") as f:
-                want_model = model(f.read())
+            want_model = cfsverity.file_hexdigest(path)
             want = expected.get(path)
             if want != want_model:
                 print("size %d: fsverity CLI %s, model %s" % (size, want, want_model),
@@ -114,11 +71,10 @@ def main():
             failures += 1
 
     if failures:
-        print("%d mismatch(es)" % failures, file=sys.stderr)
-        return 1
+        raise cfstest.Failure("%d mismatch(es)" % failures)
     print("%d sizes x %d methods agree with fsverity digest" % (len(SIZES), len(methods)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfstest.main(main)

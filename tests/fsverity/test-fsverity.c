@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../lib/check.h"
+#include "check.h"
 #include "pattern.h"
 
 #define CHECK_HEX(digest, hex) check_hex(__FILE__, __LINE__, #digest, digest, hex)
@@ -34,7 +34,7 @@ static void check_hex(const char *file, int line, const char *what,
 	if (strcmp(got, hex) != 0) {
 		fprintf(stderr, "%s:%d: %s is %s, expected %s\n", file, line, what,
 			got, hex);
-		failures++;
+		test_failures++;
 	}
 }
 
@@ -505,19 +505,14 @@ int main(void)
 			strerror(errno));
 		return 1;
 	}
-	test_sha256();
-	test_known_answers();
-	test_boundaries();
-	test_offsets();
-	test_pipe();
-	test_errors();
-	test_kernel_calls();
-	test_threads();
+	TEST_CASE(test_sha256);
+	TEST_CASE(test_known_answers);
+	TEST_CASE(test_boundaries);
+	TEST_CASE(test_offsets);
+	TEST_CASE(test_pipe);
+	TEST_CASE(test_errors);
+	TEST_CASE(test_kernel_calls);
+	TEST_CASE(test_threads);
 	cleanup_tmpdir();
-	if (failures > 0) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all fs-verity checks passed\n");
-	return 0;
+	return test_summary("test-fsverity");
 }

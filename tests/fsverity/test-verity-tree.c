@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../lib/check.h"
+#include "check.h"
 #include "pattern.h"
 #include "lcfs-util.h"
 
@@ -81,7 +81,7 @@ static void check_read(struct lcfs_verity_tree *t, int fd, const uint8_t *data,
 		fprintf(stderr, "read of %zu at %llu of %llu: got %zd, expected %llu\n",
 			len, (unsigned long long)off, (unsigned long long)size, n,
 			(unsigned long long)want);
-		failures++;
+		test_failures++;
 	}
 	free(buf);
 }
@@ -225,7 +225,7 @@ static void check_bad(struct lcfs_verity_tree *t, int fd, uint64_t blk)
 	if (n != -EIO || bad != blk) {
 		fprintf(stderr, "read of changed block %llu: got %zd (bad %llu)\n",
 			(unsigned long long)blk, n, (unsigned long long)bad);
-		failures++;
+		test_failures++;
 	}
 }
 
@@ -438,16 +438,11 @@ int main(void)
 		fprintf(stderr, "cannot create a directory: %s\n", strerror(errno));
 		return 1;
 	}
-	test_sizes();
-	test_tamper();
-	test_budget();
-	test_threads();
-	test_no_kernel_verity();
+	TEST_CASE(test_sizes);
+	TEST_CASE(test_tamper);
+	TEST_CASE(test_budget);
+	TEST_CASE(test_threads);
+	TEST_CASE(test_no_kernel_verity);
 	rmdir(tmpdir);
-	if (failures) {
-		fprintf(stderr, "%d checks failed\n", failures);
-		return 1;
-	}
-	printf("all checks passed\n");
-	return 0;
+	return test_summary("test-verity-tree");
 }

@@ -18,8 +18,10 @@ import subprocess
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+from cfstest import Failure
 
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 
@@ -32,24 +34,24 @@ def expect_fail(argv, fragment, tmp, prefix="composefs-fuse: "):
     r = run(argv)
     err = r.stderr.decode("utf-8", "replace")
     if r.returncode != 1:
-        raise TestFailure("%r exited %d, expected 1 (%s)" % (argv[1:], r.returncode,
+        raise Failure("%r exited %d, expected 1 (%s)" % (argv[1:], r.returncode,
                                                              err))
     if fragment not in err or not err.startswith(prefix):
-        raise TestFailure("%r: message %r lacks %r" % (argv[1:], err, fragment))
-    if fuselib.mounts_below(tmp):
-        raise TestFailure("%r left a mount behind" % argv[1:])
+        raise Failure("%r: message %r lacks %r" % (argv[1:], err, fragment))
+    if cfsfuse.mounts_below(tmp):
+        raise Failure("%r left a mount behind" % argv[1:])
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tools_dir = sys.argv[1]
     exe = cfstest.tool(tools_dir, "composefs-fuse")
     a = cfsoverlay.object_bytes(b"a", 5000)
     b = cfsoverlay.object_bytes(b"b", 6000)
     dump = b"".join([
-        fuselib.dump_line("/", S_IFDIR | 0o755),
-        fuselib.dump_line("/a", S_IFREG | 0o644, len(a), payload="aa/first"),
-        fuselib.dump_line("/b", S_IFREG | 0o644, len(b), payload="bb/second"),
+        cfsfuse.dump_line("/", S_IFDIR | 0o755),
+        cfsfuse.dump_line("/a", S_IFREG | 0o644, len(a), payload="aa/first"),
+        cfsfuse.dump_line("/b", S_IFREG | 0o644, len(b), payload="bb/second"),
     ])
     with tempfile.TemporaryDirectory(prefix="cfs-fuse-cli-") as tmp:
         with cfstest.no_leaks(tmp):
@@ -78,31 +80,31 @@ def main():
             expect_fail([exe, "-o", "source=" + tmp + "/nope.cfs", mnt],
                         "cannot open '%s/nope.cfs': No such file" % tmp, tmp)
             expect_fail([exe, "-o", "source=" + junk, mnt], junk, tmp)
-            expect_fail([exe, "-o", fuselib.fuse_options(image, [tmp + "/none"]),
+            expect_fail([exe, "-o", cfsfuse.fuse_options(image, [tmp + "/none"]),
                          mnt], "cannot open basedir '%s/none'" % tmp, tmp)
-            expect_fail([exe, "-o", fuselib.fuse_options(image, [s1], ["digest=" +
+            expect_fail([exe, "-o", cfsfuse.fuse_options(image, [s1], ["digest=" +
                                                                      "0" * 64]),
                          mnt], "wrong fs-verity digest", tmp)
-            expect_fail([exe, "-o", fuselib.fuse_options(image, [s1],
+            expect_fail([exe, "-o", cfsfuse.fuse_options(image, [s1],
                                                          ["digest=xyz"]), mnt],
                         "invalid digest 'xyz'", tmp)
             # libfuse checks the mount point itself, with its own message.
-            expect_fail([exe, "-f", "-o", fuselib.fuse_options(image, [s1]),
+            expect_fail([exe, "-f", "-o", cfsfuse.fuse_options(image, [s1]),
                          tmp + "/nomnt"], "bad mount point", tmp, prefix="fuse: ")
             for flag in ("--help", "-V"):
                 r = run([exe, flag])
                 if r.returncode != 0 or b"composefs-fuse" not in r.stdout:
-                    raise TestFailure("%s: exit %d, output %r" % (
+                    raise Failure("%s: exit %d, output %r" % (
                         flag, r.returncode, r.stdout[:200]))
             print("bad invocations fail cleanly")
 
             # Two basedirs in one option, searched in order; the right
             # digest; single-threaded.
-            with fuselib.FuseMount(exe, image, mnt, [s1, s2],
+            with cfsfuse.FuseMount(exe, image, mnt, [s1, s2],
                                    extra=["digest=" + digest], args=["-s"]):
                 check_mount(mnt, image, a, b)
             # The same with basedir= repeated.
-            with fuselib.FuseMount(exe, image, mnt, [s1],
+            with cfsfuse.FuseMount(exe, image, mnt, [s1],
                                    extra=["basedir=" + s2]):
                 check_mount(mnt, image, a, b)
             print("digest, basedir order, repeated basedir, -s: ok")
@@ -112,10 +114,10 @@ def main():
 def check_mount(mnt, image, a, b):
     with open(os.path.join(mnt, "a"), "rb") as f:
         if f.read() != a:
-            raise TestFailure("/a not served from the first basedir")
+            raise Failure("/a not served from the first basedir")
     with open(os.path.join(mnt, "b"), "rb") as f:
         if f.read() != b:
-            raise TestFailure("/b not found in the second basedir")
+            raise Failure("/b not found in the second basedir")
     for op in (lambda: open(os.path.join(mnt, "a"), "r+b"),
                lambda: os.mkdir(os.path.join(mnt, "new")),
                lambda: open(os.path.join(mnt, "new"), "wb")):
@@ -123,10 +125,10 @@ def check_mount(mnt, image, a, b):
             op()
         except OSError as e:
             if e.errno != errno.EROFS:
-                raise TestFailure("write attempt gave %s, expected EROFS"
+                raise Failure("write attempt gave %s, expected EROFS"
                                   % errno.errorcode.get(e.errno, e.errno))
         else:
-            raise TestFailure("a write attempt succeeded")
+            raise Failure("a write attempt succeeded")
     key = os.path.realpath(mnt)
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -134,15 +136,15 @@ def check_mount(mnt, image, a, b):
             if fields[4] == key:
                 sep = fields.index("-")
                 mopts, fstype, sopts = fields[5], fields[sep + 1], fields[sep + 3]
-    if fstype != fuselib.FSTYPE or "ro" not in mopts.split(",") or \
+    if fstype != cfsfuse.FSTYPE or "ro" not in mopts.split(",") or \
             "default_permissions" not in sopts.split(","):
-        raise TestFailure("mount is %s %s %s" % (fstype, mopts, sopts))
+        raise Failure("mount is %s %s %s" % (fstype, mopts, sopts))
     s = os.statvfs(mnt)
     if s.f_blocks != os.path.getsize(image) // 4096 or s.f_namemax != 255 or \
             s.f_bsize != 4096:
-        raise TestFailure("statfs: blocks %d bsize %d namemax %d" % (
+        raise Failure("statfs: blocks %d bsize %d namemax %d" % (
             s.f_blocks, s.f_bsize, s.f_namemax))
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

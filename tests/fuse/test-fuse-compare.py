@@ -28,13 +28,14 @@ import subprocess
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+from cfstest import Failure
 
-sys.path.insert(0, os.path.join(fuselib.HERE, "..", "lib"))
-import cfsdump  # noqa: E402
+import cfsdump
 
-GENERATOR = os.path.join(fuselib.HERE, "..", "gen-random-dump.py")
+GENERATOR = cfstest.GENERATOR
 
 
 def whiteout_paths(root):
@@ -53,22 +54,22 @@ def check_whiteouts(mnt, root, version):
         full = os.path.join(os.fsencode(mnt), p.lstrip(b"/"))
         st = os.lstat(full)
         if not (st.st_mode & 0o170000 == 0o100000 and st.st_size == 0):
-            raise TestFailure("%r: whiteout shown with mode %o size %d" % (
+            raise Failure("%r: whiteout shown with mode %o size %d" % (
                 p, st.st_mode, st.st_size))
         names = set(os.listxattr(full, follow_symlinks=False))
         if not {"trusted.overlay.whiteout", "user.overlay.whiteout"} <= names:
-            raise TestFailure("%r: whiteout markers missing: %r" % (p, names))
+            raise Failure("%r: whiteout markers missing: %r" % (p, names))
         parent = os.path.dirname(full)
         pnames = set(os.listxattr(parent, follow_symlinks=False))
         want = {"trusted.overlay.whiteouts", "user.overlay.whiteouts"}
         if version >= 1:
             want |= {"trusted.overlay.opaque", "user.overlay.opaque"}
         if not want <= pnames:
-            raise TestFailure("%r: parent lacks %r" % (p, want - pnames))
+            raise Failure("%r: parent lacks %r" % (p, want - pnames))
     for name in ("00", "7f", "ff"):
         if os.path.lexists(os.path.join(mnt, name)) and \
                 name.encode() not in root.children:
-            raise TestFailure("root whiteout %s is visible" % name)
+            raise Failure("root whiteout %s is visible" % name)
 
 
 def check_image(tools_dir, dump, version, label, tmp, strict=True):
@@ -78,7 +79,7 @@ def check_image(tools_dir, dump, version, label, tmp, strict=True):
     version = cfstest.image_version(image)
     store = os.path.join(tmp, "store")
     os.mkdir(store)
-    read_object = fuselib.make_store(store, cfsdump.expected_view(root, version))
+    read_object = cfsfuse.make_store(store, cfsdump.expected_view(root, version))
     expected = cfsoverlay.overlay_view(cfsdump.expected_view(root, version),
                                        read_object)
     fmnt = os.path.join(tmp, "fuse")
@@ -86,22 +87,22 @@ def check_image(tools_dir, dump, version, label, tmp, strict=True):
     os.mkdir(fmnt)
     os.mkdir(kmnt)
     exe = cfstest.tool(tools_dir, "composefs-fuse")
-    with fuselib.FuseMount(exe, image, fmnt, [store]):
+    with cfsfuse.FuseMount(exe, image, fmnt, [store]):
         errors = []
         n = cfsdump.compare_mount(fmnt, expected, errors)
         if errors:
-            raise TestFailure("%s: FUSE mount differs from the dumpfile:\n  %s"
+            raise Failure("%s: FUSE mount differs from the dumpfile:\n  %s"
                               % (label, "\n  ".join(errors)))
         check_whiteouts(fmnt, root, version)
         fsnap = cfsoverlay.snapshot(fmnt)
     msg = "%s: %d entries match the dumpfile" % (label, n)
-    why = fuselib.kernel_unavailable()
+    why = cfsfuse.kernel_unavailable()
     if why is None:
-        with fuselib.kernel_mounted(tools_dir, image, kmnt, [store]):
+        with cfsfuse.kernel_mounted(tools_dir, image, kmnt, [store]):
             ksnap = cfsoverlay.snapshot(kmnt)
         diff = cfsoverlay.diff_snapshots(ksnap, fsnap)
         if diff:
-            raise TestFailure("%s: kernel mount (first) and FUSE mount (second)"
+            raise Failure("%s: kernel mount (first) and FUSE mount (second)"
                               " differ:\n  %s" % (label, "\n  ".join(diff)))
         msg += ", and the kernel mount (%d paths)" % len(ksnap)
     else:
@@ -112,7 +113,7 @@ def check_image(tools_dir, dump, version, label, tmp, strict=True):
     subprocess.run(["rm", "-rf", store, image], check=True)
 
 
-GENERATED = os.path.join(fuselib.HERE, "..", "assets", "generated")
+GENERATED = os.path.join(cfstest.TESTS_DIR, "assets", "generated")
 
 
 def run_assets(tools_dir):
@@ -123,7 +124,7 @@ def run_assets(tools_dir):
     cases = []
     gen = sorted(n for n in os.listdir(GENERATED) if n.endswith(".dump"))
     if len(gen) < 90:
-        raise TestFailure("only %d generated cases in %s" % (len(gen), GENERATED))
+        raise Failure("only %d generated cases in %s" % (len(gen), GENERATED))
     for n in gen:
         with open(os.path.join(GENERATED, n), "rb") as f:
             dump = f.read()
@@ -133,7 +134,7 @@ def run_assets(tools_dir):
                 not cfsdump.linked_whiteouts(cfsdump.parse_dump(dump)):
             cases.append((n, dump, None, True))
     if len(cases) < 10:
-        raise TestFailure("only %d generated cases without ACLs" % len(cases))
+        raise Failure("only %d generated cases without ACLs" % len(cases))
     shared = os.environ.get("COMPOSEFS_SHARED")
     updir = os.path.join(shared or "", "assets", "upstream")
     if shared and os.path.isdir(updir):
@@ -168,7 +169,7 @@ def run_random(tools_dir, seeds):
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     if len(sys.argv) == 3 and sys.argv[2] == "assets":
         return run_assets(sys.argv[1])
     if len(sys.argv) == 4 and sys.argv[2] == "random":
@@ -179,4 +180,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -17,8 +17,10 @@ import sys
 import tempfile
 import time
 
-import fuselib
-from fuselib import TestFailure, cfstest
+import cfsfuse
+import cfstest
+import cfsverity
+from cfstest import Failure
 
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 
@@ -26,17 +28,17 @@ S_IFDIR, S_IFREG = 0o040000, 0o100000
 def main():
     if os.geteuid() != 0:
         cfstest.skip("mount.composefs -o fuse is run as root here")
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tools_dir = sys.argv[1]
     helper = cfstest.tool(tools_dir, "mount.composefs")
     cfstest.tool(tools_dir, "composefs-fuse")
     data = b"dash test content\n" * 100
-    h = fuselib.fsverity_digest(data).hex()
+    h = cfsverity.digest(data).hex()
     dump = b"".join([
-        fuselib.dump_line("/", S_IFDIR | 0o755),
-        fuselib.dump_line("/f", S_IFREG | 0o644, len(data),
+        cfsfuse.dump_line("/", S_IFDIR | 0o755),
+        cfsfuse.dump_line("/f", S_IFREG | 0o644, len(data),
                           payload=h[:2] + "/" + h[2:],
-                          digest=fuselib.fsverity_digest(data)),
+                          digest=cfsverity.digest(data)),
     ])
     with tempfile.TemporaryDirectory(prefix="cfs-fuse-dash-") as tmp:
         with cfstest.no_leaks(tmp):
@@ -51,22 +53,22 @@ def main():
                 r = subprocess.run([helper, "-o", "fuse,basedir=" + store, "--",
                                     "-i.cfs", name], cwd=tmp,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                mounted = fuselib.is_fuse_mounted(mnt)
+                mounted = cfsfuse.is_fuse_mounted(mnt)
                 try:
                     if r.returncode != 0 or not mounted:
-                        raise TestFailure(
+                        raise Failure(
                             "mount.composefs -o fuse -- -i.cfs %s: exit %d, "
                             "mounted %s, stdout %r, stderr %r" % (
                                 name, r.returncode, mounted, r.stdout[:200],
                                 r.stderr[:300]))
                     with open(os.path.join(mnt, "f"), "rb") as f:
                         if f.read() != data:
-                            raise TestFailure("%s: wrong content" % name)
+                            raise Failure("%s: wrong content" % name)
                 finally:
                     if mounted:
                         subprocess.run(["umount", mnt])
                 deadline = time.monotonic() + 10
-                while fuselib.processes_mentioning(mnt) and \
+                while cfsfuse.processes_mentioning(mnt) and \
                         time.monotonic() < deadline:
                     time.sleep(0.05)
                 print("mounted and read at %r" % name)
@@ -74,4 +76,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -16,27 +16,29 @@ import os
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest
+import cfsfuse
+import cfstest
+import cfsverity
+from cfstest import Failure
 
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tools_dir = sys.argv[1]
     exe = cfstest.tool(tools_dir, "composefs-fuse")
     missing = b"m" * 9000
     changed = b"c" * 9000
     # Dumpfile fields: \xHH escapes, decoded by mkcomposefs.
     lines = [
-        fuselib.dump_line("/", S_IFDIR | 0o755),
-        fuselib.dump_line("/a\\x0ab\\x1b[31m", S_IFREG | 0o644, len(missing),
+        cfsfuse.dump_line("/", S_IFDIR | 0o755),
+        cfsfuse.dump_line("/a\\x0ab\\x1b[31m", S_IFREG | 0o644, len(missing),
                           payload="x\\x0ay/\\x1b]0;pwned\\x07\\x5cz",
-                          digest=fuselib.fsverity_digest(missing)),
-        fuselib.dump_line("/changed\\x0d\\x0a", S_IFREG | 0o644, len(changed),
+                          digest=cfsverity.digest(missing)),
+        cfsfuse.dump_line("/changed\\x0d\\x0a", S_IFREG | 0o644, len(changed),
                           payload="c\\x0a/obj\\x7f",
-                          digest=fuselib.fsverity_digest(changed)),
+                          digest=cfsverity.digest(changed)),
     ]
     with tempfile.TemporaryDirectory(prefix="cfs-fuse-logesc-") as tmp:
         with cfstest.no_leaks(tmp):
@@ -49,14 +51,14 @@ def main():
                 f.write(changed)
             mnt = os.path.join(tmp, "mnt")
             os.mkdir(mnt)
-            with fuselib.FuseMount(exe, image, mnt, [store],
+            with cfsfuse.FuseMount(exe, image, mnt, [store],
                                    extra=["verity"]) as m:
                 try:
                     open(os.path.join(mnt, "a\nb\x1b[31m"), "rb").close()
-                    raise TestFailure("a missing backing file opened")
+                    raise Failure("a missing backing file opened")
                 except OSError as e:
                     if e.errno != errno.EIO:
-                        raise TestFailure("missing backing file: %s" % e)
+                        raise Failure("missing backing file: %s" % e)
                 # The read error of a block changed after open is
                 # checked after the log (it is the subject of another
                 # test).
@@ -82,20 +84,20 @@ def main():
     if got[-1] == b"":
         got.pop()
     if got[:1] != expected[:1]:
-        raise TestFailure("log of a missing backing file:\n  got      %r\n"
+        raise Failure("log of a missing backing file:\n  got      %r\n"
                           "  expected %r" % (log, expected[0]))
     if got != expected:
-        raise TestFailure("log lines differ:\n  got      %r\n  expected %r" % (
+        raise Failure("log lines differ:\n  got      %r\n  expected %r" % (
             got, expected))
     for line in got:
         if any(c < 0x20 or c == 0x7f for c in line):
-            raise TestFailure("control byte in %r" % line)
+            raise Failure("control byte in %r" % line)
     if read_error:
-        raise TestFailure(read_error)
+        raise Failure(read_error)
     print("log lines escaped:")
     print("\n".join("  " + l.decode() for l in got))
     return 0
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -21,8 +21,11 @@ import sys
 import tempfile
 import time
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+import cfsverity
+from cfstest import Failure
 
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 
@@ -44,14 +47,14 @@ def run(argv):
 def unmount(argv, mnt, tmp):
     r = run(argv + [mnt])
     if r.returncode != 0:
-        raise TestFailure("%s failed: %s" % (argv, r.stderr.decode()))
+        raise Failure("%s failed: %s" % (argv, r.stderr.decode()))
     deadline = time.monotonic() + 10
-    while fuselib.processes_mentioning(mnt):
+    while cfsfuse.processes_mentioning(mnt):
         if time.monotonic() > deadline:
-            raise TestFailure("composefs-fuse still running after unmount")
+            raise Failure("composefs-fuse still running after unmount")
         time.sleep(0.05)
-    if fuselib.mounts_below(tmp):
-        raise TestFailure("left mounted: %r" % fuselib.mounts_below(tmp))
+    if cfsfuse.mounts_below(tmp):
+        raise Failure("left mounted: %r" % cfsfuse.mounts_below(tmp))
 
 
 def read(path):
@@ -73,14 +76,14 @@ def main():
     bad = cfsoverlay.object_bytes(b"bad", 10000)
     paths = {}
     for name, data in (("good", good), ("bad", bad)):
-        h = fuselib.fsverity_digest(data).hex()
+        h = cfsverity.digest(data).hex()
         paths[name] = h[:2] + "/" + h[2:]
     dump = b"".join([
-        fuselib.dump_line("/", S_IFDIR | 0o755),
-        fuselib.dump_line("/bad", S_IFREG | 0o644, len(bad), payload=paths["bad"],
-                          digest=fuselib.fsverity_digest(bad)),
-        fuselib.dump_line("/good", S_IFREG | 0o644, len(good),
-                          payload=paths["good"], digest=fuselib.fsverity_digest(good)),
+        cfsfuse.dump_line("/", S_IFDIR | 0o755),
+        cfsfuse.dump_line("/bad", S_IFREG | 0o644, len(bad), payload=paths["bad"],
+                          digest=cfsverity.digest(bad)),
+        cfsfuse.dump_line("/good", S_IFREG | 0o644, len(good),
+                          payload=paths["good"], digest=cfsverity.digest(good)),
     ])
     nobody = pwd.getpwnam("nobody")
     as_nobody = ["setpriv", "--reuid=%d" % nobody.pw_uid,
@@ -110,18 +113,18 @@ def main():
             r = run([helper, "-o", "fuse,verity,digest=%s,%s" % (digest, base),
                      image, mnt])
             if r.returncode != 0:
-                raise TestFailure("mount.composefs -o fuse failed: %s"
+                raise Failure("mount.composefs -o fuse failed: %s"
                                   % r.stderr.decode())
-            if fstype(mnt) != fuselib.FSTYPE:
-                raise TestFailure("-o fuse mounted %s" % fstype(mnt))
+            if fstype(mnt) != cfsfuse.FSTYPE:
+                raise Failure("-o fuse mounted %s" % fstype(mnt))
             if read(os.path.join(mnt, "good")) != good:
-                raise TestFailure("-o fuse: wrong content")
+                raise Failure("-o fuse: wrong content")
             try:
                 read(os.path.join(mnt, "bad"))
-                raise TestFailure("-o fuse,verity served a tampered file")
+                raise Failure("-o fuse,verity served a tampered file")
             except OSError as e:
                 if e.errno != errno.EIO:
-                    raise TestFailure("tampered file gave %s, expected EIO" % e)
+                    raise Failure("tampered file gave %s, expected EIO" % e)
             unmount(["umount"], mnt, tmp)
             print("-o fuse: mounted through composefs-fuse, verity and digest "
                   "passed on")
@@ -134,10 +137,10 @@ def main():
                                "idmap is not supported with fuse")):
                 r = run([helper, "-o", opts, image, mnt])
                 if r.returncode != 1 or msg.encode() not in r.stderr:
-                    raise TestFailure("-o %s: exit %d, %r" % (opts, r.returncode,
+                    raise Failure("-o %s: exit %d, %r" % (opts, r.returncode,
                                                               r.stderr))
-                if fuselib.mounts_below(tmp):
-                    raise TestFailure("-o %s left a mount" % opts)
+                if cfsfuse.mounts_below(tmp):
+                    raise Failure("-o %s left a mount" % opts)
             print("-o fuse: unsupported options and a wrong digest refused")
 
             # Without CAP_SYS_ADMIN: a notice, then FUSE.
@@ -147,31 +150,31 @@ def main():
             try:
                 r = run(as_nobody + [helper, "-o", base, image, mnt])
                 if r.returncode != 0:
-                    raise TestFailure("unprivileged mount.composefs failed: %s"
+                    raise Failure("unprivileged mount.composefs failed: %s"
                                       % r.stderr.decode())
                 if b"no CAP_SYS_ADMIN, mounting through composefs-fuse" \
                         not in r.stderr:
-                    raise TestFailure("no notice of the fallback: %r" % r.stderr)
-                if fstype(mnt) != fuselib.FSTYPE:
-                    raise TestFailure("fallback mounted %s" % fstype(mnt))
+                    raise Failure("no notice of the fallback: %r" % r.stderr)
+                if fstype(mnt) != cfsfuse.FSTYPE:
+                    raise Failure("fallback mounted %s" % fstype(mnt))
                 r = run(as_nobody + ["cat", os.path.join(mnt, "good")])
                 if r.stdout != good:
-                    raise TestFailure("fallback mount: wrong content")
+                    raise Failure("fallback mount: wrong content")
                 unmount(as_nobody + ["fusermount3", "-u"], mnt, tmp)
             finally:
                 os.chmod("/dev/fuse", mode)
             print("without CAP_SYS_ADMIN: notice, then a FUSE mount")
 
-            why = fuselib.kernel_unavailable()
+            why = cfsfuse.kernel_unavailable()
             if why is None:
                 r = run([helper, "-o", base, image, mnt])
                 if r.returncode != 0 or r.stderr:
-                    raise TestFailure("privileged mount: %d %r" % (r.returncode,
+                    raise Failure("privileged mount: %d %r" % (r.returncode,
                                                                   r.stderr))
                 kind = fstype(mnt)
                 unmount(["umount"], mnt, tmp)
                 if kind != "overlay":
-                    raise TestFailure("with CAP_SYS_ADMIN the mount is %s" % kind)
+                    raise Failure("with CAP_SYS_ADMIN the mount is %s" % kind)
                 print("with CAP_SYS_ADMIN: the kernel mount, no fallback")
             else:
                 print("kernel mount check skipped: %s" % why)
@@ -179,4 +182,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

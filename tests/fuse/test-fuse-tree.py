@@ -19,15 +19,16 @@ import subprocess
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+from cfstest import Failure
 
-sys.path.insert(0, os.path.join(fuselib.HERE, "..", "lib"))
-import cfstree  # noqa: E402
+import cfstree
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     if os.geteuid() != 0:
         cfstest.skip("generating the trees needs root (devices, owners)")
     tools_dir = sys.argv[1]
@@ -46,29 +47,29 @@ def main():
                 os.mkdir(mnt)
                 try:
                     for extra in ([], ["verity"]):
-                        with fuselib.FuseMount(exe, image, mnt, [store],
+                        with cfsfuse.FuseMount(exe, image, mnt, [store],
                                                extra=extra) as m:
                             got = cfstree.compare_trees(tree, mnt)
                             if extra == []:
                                 fsnap = cfsoverlay.snapshot(mnt)
                         if got != n or m.stderr:
-                            raise TestFailure("seed %d %s: %d of %d entries "
+                            raise Failure("seed %d %s: %d of %d entries "
                                               "compared; messages: %r" % (
                                                   seed, extra, got, n, m.stderr))
                 except cfstree.Failure as e:
-                    raise TestFailure("seed %d: %s" % (seed, e))
+                    raise Failure("seed %d: %s" % (seed, e))
                 msg = "seed %d: %d entries identical to the source, also " \
                     "with -o verity" % (seed, n)
-                why = fuselib.kernel_unavailable()
+                why = cfsfuse.kernel_unavailable()
                 if why is None:
                     kmnt = os.path.join(tmp, "kernel")
                     os.mkdir(kmnt)
-                    with fuselib.kernel_mounted(tools_dir, image, kmnt, [store]):
+                    with cfsfuse.kernel_mounted(tools_dir, image, kmnt, [store]):
                         ksnap = cfsoverlay.snapshot(kmnt)
                     os.rmdir(kmnt)
                     diff = cfsoverlay.diff_snapshots(ksnap, fsnap)
                     if diff:
-                        raise TestFailure("seed %d: kernel mount (first) and "
+                        raise Failure("seed %d: kernel mount (first) and "
                                           "FUSE mount (second) differ:\n  %s"
                                           % (seed, "\n  ".join(diff)))
                     msg += ", and to the kernel mount"
@@ -81,4 +82,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -29,30 +29,33 @@ import sys
 import tempfile
 import time
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+import cfsverity
+from cfstest import Failure
 
-SNAPSHOT = os.path.join(fuselib.HERE, "fuse-snapshot.py")
+SNAPSHOT = os.path.join(cfstest.LIB_DIR, "fuse-snapshot.py")
 S_IFDIR, S_IFREG, S_IFLNK = 0o040000, 0o100000, 0o120000
 
 
 def make_dump():
     ext = cfsoverlay.object_bytes(b"big", 100000)
-    ext_path = fuselib.fsverity_digest(ext).hex()
+    ext_path = cfsverity.digest(ext).hex()
     ext_path = ext_path[:2] + "/" + ext_path[2:]
     lines = [
-        fuselib.dump_line("/", S_IFDIR | 0o755, xattrs=[("user.top", "1"),
+        cfsfuse.dump_line("/", S_IFDIR | 0o755, xattrs=[("user.top", "1"),
                                                        ("trusted.secret", "x")]),
-        fuselib.dump_line("/dir", S_IFDIR | 0o755),
-        fuselib.dump_line("/dir/big", S_IFREG | 0o644, len(ext), payload=ext_path,
-                          digest=fuselib.fsverity_digest(ext), nlink=2,
+        cfsfuse.dump_line("/dir", S_IFDIR | 0o755),
+        cfsfuse.dump_line("/dir/big", S_IFREG | 0o644, len(ext), payload=ext_path,
+                          digest=cfsverity.digest(ext), nlink=2,
                           xattrs=[("user.kind", "external")]),
-        fuselib.dump_line("/dir/small", S_IFREG | 0o644, 11,
+        cfsfuse.dump_line("/dir/small", S_IFREG | 0o644, 11,
                           content=b"hello world", uid=1000, gid=1000),
-        fuselib.dump_line("/private", S_IFREG | 0o600, 6, content=b"secret"),
-        fuselib.dump_line("/hard", S_IFREG | 0o644, payload="/dir/big")
+        cfsfuse.dump_line("/private", S_IFREG | 0o600, 6, content=b"secret"),
+        cfsfuse.dump_line("/hard", S_IFREG | 0o644, payload="/dir/big")
         .replace(b" 100644 ", b" @100644 "),
-        fuselib.dump_line("/sym", S_IFLNK | 0o777, 9, payload="dir/small"),
+        cfsfuse.dump_line("/sym", S_IFLNK | 0o777, 9, payload="dir/small"),
     ]
     return b"".join(lines), {ext_path: ext}
 
@@ -72,7 +75,7 @@ def as_user(prefix, argv, check=True):
     r = subprocess.run(list(prefix) + argv, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     if check and r.returncode != 0:
-        raise TestFailure("%s failed (%d): %s" % (" ".join(argv), r.returncode,
+        raise Failure("%s failed (%d): %s" % (" ".join(argv), r.returncode,
                                                   r.stderr.decode("utf-8",
                                                                   "replace")))
     return r
@@ -87,26 +90,26 @@ def check_view(snap):
     """What an unprivileged user must see, whatever the comparison."""
     root = snap[b"/"]
     if "trusted.secret" in root["xattrs"]:
-        raise TestFailure("trusted.* listed to an unprivileged user: %r"
+        raise Failure("trusted.* listed to an unprivileged user: %r"
                           % (root["xattrs"],))
     if "user.top" not in root["xattrs"]:
-        raise TestFailure("user.top missing from %r" % (root["xattrs"],))
+        raise Failure("user.top missing from %r" % (root["xattrs"],))
     big = cfsoverlay.object_bytes(b"big", 100000)
     for p in (b"/dir/big", b"/hard"):
         if snap[p]["content"][0] != hashlib.sha256(big).hexdigest():
-            raise TestFailure("%r: wrong content %r" % (p, snap[p]["content"]))
+            raise Failure("%r: wrong content %r" % (p, snap[p]["content"]))
     if snap[b"/dir/big"]["ident"] != snap[b"/hard"]["ident"]:
-        raise TestFailure("hard links have different inode numbers")
+        raise Failure("hard links have different inode numbers")
     if snap[b"/dir/small"]["content"][0] != \
             hashlib.sha256(b"hello world").hexdigest():
-        raise TestFailure("/dir/small: wrong content")
+        raise Failure("/dir/small: wrong content")
     if snap[b"/sym"]["target"] != b"dir/small":
-        raise TestFailure("/sym: wrong target")
+        raise Failure("/sym: wrong target")
 
 
 def main():
     if os.geteuid() != 0:
-        fuselib.require_fuse()
+        cfsfuse.require_fuse()
     if not os.path.exists("/dev/fuse"):
         cfstest.skip("/dev/fuse does not exist")
     if shutil.which("fusermount3") is None:
@@ -123,7 +126,7 @@ def main():
         uid, gid = pw.pw_uid, pw.pw_gid
         prefix = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid,
                   "--clear-groups", "--inh-caps=-all"]
-        for d in (os.path.dirname(exe), fuselib.HERE):
+        for d in (os.path.dirname(exe), cfstest.LIB_DIR):
             if not os.access(d, os.X_OK, effective_ids=False):
                 cfstest.skip("%s is not reachable by nobody" % d)
         device = fuse_device_open_to_all()
@@ -154,27 +157,27 @@ def main():
         os.chown(mnt, uid, gid)
 
         with cfstest.no_leaks(tmp):
-            m = fuselib.FuseMount(exe, image, mnt, [store], prefix=prefix,
+            m = cfsfuse.FuseMount(exe, image, mnt, [store], prefix=prefix,
                                   unmount_prefix=prefix)
             with m:
                 fsnap = snapshot_as(prefix, mnt)
                 r = as_user(prefix, ["cat", os.path.join(mnt, "private")],
-                            check=False)
+                            ok=None)
                 if r.returncode == 0:
-                    raise TestFailure("nobody could read a 0600 root file")
+                    raise Failure("nobody could read a 0600 root file")
             check_view(fsnap)
             print("mounted and read as uid %d: %d paths" % (uid, len(fsnap)))
 
-            why = fuselib.kernel_unavailable()
+            why = cfsfuse.kernel_unavailable()
             if why is None:
                 kmnt = os.path.join(tmp, "kernel")
                 os.mkdir(kmnt)
-                with fuselib.kernel_mounted(tools_dir, image, kmnt, [store]):
+                with cfsfuse.kernel_mounted(tools_dir, image, kmnt, [store]):
                     ksnap = snapshot_as(prefix, kmnt)
                 os.rmdir(kmnt)
                 diff = cfsoverlay.diff_snapshots(ksnap, fsnap)
                 if diff:
-                    raise TestFailure("as uid %d, the kernel mount (first) and "
+                    raise Failure("as uid %d, the kernel mount (first) and "
                                       "the FUSE mount (second) differ:\n  %s"
                                       % (uid, "\n  ".join(diff)))
                 print("identical to the kernel mount seen by the same user")
@@ -183,26 +186,26 @@ def main():
 
             # Daemon mode: the command returns once mounted; after
             # fusermount3 -u neither the mount nor the daemon may remain.
-            as_user(prefix, [exe, "-o", fuselib.fuse_options(image, [store]),
+            as_user(prefix, [exe, "-o", cfsfuse.fuse_options(image, [store]),
                              mnt])
-            if not fuselib.is_fuse_mounted(mnt):
-                raise TestFailure("daemon mode did not leave a mount")
+            if not cfsfuse.is_fuse_mounted(mnt):
+                raise Failure("daemon mode did not leave a mount")
             if as_user(prefix, ["cat", os.path.join(mnt, "dir", "small")]) \
                     .stdout != b"hello world":
-                raise TestFailure("daemon mode: wrong content")
+                raise Failure("daemon mode: wrong content")
             as_user(prefix, ["fusermount3", "-u", mnt])
             deadline = time.monotonic() + 10
-            while fuselib.processes_mentioning(mnt):
+            while cfsfuse.processes_mentioning(mnt):
                 if time.monotonic() > deadline:
-                    raise TestFailure("composefs-fuse still running after "
+                    raise Failure("composefs-fuse still running after "
                                       "unmount: %r"
-                                      % fuselib.processes_mentioning(mnt))
+                                      % cfsfuse.processes_mentioning(mnt))
                 time.sleep(0.05)
-            if fuselib.mounts_below(tmp):
-                raise TestFailure("left mounted: %r" % fuselib.mounts_below(tmp))
+            if cfsfuse.mounts_below(tmp):
+                raise Failure("left mounted: %r" % cfsfuse.mounts_below(tmp))
             print("daemon mode: unmounted, no process left")
     return 0
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

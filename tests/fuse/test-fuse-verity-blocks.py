@@ -21,8 +21,10 @@ import random
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest
+import cfsfuse
+import cfstest
+import cfsverity
+from cfstest import Failure
 
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 BLOCK = 4096
@@ -33,7 +35,7 @@ def content(name, size):
 
 
 def objpath(data):
-    h = fuselib.fsverity_digest(data).hex()
+    h = cfsverity.digest(data).hex()
     return h[:2] + "/" + h[2:]
 
 
@@ -53,11 +55,11 @@ def expect(got, want, what):
         else:
             got = "%d bytes of data, not %s" % (len(got),
                                                 errno.errorcode.get(want, want))
-        raise TestFailure("%s: got %s" % (what, got))
+        raise Failure("%s: got %s" % (what, got))
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tools_dir = sys.argv[1]
     exe = cfstest.tool(tools_dir, "composefs-fuse")
     files = {
@@ -68,11 +70,11 @@ def main():
         "cut": content("cut", 30 * BLOCK + 10),
         "cutbefore": content("cutbefore", 10 * BLOCK),
     }
-    lines = [fuselib.dump_line("/", S_IFDIR | 0o755)]
+    lines = [cfsfuse.dump_line("/", S_IFDIR | 0o755)]
     for name, data in sorted(files.items()):
-        lines.append(fuselib.dump_line("/" + name, S_IFREG | 0o644, len(data),
+        lines.append(cfsfuse.dump_line("/" + name, S_IFREG | 0o644, len(data),
                                        payload=objpath(data),
-                                       digest=fuselib.fsverity_digest(data)))
+                                       digest=cfsverity.digest(data)))
     with tempfile.TemporaryDirectory(prefix="cfs-fuse-vblocks-") as tmp:
         with cfstest.no_leaks(tmp):
             image = os.path.join(tmp, "image.cfs")
@@ -88,7 +90,7 @@ def main():
             os.mkdir(mnt)
             # 4K: only the top block of each tree fits; level 0 of the
             # small files (one hash block, the top) is still kept whole.
-            with fuselib.FuseMount(exe, image, mnt, [store],
+            with cfsfuse.FuseMount(exe, image, mnt, [store],
                                    extra=["verity", "verity_memory=4K"]) as m:
                 check_changed(mnt, obj, files)
                 check_big(mnt, obj, files)
@@ -179,7 +181,7 @@ def check_cut(mnt, obj, files):
     try:
         with open(os.path.join(mnt, "cutbefore"), "rb") as f:
             f.read()
-        raise TestFailure("a backing file cut short before open was served")
+        raise Failure("a backing file cut short before open was served")
     except OSError as e:
         expect(e.errno, errno.EIO, "open of a backing file cut short")
     print("cut short: EIO past the new end (after open), EIO at open (before)")
@@ -193,14 +195,14 @@ def check_log(log):
                        ("cutbefore", "wrong fs-verity digest")):
         hits = [l for l in log if l.startswith("composefs-fuse: '/%s': " % name)]
         if len(hits) != 1 or what not in hits[0]:
-            raise TestFailure("%s: expected one line with %r, got:\n%s" % (
+            raise Failure("%s: expected one line with %r, got:\n%s" % (
                 name, what, "\n".join(log)))
     for name in ("big",):
         if any("'/%s'" % name in l for l in log):
-            raise TestFailure("%s logged:\n%s" % (name, "\n".join(log)))
+            raise Failure("%s logged:\n%s" % (name, "\n".join(log)))
     print("one log line per failed file:")
     print("\n".join("  " + l for l in log))
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

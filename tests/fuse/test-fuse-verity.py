@@ -20,11 +20,13 @@ import os
 import sys
 import tempfile
 
-import fuselib
-from fuselib import TestFailure, cfstest, cfsoverlay
+import cfsfuse
+import cfsoverlay
+import cfstest
+import cfsverity
+from cfstest import Failure
 
-sys.path.insert(0, os.path.join(fuselib.HERE, "..", "lib"))
-import cfsdump  # noqa: E402
+import cfsdump
 
 S_IFDIR, S_IFREG, S_IFLNK = 0o040000, 0o100000, 0o120000
 
@@ -42,28 +44,28 @@ def contents():
 
 
 def objpath(data):
-    h = fuselib.fsverity_digest(data).hex()
+    h = cfsverity.digest(data).hex()
     return h[:2] + "/" + h[2:]
 
 
 def make_dump(files):
-    lines = [fuselib.dump_line("/", S_IFDIR | 0o755),
-             fuselib.dump_line("/d", S_IFDIR | 0o755)]
+    lines = [cfsfuse.dump_line("/", S_IFDIR | 0o755),
+             cfsfuse.dump_line("/d", S_IFDIR | 0o755)]
     for name, data in sorted(files.items()):
-        digest = None if name == "nodigest" else fuselib.fsverity_digest(data)
-        lines.append(fuselib.dump_line("/d/" + name, S_IFREG | 0o644, len(data),
+        digest = None if name == "nodigest" else cfsverity.digest(data)
+        lines.append(cfsfuse.dump_line("/d/" + name, S_IFREG | 0o644, len(data),
                                        payload=objpath(data), digest=digest,
                                        nlink=2 if name == "small" else 1))
     # a second name for "small", and another file sharing its object
-    lines.append(fuselib.dump_line("/hardlink", S_IFREG | 0o644, payload="/d/small")
+    lines.append(cfsfuse.dump_line("/hardlink", S_IFREG | 0o644, payload="/d/small")
                  .replace(b" 100644 ", b" @100644 "))
     small = files["small"]
-    lines.append(fuselib.dump_line("/shared", S_IFREG | 0o600, len(small),
+    lines.append(cfsfuse.dump_line("/shared", S_IFREG | 0o600, len(small),
                                    payload=objpath(small),
-                                   digest=fuselib.fsverity_digest(small)))
-    lines.append(fuselib.dump_line("/inline", S_IFREG | 0o644, 5,
+                                   digest=cfsverity.digest(small)))
+    lines.append(cfsfuse.dump_line("/inline", S_IFREG | 0o644, 5,
                                    content=b"hello"))
-    lines.append(fuselib.dump_line("/link", S_IFLNK | 0o777, 7, payload="d/small"))
+    lines.append(cfsfuse.dump_line("/link", S_IFLNK | 0o777, 7, payload="d/small"))
     return b"".join(sorted(lines, key=lambda l: l.split(b" ")[0]))
 
 
@@ -95,7 +97,7 @@ def read(path):
 
 def check_verity(exe, image, store, mnt, files, dump):
     bad = {"tampered", "missing", "nodigest"}
-    with fuselib.FuseMount(exe, image, mnt, [store], extra=["verity"]) as m:
+    with cfsfuse.FuseMount(exe, image, mnt, [store], extra=["verity"]) as m:
         # Everything else must read back intact, checked by the common
         # comparison with the bad files' contents left out.
         root = cfsdump.parse_dump(dump)
@@ -105,18 +107,18 @@ def check_verity(exe, image, store, mnt, files, dump):
         errors = []
         cfsdump.compare_mount(mnt, exp, errors)
         if errors:
-            raise TestFailure("verity mount differs:\n  " + "\n  ".join(errors))
+            raise Failure("verity mount differs:\n  " + "\n  ".join(errors))
         for name in sorted(bad):
             p = os.path.join(mnt, "d", name)
             os.lstat(p)     # the lookup itself is fine
             for _ in range(3):
                 e = open_errno(p)
                 if e != errno.EIO:
-                    raise TestFailure("%s: open gave %s, expected EIO" % (
+                    raise Failure("%s: open gave %s, expected EIO" % (
                         name, errno.errorcode.get(e, e)))
         for name in sorted(set(files) - bad):
             if read(os.path.join(mnt, "d", name)) != files[name]:
-                raise TestFailure("%s: wrong content" % name)
+                raise Failure("%s: wrong content" % name)
 
         # A verified file modified later is checked again on open.
         obj = os.path.join(store, objpath(files["changing"]))
@@ -125,26 +127,26 @@ def check_verity(exe, image, store, mnt, files, dump):
         with open(obj, "r+b") as f:
             f.write(b"X")
         if open_errno(p) != errno.EIO:
-            raise TestFailure("a backing file changed after verification "
+            raise Failure("a backing file changed after verification "
                               "was served")
         with open(obj, "wb") as f:
             f.write(orig)
         if open_errno(p) != 0:
-            raise TestFailure("the restored backing file is refused")
+            raise Failure("the restored backing file is refused")
     log = m.stderr.decode("utf-8", "replace").splitlines()
     for name in sorted(bad | {"changing"}):
         n = sum(1 for l in log if "'/d/%s'" % name in l)
         if n != 1:
-            raise TestFailure("%s logged %d times, expected once:\n%s" % (
+            raise Failure("%s logged %d times, expected once:\n%s" % (
                 name, n, "\n".join(log)))
     for l in log:
         if not l.startswith("composefs-fuse: '/d/"):
-            raise TestFailure("unexpected message: %r" % l)
+            raise Failure("unexpected message: %r" % l)
     for name, what in (("tampered", "wrong fs-verity digest"),
                        ("missing", "No such file or directory"),
                        ("nodigest", "no fs-verity digest")):
         if not any("'/d/%s'" % name in l and what in l for l in log):
-            raise TestFailure("%s: message lacks %r:\n%s" % (name, what,
+            raise Failure("%s: message lacks %r:\n%s" % (name, what,
                                                               "\n".join(log)))
     print("verity: good files read, %d bad ones refused and logged once:"
           % len(bad))
@@ -152,24 +154,24 @@ def check_verity(exe, image, store, mnt, files, dump):
 
 
 def check_noverity(exe, image, store, mnt, files):
-    with fuselib.FuseMount(exe, image, mnt, [store]) as m:
+    with cfsfuse.FuseMount(exe, image, mnt, [store]) as m:
         data = read(os.path.join(mnt, "d", "tampered"))
         if data == files["tampered"] or len(data) != len(files["tampered"]):
-            raise TestFailure("without verity the tampered file should be "
+            raise Failure("without verity the tampered file should be "
                               "served as stored")
         e = open_errno(os.path.join(mnt, "d", "missing"))
         if e != errno.ENOENT:
-            raise TestFailure("missing object gave %s, expected ENOENT"
+            raise Failure("missing object gave %s, expected ENOENT"
                               % errno.errorcode.get(e, e))
         if read(os.path.join(mnt, "d", "nodigest")) != files["nodigest"]:
-            raise TestFailure("nodigest: wrong content")
+            raise Failure("nodigest: wrong content")
     if m.stderr:
-        raise TestFailure("unexpected messages without verity: %r" % m.stderr)
+        raise Failure("unexpected messages without verity: %r" % m.stderr)
     print("no verity: tampered file served, missing one ENOENT, nothing logged")
 
 
 def main():
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tools_dir = sys.argv[1]
     exe = cfstest.tool(tools_dir, "composefs-fuse")
     files = contents()
@@ -188,4 +190,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -1,7 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
-"""Helpers for the image-level tests: running the tools, skipping, fsck,
-and mounting an image with the kernel without leaking mounts or loop
-devices."""
+"""The harness of the Python tests, and helpers for the image-level ones.
+
+Every Python test imports this module (meson puts tests/lib on
+PYTHONPATH) and ends with main(...):
+
+- a failed check raises Failure (check(), run()); the case fails with its
+  message;
+- skip(reason) stops the case with the reason; a file whose cases were all
+  skipped exits 77, which meson reports as SKIP;
+- main() runs the named cases of the file, each in a fresh temporary
+  directory unless the file gives its own setup, prints one line per case
+  and `N passed, N failed, N skipped`, and exits 1 if any case failed;
+- `-k NAME` on the command line, or CFS_TEST_CASE=NAME in the environment,
+  runs only the cases whose name is NAME or contains it.
+
+The rest of the module runs the tools, checks images (fsck, round trips)
+and mounts them with the kernel without leaking mounts or loop devices."""
 
 import contextlib
 import gzip
@@ -11,20 +25,182 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 SKIP = 77
+LIB_DIR = os.path.dirname(os.path.abspath(__file__))
+TESTS_DIR = os.path.dirname(LIB_DIR)
+# The random dumpfile generator (a program: `gen-random-dump.py SEED`).
+GENERATOR = os.path.join(LIB_DIR, "gen-random-dump.py")
+CASE_ENV = "CFS_TEST_CASE"
 
-NON_STRICT_ASSETS = ("no-newline.dump", "longlink.dump",
-                     "honggfuzz-longlink-unterminated.dump")
+
+class Failure(Exception):
+    """A check failed; the message says what and where."""
 
 
-class TestFailure(Exception):
-    pass
+class Skip(BaseException):
+    """A prerequisite is missing; the message says which. A BaseException
+    so that no `except Exception` in a test swallows it."""
 
 
 def skip(reason):
-    print("SKIP: %s" % reason)
-    sys.exit(SKIP)
+    raise Skip(reason)
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def _text(b, limit):
+    if b is None:
+        return ""
+    if isinstance(b, bytes):
+        b = b.decode("utf-8", "backslashreplace")
+    return b[-limit:]
+
+
+def run(argv, stdin=None, env=None, ok=True, limit=4000, **kw):
+    """Runs a command with its output captured (bytes). ok=True: it must
+    exit 0, ok=False: it must fail, ok=None: anything goes. A violation
+    raises Failure naming the command, its exit status and the end of its
+    stderr and stdout."""
+    argv = [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in argv]
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    r = subprocess.run(argv, input=stdin, env=env, **kw)
+    if ok is not None and (r.returncode == 0) != ok:
+        raise Failure("%s: exit status %d, expected %s\nstderr: %s\nstdout: %s" % (
+            " ".join(os.fsdecode(a) for a in argv), r.returncode,
+            "success" if ok else "failure", _text(r.stderr, limit),
+            _text(r.stdout, limit // 2)))
+    return r
+
+
+@contextlib.contextmanager
+def tmpdir(prefix="cfs-test-"):
+    """A temporary directory, removed with everything in it afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
+        yield d
+
+
+_WANTED = []
+
+
+def wanted_case():
+    """The case picked with `-k NAME` or CFS_TEST_CASE=NAME, or None for
+    all. The first call takes `-k NAME` out of sys.argv, so that a test
+    may read its own arguments after calling it."""
+    if not _WANTED:
+        name = None
+        args = sys.argv[1:]
+        for i, a in enumerate(args):
+            if a == "-k" and i + 1 < len(args):
+                name = args[i + 1]
+                del sys.argv[i + 1:i + 3]
+                break
+            if a.startswith("-k") and len(a) > 2:
+                name = a[2:].lstrip("=")
+                del sys.argv[i + 1]
+                break
+        _WANTED.append(name or os.environ.get(CASE_ENV) or None)
+    return _WANTED[0]
+
+
+def select_cases(cases, name):
+    """The cases whose name is @name, or else contains it."""
+    if name is None:
+        return list(cases)
+    exact = [c for c in cases if c[0] == name or c[0] == "test_" + name]
+    return exact or [c for c in cases if name in c[0]]
+
+
+def main(cases, setup=None, prepare=None):
+    """Runs the cases of a test file and exits with the verdict.
+
+    @cases: a function (one case), a dict {name: function}, or a module
+    namespace (globals()), whose functions named test_* are the cases, in
+    name order. @setup(name): a context manager giving the arguments of
+    each case (default: no argument for a single function, the temporary
+    directory otherwise). @prepare(): runs once before the cases, after
+    the command line is read (may skip)."""
+    if callable(cases):
+        items = [(cases.__name__, cases)]
+        if setup is None:
+            setup = _no_args
+    elif all(isinstance(v, type(main)) or not k.startswith("test_")
+             for k, v in cases.items()) and any(k.startswith("test_") for k in cases):
+        items = sorted((k, v) for k, v in cases.items()
+                       if k.startswith("test_") and callable(v))
+    else:
+        items = list(cases.items())
+    if setup is None:
+        setup = _one_tmpdir
+    name = wanted_case()
+    chosen = select_cases(items, name)
+    if not chosen:
+        print("no case matches %r; the cases are: %s" % (
+            name, ", ".join(k for k, _ in items)), file=sys.stderr)
+        sys.exit(2)
+    passed = failed = skipped = 0
+    try:
+        if prepare is not None:
+            prepare()
+    except Skip as e:
+        print("SKIP: %s" % e)
+        sys.exit(SKIP)
+    except Failure as e:
+        print("FAIL: %s" % e)
+        sys.exit(1)
+    for case, fn in chosen:
+        sys.stdout.flush()
+        try:
+            with setup(case) as args:
+                rc = fn(*args)
+            if rc == SKIP:
+                raise Skip("the case reported SKIP")
+            if rc:
+                raise Failure("the case ended with status %r" % rc)
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (case, e))
+            continue
+        except Failure as e:
+            failed += 1
+            print("FAIL %s: %s" % (case, e))
+            continue
+        except Exception:
+            failed += 1
+            print("FAIL %s: unexpected exception" % case)
+            traceback.print_exc(file=sys.stdout)
+            continue
+        passed += 1
+        print("ok   %s" % case)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    sys.stdout.flush()
+    if failed:
+        sys.exit(1)
+    if skipped and not passed:
+        sys.exit(SKIP)
+    sys.exit(0)
+
+
+@contextlib.contextmanager
+def _no_args(name):
+    yield ()
+
+
+@contextlib.contextmanager
+def _one_tmpdir(name):
+    with tmpdir("cfs-%s-" % name) as d:
+        yield (d,)
+
+
+# --- images -------------------------------------------------------------------
+
+NON_STRICT_ASSETS = ("no-newline.dump", "longlink.dump",
+                     "honggfuzz-longlink-unterminated.dump")
 
 
 def shared_dir():
@@ -52,19 +228,8 @@ def asset_args(script):
 def tool(tools_dir, name):
     path = os.path.join(tools_dir, name)
     if not os.access(path, os.X_OK):
-        raise TestFailure("tool %s not built (looked for %s)" % (name, path))
+        raise Failure("tool %s not built (looked for %s)" % (name, path))
     return path
-
-
-def run(argv, stdin=None, env=None, check=True):
-    """Run a command, capture output; raise TestFailure on non-zero exit."""
-    r = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, env=env)
-    if check and r.returncode != 0:
-        raise TestFailure("%s exited %d\nstderr: %s" % (
-            " ".join(os.fsdecode(a) for a in argv), r.returncode,
-            r.stderr.decode("utf-8", "backslashreplace")[-4000:]))
-    return r
 
 
 def read_asset(path):
@@ -152,7 +317,7 @@ def fsck(path):
     r = subprocess.run([exe, path], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT)
     if r.returncode != 0:
-        raise TestFailure("fsck.erofs rejected %s:\n%s" % (
+        raise Failure("fsck.erofs rejected %s:\n%s" % (
             path, r.stdout.decode("utf-8", "replace")[-3000:]))
     return None
 
@@ -163,7 +328,7 @@ def roundtrip(tools_dir, image, tmpdir, version, strict=False):
     out2 = os.path.join(tmpdir, "roundtrip-dump.cfs")
     run([tool(tools_dir, "composefs-dump"), image, out2])
     if not same_bytes(image, out2):
-        raise TestFailure("composefs-dump output differs from the input image\n"
+        raise Failure("composefs-dump output differs from the input image\n"
                           + cmp_head(out2, image))
     r = run([tool(tools_dir, "composefs-info"), "dump", image])
     out3 = os.path.join(tmpdir, "roundtrip-info.cfs")
@@ -172,7 +337,7 @@ def roundtrip(tools_dir, image, tmpdir, version, strict=False):
         dpath = os.path.join(tmpdir, "info.dump")
         with open(dpath, "wb") as f:
             f.write(r.stdout)
-        raise TestFailure("composefs-info dump | mkcomposefs gives a different "
+        raise Failure("composefs-info dump | mkcomposefs gives a different "
                           "image (dump kept in %s)\n%s" % (dpath,
                                                           cmp_head(out3, image)))
     return r.stdout
@@ -239,7 +404,7 @@ def erofs_mounted(image, parent=None):
                                stderr=subprocess.STDOUT)
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", mnt])
-                raise TestFailure("umount failed: %s" %
+                raise Failure("umount failed: %s" %
                                   r.stdout.decode("utf-8", "replace"))
         os.rmdir(mnt)
 
@@ -260,7 +425,7 @@ def no_leaks(tmpdir):
     finally:
         after = ours()
         if after != before:
-            raise TestFailure("left behind: mounts %r, loop devices %r" % after)
+            raise Failure("left behind: mounts %r, loop devices %r" % after)
 
 
 def kernel_compare(image, dump_root, version, tmpdir):
@@ -272,16 +437,6 @@ def kernel_compare(image, dump_root, version, tmpdir):
     with no_leaks(tmpdir), erofs_mounted(image, tmpdir) as mnt:
         n = cfsdump.compare_mount(mnt, expected, errors)
     if errors:
-        raise TestFailure("mounted %s differs from its dumpfile:\n  %s" % (
+        raise Failure("mounted %s differs from its dumpfile:\n  %s" % (
             image, "\n  ".join(errors)))
     return n
-
-
-def main_wrapper(fn):
-    """Run fn(); TestFailure -> exit 1 with the message."""
-    try:
-        rc = fn()
-    except TestFailure as e:
-        print("FAIL: %s" % e)
-        sys.exit(1)
-    sys.exit(rc or 0)

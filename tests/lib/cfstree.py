@@ -10,14 +10,7 @@ import os
 import random
 import stat
 
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
+from cfstest import Failure, check
 
 
 # --- random trees --------------------------------------------------------------

@@ -26,18 +26,7 @@
 
 #include "libcomposefs/lcfs-mount.h"
 
-#include "../lib/check.h"
-
-#define CHECK_MSG(cond, ...)                                                     \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: ", __FILE__,      \
-				__LINE__);                                       \
-			fprintf(stderr, __VA_ARGS__);                            \
-			fputc('\n', stderr);                                    \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "check.h"
 
 static void __attribute__((noreturn, format(printf, 1, 2))) skip(const char *fmt, ...)
 {
@@ -153,7 +142,7 @@ static void check_clean(const char *before, const char *what)
 	if (strcmp(before, now) != 0) {
 		fprintf(stderr, "%s: left something behind:\n--- before\n%s--- after\n%s",
 			what, before, now);
-		failures++;
+		test_failures++;
 	}
 	free(now);
 }
@@ -347,7 +336,7 @@ static void check_content(const char *what)
 	data = read_file(path, NULL);
 	if (data == NULL || strcmp(data, "FOOBAR\nINAFILE\n") != 0) {
 		fprintf(stderr, "%s: wrong content of /inline\n", what);
-		failures++;
+		test_failures++;
 	}
 	free(data);
 	snprintf(path, sizeof(path), "%s/chardev", mnt);
@@ -361,7 +350,7 @@ static void unmount(void)
 {
 	if (umount2(mnt, 0) < 0) {
 		fprintf(stderr, "umount '%s': %s\n", mnt, strerror(errno));
-		failures++;
+		test_failures++;
 	}
 }
 
@@ -674,7 +663,7 @@ static void test_legacy_paths(void)
 		if (lcfs_mount_fd_ext(fd, mnt, &o, &err) != 0) {
 			fprintf(stderr, "%s: mount failed: %s (%s)\n", what, strerror(err.err),
 				err.msg);
-			failures++;
+			test_failures++;
 			continue;
 		}
 		CHECK(mounted_at(mnt, "::"));
@@ -737,7 +726,7 @@ static void test_image_mountdir(void)
 	free(before);
 }
 
-static void test_failures(void)
+static void test_failure_cases(void)
 {
 	const char *dirs[2];
 	struct lcfs_mount_options_s o = default_options(dirs);
@@ -916,19 +905,14 @@ static void test_idmap(void)
 int main(void)
 {
 	setup();
-	test_validation();
-	test_mount_image();
-	test_mount_fd_readonly();
-	test_loop();
-	test_legacy();
-	test_legacy_paths();
-	test_image_mountdir();
-	test_failures();
-	test_idmap();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("all mount API checks passed\n");
-	return 0;
+	TEST_CASE(test_validation);
+	TEST_CASE(test_mount_image);
+	TEST_CASE(test_mount_fd_readonly);
+	TEST_CASE(test_loop);
+	TEST_CASE(test_legacy);
+	TEST_CASE(test_legacy_paths);
+	TEST_CASE(test_image_mountdir);
+	TEST_CASE(test_failure_cases);
+	TEST_CASE(test_idmap);
+	return test_summary("test-mount-api");
 }

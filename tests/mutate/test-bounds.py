@@ -28,13 +28,12 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cfsimage  # noqa: E402
-import mutlib  # noqa: E402
+import cfsimage
+import cfsmutate
+import cfstest
 
 ROOT = b"/ 4096 40755 2 0 0 0 0.0 - - -\n"
 MiB = 1 << 20
@@ -53,14 +52,14 @@ class Runner:
         when @stdout is None)."""
         self.checks += 1
         start = time.monotonic()
-        limit = timeout or mutlib.TIMEOUT
+        limit = timeout or cfsmutate.TIMEOUT
         try:
             p = subprocess.run(args, stdout=subprocess.PIPE if stdout is None else stdout,
                                stderr=subprocess.PIPE, timeout=limit)
         except subprocess.TimeoutExpired:
             self.problems.append("%s: no answer within %d s" % (name, limit))
             return None, None
-        problems = mutlib.judge(name, args, p, tool)
+        problems = cfsmutate.judge(name, args, p, tool)
         self.problems += problems
         if not problems and want_ok and p.returncode != 0:
             self.problems.append("%s: failed: %s" % (name, p.stderr.decode(errors="replace")))
@@ -84,9 +83,9 @@ class Runner:
         self.checks += 1
         try:
             r = subprocess.run([self.make_tree, "rss"] + args, capture_output=True,
-                               timeout=mutlib.TIMEOUT)
+                               timeout=cfsmutate.TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.problems.append("%s: no answer within %d s" % (name, mutlib.TIMEOUT))
+            self.problems.append("%s: no answer within %d s" % (name, cfsmutate.TIMEOUT))
             return
         rc, kib = (int(x) for x in r.stdout.split())
         rss = kib * 1024
@@ -182,7 +181,7 @@ def main():
     view = os.path.join(a.fuzz, "fuzz-fuse-view-replay")
     for p in (mk, info, dump, view, a.make_tree):
         if not os.access(p, os.X_OK):
-            mutlib.skip("%s is not built" % p)
+            cfsmutate.skip("%s is not built" % p)
     depth = int(os.environ.get("BOUNDS_DEPTH", "1000000"))
     r = Runner(a.sanitized, a.make_tree)
 
@@ -289,8 +288,8 @@ def main():
                    [mk, "--from-file", path("links-backward.dump"), path("m.cfs")],
                    16 * MiB + 16 * size)
 
-    return mutlib.report(r.problems, r.checks, "bound checks")
+    return cfsmutate.report(r.problems, r.checks, "bound checks")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfstest.main(main)

@@ -15,11 +15,10 @@ report, no hang.
 import argparse
 import os
 import random
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import mutlib  # noqa: E402
+import cfsmutate
+import cfstest
 
 ROOT = b"/ 4096 40755 2 0 0 0 0.0 - - -"
 ESCAPES = [b"\\", b"\\x", b"\\x4", b"\\xZZ", b"\\xg0", b"\\q", b"\\0", b"\\ ", b"\\\\",
@@ -238,7 +237,7 @@ def main():
                for t in ("dump-parse", "write-roundtrip")]
     for p in [mkcomposefs] + replays:
         if not os.access(p, os.X_OK):
-            mutlib.skip("%s is not built" % p)
+            cfsmutate.skip("%s is not built" % p)
     seeds = []
     for name in sorted(os.listdir(a.seeds)):
         with open(os.path.join(a.seeds, name), "rb") as f:
@@ -271,12 +270,12 @@ def main():
             if i % 2:
                 env["CFS_PARSE_STRICT"] = "1"
             try:
-                r = mutlib.subprocess.run(args, stdout=mutlib.subprocess.DEVNULL,
-                                          stderr=mutlib.subprocess.PIPE, env=env,
-                                          timeout=mutlib.TIMEOUT)
-            except mutlib.subprocess.TimeoutExpired:
+                r = cfsmutate.subprocess.run(args, stdout=cfsmutate.subprocess.DEVNULL,
+                                          stderr=cfsmutate.subprocess.PIPE, env=env,
+                                          timeout=cfsmutate.TIMEOUT)
+            except cfsmutate.subprocess.TimeoutExpired:
                 r = "timeout"
-            problems = mutlib.judge(desc, args, r, "mkcomposefs")
+            problems = cfsmutate.judge(desc, args, r, "mkcomposefs")
             ok = r != "timeout" and r.returncode == 0
             left = sorted(os.listdir(outdir))
             if r != "timeout":
@@ -289,15 +288,15 @@ def main():
             os.rmdir(outdir)
             return problems, ok
 
-        results = mutlib.parallel(jobs, one)
+        results = cfsmutate.parallel(jobs, one)
         problems = [p for ps, _ in results for p in ps]
         accepted = sum(1 for _, ok in results if ok)
 
         for replay in replays:
-            r = mutlib.run([replay, mut_dir])
+            r = cfsmutate.run([replay, mut_dir])
             if r == "timeout":
                 problems.append("%s: hang" % os.path.basename(replay))
-            elif r.returncode != 0 or any(m in r.stderr for m in mutlib.SANITIZER_MARKS):
+            elif r.returncode != 0 or any(m in r.stderr for m in cfsmutate.SANITIZER_MARKS):
                 problems.append("%s failed (%s):\n%s" % (
                     os.path.basename(replay), r.returncode,
                     r.stderr.decode(errors="replace")[-3000:]))
@@ -306,8 +305,8 @@ def main():
             len(jobs), len(seeds), accepted, len(jobs) - accepted))
         if accepted == 0 or accepted == len(jobs):
             problems.append("every mutant had the same outcome")
-        return mutlib.report(problems, len(jobs), "dumpfile mutants")
+        return cfsmutate.report(problems, len(jobs), "dumpfile mutants")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfstest.main(main)

@@ -19,12 +19,11 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cfsimage  # noqa: E402
-import mutlib  # noqa: E402
+import cfsimage
+import cfsmutate
+import cfstest
 
 BOUNDS32 = [0, 1, 2, 0x7f, 0x80, 0xff, 0xfff, 0x1000, 0x1001, 0x7fff, 0x8000,
             0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff]
@@ -323,7 +322,7 @@ def main():
     replays = [os.path.join(a.fuzz, "fuzz-%s-replay" % t) for t in ("image-read", "fuse-view")]
     for p in list(tools.values()) + replays:
         if not os.access(p, os.X_OK):
-            mutlib.skip("%s is not built" % p)
+            cfsmutate.skip("%s is not built" % p)
 
     with tempfile.TemporaryDirectory(prefix="cfs-mutate-") as tmp:
         seed_dir = os.path.join(tmp, "seeds")
@@ -365,8 +364,8 @@ def main():
                 os.mkdir(outdir)
                 args = [tools["composefs-dump"], path, os.path.join(outdir, "out.cfs")]
                 tool = "composefs-dump"
-            r = mutlib.run(args)
-            problems = mutlib.judge(desc, args, r, tool)
+            r = cfsmutate.run(args)
+            problems = cfsmutate.judge(desc, args, r, tool)
             ok = r != "timeout" and r.returncode == 0
             if outdir is not None:
                 left = os.listdir(outdir)
@@ -377,17 +376,17 @@ def main():
                 os.rmdir(outdir)
             return problems, ok
 
-        results = mutlib.parallel(jobs, one)
+        results = cfsmutate.parallel(jobs, one)
         problems = [p for ps, _ in results for p in ps]
         accepted = sum(1 for _, ok in results if ok)
 
         # Every mutant in-process: all composefs-info walks, the rewrite
         # check and the FUSE view, under the sanitizers of this build.
         for replay in replays:
-            r = mutlib.run([replay, mut_dir])
+            r = cfsmutate.run([replay, mut_dir])
             if r == "timeout":
                 problems.append("%s: hang" % os.path.basename(replay))
-            elif r.returncode != 0 or any(m in r.stderr for m in mutlib.SANITIZER_MARKS):
+            elif r.returncode != 0 or any(m in r.stderr for m in cfsmutate.SANITIZER_MARKS):
                 problems.append("%s failed (%s):\n%s" % (
                     os.path.basename(replay), r.returncode,
                     r.stderr.decode(errors="replace")[-3000:]))
@@ -397,8 +396,8 @@ def main():
         # Both outcomes must occur, or the mutations test nothing.
         if accepted == 0 or accepted == len(jobs):
             problems.append("every mutant had the same outcome")
-        return mutlib.report(problems, len(jobs), "image mutants")
+        return cfsmutate.report(problems, len(jobs), "image mutants")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfstest.main(main)

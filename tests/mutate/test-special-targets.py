@@ -15,12 +15,11 @@ import argparse
 import os
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import mutlib  # noqa: E402
+import cfsmutate
+import cfstest
 
 DUMP = b"/ 4096 40755 2 0 0 0 0.0 - - -\n/f 3 100644 1 0 0 0 0.0 - abc -\n"
 
@@ -44,7 +43,7 @@ def main():
         try:
             os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         except PermissionError:
-            mutlib.skip("cannot create a device node (not root)")
+            cfsmutate.skip("cannot create a device node (not root)")
         for args in ([mk, "--from-file", src, null], [dump, ref, null]):
             r = subprocess.run(args, capture_output=True)
             if r.returncode != 0:
@@ -70,8 +69,8 @@ def main():
                 break
             if got != [image]:
                 problems.append("%s: the FIFO did not get the image" % os.path.basename(args[0]))
-    return mutlib.report(problems, 4, "special targets")
+    return cfsmutate.report(problems, 4, "special targets")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfstest.main(main)

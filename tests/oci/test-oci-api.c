@@ -143,12 +143,7 @@ static void test_errors(void)
 
 int main(void)
 {
-	test_tree();
-	test_errors();
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	TEST_CASE(test_tree);
+	TEST_CASE(test_errors);
+	return test_summary("test-oci-api");
 }

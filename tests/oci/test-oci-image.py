@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import tarfile
 
-from ocilib import (blob_path, check, check_store, dump, equal, expect_failure, fails,
+from cfsoci import (blob_path, check, check_store, dump, equal, expect_failure, fails,
                     load_blob_json, make_tree, manifest_of, need, need_root, ok, put_blob,
                     read, recompress_layer, run, save_manifest, set_times, store_objects,
                     tar_bytes, umoci, write, NOBODY)
-import toolstest
+import cfstools
 
 
 def build_image(tmp, layout="img", ref="t"):
@@ -306,4 +306,4 @@ def test_bad_images(tools, tmp):
 
 
 if __name__ == "__main__":
-    toolstest.main(globals())
+    cfstools.main(globals())

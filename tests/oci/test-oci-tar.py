@@ -10,10 +10,10 @@ import os
 import subprocess
 import tarfile
 
-from ocilib import (check, check_store, dump, equal, expect_failure, extract_layer, fails,
+from cfsoci import (check, check_store, dump, equal, expect_failure, extract_layer, fails,
                     gnu_tar, make_tree, need, need_root, ok, read, run, store_objects,
                     tar_bytes, write, NOBODY)
-import toolstest
+import cfstools
 
 
 def compare_with_extraction(tools, tmp, fmt):
@@ -248,4 +248,4 @@ def test_option_errors(tools, tmp):
 
 
 if __name__ == "__main__":
-    toolstest.main(globals())
+    cfstools.main(globals())

@@ -6,7 +6,7 @@
  * error for each kind of corruption, including directory loops, a metadata
  * bomb and a very deep tree.
  */
-#include "reader-test.h"
+#include "reader-util.h"
 #include "image-builder.h"
 
 #include <string.h>
@@ -920,18 +920,13 @@ static void test_deep(void)
 
 int main(void)
 {
-	test_rich();
-	test_corruptions();
-	test_redirects();
-	test_whiteout_links();
-	test_xattr_limits();
-	test_long_names();
-	test_bomb();
-	test_deep();
-	if (test_failures) {
-		fprintf(stderr, "%d check(s) failed\n", test_failures);
-		return 1;
-	}
-	printf("all checks passed\n");
-	return 0;
+	TEST_CASE(test_rich);
+	TEST_CASE(test_corruptions);
+	TEST_CASE(test_redirects);
+	TEST_CASE(test_whiteout_links);
+	TEST_CASE(test_xattr_limits);
+	TEST_CASE(test_long_names);
+	TEST_CASE(test_bomb);
+	TEST_CASE(test_deep);
+	return test_summary("test-reader-crafted");
 }

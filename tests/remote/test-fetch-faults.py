@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 
-from remotelib import (check, leftovers, main, make_tree, objects, publish, run,
+from cfsremote import (check, leftovers, main, make_tree, objects, publish, run,
                        start_fault_server)
 
 

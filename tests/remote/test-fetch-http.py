@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from remotelib import (check, leftovers, main, make_certificate, make_tree, objects,
+from cfsremote import (check, leftovers, main, make_certificate, make_tree, objects,
                        publish, run, start_fault_server, start_nginx, start_python_server)
 
 

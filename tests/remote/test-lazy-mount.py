@@ -21,11 +21,10 @@ import tempfile
 import threading
 import time
 
-from remotelib import (check, main, make_tree, objects, publish, skip,
+from cfsremote import (check, main, make_tree, objects, publish, skip,
                        start_fault_server)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuse"))
-import fuselib  # noqa: E402
+import cfsfuse
 
 
 def walk(root):
@@ -88,7 +87,7 @@ def unprivileged(fuse_exe, img, tmp, url, name, data, want):
     mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
     os.chmod("/dev/fuse", 0o666)
     try:
-        with fuselib.FuseMount(fuse_exe, img, mnt, [store], extra=["remote=" + url],
+        with cfsfuse.FuseMount(fuse_exe, img, mnt, [store], extra=["remote=" + url],
                                prefix=prefix, unmount_prefix=prefix):
             r = subprocess.run(prefix + ["cat", os.path.join(mnt, name)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -105,7 +104,7 @@ def unprivileged(fuse_exe, img, tmp, url, name, data, want):
 
 def test():
     mk, fuse_exe, mount_exe = sys.argv[1], sys.argv[2], sys.argv[3]
-    fuselib.require_fuse()
+    cfsfuse.require_fuse()
     tmp = tempfile.mkdtemp(prefix="cfs-lazy-")
     servers = []
     try:
@@ -122,13 +121,13 @@ def test():
         # else through composefs-fuse without remote.
         ref_mnt = os.path.join(tmp, "ref")
         os.mkdir(ref_mnt)
-        if fuselib.kernel_unavailable() is None:
-            with fuselib.kernel_mounted(os.path.dirname(mount_exe), img, ref_mnt, [remote]):
+        if cfsfuse.kernel_unavailable() is None:
+            with cfsfuse.kernel_mounted(os.path.dirname(mount_exe), img, ref_mnt, [remote]):
                 ref = walk(ref_mnt)
                 ref_data = {k: read(os.path.join(ref_mnt, k)) for k in regular_files(ref)}
         else:
             print("no kernel mount here: comparing with composefs-fuse on the full store")
-            with fuselib.FuseMount(fuse_exe, img, ref_mnt, [remote]):
+            with cfsfuse.FuseMount(fuse_exe, img, ref_mnt, [remote]):
                 ref = walk(ref_mnt)
                 ref_data = {k: read(os.path.join(ref_mnt, k)) for k in regular_files(ref)}
 
@@ -144,7 +143,7 @@ def test():
         os.mkdir(local)
         mnt = os.path.join(tmp, "mnt")
         os.mkdir(mnt)
-        with fuselib.FuseMount(fuse_exe, img, mnt, [local], extra=["remote=" + srv.url]) as m:
+        with cfsfuse.FuseMount(fuse_exe, img, mnt, [local], extra=["remote=" + srv.url]) as m:
             lazy = walk(mnt)
             check(lazy == ref, "the lazy mount shows another tree than the full store")
             check(objects(local) == {}, "walking fetched %d objects" % len(objects(local)))
@@ -180,7 +179,7 @@ def test():
         obj = [o for o, v in want.items() if v == ref_data[victim]][0]
         srv = start_fault_server(remote, ["%s=corrupt" % obj], log=log)
         servers.append(srv)
-        with fuselib.FuseMount(fuse_exe, img, mnt, [local], extra=["remote=" + srv.url]) as m:
+        with cfsfuse.FuseMount(fuse_exe, img, mnt, [local], extra=["remote=" + srv.url]) as m:
             try:
                 read(os.path.join(mnt, victim))
                 check(False, "reading a corrupt object succeeded")
@@ -212,7 +211,7 @@ def test():
     finally:
         for s in servers:
             s.stop()
-        if fuselib.mounts_below(tmp):
+        if cfsfuse.mounts_below(tmp):
             subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")])
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -22,7 +22,6 @@ Cases:
            clean and the kept image complete
 """
 
-import importlib.util
 import json
 import os
 import random
@@ -30,35 +29,19 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from cfstree import (Failure, check, compare_trees, make_tree,  # noqa: E402
-                     random_bytes)
-
-SKIP = 77
+import cfsmount
+from cfstest import check
+from cfstree import compare_trees, make_tree, random_bytes
 
 
-class Env:
+class Env(cfsmount.WorkDir):
+    TOOLS = ("mkcomposefs", "composefs-info", "composefs-store", "mount.composefs")
+
     def __init__(self, tools_dir, case):
-        self.tools = {}
-        for name in ("mkcomposefs", "composefs-info", "composefs-store",
-                     "mount.composefs"):
-            path = os.path.join(tools_dir, name)
-            if not os.access(path, os.X_OK):
-                raise Failure("%s is not built (%s)" % (name, path))
-            self.tools[name] = path
-        base = os.path.join(os.environ.get("COMPOSEFS_BUILDDIR", "/var/tmp"),
-                            "tests", "store")
-        os.makedirs(base, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="%s." % case, dir=base)
+        super().__init__(tools_dir, "store", case)
         self.store = self.path("store")
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
 
     def run(self, tool, args, rc=0):
         r = subprocess.run([self.tools[tool]] + list(args), stdout=subprocess.PIPE,
@@ -83,9 +66,6 @@ class Env:
         out, _, _ = self.run("composefs-info", ["--basedir=" + self.store,
                                                 "missing-objects", image])
         return out.split()
-
-    def close(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def store_files(store):
@@ -334,20 +314,9 @@ def case_gc(env):
         len(a), len(only_b)))
 
 
-def load_module(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def case_mount(env):
-    mt = load_module(os.path.join(HERE, "..", "mount", "mount-tree.py"), "mount_tree")
-    try:
-        mt.prerequisites(os.path.dirname(env.tools["mount.composefs"]))
-    except SystemExit:
-        raise
-    mt.private_namespace()
+    cfsmount.need_mount()
+    cfsmount.private_namespace()
     images, a, b = two_images(env)
     (tree_a, img_a), _ = images
     env.store_cmd(["gc", "--keep-newer=0", env.store, img_a])
@@ -469,24 +438,6 @@ CASES = {
 }
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: %s TOOLS_DIR {%s}" % (sys.argv[0], ",".join(CASES)), file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        # The generated trees have devices and foreign owners.
-        print("SKIP: needs root")
-        return SKIP
-    env = Env(sys.argv[1], sys.argv[2])
-    try:
-        CASES[sys.argv[2]](env)
-    except Failure as e:
-        print("FAIL: %s" % e, file=sys.stderr)
-        return 1
-    finally:
-        env.close()
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfsmount.main(CASES, Env, needs_mount=False)

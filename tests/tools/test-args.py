@@ -11,7 +11,7 @@
 
 import os
 
-from toolstest import check, fails, main, ok, run, write
+from cfstools import check, fails, main, ok, run, write
 
 ROOT_DUMP = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
 

@@ -12,7 +12,7 @@
 import os
 import random
 
-from toolstest import (check, equal, fails, fsverity_digest, image_version, main,
+from cfstools import (check, equal, fails, fsverity_digest, image_version, main,
                        ok, read, run, write)
 
 PAY1 = "ab/" + "0123456789abcdef" * 3 + "0123456789abcd"

@@ -19,12 +19,10 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 
-from toolstest import check, main, read, write
+from cfstools import check, main, read, write
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
-from buildlib import check_store  # noqa: E402
+from cfsbuild import check_store
 
 KIB = 1024
 MIB = 1024 * KIB

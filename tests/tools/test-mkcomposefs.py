@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 
-from toolstest import (Skip, check, equal, fails, fsverity_digest, image_version,
+from cfstools import (Skip, check, equal, fails, fsverity_digest, image_version,
                        main, ok, read, run, write)
 
 GOOD = (

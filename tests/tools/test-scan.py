@@ -13,7 +13,7 @@ import os
 import select
 import stat
 
-from toolstest import (Skip, check, equal, fails, fsverity_digest, main, ok, read,
+from cfstools import (Skip, check, equal, fails, fsverity_digest, main, ok, read,
                        run, write)
 
 BIG = bytes(range(256)) * 2 + b"tail"  # 516 bytes, stored outside the image

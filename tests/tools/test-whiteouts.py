@@ -10,12 +10,10 @@
 
 import os
 import struct
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mutate"))
 
-from cfsimage import Image  # noqa: E402
-from toolstest import Skip, check, fails, main, ok, read, run, write  # noqa: E402
+from cfsimage import Image
+from cfstools import Skip, check, fails, main, ok, read, run, write
 
 ROOT = "/ 4096 40755 2 0 0 0 0.0 - - -\n"
 GOOD = ROOT + ("/d 4096 40755 2 0 0 0 0.0 - - -\n"

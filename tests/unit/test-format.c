@@ -10,27 +10,16 @@
 
 #include <stdio.h>
 
-static int failures;
+#include "check.h"
 
 #define CHECK_FIELD(type, field, off, size)                                          \
-	do {                                                                         \
-		if (offsetof(type, field) != (off) ||                                \
-		    sizeof(((type *)0)->field) != (size)) {                          \
-			fprintf(stderr, "%s.%s: offset %zu size %zu, want %d %d\n", \
-				#type, #field, offsetof(type, field),                \
-				sizeof(((type *)0)->field), off, size);              \
-			failures++;                                                  \
-		}                                                                    \
-	} while (0)
+	CHECK_MSG(offsetof(type, field) == (off) && sizeof(((type *)0)->field) == (size), \
+		  "%s.%s: offset %zu size %zu, want %d %d", #type, #field,           \
+		  offsetof(type, field), sizeof(((type *)0)->field), off, size)
 
 #define CHECK_SIZE(type, size)                                                        \
-	do {                                                                          \
-		if (sizeof(type) != (size)) {                                         \
-			fprintf(stderr, "sizeof %s = %zu, want %d\n", #type,          \
-				sizeof(type), size);                                  \
-			failures++;                                                   \
-		}                                                                     \
-	} while (0)
+	CHECK_MSG(sizeof(type) == (size), "sizeof %s = %zu, want %d", #type,         \
+		  sizeof(type), size)
 
 int main(void)
 {
@@ -105,8 +94,7 @@ int main(void)
 
 	if (LCFS_INODES_OFFSET != LCFS_SUPER_OFFSET + sizeof(struct lcfs_erofs_super)) {
 		fprintf(stderr, "inode area does not follow the superblock\n");
-		failures++;
+		test_failures++;
 	}
-	printf("%s\n", failures ? "FAIL" : "ok");
-	return failures ? 1 : 0;
+	return test_summary("test-format");
 }

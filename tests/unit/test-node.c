@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../lib/check.h"
+#include "check.h"
 
 static struct lcfs_node_s *new_node(uint32_t mode)
 {
@@ -391,16 +391,15 @@ static void test_walk_deep(void)
 
 int main(void)
 {
-	test_children();
-	test_attributes();
-	test_xattrs();
-	test_links_and_clone();
-	test_link_cycle_free();
-	test_deep_free();
-	test_walk_order();
-	test_walk_no_path();
-	test_walk_callback();
-	test_walk_deep();
-	printf("%s\n", failures ? "FAIL" : "ok");
-	return failures ? 1 : 0;
+	TEST_CASE(test_children);
+	TEST_CASE(test_attributes);
+	TEST_CASE(test_xattrs);
+	TEST_CASE(test_links_and_clone);
+	TEST_CASE(test_link_cycle_free);
+	TEST_CASE(test_deep_free);
+	TEST_CASE(test_walk_order);
+	TEST_CASE(test_walk_no_path);
+	TEST_CASE(test_walk_callback);
+	TEST_CASE(test_walk_deep);
+	return test_summary("test-node");
 }

@@ -14,7 +14,7 @@
 
 #include "libcomposefs/lcfs-writer.h"
 
-#include "../lib/check.h"
+#include "check.h"
 
 struct membuf {
 	uint8_t *data;
@@ -219,10 +219,9 @@ static void test_version_bump(void)
 
 int main(void)
 {
-	test_root_only();
-	test_example_2();
-	test_errors();
-	test_version_bump();
-	printf("%s\n", failures ? "FAIL" : "ok");
-	return failures ? 1 : 0;
+	TEST_CASE(test_root_only);
+	TEST_CASE(test_example_2);
+	TEST_CASE(test_errors);
+	TEST_CASE(test_version_bump);
+	return test_summary("test-writer");
 }

@@ -14,7 +14,7 @@ test fails when:
   - a tracked file outside tests/ refers to ../shared, which is not part
     of the project.
 
-Usage: check-citations.py [SOURCE_DIR]   (default: COMPOSEFS_SRCDIR, or the
+Usage: test-citations.py [SOURCE_DIR]   (default: COMPOSEFS_SRCDIR, or the
 checkout this script is in). Prints one line per problem, FILE:LINE: what.
 """
 
@@ -23,8 +23,10 @@ import re
 import subprocess
 import sys
 
+import cfstest
+
 # This checker spells the old names and sample citations: not checked.
-SELF = 'tests/docs/check-citations.py'
+SELF = 'tests/docs/test-citations.py'
 
 # Data, not prose: test inputs and fuzz corpora (any bytes), and licence
 # texts, whose own "Section N" are not citations.
@@ -228,4 +230,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    cfstest.main(main)

@@ -25,13 +25,11 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import cfsdump  # noqa: E402
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfsdump
+import cfstest
+from cfstest import Failure
 
-GENERATOR = os.path.join(HERE, "..", "gen-random-dump.py")
+GENERATOR = cfstest.GENERATOR
 
 
 def probe_mount(tmp, fallback_image):
@@ -66,7 +64,7 @@ def check_image(image, root, label, tmp):
     try:
         n = cfstest.kernel_compare(image, root, version, tmp)
     except cfstest.MountUnavailable as e:
-        raise TestFailure("%s: %s" % (label, e))
+        raise Failure("%s: %s" % (label, e))
     print("%s: %d entries match (format version %d)" % (label, n, version))
 
 
@@ -125,4 +123,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

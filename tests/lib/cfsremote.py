@@ -13,25 +13,8 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from cfstest import TestFailure, skip  # noqa: E402,F401
-from cfstest import main_wrapper as main  # noqa: E402,F401
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def run(cmd, ok=True, **kw):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    if ok is not None and (p.returncode == 0) != ok:
-        raise TestFailure("%s: exit %d, expected %s\nstdout: %s\nstderr: %s" % (
-            " ".join(cmd), p.returncode, "success" if ok else "failure",
-            p.stdout.decode(errors="replace")[-2000:],
-            p.stderr.decode(errors="replace")[-2000:]))
-    return p
+import cfstest
+from cfstest import Failure, check, main, run, skip  # noqa: F401
 
 
 def make_tree(root, n_files, seed=1):
@@ -112,13 +95,13 @@ def wait_port(port, proc, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
         if proc.poll() is not None:
-            raise TestFailure("server exited with status %d" % proc.returncode)
+            raise Failure("server exited with status %d" % proc.returncode)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise TestFailure("server did not listen on port %d" % port)
+    raise Failure("server did not listen on port %d" % port)
 
 
 class Server:
@@ -148,7 +131,7 @@ def start_python_server(root):
 
 
 def start_fault_server(root, faults=(), delay=0.0, log=None):
-    cmd = [sys.executable, os.path.join(HERE, "faultserver.py")]
+    cmd = [sys.executable, os.path.join(cfstest.LIB_DIR, "faultserver.py")]
     for f in faults:
         cmd += ["--fault", f]
     if delay:
@@ -160,7 +143,7 @@ def start_fault_server(root, faults=(), delay=0.0, log=None):
     srv = Server(proc, port)
     if port == 0:
         srv.stop()
-        raise TestFailure("fault server did not start")
+        raise Failure("fault server did not start")
     return srv
 
 

@@ -20,12 +20,10 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfstest
+from cfstest import Failure
 
-GENERATOR = os.path.join(HERE, "..", "..", "bench", "gen-dump.py")
+GENERATOR = os.path.join(cfstest.TESTS_DIR, "..", "bench", "gen-dump.py")
 N = 6000
 
 
@@ -49,10 +47,10 @@ def main():
     tools_dir = sys.argv[1]
     dumps = {o: generate(o) for o in ("sorted", "tar", "creation")}
     if dumps["tar"] == dumps["sorted"] or dumps["creation"] == dumps["sorted"]:
-        raise TestFailure("the generator did not reorder the lines")
+        raise Failure("the generator did not reorder the lines")
     for o in ("tar", "creation"):
         if sorted(dumps[o].split(b"\n")) != sorted(dumps["sorted"].split(b"\n")):
-            raise TestFailure("%s order holds other lines than sorted order" % o)
+            raise Failure("%s order holds other lines than sorted order" % o)
     dumps["creation, respelled"] = respell(dumps["creation"])
     with tempfile.TemporaryDirectory(prefix="cfs-order-") as tmp:
         ref = os.path.join(tmp, "sorted.cfs")
@@ -63,7 +61,7 @@ def main():
             out = os.path.join(tmp, "other.cfs")
             cfstest.build_image(tools_dir, dump, out)
             if not cfstest.same_bytes(ref, out):
-                raise TestFailure("%s order builds other bytes than sorted order\n%s"
+                raise Failure("%s order builds other bytes than sorted order\n%s"
                                   % (name, cfstest.cmp_head(ref, out)))
             print("%s order: same %d bytes as sorted order" % (name, os.path.getsize(out)))
 
@@ -78,17 +76,17 @@ def main():
         lines.insert(d, child)
         r = cfstest.run([cfstest.tool(tools_dir, "mkcomposefs"), "--from-file", "-",
                          os.path.join(tmp, "bad.cfs")], stdin=b"\n".join(lines),
-                        check=False)
+                        ok=None)
         msg = r.stderr.decode(errors="replace")
         cpath = child.split(b" ", 1)[0].decode()
         if r.returncode == 0 or not re.search(r":%d: PATH: Parent directory missing for %s"
                                               % (d + 1, re.escape(cpath)), msg):
-            raise TestFailure("entry before its parent: exit %d, %r" % (r.returncode, msg))
+            raise Failure("entry before its parent: exit %d, %r" % (r.returncode, msg))
         if os.path.exists(os.path.join(tmp, "bad.cfs")):
-            raise TestFailure("a failed build left its image")
+            raise Failure("a failed build left its image")
         print("entry before its parent: refused (%s)" % msg.strip())
     return 0
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

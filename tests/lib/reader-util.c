@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /* Helpers shared by the image reader tests. */
-#include "reader-test.h"
+#include "reader-util.h"
 
 #include <string.h>
 #include <sys/stat.h>
 
-int test_failures;
 
 const char *test_shared_dir(void)
 {

@@ -21,11 +21,9 @@ import shlex
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import cfsdump  # noqa: E402
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfsdump
+import cfstest
+from cfstest import Failure
 
 
 def run_case(tools_dir, case_dir, name, tmp):
@@ -40,18 +38,18 @@ def run_case(tools_dir, case_dir, name, tmp):
     with open(base + ".dump", "rb") as f:
         refused = cfsdump.linked_whiteouts(cfsdump.parse_dump(f.read()))
     if refused:
-        r = cfstest.run(argv, check=False)
+        r = cfstest.run(argv, ok=None)
         if r.returncode == 0 or b"whiteout" not in r.stderr:
-            raise TestFailure("the whiteout %r has several links or names: "
+            raise Failure("the whiteout %r has several links or names: "
                               "expected a refusal, got exit %d: %r"
                               % (refused[0], r.returncode, r.stderr))
         if os.listdir(tmp):
-            raise TestFailure("refused, but left %r" % os.listdir(tmp))
+            raise Failure("refused, but left %r" % os.listdir(tmp))
         return "refused"
     cfstest.run(argv)
     got = cfstest.sha256_file(out)
     if got != want:
-        raise TestFailure("SHA-256 %s, composefs 1.0.8 writes %s (size %d)"
+        raise Failure("SHA-256 %s, composefs 1.0.8 writes %s (size %d)"
                           % (got, want, os.path.getsize(out)))
     os.unlink(out)
     return "ok"
@@ -63,10 +61,10 @@ def main():
         return 2
     tools_dir = sys.argv[1]
     case_dir = sys.argv[2] if len(sys.argv) == 3 else \
-        os.path.join(HERE, "..", "assets", "generated")
+        os.path.join(cfstest.TESTS_DIR, "assets", "generated")
     names = sorted(n[:-5] for n in os.listdir(case_dir) if n.endswith(".dump"))
     if len(names) < 90:
-        raise TestFailure("only %d cases in %s" % (len(names), case_dir))
+        raise Failure("only %d cases in %s" % (len(names), case_dir))
     failed = []
     refused = 0
     with tempfile.TemporaryDirectory(prefix="cfs-generated-") as tmp:
@@ -76,7 +74,7 @@ def main():
                 print("%s %s" % (what, name))
                 if what == "refused":
                     refused += 1
-            except TestFailure as e:
+            except Failure as e:
                 print("FAIL %s: %s" % (name, e))
                 failed.append(name)
     exact = len(names) - len(failed) - refused
@@ -89,4 +87,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

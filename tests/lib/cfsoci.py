@@ -16,11 +16,9 @@ import shutil
 import stat
 import struct
 import subprocess
-import sys
 import tarfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from toolstest import Failure, Skip, check, equal, fails, ok, read, run, write  # noqa: E402,F401
+from cfstools import Failure, Skip, check, equal, fails, ok, read, run, write  # noqa: F401
 
 NOBODY = 65534
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+
 struct membuf {
 	unsigned char data[1 << 16];
 	size_t len;
@@ -31,14 +33,6 @@ static ssize_t write_cb(void *file, void *buf, size_t count)
 	return (ssize_t)count;
 }
 
-#define CHECK(c)                                                             \
-	do {                                                                 \
-		if (!(c)) {                                                  \
-			fprintf(stderr, "abi-client: check failed: %s\n", #c); \
-			return 1;                                            \
-		}                                                            \
-	} while (0)
-
 int main(void)
 {
 	static struct membuf img;
@@ -50,42 +44,42 @@ int main(void)
 	const char *content = "hello\n";
 
 	root = lcfs_node_new();
-	CHECK(root != NULL);
+	REQUIRE(root != NULL);
 	lcfs_node_set_mode(root, S_IFDIR | 0755);
 	file = lcfs_node_new();
-	CHECK(file != NULL);
+	REQUIRE(file != NULL);
 	lcfs_node_set_mode(file, S_IFREG | 0644);
 	lcfs_node_set_size(file, strlen(content));
-	CHECK(lcfs_node_set_content(file, (const uint8_t *)content, strlen(content)) == 0);
-	CHECK(lcfs_node_set_xattr(file, "user.k", "v", 1) == 0);
-	CHECK(lcfs_node_add_child(root, file, "file") == 0);
+	REQUIRE(lcfs_node_set_content(file, (const uint8_t *)content, strlen(content)) == 0);
+	REQUIRE(lcfs_node_set_xattr(file, "user.k", "v", 1) == 0);
+	REQUIRE(lcfs_node_add_child(root, file, "file") == 0);
 	dev = lcfs_node_new();
-	CHECK(dev != NULL);
+	REQUIRE(dev != NULL);
 	lcfs_node_set_mode(dev, S_IFCHR | 0600);
 	lcfs_node_set_rdev64(dev, 0x0103);
-	CHECK(lcfs_node_add_child(root, dev, "null") == 0);
+	REQUIRE(lcfs_node_add_child(root, dev, "null") == 0);
 
 	memset(&opts, 0, sizeof(opts));
 	opts.format = LCFS_FORMAT_EROFS;
 	opts.flags = flags;
 	opts.file = &img;
 	opts.file_write_cb = write_cb;
-	CHECK(lcfs_write_to(root, &opts) == 0);
-	CHECK(img.len > sizeof(hdr));
+	REQUIRE(lcfs_write_to(root, &opts) == 0);
+	REQUIRE(img.len > sizeof(hdr));
 	memcpy(&hdr, img.data, sizeof(hdr));
-	CHECK(hdr.magic == LCFS_EROFS_MAGIC);
-	CHECK((hdr.flags & acl) == 0);
+	REQUIRE(hdr.magic == LCFS_EROFS_MAGIC);
+	REQUIRE((hdr.flags & acl) == 0);
 
 	loaded = lcfs_load_node_from_image(img.data, img.len);
-	CHECK(loaded != NULL);
-	CHECK(lcfs_node_get_n_children(loaded) == 2);
+	REQUIRE(loaded != NULL);
+	REQUIRE(lcfs_node_get_n_children(loaded) == 2);
 	n = lcfs_node_lookup_child(loaded, "file");
-	CHECK(n != NULL && lcfs_node_get_size(n) == strlen(content));
-	CHECK(lcfs_node_get_content(n) != NULL &&
+	REQUIRE(n != NULL && lcfs_node_get_size(n) == strlen(content));
+	REQUIRE(lcfs_node_get_content(n) != NULL &&
 	      memcmp(lcfs_node_get_content(n), content, strlen(content)) == 0);
-	CHECK(lcfs_node_get_xattr(n, "user.k", NULL) != NULL);
+	REQUIRE(lcfs_node_get_xattr(n, "user.k", NULL) != NULL);
 	n = lcfs_node_lookup_child(loaded, "null");
-	CHECK(n != NULL && lcfs_node_get_rdev64(n) == 0x0103);
+	REQUIRE(n != NULL && lcfs_node_get_rdev64(n) == 0x0103);
 	lcfs_node_unref(loaded);
 	lcfs_node_unref(root);
 	printf("abi-client: %zu-byte image written and read back\n", img.len);

@@ -24,13 +24,11 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import cfsdump  # noqa: E402
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfsdump
+import cfstest
+from cfstest import Failure
 
-GENERATOR = os.path.join(HERE, "..", "gen-random-dump.py")
+GENERATOR = cfstest.GENERATOR
 
 
 def parse_seeds(text):
@@ -52,7 +50,7 @@ def generate(seed, version):
 def one_seed(tools_dir, seed, version, tmp, can_mount, first):
     dump = generate(seed, version)
     if first and generate(seed, version) != dump:
-        raise TestFailure("the generator gives different output for the same "
+        raise Failure("the generator gives different output for the same "
                           "seed")
     root = cfsdump.parse_dump(dump)     # the generator must write valid dumps
     args = ["--min-version=0", "--max-version=0"] if version == 0 else []
@@ -60,12 +58,12 @@ def one_seed(tools_dir, seed, version, tmp, can_mount, first):
     cfstest.build_image(tools_dir, dump, out, extra=args)
     got = cfstest.image_version(out)
     if got != version:
-        raise TestFailure("image has format version %d, expected %d" % (
+        raise Failure("image has format version %d, expected %d" % (
             got, version))
     again = os.path.join(tmp, "again.cfs")
     cfstest.build_image(tools_dir, dump, again, extra=args)
     if not cfstest.same_bytes(out, again):
-        raise TestFailure("a second build gives different bytes\n" +
+        raise Failure("a second build gives different bytes\n" +
                           cfstest.cmp_head(again, out))
     cfstest.roundtrip(tools_dir, out, tmp, 0 if version == 0 else None,
                       strict=True)
@@ -98,7 +96,7 @@ def main():
                                 seed == seeds[0])
                 print("seed %d: ok, %s (%.1fs)" % (seed, info,
                                                    time.monotonic() - t0))
-            except (TestFailure, cfstest.MountUnavailable,
+            except (Failure, cfstest.MountUnavailable,
                     cfsdump.DumpError) as e:
                 failures.append(seed)
                 print("seed %d: FAIL: %s" % (seed, e))
@@ -111,4 +109,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

@@ -7,14 +7,12 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-import cfsoverlay  # noqa: E402
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfsoverlay
+import cfstest
+from cfstest import Failure
 
 FSTYPE = "fuse.composefs-fuse"
 
@@ -110,13 +108,13 @@ class FuseMount:
         while not is_fuse_mounted(self.mnt):
             if self.proc.poll() is not None:
                 out, err = self.proc.communicate()
-                raise TestFailure("composefs-fuse exited %d before mounting:"
+                raise Failure("composefs-fuse exited %d before mounting:"
                                   " %s" % (self.proc.returncode,
                                            err.decode("utf-8", "replace")))
             if time.monotonic() > deadline:
                 self.proc.kill()
                 self.proc.communicate()
-                raise TestFailure("composefs-fuse did not mount %s" % self.mnt)
+                raise Failure("composefs-fuse did not mount %s" % self.mnt)
             time.sleep(0.02)
         return self
 
@@ -136,20 +134,20 @@ class FuseMount:
             subprocess.run(["fusermount3", "-u", "-z", self.mnt])
             proc.kill()
             proc.communicate()
-            raise TestFailure("fusermount3 -u %s failed: %s" % (
+            raise Failure("fusermount3 -u %s failed: %s" % (
                 self.mnt, r.stdout.decode("utf-8", "replace")))
         try:
             _, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            raise TestFailure("composefs-fuse did not exit after unmount")
+            raise Failure("composefs-fuse did not exit after unmount")
         self.stderr = err
         if proc.returncode != 0:
-            raise TestFailure("composefs-fuse exited %d: %s" % (
+            raise Failure("composefs-fuse exited %d: %s" % (
                 proc.returncode, err.decode("utf-8", "replace")))
         if mounts_below(self.mnt):
-            raise TestFailure("still mounted after unmount: %r"
+            raise Failure("still mounted after unmount: %r"
                               % mounts_below(self.mnt))
 
 
@@ -160,7 +158,7 @@ def kernel_mounted(tools_dir, image, mnt, basedirs):
     r = subprocess.run([exe, "-o", "ro,basedir=" + ":".join(basedirs), image,
                         mnt], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode != 0:
-        raise TestFailure("mount.composefs failed: %s"
+        raise Failure("mount.composefs failed: %s"
                           % r.stdout.decode("utf-8", "replace"))
     try:
         yield mnt
@@ -169,7 +167,7 @@ def kernel_mounted(tools_dir, image, mnt, basedirs):
                            stderr=subprocess.STDOUT)
         if r.returncode != 0:
             subprocess.run(["umount", "-l", mnt])
-            raise TestFailure("umount failed: %s"
+            raise Failure("umount failed: %s"
                               % r.stdout.decode("utf-8", "replace"))
 
 
@@ -215,14 +213,6 @@ def make_store(store, root_exp, limit=1 << 20):
             continue    # a path component is a file already, or vice versa
         made[path] = data
     return made.get
-
-
-def fsverity_digest(data):
-    """fs-verity SHA-256 digest (4096-byte blocks, no salt) of `data`, raw
-    bytes, from the independent implementation of the build tests."""
-    sys.path.insert(0, os.path.join(HERE, "..", "build"))
-    import buildlib
-    return bytes.fromhex(buildlib.fsverity_digest(data))
 
 
 def dump_line(path, mode, size=0, payload=None, content=None, digest=None,

@@ -13,13 +13,10 @@ back; fsck.erofs accepts it.
 
 import gzip
 import os
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "lib"))
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfstest
+from cfstest import Failure
 
 
 def reference_image(shared, asset, tmpdir):
@@ -55,14 +52,14 @@ def main():
                     "reference | head` (offset, octal ours, octal reference):\n" \
                     % (os.path.getsize(out), os.path.getsize(ref))
                 msg += cfstest.cmp_head(out, ref)
-            raise TestFailure(msg)
+            raise Failure(msg)
         print("sha256 ok: %s" % got)
 
         again = os.path.join(tmp, "again.cfs")
         cfstest.build_image(tools_dir, dump, again, version=version,
                             strict=strict)
         if not cfstest.same_bytes(out, again):
-            raise TestFailure("a second build gives different bytes\n" +
+            raise Failure("a second build gives different bytes\n" +
                               cfstest.cmp_head(again, out))
         print("rebuild identical")
 
@@ -78,4 +75,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

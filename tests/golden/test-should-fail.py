@@ -13,13 +13,10 @@ strict mode the run must fail as well.
 
 import os
 import re
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "lib"))
-import cfstest  # noqa: E402
-from cfstest import TestFailure  # noqa: E402
+import cfstest
+from cfstest import Failure
 
 # asset -> (regex the message must match, line number or None)
 EXPECTED = {
@@ -48,25 +45,25 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
     out = os.path.join(tmp, "out.cfs")
     r = cfstest.run([cfstest.tool(tools_dir, "mkcomposefs"), "--from-file",
                      asset_path, out], env=cfstest.mkcomposefs_env(strict),
-                    check=False)
+                    ok=None)
     err = r.stderr.decode("utf-8", "backslashreplace")
     mode = "strict" if strict else "default"
     if r.returncode != 1:
-        raise TestFailure("%s mode: exit status %d, expected 1\nstderr: %s" % (
+        raise Failure("%s mode: exit status %d, expected 1\nstderr: %s" % (
             mode, r.returncode, err))
     left = os.listdir(tmp)
     if left:
-        raise TestFailure("%s mode: files left behind: %r" % (mode, left))
+        raise Failure("%s mode: files left behind: %r" % (mode, left))
     lines = err.strip("\n").split("\n")
     if len(lines) != 1 or not lines[0].startswith("mkcomposefs: "):
-        raise TestFailure("%s mode: expected one `mkcomposefs: ` line on "
+        raise Failure("%s mode: expected one `mkcomposefs: ` line on "
                           "stderr, got %r" % (mode, err))
     if pattern is not None:
         if not re.search(pattern, lines[0]):
-            raise TestFailure("%s mode: message %r does not match %r" % (
+            raise Failure("%s mode: message %r does not match %r" % (
                 mode, lines[0], pattern))
         if line is not None and ":%d:" % line not in lines[0]:
-            raise TestFailure("%s mode: message %r does not name line %d" % (
+            raise Failure("%s mode: message %r does not name line %d" % (
                 mode, lines[0], line))
     print("%s mode: %s" % (mode, lines[0]))
 
@@ -76,17 +73,17 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
         f.write(keep)
     r = cfstest.run([cfstest.tool(tools_dir, "mkcomposefs"), "--from-file",
                      asset_path, out], env=cfstest.mkcomposefs_env(strict),
-                    check=False)
+                    ok=None)
     if r.returncode != 1:
-        raise TestFailure("%s mode, existing output: exit status %d" % (
+        raise Failure("%s mode, existing output: exit status %d" % (
             mode, r.returncode))
     with open(out, "rb") as f:
         if f.read() != keep:
-            raise TestFailure("%s mode: a failed run modified the existing "
+            raise Failure("%s mode: a failed run modified the existing "
                               "output file" % mode)
     left = sorted(os.listdir(tmp))
     if left != ["out.cfs"]:
-        raise TestFailure("%s mode: files left behind: %r" % (mode, left))
+        raise Failure("%s mode: files left behind: %r" % (mode, left))
     os.unlink(out)
 
 
@@ -105,4 +102,4 @@ def main():
 
 
 if __name__ == "__main__":
-    cfstest.main_wrapper(main)
+    cfstest.main(main)

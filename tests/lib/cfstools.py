@@ -1,28 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
-"""Small harness for the command-line tool tests.
+"""Helpers for the command-line tool tests (tests/tools, tests/oci).
 
 Each test script calls main(globals()) with the tool paths as arguments
-(MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP). Every function named test_*
-runs in a fresh temporary directory; a failed check raises Failure, a
-missing prerequisite raises Skip. The script exits 0 when everything passed,
-77 when every test was skipped and 1 when anything failed."""
+(MKCOMPOSEFS COMPOSEFS-INFO COMPOSEFS-DUMP): every function named test_*
+is a case of the harness (cfstest.main), called with the tools and a fresh
+temporary directory."""
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 
-SKIP = 77
-
-
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
+import cfstest
+import cfsverity
+from cfstest import Failure, Skip  # noqa: F401
 
 
 class Tools:
@@ -71,10 +62,10 @@ def run(argv, stdin=None, env=None, stdout=None, umask=None, cwd=None):
 
 
 def check(cond, msg, result=None):
-    if not cond:
-        if result is not None:
-            msg += "\n" + result.describe()
-        raise Failure(msg)
+    """cfstest.check(), with the tool run @result described on failure."""
+    if not cond and result is not None:
+        msg += "\n" + result.describe()
+    cfstest.check(cond, msg)
 
 
 def ok(result):
@@ -135,42 +126,17 @@ def image_version(path):
 
 
 def fsverity_digest(path):
-    """fs-verity digest from fsverity-utils, or Skip."""
-    cli = shutil.which("fsverity")
-    if cli is None:
-        raise Skip("the fsverity command (Debian package fsverity) is not installed")
-    proc = subprocess.run([cli, "digest", "--hash-alg=sha256", "--block-size=4096",
-                           path], stdout=subprocess.PIPE, check=True)
-    return proc.stdout.split()[0].decode().split(":", 1)[1]
+    """fs-verity digest from fsverity-utils; skips without it."""
+    return cfsverity.cli_digest(path)
 
 
 def main(namespace):
+    cfstest.wanted_case()
     tools = Tools(sys.argv)
-    tests = sorted((name, fn) for name, fn in namespace.items()
-                   if name.startswith("test_") and callable(fn))
-    passed = failed = skipped = 0
-    for name, fn in tests:
-        with tempfile.TemporaryDirectory(prefix="cfs-tools-") as tmp:
-            try:
-                fn(tools, tmp)
-            except Skip as e:
-                skipped += 1
-                print("SKIP %s: %s" % (name, e))
-                continue
-            except Failure as e:
-                failed += 1
-                print("FAIL %s: %s" % (name, e))
-                continue
-            except Exception:
-                failed += 1
-                print("FAIL %s: unexpected exception" % name)
-                traceback.print_exc(file=sys.stdout)
-                continue
-        passed += 1
-        print("ok   %s" % name)
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    if failed:
-        sys.exit(1)
-    if skipped and not passed:
-        sys.exit(SKIP)
-    sys.exit(0)
+
+    @contextlib.contextmanager
+    def setup(name):
+        with cfstest.tmpdir("cfs-tools-") as tmp:
+            yield (tools, tmp)
+
+    cfstest.main(namespace, setup=setup)

@@ -8,90 +8,20 @@
   (docs/design.md, "Directory scan", "Content pass"; docs/image-format.md,
   "Inode order", "Directories", "What the reader rebuilds"; docs/dumpfile.md,
   "Printing");
-- fsverity_digest(): the fs-verity SHA-256 digest, written from
-  docs/image-format.md, "fs-verity digest";
 - check_store(): every object of an object store is named by the digest
   of its content, mode 0644, and there is one per distinct content.
 """
 
 import errno
-import hashlib
 import os
 import random
 import socket
 import stat
-import struct
-import subprocess
-import sys
 
-SKIP = 77
+import cfsverity
+from cfstest import Failure, check, main, run, skip  # noqa: F401
+
 BLOCK = 4096
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def skip(reason):
-    print("SKIP: %s" % reason)
-    sys.exit(SKIP)
-
-
-def main(fn):
-    try:
-        fn()
-    except Failure as e:
-        print("FAIL: %s" % e)
-        sys.exit(1)
-    print("PASS")
-    sys.exit(0)
-
-
-def run(argv, check_rc=True, **kw):
-    r = subprocess.run([os.fsencode(a) if isinstance(a, str) else a for a in argv],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    if check_rc and r.returncode != 0:
-        raise Failure("%s exited %d: %s" % (
-            " ".join(os.fsdecode(a) for a in argv), r.returncode,
-            r.stderr.decode("utf-8", "backslashreplace")[-2000:]))
-    return r
-
-
-# ---- fs-verity (docs/image-format.md, "fs-verity digest") ------------------------
-
-
-def _pad(b):
-    return b + b"\0" * (-len(b) % BLOCK) if b else b"\0" * BLOCK
-
-
-def fsverity_digest(data):
-    """Standard fs-verity digest: SHA-256, 4096-byte blocks, no salt. The
-    empty input has an all-zero root hash (the kernel's value)."""
-    if not data:
-        root = b"\0" * 32
-    else:
-        level = data
-        while True:
-            padded = _pad(level)
-            if len(level) <= BLOCK:
-                root = hashlib.sha256(padded).digest()
-                break
-            level = b"".join(hashlib.sha256(padded[i:i + BLOCK]).digest()
-                             for i in range(0, len(padded), BLOCK))
-    desc = struct.pack("<BBBBIQ", 1, 1, 12, 0, 0, len(data))
-    desc += root + b"\0" * 32 + b"\0" * 32 + b"\0" * 144
-    assert len(desc) == 256
-    return hashlib.sha256(desc).hexdigest()
-
-
-def file_digest(path):
-    with open(path, "rb") as f:
-        return fsverity_digest(f.read())
 
 
 # ---- The source tree generator ------------------------------------------------------
@@ -443,7 +373,7 @@ def expected_dump(src, opts):
             if 1 <= size <= 64:
                 content = escape(data, lone_dash=True)
             elif size > 64:
-                d = fsverity_digest(data)
+                d = cfsverity.hexdigest(data)
                 payload = d[:2] + "/" + d[2:]
                 digest = d
         elif stat.S_ISLNK(mode):
@@ -512,26 +442,10 @@ def store_objects(store):
             parts = rel.split("/")
             if (len(parts) == 2 and len(parts[0]) == 2 and len(parts[1]) == 62
                     and stat.S_ISREG(st.st_mode)):
-                objects[rel] = (stat.S_IMODE(st.st_mode), file_digest(p))
+                objects[rel] = (stat.S_IMODE(st.st_mode), cfsverity.file_hexdigest(p))
             else:
                 other.append(rel)
     return objects, other
-
-
-def fsverity_tool_digests(paths):
-    """{path: digest} from `fsverity digest` (fsverity-utils), or None if
-    the tool is missing."""
-    import shutil
-    if shutil.which("fsverity") is None:
-        return None
-    out = {}
-    for i in range(0, len(paths), 200):
-        chunk = paths[i:i + 200]
-        r = run(["fsverity", "digest", "--hash-alg=sha256", "--block-size=4096"] + chunk)
-        for line in r.stdout.decode().splitlines():
-            alg_digest, path = line.split(" ", 1)
-            out[path] = alg_digest.split(":", 1)[1]
-    return out
 
 
 def check_store(store, contents_dir=None, allow_temps=False):
@@ -544,7 +458,7 @@ def check_store(store, contents_dir=None, allow_temps=False):
         check(rel.replace("/", "") == digest,
               "object %s has content with digest %s" % (rel, digest))
         check(mode == 0o644, "object %s has mode %o" % (rel, mode))
-    tool = fsverity_tool_digests([os.path.join(store, rel) for rel in sorted(objects)])
+    tool = cfsverity.cli_digests([os.path.join(store, rel) for rel in sorted(objects)])
     if tool is not None:
         for rel in objects:
             got = tool.get(os.path.join(store, rel))
@@ -563,7 +477,7 @@ def check_store(store, contents_dir=None, allow_temps=False):
                 p = os.path.join(dirpath, name)
                 st = os.lstat(p)
                 if stat.S_ISREG(st.st_mode) and st.st_size > 64:
-                    d = file_digest(p)
+                    d = cfsverity.file_hexdigest(p)
                     want.add(d[:2] + "/" + d[2:])
         check(set(objects) == want,
               "store holds %d objects, the source %d distinct contents; "

@@ -6,11 +6,8 @@ can look at a mount through the eyes of another user.
     fuse-snapshot.py MOUNTPOINT
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "lib"))
-import cfsoverlay  # noqa: E402
+import cfsoverlay
 
 print(repr(cfsoverlay.snapshot(sys.argv[1])))

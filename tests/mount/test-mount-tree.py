@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """mount.composefs on the real kernel (docs/design.md, "Mounting").
 
-Usage: mount-tree.py TOOLS_DIR CASE
+Usage: test-mount-tree.py TOOLS_DIR [-k CASE]
 
 Cases:
   tree      random trees -> mkcomposefs --digest-store -> mount.composefs;
@@ -22,7 +22,6 @@ after each mount and each failure that the mount table, the
 as before.
 """
 
-import ctypes
 import errno
 import hashlib
 import os
@@ -30,83 +29,12 @@ import random
 import shutil
 import stat
 import subprocess
-import sys
-import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "lib"))
-from cfstree import (Failure, check, compare_trees, make_tree,  # noqa: E402
-                     random_bytes, sha256_file, walk)
+import cfsmount
+from cfstest import Failure, check, skip
+from cfstree import compare_trees, make_tree, random_bytes, sha256_file, walk
 
-SKIP = 77
 PROG = "mount.composefs"
-
-CLONE_NEWNS = 0x00020000
-MS_REC = 16384
-MS_BIND = 4096
-MS_PRIVATE = 1 << 18
-
-
-def skip(reason):
-    print("SKIP: %s" % reason)
-    sys.exit(SKIP)
-
-
-# --- environment ---------------------------------------------------------------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _libc_call(fn, *args):
-    if fn(*args) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-
-
-def private_namespace():
-    """Own mount namespace, / private, a fresh tmpfs on /tmp."""
-    try:
-        _libc_call(_libc.unshare, CLONE_NEWNS)
-    except OSError as e:
-        skip("cannot create a mount namespace: %s" % e.strerror)
-    _libc_call(_libc.mount, None, b"/", None, MS_REC | MS_PRIVATE, None)
-    # Trees under the old /tmp that the test needs (a build or checkout
-    # there, the shared assets) are bound back at the same paths.
-    keep = {}
-    for var in ("COMPOSEFS_BUILDDIR", "COMPOSEFS_SRCDIR", "COMPOSEFS_SHARED"):
-        path = os.environ.get(var)
-        if not path or not os.path.exists(path):
-            continue
-        real = os.path.realpath(path)
-        if real.startswith("/tmp/"):
-            top = "/tmp/" + real[5:].split("/")[0]
-            if top not in keep:
-                keep[top] = os.open(top, os.O_PATH | os.O_CLOEXEC)
-    _libc_call(_libc.mount, b"tmpfs", b"/tmp", b"tmpfs", 0, b"mode=1777")
-    for top, fd in keep.items():
-        os.makedirs(top, exist_ok=True)
-        _libc_call(_libc.mount, ("/proc/self/fd/%d" % fd).encode(), top.encode(),
-                   None, MS_BIND | MS_REC, None)
-        os.close(fd)
-
-
-def have_fs(name):
-    with open("/proc/filesystems") as f:
-        return any(line.split("\t")[-1].strip() == name for line in f)
-
-
-def prerequisites(tools_dir):
-    if os.geteuid() != 0:
-        skip("needs root to mount")
-    if not have_fs("erofs") or not have_fs("overlay"):
-        skip("the kernel lacks EROFS or overlayfs")
-    tools = {}
-    for name in ("mkcomposefs", "mount.composefs"):
-        path = os.path.join(tools_dir, name)
-        if not os.access(path, os.X_OK):
-            raise Failure("%s is not built (%s)" % (name, path))
-        tools[name] = path
-    return tools
 
 
 def fsverity_works(directory):
@@ -124,20 +52,15 @@ def fsverity_works(directory):
         os.unlink(path)
 
 
-class Env:
+class Env(cfsmount.WorkDir):
+    TOOLS = ("mkcomposefs", "mount.composefs")
+
     def __init__(self, tools_dir, case):
-        self.tools = prerequisites(tools_dir)
-        base = os.path.join(os.environ.get("COMPOSEFS_BUILDDIR", "/var/tmp"),
-                            "tests", "mount")
-        os.makedirs(base, exist_ok=True)
         # On a real filesystem, not the private tmpfs: fs-verity support
         # is a property of the filesystem holding the objects.
-        self.dir = tempfile.mkdtemp(prefix="%s." % case, dir=base)
+        super().__init__(tools_dir, "mount", case)
         self.mounts = []
         self.baseline = None
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
 
     def snapshot(self):
         with open("/proc/self/mountinfo") as f:
@@ -197,7 +120,7 @@ class Env:
     def close(self):
         for mnt in reversed(self.mounts):
             subprocess.run(["umount", "-l", mnt], stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().close()
 
 
 def object_files(store):
@@ -542,7 +465,7 @@ def user_namespace():
         os.close(ready_r)
         os.close(go_w)
         try:
-            _libc_call(_libc.unshare, CLONE_NEWUSER)
+            cfsmount.unshare(CLONE_NEWUSER)
             os.write(ready_w, b"x")
             os.read(go_r, 1)
         finally:
@@ -684,23 +607,6 @@ CASES = {
 }
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
-        print("usage: %s TOOLS_DIR {%s}" % (sys.argv[0], ",".join(CASES)), file=sys.stderr)
-        return 2
-    tools_dir, case = sys.argv[1], sys.argv[2]
-    prerequisites(tools_dir)
-    private_namespace()
-    env = Env(tools_dir, case)
-    try:
-        CASES[case](env)
-    except Failure as e:
-        print("FAIL: %s" % e, file=sys.stderr)
-        return 1
-    finally:
-        env.close()
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cfsmount.main(CASES, Env, needs_mount=True)
