@@ -27,14 +27,10 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 . "$srcdir/bench/lib.sh"
-builddir=$(bench_builddir "$srcdir" "${1:-}")
-bench_dir=${BENCH_DIR:-/var/tmp/composefs-bench}
-tree=${2:-$bench_dir/usr}
-mk=$builddir/tools/mkcomposefs
+bench_tree_args "$srcdir" "$@"
 
 bench_need bench-oci "$mk" tar gzip bc /usr/bin/time
-mkdir -p "$bench_dir"
-bench_tree bench-oci "$tree" $(($# >= 2))
+bench_make_tree bench-oci
 
 work=$bench_dir/oci
 rm -rf "$work"

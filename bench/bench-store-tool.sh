@@ -24,15 +24,11 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 . "$srcdir/bench/lib.sh"
-builddir=$(bench_builddir "$srcdir" "${1:-}")
-bench_dir=${BENCH_DIR:-/var/tmp/composefs-bench}
-tree=${2:-$bench_dir/usr}
-mk=$builddir/tools/mkcomposefs
+bench_tree_args "$srcdir" "$@"
 cs=$builddir/tools/composefs-store
 
 bench_need bench-store-tool "$mk" "$cs" openssl /usr/bin/time bc
-mkdir -p "$bench_dir"
-bench_tree bench-store-tool "$tree" $(($# >= 2))
+bench_make_tree bench-store-tool
 
 store=$bench_dir/fsck-store
 image=$bench_dir/fsck-image.cfs

@@ -26,16 +26,12 @@ set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 . "$srcdir/bench/lib.sh"
-builddir=$(bench_builddir "$srcdir" "${1:-}")
-bench_dir=${BENCH_DIR:-/var/tmp/composefs-bench}
-tree=${2:-$bench_dir/usr}
-mk=$builddir/tools/mkcomposefs
+bench_tree_args "$srcdir" "$@"
 fsv=$builddir/bench/bench-fsverity
 rd=$builddir/bench/bench-read
 
 bench_need bench-store "$mk" "$fsv" "$rd" openssl /usr/bin/time
-mkdir -p "$bench_dir"
-bench_tree bench-store "$tree" $(($# >= 2))
+bench_make_tree bench-store
 
 ncpu=$(nproc)
 files=$(find "$tree" -type f | wc -l)

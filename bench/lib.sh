@@ -40,6 +40,28 @@ bench_require_root() {
 	fi
 }
 
+# bench_tree_args SRCDIR [BUILDDIR] [TREE]: for the scripts that take
+# `[BUILDDIR] [TREE]` and work on a large tree: sets builddir (see
+# bench_builddir), bench_dir ($BENCH_DIR, default /var/tmp/composefs-bench),
+# tree (TREE, default a copy of /usr in $bench_dir/usr), tree_given (1 when
+# TREE was given) and mk (the build's mkcomposefs).
+bench_tree_args() {
+	local srcdir=$1
+	shift
+	builddir=$(bench_builddir "$srcdir" "${1:-}")
+	bench_dir=${BENCH_DIR:-/var/tmp/composefs-bench}
+	tree=${2:-$bench_dir/usr}
+	tree_given=$(($# >= 2))
+	mk=$builddir/tools/mkcomposefs
+}
+
+# bench_make_tree NAME: creates $bench_dir and, unless TREE was given,
+# the copy of /usr in $tree (once); see bench_tree.
+bench_make_tree() {
+	mkdir -p "$bench_dir"
+	bench_tree "$1" "$tree" "$tree_given"
+}
+
 # bench_tree NAME TREE GIVEN: makes sure the source tree TREE exists. When
 # it was not GIVEN (0) on the command line, a copy of /usr is made there
 # once; a given tree must exist.

@@ -100,11 +100,7 @@ def main():
                 os.makedirs(os.path.dirname(p))
                 with open(p, "wb") as f:
                     f.write(data[:-1] + b"!" if name == "bad" else data)
-            for dirpath, dirs, files in os.walk(tmp):
-                for n in dirs:
-                    os.chmod(os.path.join(dirpath, n), 0o755)
-                for n in files:
-                    os.chmod(os.path.join(dirpath, n), 0o644)
+            cfstest.open_to_all(tmp)
             mnt = os.path.join(tmp, "mnt")
             os.mkdir(mnt)
             base = "basedir=%s:%s" % (s1, s2)

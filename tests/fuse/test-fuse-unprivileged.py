@@ -24,7 +24,6 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,14 +70,8 @@ def fuse_device_open_to_all():
         os.chmod("/dev/fuse", mode)
 
 
-def as_user(prefix, argv, check=True):
-    r = subprocess.run(list(prefix) + argv, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
-    if check and r.returncode != 0:
-        raise Failure("%s failed (%d): %s" % (" ".join(argv), r.returncode,
-                                                  r.stderr.decode("utf-8",
-                                                                  "replace")))
-    return r
+def as_user(prefix, argv, ok=True):
+    return cfstest.run(list(prefix) + argv, ok=ok)
 
 
 def snapshot_as(prefix, mnt):
@@ -147,11 +140,7 @@ def main():
             os.makedirs(os.path.dirname(full), exist_ok=True)
             with open(full, "wb") as f:
                 f.write(data)
-        for dirpath, dirs, files in os.walk(tmp):
-            for d in dirs:
-                os.chmod(os.path.join(dirpath, d), 0o755)
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+        cfstest.open_to_all(tmp)
         mnt = os.path.join(tmp, "mnt")
         os.mkdir(mnt)
         os.chown(mnt, uid, gid)
@@ -168,18 +157,13 @@ def main():
             check_view(fsnap)
             print("mounted and read as uid %d: %d paths" % (uid, len(fsnap)))
 
-            why = cfsfuse.kernel_unavailable()
+            kmnt = os.path.join(tmp, "kernel")
+            os.mkdir(kmnt)
+            why = cfsfuse.compare_with_kernel(
+                tools_dir, image, [store], kmnt, fsnap, "as uid %d" % uid,
+                snapshot=lambda m: snapshot_as(prefix, m))
+            os.rmdir(kmnt)
             if why is None:
-                kmnt = os.path.join(tmp, "kernel")
-                os.mkdir(kmnt)
-                with cfsfuse.kernel_mounted(tools_dir, image, kmnt, [store]):
-                    ksnap = snapshot_as(prefix, kmnt)
-                os.rmdir(kmnt)
-                diff = cfsoverlay.diff_snapshots(ksnap, fsnap)
-                if diff:
-                    raise Failure("as uid %d, the kernel mount (first) and "
-                                      "the FUSE mount (second) differ:\n  %s"
-                                      % (uid, "\n  ".join(diff)))
                 print("identical to the kernel mount seen by the same user")
             else:
                 print("kernel comparison skipped: %s" % why)

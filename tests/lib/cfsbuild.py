@@ -1,8 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Helpers for the directory-mode tests of mkcomposefs (suite 'build').
 
-- make_tree(): a seeded generator of real source trees with every kind of
-  entry a scan must handle;
+- make_tree(): cfstree.make_scan_tree(), the trees of these tests;
 - expected_dump(): what `composefs-info dump` must print for the image of
   such a tree, computed by an independent walk of the source
   (docs/design.md, "Directory scan", "Content pass"; docs/image-format.md,
@@ -12,13 +11,12 @@
   of its content, mode 0644, and there is one per distinct content.
 """
 
-import errno
 import os
-import random
-import socket
 import stat
 
+import cfsdump
 import cfsverity
+from cfstree import make_scan_tree as make_tree  # noqa: F401
 from cfstest import Failure, check, main, run, skip  # noqa: F401
 
 BLOCK = 4096
@@ -26,211 +24,12 @@ BLOCK = 4096
 
 # ---- The source tree generator ------------------------------------------------------
 
-OWNERS = (0, 1, 1000, 65534, 4000000000)
-
-NAMES = ["with space", "back\\slash", "a=b", "caf\u00e9", "\u65e5\u672c",
-         "new\nline", "tab\tname", "-", "-dash", "+plus", "00", "ab",
-         b"raw\xff\xfebytes", "x" * 255]
-
-# Sizes the scan treats differently (docs/design.md, "Content pass"): empty,
-# inline 1..64, external from 65, around a block, larger and odd.
-SIZES = [0, 1, 2, 63, 64, 65, 66, 100, 4095, 4096, 4097, 8191, 12345,
-         65537, 1 << 20, 1000003]
-
-
-class Tree:
-    """What make_tree() created, for tests that need to know."""
-
-    def __init__(self, root):
-        self.root = root
-        self.files = []      # paths of regular files
-        self.big_files = []  # paths of regular files over 64 bytes
-        self.hardlinks = []  # (path, other name of the same inode)
-
-
-def _p(root, *parts):
-    return os.path.join(os.fsencode(root), *[os.fsencode(p) for p in parts])
-
-
-def _write(path, data, mode=0o644):
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-
-
-def _rand_bytes(rng, n):
-    return rng.randbytes(n) if hasattr(rng, "randbytes") else \
-        bytes(rng.getrandbits(8) for _ in range(n))
-
-
-def make_tree(root, seed, devices=True, big=True, hardlinks=True):
-    """Creates a source tree in the new directory @root from @seed. Needs
-    root privileges for owners, devices and trusted.* xattrs."""
-    rng = random.Random(seed)
-    t = Tree(root)
-    os.mkdir(root)
-    os.chmod(root, 0o755)
-    os.setxattr(root, "user.rootattr", b"root value")
-
-    shared = [_rand_bytes(rng, 100), _rand_bytes(rng, 5000), b"same inline"]
-    dirs = [os.fsencode(root)]
-
-    def add_file(d, name, data, mode=None):
-        p = os.path.join(d, os.fsencode(name))
-        _write(p, data, mode if mode is not None else rng.choice(
-            [0o644, 0o600, 0o755, 0o4755, 0o2711, 0o444, 0o1644]))
-        t.files.append(p)
-        if len(data) > 64:
-            t.big_files.append(p)
-        return p
-
-    # Nested directories, a few levels deep, some with odd names.
-    for i in range(rng.randint(6, 10)):
-        parent = rng.choice(dirs)
-        depth = parent.count(b"/") - os.fsencode(root).count(b"/")
-        if depth > 5:
-            parent = dirs[0]
-        name = rng.choice(NAMES + ["dir%d" % i]) if rng.random() < 0.4 else "dir%d" % i
-        p = os.path.join(parent, os.fsencode(name))
-        if os.path.lexists(p):
-            continue
-        os.mkdir(p)
-        os.chmod(p, rng.choice([0o755, 0o700, 0o1777, 0o2755, 0o555]))
-        dirs.append(p)
-
-    # Regular files of every interesting size, some sharing contents.
-    sizes = [s for s in SIZES if big or s <= 70000]
-    for i, size in enumerate(sizes):
-        d = rng.choice(dirs)
-        add_file(d, "size%d" % size, _rand_bytes(rng, size))
-    for i in range(rng.randint(8, 16)):
-        d = rng.choice(dirs)
-        if rng.random() < 0.3:
-            data = rng.choice(shared)
-        else:
-            data = _rand_bytes(rng, rng.choice([rng.randint(0, 64),
-                                                rng.randint(65, 20000)]))
-        add_file(d, "f%d" % i, data)
-    for i, s in enumerate(shared):
-        for k in range(3):  # each shared content at least three times
-            add_file(rng.choice(dirs), "same%d_%d" % (i, k), s)
-    for name in NAMES:
-        d = rng.choice(dirs)
-        p = os.path.join(d, os.fsencode(name))
-        if not os.path.lexists(p):
-            add_file(d, name, _rand_bytes(rng, rng.choice([0, 10, 300])))
-    if big:
-        # Sparse: mostly a hole.
-        p = os.path.join(rng.choice(dirs), b"sparse")
-        with open(p, "wb") as f:
-            f.truncate(3 << 20)
-            f.seek(1 << 20)
-            f.write(b"middle")
-        t.files.append(p)
-        t.big_files.append(p)
-
-    # Symlinks: short, long, dangling, to directories.
-    targets = ["a", "../" * 3 + "up", "x" * 1000, "y" * 4095, "/abs/target",
-               "dir0", "with space/and\\back"]
-    for i, target in enumerate(targets):
-        d = rng.choice(dirs)
-        os.symlink(target, os.path.join(d, b"link%d" % i))
-
-    # Special files.
-    fifo = os.path.join(rng.choice(dirs), b"fifo")
-    os.mkfifo(fifo)
-    os.chmod(fifo, 0o640)
-    sock_dir = rng.choice(dirs)
-    s = socket.socket(socket.AF_UNIX)
-    cwd = os.getcwd()
-    try:
-        os.chdir(sock_dir)
-        s.bind("sock")
-    finally:
-        os.chdir(cwd)
-        s.close()
-    if devices:
-        os.mknod(os.path.join(rng.choice(dirs), b"null"), 0o20666, os.makedev(1, 3))
-        os.mknod(os.path.join(rng.choice(dirs), b"sda1"), 0o60660, os.makedev(8, 1))
-        os.mknod(os.path.join(rng.choice(dirs), b"bigdev"), 0o20600,
-                 os.makedev(4095, 1048575))
-        # An overlay whiteout, not in the root, whose directory has no
-        # overlay xattrs of its own.
-        wd = os.path.join(dirs[0], b"wdir")
-        os.mkdir(wd)
-        os.mknod(os.path.join(wd, b"whiteout"), 0o20000, os.makedev(0, 0))
-        dirs.append(wd)
-
-    # Hard links (kept only with --hardlinks).
-    if hardlinks:
-        for p in rng.sample(t.files, 3):
-            q = os.path.join(rng.choice(dirs), b"hl_" + os.path.basename(p)[:40])
-            if not os.path.lexists(q):
-                os.link(p, q)
-                t.hardlinks.append((p, q))
-
-    # Xattrs: user, trusted, security and trusted.overlay.* ones (stored
-    # escaped, read back unchanged), values with NUL, '=', spaces, empty.
-    values = [b"", b"v", b"a=b c", b"nul\0inside", b"\xff" * 40, b"-", b"x" * 1500]
-    for p in rng.sample(t.files, min(len(t.files), 12)) + dirs[1:4]:
-        for k in range(rng.randint(1, 4)):
-            ns = rng.choice(["user.", "trusted.", "security.", "trusted.overlay."])
-            key = ns + rng.choice(["k%d" % k, "with=eq%d" % k, "sp ace%d" % k,
-                                   "redirect", "metacopy", "custom"])
-            try:
-                os.setxattr(p, key, rng.choice(values))
-            except OSError as e:
-                if e.errno != errno.ENOSPC:  # the inode's xattr space is full
-                    raise
-    # An SELinux-like label shared by several files (shared xattr table).
-    for p in t.files[:6]:
-        os.setxattr(p, "security.label", b"system_u:object_r:test_t:s0\0")
-    for i in range(3):
-        lp = os.path.join(dirs[0], b"link%d" % i)
-        if os.path.islink(lp):
-            os.setxattr(lp, "trusted.sym", b"on a symlink", follow_symlinks=False)
-
-    # Owners, then times bottom-up (creating entries changes directory
-    # times), with nanoseconds.
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(root), topdown=False):
-        for name in filenames + dirnames + [b"."]:
-            p = os.path.normpath(os.path.join(dirpath, name))
-            if name == b"." and dirpath != os.fsencode(root):
-                continue
-            uid, gid = rng.choice(OWNERS), rng.choice(OWNERS)
-            st = os.lstat(p)
-            os.lchown(p, uid, gid)
-            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o6000:
-                os.chmod(p, stat.S_IMODE(st.st_mode))  # chown cleared set-id bits
-            ns = rng.randint(0, 2000000000) * 10**9 + rng.randint(0, 10**9 - 1)
-            os.utime(p, ns=(ns, ns), follow_symlinks=False)
-    return t
-
-
 # ---- The expected dump -------------------------------------------------------------
 
 
 def escape(data, eq=False, lone_dash=False):
-    """composefs-dump(5) escaping (docs/dumpfile.md, "Printer escapes")."""
-    if lone_dash and data == b"-":
-        return "\\x2d"
-    out = []
-    for c in data:
-        if c == 0x5C:
-            out.append("\\\\")
-        elif c == 0x0A:
-            out.append("\\n")
-        elif c == 0x0D:
-            out.append("\\r")
-        elif c == 0x09:
-            out.append("\\t")
-        elif c == 0x3D and eq:
-            out.append("\\x3d")
-        elif 0x21 <= c <= 0x7E:
-            out.append(chr(c))
-        else:
-            out.append("\\x%02x" % c)
-    return "".join(out)
+    """composefs-dump(5) escaping, as text."""
+    return cfsdump.escape(data, eq=eq, lone_dash=lone_dash).decode()
 
 
 def dir_size(names):

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+import cfsdump
 import cfsoverlay
 import cfstest
 from cfstest import Failure
@@ -186,6 +187,23 @@ def kernel_unavailable():
     return None
 
 
+def compare_with_kernel(tools_dir, image, stores, kmnt, fsnap, what, snapshot=None):
+    """Mounts @image through mount.composefs on the directory @kmnt and
+    requires that it shows what @fsnap, a snapshot of the FUSE mount,
+    shows (cfsoverlay.snapshot(), or @snapshot). Returns None, or why the
+    kernel mount is not possible here."""
+    why = kernel_unavailable()
+    if why is not None:
+        return why
+    with kernel_mounted(tools_dir, image, kmnt, stores):
+        ksnap = (snapshot or cfsoverlay.snapshot)(kmnt)
+    diff = cfsoverlay.diff_snapshots(ksnap, fsnap)
+    if diff:
+        raise Failure("%s: the kernel mount (first) and the FUSE mount (second) "
+                      "differ:\n  %s" % (what, "\n  ".join(diff)))
+    return None
+
+
 def make_store(store, root_exp, limit=1 << 20):
     """Create the backing files of the external files of an EROFS view
     (cfsdump.expected_view()) below `store`, with deterministic content.
@@ -219,12 +237,9 @@ def dump_line(path, mode, size=0, payload=None, content=None, digest=None,
               xattrs=(), uid=0, gid=0, nlink=1, mtime="1700000000.5"):
     """One dumpfile line (composefs-dump(5)); fields are plain text that
     needs no escaping except content, which is escaped here."""
-    def esc(b):
-        return "".join(chr(c) if 0x21 <= c <= 0x7e and c != 0x5c else
-                       "\\x%02x" % c for c in b)
     fields = [path, str(size), "%o" % mode, str(nlink), str(uid), str(gid), "0",
               mtime, payload if payload else "-",
-              esc(content) if content else "-",
+              cfsdump.escape(content).decode() if content else "-",
               digest.hex() if digest else "-"]
     fields += ["%s=%s" % kv for kv in xattrs]
     return (" ".join(fields) + "\n").encode()

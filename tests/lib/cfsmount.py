@@ -99,14 +99,13 @@ class WorkDir:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def main(cases, env_class, needs_mount):
-    """Runs @cases ({name: function(env)}), each with a fresh
-    env_class(TOOLS_DIR, name). Needs root; with @needs_mount, also EROFS
+def main(namespace, env_class, needs_mount):
+    """Runs the cases of a test file (its functions case_NAME(env) in
+    @namespace), each with a fresh env_class(TOOLS_DIR, NAME). Needs root; with @needs_mount, also EROFS
     and overlayfs, and everything runs in a private mount namespace."""
     cfstest.wanted_case()
     if len(sys.argv) != 2:
-        print("usage: %s TOOLS_DIR [-k CASE]  (cases: %s)" % (
-            sys.argv[0], ", ".join(cases)), file=sys.stderr)
+        print("usage: %s TOOLS_DIR [-k CASE]" % sys.argv[0], file=sys.stderr)
         sys.exit(2)
     tools_dir = sys.argv[1]
 
@@ -126,4 +125,4 @@ def main(cases, env_class, needs_mount):
         finally:
             env.close()
 
-    cfstest.main(cases, setup=setup, prepare=prepare)
+    cfstest.main(namespace, setup=setup, prepare=prepare, prefix="case_")

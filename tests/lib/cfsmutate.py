@@ -6,6 +6,7 @@ with exactly one line on stderr that starts with the tool's name, nothing
 from a sanitizer, and within the time limit.
 """
 
+import argparse
 import concurrent.futures
 import os
 import subprocess
@@ -16,6 +17,77 @@ SANITIZER_MARKS = (b"AddressSanitizer", b"LeakSanitizer", b"runtime error:",
                    b"UndefinedBehaviorSanitizer", b"MemorySanitizer")
 
 TIMEOUT = int(os.environ.get("MUTATE_TIMEOUT", "60"))
+
+
+def arguments(count=None, extra=()):
+    """The command line of the mutation tests: --tools DIR --fuzz DIR
+    --seeds DIR, with --count, --seed and --keep when @count (the default
+    number of mutants, MUTATE_COUNT overrides it) is given, and @extra
+    (argparse argument tuples: (args, kwargs))."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tools", required=True)
+    ap.add_argument("--fuzz", required=True)
+    ap.add_argument("--seeds", required=True)
+    if count is not None:
+        ap.add_argument("--count", type=int,
+                        default=int(os.environ.get("MUTATE_COUNT", str(count))))
+        ap.add_argument("--seed", type=int,
+                        default=int(os.environ.get("MUTATE_SEED", "1")))
+        ap.add_argument("--keep", help="write the mutants here and keep them")
+    for args, kwargs in extra:
+        ap.add_argument(*args, **kwargs)
+    return ap.parse_args()
+
+
+def need(paths):
+    """Skips unless every program in @paths is built."""
+    for p in paths:
+        if not os.access(p, os.X_OK):
+            skip("%s is not built" % p)
+
+
+def write_mutants(mut_dir, mutants):
+    """Writes each (file name, data, description) of @mutants to @mut_dir;
+    returns the jobs (index, path, description)."""
+    os.makedirs(mut_dir, exist_ok=True)
+    jobs = []
+    for i, (name, data, desc) in enumerate(mutants):
+        path = os.path.join(mut_dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        jobs.append((i, path, desc))
+    return jobs
+
+
+def empty_outdir(outdir):
+    """Removes @outdir with what a tool left in it; returns those names."""
+    left = sorted(os.listdir(outdir))
+    for f in left:
+        os.unlink(os.path.join(outdir, f))
+    os.rmdir(outdir)
+    return left
+
+
+def conclude(results, replays, mut_dir, what, seeds):
+    """@results: (problems, accepted) of every mutant. Runs every mutant
+    in-process through the fuzz targets' @replays too (under the
+    sanitizers of this build), requires both outcomes among the mutants
+    (or they test nothing) and reports."""
+    problems = [p for ps, _ in results for p in ps]
+    accepted = sum(1 for _, ok in results if ok)
+    for replay in replays:
+        r = run([replay, mut_dir])
+        if r == "timeout":
+            problems.append("%s: hang" % os.path.basename(replay))
+        elif r.returncode != 0 or any(m in r.stderr for m in SANITIZER_MARKS):
+            problems.append("%s failed (%s):\n%s" % (
+                os.path.basename(replay), r.returncode,
+                r.stderr.decode(errors="replace")[-3000:]))
+    print("%d mutants from %s: %d accepted, %d rejected" % (
+        len(results), seeds, accepted, len(results) - accepted))
+    if accepted == 0 or accepted == len(results):
+        problems.append("every mutant had the same outcome")
+    return report(problems, len(results), what)
 
 
 def judge(name, args, result, tool, allow_success=True):

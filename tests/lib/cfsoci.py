@@ -11,13 +11,12 @@ import hashlib
 import io
 import json
 import os
-import random
 import shutil
 import stat
-import struct
 import subprocess
 import tarfile
 
+from cfstree import make_layer_tree as make_tree, set_times  # noqa: F401
 from cfstools import Failure, Skip, check, equal, fails, ok, read, run, write  # noqa: F401
 
 NOBODY = 65534
@@ -31,95 +30,6 @@ def need_root():
 def need(prog):
     if shutil.which(prog) is None:
         raise Skip("%s is not installed" % prog)
-
-
-def posix_acl(entries):
-    """Binary POSIX ACL xattr value (version 2) from (tag, perm, id)."""
-    return struct.pack("<I", 2) + b"".join(
-        struct.pack("<HHI", t, p, i) for t, p, i in sorted(entries))
-
-
-ACL_FILE = posix_acl([(0x01, 6, 0xFFFFFFFF), (0x02, 4, 1000), (0x04, 4, 0xFFFFFFFF),
-                      (0x10, 6, 0xFFFFFFFF), (0x20, 4, 0xFFFFFFFF)])
-ACL_DIR_DEFAULT = posix_acl([(0x01, 7, 0xFFFFFFFF), (0x04, 5, 0xFFFFFFFF),
-                             (0x08, 5, 100), (0x10, 5, 0xFFFFFFFF), (0x20, 5, 0xFFFFFFFF)])
-CAPABILITY = bytes.fromhex("0100000200200000000000000000000000000000")
-
-
-def set_times(path, sec, nsec):
-    ns = sec * 1000000000 + nsec
-    os.utime(path, ns=(ns, ns), follow_symlinks=False)
-
-
-def make_tree(root, seed, whiteouts=False):
-    """A tree with every entry type and attribute a layer can carry."""
-    rnd = random.Random(seed)
-    os.makedirs(root, exist_ok=True)
-    files = []
-
-    def f(rel, data, mode=0o644, uid=0, gid=0):
-        p = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        write(p, data)
-        os.chmod(p, mode)
-        os.lchown(p, uid, gid)
-        files.append(p)
-        return p
-
-    rb = lambda n: bytes(rnd.getrandbits(8) for _ in range(n)) if n < 4096 else os.urandom(n)
-    f("empty", b"")
-    f("one", b"x")
-    f("inline64", rb(64))
-    f("ext65", rb(65))
-    f("block", rb(4096))
-    f("mid", rb(100000), 0o640, 1000, 100)
-    f("dup-a", b"same content " * 100)
-    f("dup-b", b"same content " * 100)
-    big = f("dir/big", os.urandom(1536 * 1024 + rnd.randrange(4096)))
-    f("setuid", rb(10), 0o4755)
-    f("setgid", rb(200), 0o2711, 70000, 70001)
-    f("nomode", rb(3), 0o000)
-    f("dir/sub/deep/file", rb(70))
-    long_name = "n" * 200
-    f("dir/" + long_name, rb(90))
-    long_dir = "/".join(["d%02d-" % i + "x" * 40 for i in range(6)])
-    f(long_dir + "/leaf", rb(20))
-    os.link(os.path.join(root, "mid"), os.path.join(root, "dir/mid-link"))
-    os.link(big, os.path.join(root, "big-link"))
-    os.symlink("../one", os.path.join(root, "dir/rel-link"))
-    os.symlink("/abs/target", os.path.join(root, "abs-link"))
-    os.symlink("t" * 300, os.path.join(root, "long-link"))
-    os.mknod(os.path.join(root, "chr"), 0o600 | stat.S_IFCHR, os.makedev(4, 64))
-    os.mknod(os.path.join(root, "blk"), 0o660 | stat.S_IFBLK, os.makedev(8, 1))
-    os.mkfifo(os.path.join(root, "fifo"), 0o600)
-    os.makedirs(os.path.join(root, "sticky"))
-    os.chmod(os.path.join(root, "sticky"), 0o1777)
-    os.makedirs(os.path.join(root, "private"))
-    os.chmod(os.path.join(root, "private"), 0o700)
-    os.lchown(os.path.join(root, "private"), 123, 456)
-    # Sparse: a hole, then data.
-    sp = os.path.join(root, "sparse")
-    with open(sp, "wb") as fh:
-        fh.truncate(3 << 20)
-        fh.seek(2 << 20)
-        fh.write(rb(5000))
-    os.setxattr(os.path.join(root, "one"), "user.note", b"hello")
-    os.setxattr(os.path.join(root, "mid"), "trusted.secret", b"t\x00bin")
-    os.setxattr(os.path.join(root, "setuid"), "security.capability", CAPABILITY)
-    os.setxattr(os.path.join(root, "block"), "system.posix_acl_access", ACL_FILE)
-    os.chmod(os.path.join(root, "block"), 0o664)
-    os.setxattr(os.path.join(root, "sticky"), "system.posix_acl_default", ACL_DIR_DEFAULT)
-    os.setxattr(os.path.join(root, "dir"), "user.dir", b"v" * 300)
-    if whiteouts:
-        f(".wh.gone", b"", 0o600, 5, 6)
-        f("dir/sub/.wh..wh..opq", b"")
-        f("dir/.wh.vanished", b"")
-    # Times last, deepest first, with nanoseconds.
-    for dirpath, dirnames, filenames in sorted(os.walk(root), key=lambda t: -len(t[0])):
-        for name in filenames + dirnames:
-            p = os.path.join(dirpath, name)
-            set_times(p, 1600000000 + rnd.randrange(10 ** 8), rnd.randrange(10 ** 9))
-    set_times(root, 1700000000, 123456789)
 
 
 def gnu_tar(src, out, fmt="posix", sparse=True):

@@ -3,36 +3,46 @@
 mkcomposefs --store-image, HTTP servers on 127.0.0.1 started and stopped
 by PID, and comparing stores."""
 
+import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
+import sys
 import time
 
 import cfstest
 from cfstest import Failure, check, main, run, skip  # noqa: F401
+from cfstree import make_files_tree as make_tree  # noqa: F401
 
 
-def make_tree(root, n_files, seed=1):
-    """A tree with files of many sizes (some equal contents, some empty,
-    some larger than a few fs-verity blocks) in a few directories."""
-    rnd = random.Random(seed)
-    os.makedirs(root)
-    for d in range(4):
-        os.makedirs(os.path.join(root, "d%d" % d, "sub"))
-    for i in range(n_files):
-        size = rnd.choice([0, 1, 100, 4095, 4096, 4097, 20000, 70000, 300000])
-        data = rnd.randbytes(size)
-        if i % 17 == 0:
-            data = b"same content\n" * 50
-        where = os.path.join(root, "d%d" % (i % 4), "sub" if i % 3 else "")
-        with open(os.path.join(where, "f%03d" % i), "wb") as f:
-            f.write(data)
-    os.symlink("d0/f000", os.path.join(root, "link"))
+@contextlib.contextmanager
+def workspace(prefix, cleanup=None):
+    """A temporary directory and a list for the servers a test starts;
+    afterwards the servers are stopped, cleanup(directory) runs and the
+    directory is removed."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    servers = []
+    try:
+        yield tmp, servers
+    finally:
+        for s in servers:
+            s.stop()
+        if cleanup is not None:
+            cleanup(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def published(mk, tmp, n_files, seed, name="store"):
+    """A generated tree (make_files_tree) built into the new store
+    @tmp/@name: returns the store, the image digest and the objects."""
+    src = os.path.join(tmp, "src")
+    make_tree(src, n_files, seed=seed)
+    store = os.path.join(tmp, name)
+    digest = publish(mk, src, store)
+    return store, digest, objects(store)
 
 
 def publish(mk, src, store):

@@ -78,6 +78,17 @@ def run(argv, stdin=None, env=None, ok=True, limit=4000, **kw):
     return r
 
 
+def open_to_all(top):
+    """Makes every directory below @top (included) 0755 and every file
+    0644, for a test that runs a command as another user."""
+    os.chmod(top, 0o755)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for n in dirnames:
+            os.chmod(os.path.join(dirpath, n), 0o755)
+        for n in filenames:
+            os.chmod(os.path.join(dirpath, n), 0o644)
+
+
 @contextlib.contextmanager
 def tmpdir(prefix="cfs-test-"):
     """A temporary directory, removed with everything in it afterwards."""
@@ -112,15 +123,15 @@ def select_cases(cases, name):
     """The cases whose name is @name, or else contains it."""
     if name is None:
         return list(cases)
-    exact = [c for c in cases if c[0] == name or c[0] == "test_" + name]
+    exact = [c for c in cases if c[0] == name]
     return exact or [c for c in cases if name in c[0]]
 
 
-def main(cases, setup=None, prepare=None):
+def main(cases, setup=None, prepare=None, prefix="test_"):
     """Runs the cases of a test file and exits with the verdict.
 
-    @cases: a function (one case), a dict {name: function}, or a module
-    namespace (globals()), whose functions named test_* are the cases, in
+    @cases: a function (one case), or a module namespace (globals()) whose
+    functions named @prefix* are the cases, named without the prefix, in
     name order. @setup(name): a context manager giving the arguments of
     each case (default: no argument for a single function, the temporary
     directory otherwise). @prepare(): runs once before the cases, after
@@ -129,12 +140,9 @@ def main(cases, setup=None, prepare=None):
         items = [(cases.__name__, cases)]
         if setup is None:
             setup = _no_args
-    elif all(isinstance(v, type(main)) or not k.startswith("test_")
-             for k, v in cases.items()) and any(k.startswith("test_") for k in cases):
-        items = sorted((k, v) for k, v in cases.items()
-                       if k.startswith("test_") and callable(v))
     else:
-        items = list(cases.items())
+        items = sorted((k[len(prefix):], v) for k, v in cases.items()
+                       if k.startswith(prefix) and callable(v))
     if setup is None:
         setup = _one_tmpdir
     name = wanted_case()

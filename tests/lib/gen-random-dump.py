@@ -30,13 +30,7 @@ import argparse
 import random
 import sys
 
-S_IFDIR = 0o040000
-S_IFREG = 0o100000
-S_IFLNK = 0o120000
-S_IFCHR = 0o020000
-S_IFBLK = 0o060000
-S_IFIFO = 0o010000
-S_IFSOCK = 0o140000
+from cfsdump import S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK
 
 MAX_PATH = 3000          # keep full paths walkable below PATH_MAX on a mount
 XATTR_BUDGET = 32767 - 600   # room for the xattrs the writer adds (markers)
@@ -484,7 +478,10 @@ class Gen:
     # --- output -------------------------------------------------------------
 
     def esc(self, data, key=False, optional=False):
-        """Escape a field; vary the spelling of bytes that may appear raw."""
+        """Escape a field, spelling bytes in every way the parser accepts
+        (short and hex escapes, upper-case hex, raw UTF-8, needless
+        escapes): a generator of inputs, unlike cfsdump.escape(), which
+        spells them as the printer does."""
         r = self.r
         if optional and data == b"-":
             return b"\\x2d"

@@ -597,16 +597,5 @@ def case_verity(env):
     print("verity: digest checked, every object verified")
 
 
-CASES = {
-    "tree": case_tree,
-    "shared": case_shared,
-    "upper": case_upper,
-    "failures": case_failures,
-    "options": case_options,
-    "verity": case_verity,
-}
-
-
-
 if __name__ == "__main__":
-    cfsmount.main(CASES, Env, needs_mount=True)
+    cfsmount.main(globals(), Env, needs_mount=True)

@@ -23,7 +23,6 @@ the size of the input, however large the sizes and counts it claims.
   mkcomposefs and the size of a dumpfile.
 """
 
-import argparse
 import os
 import random
 import struct
@@ -167,21 +166,14 @@ def huge_claims(seed_image, rng):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools", required=True)
-    ap.add_argument("--fuzz", required=True)
-    ap.add_argument("--seeds", required=True)
-    ap.add_argument("--make-tree", required=True)
-    ap.add_argument("--sanitized", action="store_true")
-    a = ap.parse_args()
+    a = cfsmutate.arguments(extra=[(("--make-tree",), {"required": True}),
+                                   (("--sanitized",), {"action": "store_true"})])
 
     mk = os.path.join(a.tools, "mkcomposefs")
     info = os.path.join(a.tools, "composefs-info")
     dump = os.path.join(a.tools, "composefs-dump")
     view = os.path.join(a.fuzz, "fuzz-fuse-view-replay")
-    for p in (mk, info, dump, view, a.make_tree):
-        if not os.access(p, os.X_OK):
-            cfsmutate.skip("%s is not built" % p)
+    cfsmutate.need((mk, info, dump, view, a.make_tree))
     depth = int(os.environ.get("BOUNDS_DEPTH", "1000000"))
     r = Runner(a.sanitized, a.make_tree)
 

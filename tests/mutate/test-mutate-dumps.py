@@ -12,9 +12,9 @@ report, no hang.
     test-mutate-dumps.py --tools DIR --fuzz DIR --seeds DIR [--count N] [--seed S]
 """
 
-import argparse
 import os
 import random
+import subprocess
 import tempfile
 
 import cfsmutate
@@ -223,21 +223,11 @@ def mutate(text, rng):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools", required=True)
-    ap.add_argument("--fuzz", required=True)
-    ap.add_argument("--seeds", required=True)
-    ap.add_argument("--count", type=int, default=int(os.environ.get("MUTATE_COUNT", "1500")))
-    ap.add_argument("--seed", type=int, default=int(os.environ.get("MUTATE_SEED", "1")))
-    ap.add_argument("--keep", help="write the mutants here and keep them")
-    a = ap.parse_args()
-
+    a = cfsmutate.arguments(count=1500)
     mkcomposefs = os.path.join(a.tools, "mkcomposefs")
     replays = [os.path.join(a.fuzz, "fuzz-%s-replay" % t)
                for t in ("dump-parse", "write-roundtrip")]
-    for p in [mkcomposefs] + replays:
-        if not os.access(p, os.X_OK):
-            cfsmutate.skip("%s is not built" % p)
+    cfsmutate.need([mkcomposefs] + replays)
     seeds = []
     for name in sorted(os.listdir(a.seeds)):
         with open(os.path.join(a.seeds, name), "rb") as f:
@@ -245,19 +235,16 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="cfs-mutate-") as tmp:
         mut_dir = a.keep or os.path.join(tmp, "mutants")
-        os.makedirs(mut_dir, exist_ok=True)
         rng = random.Random(a.seed)
-        jobs = []
+        mutants = []
         for i in range(a.count):
             if i < len(CRAFTED):
                 name, data, desc = "crafted", CRAFTED[i], "crafted%d" % i
             else:
                 name, text = seeds[i % len(seeds)]
                 data, desc = mutate(text, rng)
-            path = os.path.join(mut_dir, "%05d-%s" % (i, name))
-            with open(path, "wb") as f:
-                f.write(data)
-            jobs.append((i, path, desc))
+            mutants.append(("%05d-%s" % (i, name), data, desc))
+        jobs = cfsmutate.write_mutants(mut_dir, mutants)
 
         def one(job):
             i, path, desc = job
@@ -270,42 +257,23 @@ def main():
             if i % 2:
                 env["CFS_PARSE_STRICT"] = "1"
             try:
-                r = cfsmutate.subprocess.run(args, stdout=cfsmutate.subprocess.DEVNULL,
-                                          stderr=cfsmutate.subprocess.PIPE, env=env,
-                                          timeout=cfsmutate.TIMEOUT)
-            except cfsmutate.subprocess.TimeoutExpired:
+                r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   env=env, timeout=cfsmutate.TIMEOUT)
+            except subprocess.TimeoutExpired:
                 r = "timeout"
             problems = cfsmutate.judge(desc, args, r, "mkcomposefs")
             ok = r != "timeout" and r.returncode == 0
-            left = sorted(os.listdir(outdir))
+            left = cfsmutate.empty_outdir(outdir)
             if r != "timeout":
                 if ok and left != ["out.cfs"]:
                     problems.append("%s: succeeded, but left %s" % (desc, left))
                 if not ok and left:
                     problems.append("%s: failed, but left %s" % (desc, left))
-            for f in left:
-                os.unlink(os.path.join(outdir, f))
-            os.rmdir(outdir)
             return problems, ok
 
         results = cfsmutate.parallel(jobs, one)
-        problems = [p for ps, _ in results for p in ps]
-        accepted = sum(1 for _, ok in results if ok)
-
-        for replay in replays:
-            r = cfsmutate.run([replay, mut_dir])
-            if r == "timeout":
-                problems.append("%s: hang" % os.path.basename(replay))
-            elif r.returncode != 0 or any(m in r.stderr for m in cfsmutate.SANITIZER_MARKS):
-                problems.append("%s failed (%s):\n%s" % (
-                    os.path.basename(replay), r.returncode,
-                    r.stderr.decode(errors="replace")[-3000:]))
-
-        print("%d mutants from %d seed dumpfiles: %d accepted, %d rejected" % (
-            len(jobs), len(seeds), accepted, len(jobs) - accepted))
-        if accepted == 0 or accepted == len(jobs):
-            problems.append("every mutant had the same outcome")
-        return cfsmutate.report(problems, len(jobs), "dumpfile mutants")
+        return cfsmutate.conclude(results, replays, mut_dir, "dumpfile mutants",
+                                  "%d seed dumpfiles" % len(seeds))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ problem; no crash, no sanitizer report, no hang, no output file left behind.
 Seeded and reproducible: the same seed gives the same images.
 """
 
-import argparse
 import os
 import random
 import struct
@@ -308,21 +307,11 @@ def build_seeds(mkcomposefs, seeds_dir, out_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tools", required=True)
-    ap.add_argument("--fuzz", required=True)
-    ap.add_argument("--seeds", required=True)
-    ap.add_argument("--count", type=int, default=int(os.environ.get("MUTATE_COUNT", "2000")))
-    ap.add_argument("--seed", type=int, default=int(os.environ.get("MUTATE_SEED", "1")))
-    ap.add_argument("--keep", help="write the mutants here and keep them")
-    a = ap.parse_args()
-
+    a = cfsmutate.arguments(count=2000)
     tools = {t: os.path.join(a.tools, t) for t in ("mkcomposefs", "composefs-info",
                                                      "composefs-dump")}
     replays = [os.path.join(a.fuzz, "fuzz-%s-replay" % t) for t in ("image-read", "fuse-view")]
-    for p in list(tools.values()) + replays:
-        if not os.access(p, os.X_OK):
-            cfsmutate.skip("%s is not built" % p)
+    cfsmutate.need(list(tools.values()) + replays)
 
     with tempfile.TemporaryDirectory(prefix="cfs-mutate-") as tmp:
         seed_dir = os.path.join(tmp, "seeds")
@@ -334,16 +323,13 @@ def main():
         parsed = [(tag, cfsimage.Image(open(p, "rb").read())) for tag, p in seeds]
 
         mut_dir = a.keep or os.path.join(tmp, "mutants")
-        os.makedirs(mut_dir, exist_ok=True)
         rng = random.Random(a.seed)
-        jobs = []
+        mutants = []
         for i in range(a.count):
             tag, img = parsed[i % len(parsed)]
             data, desc = mutate(img, rng)
-            path = os.path.join(mut_dir, "%05d-%s.cfs" % (i, tag))
-            with open(path, "wb") as f:
-                f.write(data)
-            jobs.append((i, path, desc))
+            mutants.append(("%05d-%s.cfs" % (i, tag), data, desc))
+        jobs = cfsmutate.write_mutants(mut_dir, mutants)
 
         def one(job):
             i, path, desc = job
@@ -368,35 +354,16 @@ def main():
             problems = cfsmutate.judge(desc, args, r, tool)
             ok = r != "timeout" and r.returncode == 0
             if outdir is not None:
-                left = os.listdir(outdir)
+                left = cfsmutate.empty_outdir(outdir)
                 if r != "timeout" and r.returncode != 0 and left:
                     problems.append("%s: composefs-dump failed and left %s" % (desc, left))
-                for f in left:
-                    os.unlink(os.path.join(outdir, f))
-                os.rmdir(outdir)
             return problems, ok
 
+        # Every mutant in-process too: all composefs-info walks, the
+        # rewrite check and the FUSE view.
         results = cfsmutate.parallel(jobs, one)
-        problems = [p for ps, _ in results for p in ps]
-        accepted = sum(1 for _, ok in results if ok)
-
-        # Every mutant in-process: all composefs-info walks, the rewrite
-        # check and the FUSE view, under the sanitizers of this build.
-        for replay in replays:
-            r = cfsmutate.run([replay, mut_dir])
-            if r == "timeout":
-                problems.append("%s: hang" % os.path.basename(replay))
-            elif r.returncode != 0 or any(m in r.stderr for m in cfsmutate.SANITIZER_MARKS):
-                problems.append("%s failed (%s):\n%s" % (
-                    os.path.basename(replay), r.returncode,
-                    r.stderr.decode(errors="replace")[-3000:]))
-
-        print("%d mutants from %d seed images: %d accepted, %d rejected" % (
-            len(jobs), len(seeds), accepted, len(jobs) - accepted))
-        # Both outcomes must occur, or the mutations test nothing.
-        if accepted == 0 or accepted == len(jobs):
-            problems.append("every mutant had the same outcome")
-        return cfsmutate.report(problems, len(jobs), "image mutants")
+        return cfsmutate.conclude(results, replays, mut_dir, "image mutants",
+                                  "%d seed images" % len(seeds))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from cfsoci import (blob_path, check, check_store, dump, equal, expect_failure, 
                     load_blob_json, make_tree, manifest_of, need, need_root, ok, put_blob,
                     read, recompress_layer, run, save_manifest, set_times, store_objects,
                     tar_bytes, umoci, write, NOBODY)
+import cfstest
 import cfstools
 
 
@@ -120,11 +121,7 @@ def test_matches_umoci_unpack(tools, tmp):
     os.mkdir(work)
     os.chown(work, NOBODY, NOBODY)
     os.chmod(tmp, 0o755)
-    for dirpath, dirnames, filenames in os.walk(img):
-        for n in dirnames:
-            os.chmod(os.path.join(dirpath, n), 0o755)
-        for n in filenames:
-            os.chmod(os.path.join(dirpath, n), 0o644)
+    cfstest.open_to_all(img)
     ok(run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
             tools.mkcomposefs, "--from-oci", "--digest-store=" + work + "/s", img + ":t",
             work + "/user.cfs"]))

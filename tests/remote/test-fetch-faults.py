@@ -14,25 +14,17 @@
 # Usage: test-fetch-faults.py MKCOMPOSEFS COMPOSEFS-STORE
 
 import os
-import shutil
 import sys
-import tempfile
 
-from cfsremote import (check, leftovers, main, make_tree, objects, publish, run,
-                       start_fault_server)
+from cfsremote import (check, leftovers, main, objects, published, run, start_fault_server,
+                       workspace)
 
 
 def test():
     mk, store_tool = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="cfs-fetch-faults-")
-    servers = []
-    try:
-        src = os.path.join(tmp, "src")
-        make_tree(src, 40, seed=7)
-        store = os.path.join(tmp, "store")
-        digest = publish(mk, src, store)
+    with workspace("cfs-fetch-faults-") as (tmp, servers):
+        store, digest, want = published(mk, tmp, 40, seed=7)
         image = digest[:2] + "/" + digest[2:]
-        want = objects(store)
         # Objects of at least two bytes, so that every fault changes them.
         names = sorted(k for k, v in want.items() if k != image and len(v) > 1)
         check(len(names) >= 12, "only %d objects" % len(names))
@@ -115,10 +107,6 @@ def test():
         p = run([store_tool, "fetch", "--from=" + srv.url, dest2, "0" * 64], ok=False)
         check(("'%s'" % ("0" * 64)).encode() in p.stderr and b"404" in p.stderr,
               "missing image not named: %r" % p.stderr)
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 main(test)

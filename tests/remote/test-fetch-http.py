@@ -17,11 +17,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from cfsremote import (check, leftovers, main, make_certificate, make_tree, objects,
-                       publish, run, start_fault_server, start_nginx, start_python_server)
+from cfsremote import (check, leftovers, main, make_certificate, objects, published, run,
+                       start_fault_server, start_nginx, start_python_server, workspace)
 
 
 def summary(p):
@@ -37,14 +36,8 @@ def fetch(store_tool, url, dest, *args, ok=True):
 
 def test():
     mk, store_tool = sys.argv[1], sys.argv[2]
-    tmp = tempfile.mkdtemp(prefix="cfs-fetch-http-")
-    servers = []
-    try:
-        src = os.path.join(tmp, "src")
-        make_tree(src, 120)
-        store = os.path.join(tmp, "store")
-        digest = publish(mk, src, store)
-        want = objects(store)
+    with workspace("cfs-fetch-http-") as (tmp, servers):
+        store, digest, want = published(mk, tmp, 120, seed=1)
         check(digest[:2] + "/" + digest[2:] in want, "the image is not in the store")
         n_objects = len(want)
 
@@ -135,10 +128,6 @@ def test():
               "rerun: fetched %d, present %d of %d" % (fetched, present, n_objects))
         check(objects(dest) == want, "rerun: store differs from the source")
         check(leftovers(dest) == [], "rerun left %r" % leftovers(dest))
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 main(test)

@@ -17,12 +17,9 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 
-from cfsremote import (check, main, make_tree, objects, publish, skip,
-                       start_fault_server)
+from cfsremote import check, main, objects, published, start_fault_server, workspace
 
 import cfsfuse
 
@@ -102,19 +99,18 @@ def unprivileged(fuse_exe, img, tmp, url, name, data, want):
         check(st.st_uid == pw.pw_uid, "object owned by %d" % st.st_uid)
 
 
+def unmount_leftover(tmp):
+    if cfsfuse.mounts_below(tmp):
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")])
+
+
 def test():
     mk, fuse_exe, mount_exe = sys.argv[1], sys.argv[2], sys.argv[3]
     cfsfuse.require_fuse()
-    tmp = tempfile.mkdtemp(prefix="cfs-lazy-")
-    servers = []
-    try:
-        src = os.path.join(tmp, "src")
-        make_tree(src, 40, seed=3)
-        remote = os.path.join(tmp, "remote")
-        digest = publish(mk, src, remote)
+    with workspace("cfs-lazy-", cleanup=unmount_leftover) as (tmp, servers):
+        remote, digest, want = published(mk, tmp, 40, seed=3, name="remote")
         img = os.path.join(tmp, "img")
         shutil.copy(os.path.join(remote, digest[:2], digest[2:]), img)
-        want = objects(remote)
         del want[digest[:2] + "/" + digest[2:]]
 
         # The reference view: the full store, through the kernel if it can,
@@ -208,12 +204,6 @@ def test():
         # Unprivileged: nobody mounts, fetches into its own store, reads.
         if os.geteuid() == 0:
             unprivileged(fuse_exe, img, tmp, srv.url, files[-1], ref_data[files[-1]], want)
-    finally:
-        for s in servers:
-            s.stop()
-        if cfsfuse.mounts_below(tmp):
-            subprocess.run(["fusermount3", "-u", "-z", os.path.join(tmp, "mnt")])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 main(test)

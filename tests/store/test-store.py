@@ -429,15 +429,5 @@ def case_kill(env):
         attempts, midway))
 
 
-CASES = {
-    "fsck": case_fsck,
-    "gc": case_gc,
-    "mount": case_mount,
-    "race": case_race,
-    "kill": case_kill,
-}
-
-
-
 if __name__ == "__main__":
-    cfsmount.main(CASES, Env, needs_mount=False)
+    cfsmount.main(globals(), Env, needs_mount=False)

@@ -182,7 +182,7 @@ def test_missing_objects_confined(t, tmp):
     # The same answer without openat2() (Linux before 5.6), where each
     # component is opened with O_NOFOLLOW.
     build_dir = os.environ.get("COMPOSEFS_BUILDDIR", "")
-    preload = os.path.join(build_dir, "tests", "fuse", "libno-openat2.so")
+    preload = os.path.join(build_dir, "tests", "lib", "libno-openat2.so")
     if build_dir and os.path.exists(preload):
         r = ok(run([t.info, "--basedir=" + store, "missing-objects", img],
                    env={"LD_PRELOAD": preload, "ASAN_OPTIONS": os.environ.get(
