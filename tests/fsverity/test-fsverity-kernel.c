@@ -19,17 +19,15 @@
 
 #include "libcomposefs/lcfs-writer.h"
 
+#include "check.h"
+
 int main(void)
 {
-	const char *dir = getenv("COMPOSEFS_VERITY_DIR");
+	const char *dir = test_tmp_dir("COMPOSEFS_VERITY_DIR");
 	uint8_t data[3 * 4096 + 5], want[LCFS_DIGEST_SIZE], d[LCFS_DIGEST_SIZE];
 	char path[4096];
 	int fd, r, failed = 0;
 
-	if (dir == NULL)
-		dir = getenv("TMPDIR");
-	if (dir == NULL)
-		dir = "/tmp";
 	snprintf(path, sizeof(path), "%s/test-fsverity-XXXXXX", dir);
 	fd = mkstemp(path);
 	if (fd < 0) {

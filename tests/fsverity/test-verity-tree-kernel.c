@@ -19,17 +19,13 @@
 
 int main(void)
 {
-	const char *dir = getenv("COMPOSEFS_VERITY_DIR");
+	const char *dir = test_tmp_dir("COMPOSEFS_VERITY_DIR");
 	size_t size = 128 * 128 * BLOCK + 3 * BLOCK + 77;
 	uint8_t want[LCFS_DIGEST_SIZE], wrong[LCFS_DIGEST_SIZE];
 	uint8_t *data, *buf;
 	char path[4096];
 	int fd, r;
 
-	if (dir == NULL)
-		dir = getenv("TMPDIR");
-	if (dir == NULL)
-		dir = "/tmp";
 	/* A one-byte probe first: no point writing 64 MiB where fs-verity
 	 * cannot be enabled. */
 	snprintf(path, sizeof(path), "%s/test-verity-tree-XXXXXX", dir);

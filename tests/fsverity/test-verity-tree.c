@@ -27,10 +27,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return xorshift64(&rng_state);
 }
 
 static char tmpdir[4096];
@@ -430,10 +427,7 @@ static void test_no_kernel_verity(void)
 
 int main(void)
 {
-	const char *base = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test-verity-tree-XXXXXX",
-		 base ? base : "/tmp");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test-verity-tree-XXXXXX", test_tmp_dir(NULL));
 	if (mkdtemp(tmpdir) == NULL) {
 		fprintf(stderr, "cannot create a directory: %s\n", strerror(errno));
 		return 1;

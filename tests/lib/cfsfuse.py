@@ -164,12 +164,7 @@ def kernel_mounted(tools_dir, image, mnt, basedirs):
     try:
         yield mnt
     finally:
-        r = subprocess.run(["umount", mnt], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", mnt])
-            raise Failure("umount failed: %s"
-                              % r.stdout.decode("utf-8", "replace"))
+        cfstest.umount(mnt)
 
 
 def kernel_unavailable():
@@ -177,13 +172,8 @@ def kernel_unavailable():
     why = cfstest.kernel_mount_available()
     if why:
         return why
-    with open("/proc/filesystems") as f:
-        if not any(line.split()[-1:] == ["overlay"] for line in f):
-            subprocess.run(["modprobe", "overlay"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    with open("/proc/filesystems") as f:
-        if not any(line.split()[-1:] == ["overlay"] for line in f):
-            return "the kernel has no overlayfs"
+    if not cfstest.kernel_has("overlay"):
+        return "the kernel has no overlayfs"
     return None
 
 

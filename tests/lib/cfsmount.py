@@ -60,16 +60,11 @@ def private_namespace():
         os.close(fd)
 
 
-def have_fs(name):
-    with open("/proc/filesystems") as f:
-        return any(line.split("\t")[-1].strip() == name for line in f)
-
-
 def need_mount():
     """Skips unless this process can mount EROFS and overlayfs."""
     if os.geteuid() != 0:
         skip("needs root to mount")
-    if not have_fs("erofs") or not have_fs("overlay"):
+    if not cfstest.kernel_has("erofs") or not cfstest.kernel_has("overlay"):
         skip("the kernel lacks EROFS or overlayfs")
 
 

@@ -364,18 +364,33 @@ def _loop_devices():
     return sorted(r.stdout.decode("utf-8", "replace").splitlines())
 
 
+def kernel_has(fstype):
+    """Whether the kernel knows @fstype, after trying to load its module."""
+    def listed():
+        with open("/proc/filesystems") as f:
+            return any(l.split()[-1:] == [fstype] for l in f)
+    if not listed():
+        subprocess.run(["modprobe", fstype], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return listed()
+
+
+def umount(mnt):
+    """Unmounts @mnt; on failure detaches it lazily and raises Failure."""
+    r = subprocess.run(["umount", mnt], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", mnt])
+        raise Failure("umount failed: %s" % r.stdout.decode("utf-8", "replace"))
+
+
 def kernel_mount_available():
     """None if EROFS can be mounted here, else the reason why not."""
     if os.geteuid() != 0:
         return "not running as root"
     try:
-        with open("/proc/filesystems") as f:
-            if not any(l.split()[-1:] == ["erofs"] for l in f):
-                subprocess.run(["modprobe", "erofs"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        with open("/proc/filesystems") as f:
-            if not any(l.split()[-1:] == ["erofs"] for l in f):
-                return "the kernel has no EROFS support"
+        if not kernel_has("erofs"):
+            return "the kernel has no EROFS support"
     except OSError as e:
         return "cannot read /proc/filesystems: %s" % e
     if shutil.which("mount") is None or shutil.which("umount") is None:
@@ -408,12 +423,7 @@ def erofs_mounted(image, parent=None):
         yield mnt
     finally:
         if mounted:
-            r = subprocess.run(["umount", mnt], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-            if r.returncode != 0:
-                subprocess.run(["umount", "-l", mnt])
-                raise Failure("umount failed: %s" %
-                                  r.stdout.decode("utf-8", "replace"))
+            umount(mnt)
         os.rmdir(mnt)
 
 

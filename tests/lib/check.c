@@ -20,6 +20,15 @@ int test_case_wanted(const char *name)
 	return 1;
 }
 
+const char *test_tmp_dir(const char *var)
+{
+	const char *dir = var != NULL ? getenv(var) : NULL;
+
+	if (dir == NULL)
+		dir = getenv("TMPDIR");
+	return dir != NULL ? dir : "/tmp";
+}
+
 int test_summary(const char *name)
 {
 	const char *want = getenv("CFS_TEST_CASE");

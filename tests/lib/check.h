@@ -58,6 +58,10 @@ int test_case_wanted(const char *name);
 			fn();                                                    \
 	} while (0)
 
+/* Where a test writes its files: $@var when set (NULL: none), else
+ * $TMPDIR, else /tmp. */
+const char *test_tmp_dir(const char *var);
+
 /* Prints "@name: N checks, N failed" and returns main()'s exit status:
  * 0, or 1 when a check failed or CFS_TEST_CASE named no case. */
 int test_summary(const char *name);

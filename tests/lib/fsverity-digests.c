@@ -8,6 +8,8 @@
 #include "lcfs-util.h"
 #include "lcfs-fsverity.h"
 
+#include "pattern.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +19,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return xorshift64(&rng_state);
 }
 
 static ssize_t fd_read(void *file, void *buf, size_t count)

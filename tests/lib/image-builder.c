@@ -76,6 +76,17 @@ int tb_add(struct tb *b, int parent, const char *name, uint16_t mode)
 	return i;
 }
 
+int tb_add_xattrs(struct tb *b, int parent, const char *name, uint16_t mode,
+		  uint64_t size, const struct tb_xattr *xattrs, int n)
+{
+	int i = tb_add(b, parent, name, mode);
+
+	b->nodes[i].size = size;
+	b->nodes[i].xattrs = xattrs;
+	b->nodes[i].n_xattrs = n;
+	return i;
+}
+
 int tb_add_link(struct tb *b, int parent, const char *name, int target)
 {
 	int i = new_node(b);

@@ -76,6 +76,9 @@ void tb_init(struct tb *b);
 void tb_free(struct tb *b);
 /* Adds the root (parent -1) or a child; returns its index. */
 int tb_add(struct tb *b, int parent, const char *name, uint16_t mode);
+/* tb_add() of a node of @size bytes with the inline xattrs @xattrs[@n]. */
+int tb_add_xattrs(struct tb *b, int parent, const char *name, uint16_t mode,
+		  uint64_t size, const struct tb_xattr *xattrs, int n);
 /* Adds a hard link entry @name in @parent pointing at node @target. */
 int tb_add_link(struct tb *b, int parent, const char *name, int target);
 /* Adds a shared xattr table entry; returns its index. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Test data of the fs-verity unit tests: an allocator that exits on
- * failure, and the pseudo-random pattern behind their known answers
- * (xorshift32 from 2463534242, the top byte of each state). Include once,
- * from the test's own source file.
+ * Test data of the fs-verity tests: an allocator that exits on failure,
+ * the pseudo-random pattern behind their known answers (xorshift32 from
+ * 2463534242, the top byte of each state), and a xorshift64 step for
+ * pseudo-random sizes.
  */
 #ifndef _COMPOSEFS_TEST_PATTERN_H
 #define _COMPOSEFS_TEST_PATTERN_H
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void *xmalloc(size_t n)
+static inline void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);
 
@@ -23,7 +23,7 @@ static void *xmalloc(size_t n)
 	return p;
 }
 
-static uint8_t *pattern(size_t n)
+static inline uint8_t *pattern(size_t n)
 {
 	uint8_t *p = xmalloc(n);
 	uint32_t x = 2463534242u;
@@ -35,6 +35,16 @@ static uint8_t *pattern(size_t n)
 		p[i] = (uint8_t)(x >> 24);
 	}
 	return p;
+}
+
+/* The next value of the xorshift64 generator whose state (never 0) is
+ * *@state. */
+static inline uint64_t xorshift64(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
 }
 
 #endif

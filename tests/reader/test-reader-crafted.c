@@ -160,6 +160,15 @@ static void build_rich(struct tb *b, struct rich *r)
 	tb_build(b);
 }
 
+/* Builds @b's image, requires the reader to refuse it (see
+ * test_expect_error()) and frees it. */
+static void expect_built_error(struct tb *b, int err, const char *substr, const char *what)
+{
+	tb_build(b);
+	test_expect_error(b->img, b->size, NULL, err, substr, what);
+	tb_free(b);
+}
+
 static void test_rich(void)
 {
 	struct tb b;
@@ -635,43 +644,22 @@ static void test_redirects(void)
 	static const struct tb_xattr x_meta[] = { { 4, "overlay.metacopy", "", 0 } };
 	struct tb b;
 	struct lcfs_node_s *root, *n;
-	int f;
 
 	memset(longval, 'a', sizeof(longval));
 	longval[0] = '/';
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
-	f = tb_add(&b, 0, "f", S_IFREG | 0644);
-	b.nodes[f].size = 10;
-	b.nodes[f].xattrs = x_long;
-	b.nodes[f].n_xattrs = 1;
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "redirect of 4096 bytes",
-			  "long redirect");
-	tb_free(&b);
+	tb_add_xattrs(&b, 0, "f", S_IFREG | 0644, 10, x_long, 1);
+	expect_built_error(&b, EINVAL, "redirect of 4096 bytes", "long redirect");
 
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
-	f = tb_add(&b, 0, "nul", S_IFREG | 0644);
-	b.nodes[f].size = 10;
-	b.nodes[f].xattrs = x_nul;
-	b.nodes[f].n_xattrs = 1;
-	f = tb_add(&b, 0, "slash", S_IFREG | 0644);
-	b.nodes[f].size = 10;
-	b.nodes[f].xattrs = x_slash;
-	b.nodes[f].n_xattrs = 1;
-	f = tb_add(&b, 0, "rel", S_IFREG | 0644);
-	b.nodes[f].size = 10;
-	b.nodes[f].xattrs = x_rel;
-	b.nodes[f].n_xattrs = 1;
-	f = tb_add(&b, 0, "meta", S_IFREG | 0644);
-	b.nodes[f].size = 10;
-	b.nodes[f].xattrs = x_meta;
-	b.nodes[f].n_xattrs = 1;
+	tb_add_xattrs(&b, 0, "nul", S_IFREG | 0644, 10, x_nul, 1);
+	tb_add_xattrs(&b, 0, "slash", S_IFREG | 0644, 10, x_slash, 1);
+	tb_add_xattrs(&b, 0, "rel", S_IFREG | 0644, 10, x_rel, 1);
+	tb_add_xattrs(&b, 0, "meta", S_IFREG | 0644, 10, x_meta, 1);
 	/* On a directory, redirect and metacopy are hidden and ignored. */
-	f = tb_add(&b, 0, "dir", S_IFDIR | 0755);
-	b.nodes[f].xattrs = x_rel;
-	b.nodes[f].n_xattrs = 1;
+	tb_add_xattrs(&b, 0, "dir", S_IFDIR | 0755, 0, x_rel, 1);
 	tb_build(&b);
 	root = load_ok(&b, NULL, "redirects");
 	if (root != NULL) {
@@ -778,17 +766,13 @@ static void test_long_names(void)
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
 	tb_add(&b, 0, name, S_IFREG | 0644);
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "name length 300", "last name");
-	tb_free(&b);
+	expect_built_error(&b, EINVAL, "name length 300", "last name");
 
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
 	tb_add(&b, 0, name, S_IFREG | 0644);
 	tb_add(&b, 0, "z", S_IFREG | 0644);
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "name length 300", "inner name");
-	tb_free(&b);
+	expect_built_error(&b, EINVAL, "name length 300", "inner name");
 
 	name[255] = '\0';
 	tb_init(&b);
@@ -821,35 +805,21 @@ static void test_xattr_limits(void)
 
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
-	f = tb_add(&b, 0, "f", S_IFREG | 0644);
-	b.nodes[f].xattrs = twice;
-	b.nodes[f].n_xattrs = 2;
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "duplicate xattr 'user.k'",
-			  "inline duplicate");
-	tb_free(&b);
+	tb_add_xattrs(&b, 0, "f", S_IFREG | 0644, 0, twice, 2);
+	expect_built_error(&b, EINVAL, "duplicate xattr 'user.k'", "inline duplicate");
 
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
 	tb_add_shared(&b, 1, "k", "v", 1);
-	f = tb_add(&b, 0, "f", S_IFREG | 0644);
-	b.nodes[f].xattrs = once;
-	b.nodes[f].n_xattrs = 1;
+	f = tb_add_xattrs(&b, 0, "f", S_IFREG | 0644, 0, once, 1);
 	b.nodes[f].shared = shared0;
 	b.nodes[f].n_shared = 1;
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "duplicate xattr 'user.k'",
-			  "shared duplicate");
-	tb_free(&b);
+	expect_built_error(&b, EINVAL, "duplicate xattr 'user.k'", "shared duplicate");
 
 	tb_init(&b);
 	tb_add(&b, -1, NULL, S_IFDIR | 0755);
-	f = tb_add(&b, 0, "f", S_IFREG | 0644);
-	b.nodes[f].xattrs = huge;
-	b.nodes[f].n_xattrs = 3;
-	tb_build(&b);
-	test_expect_error(b.img, b.size, NULL, EINVAL, "size limit", "xattr size limit");
-	tb_free(&b);
+	tb_add_xattrs(&b, 0, "f", S_IFREG | 0644, 0, huge, 3);
+	expect_built_error(&b, EINVAL, "size limit", "xattr size limit");
 }
 
 /* Many directories whose data all point at one block full of hard links:
