@@ -14,7 +14,6 @@ statfs reports the image's blocks.
 
 import errno
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -26,12 +25,8 @@ from cfstest import Failure
 S_IFDIR, S_IFREG = 0o040000, 0o100000
 
 
-def run(argv):
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def expect_fail(argv, fragment, tmp, prefix="composefs-fuse: "):
-    r = run(argv)
+    r = cfstest.run(argv, ok=None)
     err = r.stderr.decode("utf-8", "replace")
     if r.returncode != 1:
         raise Failure("%r exited %d, expected 1 (%s)" % (argv[1:], r.returncode,
@@ -92,7 +87,7 @@ def main():
             expect_fail([exe, "-f", "-o", cfsfuse.fuse_options(image, [s1]),
                          tmp + "/nomnt"], "bad mount point", tmp, prefix="fuse: ")
             for flag in ("--help", "-V"):
-                r = run([exe, flag])
+                r = cfstest.run([exe, flag], ok=None)
                 if r.returncode != 0 or b"composefs-fuse" not in r.stdout:
                     raise Failure("%s: exit %d, output %r" % (
                         flag, r.returncode, r.stdout[:200]))
@@ -126,7 +121,7 @@ def check_mount(mnt, image, a, b):
         except OSError as e:
             if e.errno != errno.EROFS:
                 raise Failure("write attempt gave %s, expected EROFS"
-                                  % errno.errorcode.get(e.errno, e.errno))
+                              % errno.errorcode.get(e.errno, e.errno))
         else:
             raise Failure("a write attempt succeeded")
     key = os.path.realpath(mnt)

@@ -6,7 +6,7 @@
     test-fuse-compare.py TOOLS_DIR random SEED[,SEED...]
 
 Each image (built from a reference asset, or from a dumpfile of
-tests/gen-random-dump.py in both format versions) gets an object store
+tests/lib/gen-random-dump.py in both format versions) gets an object store
 with a backing file for its external files, and is mounted with
 composefs-fuse. The mount is compared with the dumpfile by the code the
 kernel-mount tests use (cfsdump.compare_mount() on the overlay view of
@@ -92,7 +92,7 @@ def check_image(tools_dir, dump, version, label, tmp, strict=True):
         n = cfsdump.compare_mount(fmnt, expected, errors)
         if errors:
             raise Failure("%s: FUSE mount differs from the dumpfile:\n  %s"
-                              % (label, "\n  ".join(errors)))
+                          % (label, "\n  ".join(errors)))
         check_whiteouts(fmnt, root, version)
         fsnap = cfsoverlay.snapshot(fmnt)
     msg = "%s: %d entries match the dumpfile" % (label, n)

@@ -85,7 +85,7 @@ def main():
         got.pop()
     if got[:1] != expected[:1]:
         raise Failure("log of a missing backing file:\n  got      %r\n"
-                          "  expected %r" % (log, expected[0]))
+                      "  expected %r" % (log, expected[0]))
     if got != expected:
         raise Failure("log lines differ:\n  got      %r\n  expected %r" % (
             got, expected))

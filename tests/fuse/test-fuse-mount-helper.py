@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,12 +39,8 @@ def fstype(mnt):
     return None
 
 
-def run(argv):
-    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def unmount(argv, mnt, tmp):
-    r = run(argv + [mnt])
+    r = cfstest.run(argv + [mnt], ok=None)
     if r.returncode != 0:
         raise Failure("%s failed: %s" % (argv, r.stderr.decode()))
     deadline = time.monotonic() + 10
@@ -106,11 +101,11 @@ def main():
             base = "basedir=%s:%s" % (s1, s2)
 
             # -o fuse as root, with verity and the image digest.
-            r = run([helper, "-o", "fuse,verity,digest=%s,%s" % (digest, base),
-                     image, mnt])
+            r = cfstest.run([helper, "-o", "fuse,verity,digest=%s,%s" % (digest, base),
+                             image, mnt], ok=None)
             if r.returncode != 0:
                 raise Failure("mount.composefs -o fuse failed: %s"
-                                  % r.stderr.decode())
+                              % r.stderr.decode())
             if fstype(mnt) != cfsfuse.FSTYPE:
                 raise Failure("-o fuse mounted %s" % fstype(mnt))
             if read(os.path.join(mnt, "good")) != good:
@@ -131,7 +126,7 @@ def main():
                                "upperdir is not supported with fuse"),
                               ("fuse,idmap=/proc/self/ns/user," + base,
                                "idmap is not supported with fuse")):
-                r = run([helper, "-o", opts, image, mnt])
+                r = cfstest.run([helper, "-o", opts, image, mnt], ok=None)
                 if r.returncode != 1 or msg.encode() not in r.stderr:
                     raise Failure("-o %s: exit %d, %r" % (opts, r.returncode,
                                                               r.stderr))
@@ -144,16 +139,16 @@ def main():
             os.chown(mnt, nobody.pw_uid, nobody.pw_gid)
             os.chmod("/dev/fuse", 0o666)
             try:
-                r = run(as_nobody + [helper, "-o", base, image, mnt])
+                r = cfstest.run(as_nobody + [helper, "-o", base, image, mnt], ok=None)
                 if r.returncode != 0:
                     raise Failure("unprivileged mount.composefs failed: %s"
-                                      % r.stderr.decode())
+                                  % r.stderr.decode())
                 if b"no CAP_SYS_ADMIN, mounting through composefs-fuse" \
                         not in r.stderr:
                     raise Failure("no notice of the fallback: %r" % r.stderr)
                 if fstype(mnt) != cfsfuse.FSTYPE:
                     raise Failure("fallback mounted %s" % fstype(mnt))
-                r = run(as_nobody + ["cat", os.path.join(mnt, "good")])
+                r = cfstest.run(as_nobody + ["cat", os.path.join(mnt, "good")], ok=None)
                 if r.stdout != good:
                     raise Failure("fallback mount: wrong content")
                 unmount(as_nobody + ["fusermount3", "-u"], mnt, tmp)
@@ -163,7 +158,7 @@ def main():
 
             why = cfsfuse.kernel_unavailable()
             if why is None:
-                r = run([helper, "-o", base, image, mnt])
+                r = cfstest.run([helper, "-o", base, image, mnt], ok=None)
                 if r.returncode != 0 or r.stderr:
                     raise Failure("privileged mount: %d %r" % (r.returncode,
                                                                   r.stderr))

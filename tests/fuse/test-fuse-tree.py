@@ -54,7 +54,7 @@ def main():
                                 fsnap = cfsoverlay.snapshot(mnt)
                         if got != n or m.stderr:
                             raise Failure("seed %d %s: %d of %d entries "
-                                              "compared; messages: %r" % (
+                                          "compared; messages: %r" % (
                                                   seed, extra, got, n, m.stderr))
                 except cfstree.Failure as e:
                     raise Failure("seed %d: %s" % (seed, e))

@@ -84,7 +84,7 @@ def check_view(snap):
     root = snap[b"/"]
     if "trusted.secret" in root["xattrs"]:
         raise Failure("trusted.* listed to an unprivileged user: %r"
-                          % (root["xattrs"],))
+                      % (root["xattrs"],))
     if "user.top" not in root["xattrs"]:
         raise Failure("user.top missing from %r" % (root["xattrs"],))
     big = cfsoverlay.object_bytes(b"big", 100000)
@@ -182,8 +182,8 @@ def main():
             while cfsfuse.processes_mentioning(mnt):
                 if time.monotonic() > deadline:
                     raise Failure("composefs-fuse still running after "
-                                      "unmount: %r"
-                                      % cfsfuse.processes_mentioning(mnt))
+                                  "unmount: %r"
+                                  % cfsfuse.processes_mentioning(mnt))
                 time.sleep(0.05)
             if cfsfuse.mounts_below(tmp):
                 raise Failure("left mounted: %r" % cfsfuse.mounts_below(tmp))

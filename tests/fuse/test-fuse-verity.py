@@ -128,7 +128,7 @@ def check_verity(exe, image, store, mnt, files, dump):
             f.write(b"X")
         if open_errno(p) != errno.EIO:
             raise Failure("a backing file changed after verification "
-                              "was served")
+                          "was served")
         with open(obj, "wb") as f:
             f.write(orig)
         if open_errno(p) != 0:
@@ -158,11 +158,11 @@ def check_noverity(exe, image, store, mnt, files):
         data = read(os.path.join(mnt, "d", "tampered"))
         if data == files["tampered"] or len(data) != len(files["tampered"]):
             raise Failure("without verity the tampered file should be "
-                              "served as stored")
+                          "served as stored")
         e = open_errno(os.path.join(mnt, "d", "missing"))
         if e != errno.ENOENT:
             raise Failure("missing object gave %s, expected ENOENT"
-                              % errno.errorcode.get(e, e))
+                          % errno.errorcode.get(e, e))
         if read(os.path.join(mnt, "d", "nodigest")) != files["nodigest"]:
             raise Failure("nodigest: wrong content")
     if m.stderr:

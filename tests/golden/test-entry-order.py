@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Images do not depend on the order of the dumpfile's lines.
 
-    entry-order.py TOOLS_DIR
+    test-entry-order.py TOOLS_DIR
 
 bench/gen-dump.py writes one OS-like tree (with a distinct security.ima
 value on every regular file) in three orders: sorted depth first, tar order
@@ -62,7 +62,7 @@ def main():
             cfstest.build_image(tools_dir, dump, out)
             if not cfstest.same_bytes(ref, out):
                 raise Failure("%s order builds other bytes than sorted order\n%s"
-                                  % (name, cfstest.cmp_head(ref, out)))
+                              % (name, cfstest.cmp_head(ref, out)))
             print("%s order: same %d bytes as sorted order" % (name, os.path.getsize(out)))
 
         # A directory's entry moved before the directory's own line.

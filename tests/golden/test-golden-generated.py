@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Byte-exactness on the generated cases kept in the repository.
 
-    golden-generated.py TOOLS_DIR [CASE_DIR]
+    test-golden-generated.py TOOLS_DIR [CASE_DIR] [-k CASE]
 
 CASE_DIR (default tests/assets/generated) holds gen-N.dump, gen-N.args
 (extra mkcomposefs arguments, maybe empty) and gen-N.sha256 (SHA-256 of
@@ -19,7 +19,6 @@ case is named.
 import os
 import shlex
 import sys
-import tempfile
 
 import cfsdump
 import cfstest
@@ -41,8 +40,8 @@ def run_case(tools_dir, case_dir, name, tmp):
         r = cfstest.run(argv, ok=None)
         if r.returncode == 0 or b"whiteout" not in r.stderr:
             raise Failure("the whiteout %r has several links or names: "
-                              "expected a refusal, got exit %d: %r"
-                              % (refused[0], r.returncode, r.stderr))
+                          "expected a refusal, got exit %d: %r"
+                          % (refused[0], r.returncode, r.stderr))
         if os.listdir(tmp):
             raise Failure("refused, but left %r" % os.listdir(tmp))
         return "refused"
@@ -50,41 +49,44 @@ def run_case(tools_dir, case_dir, name, tmp):
     got = cfstest.sha256_file(out)
     if got != want:
         raise Failure("SHA-256 %s, composefs 1.0.8 writes %s (size %d)"
-                          % (got, want, os.path.getsize(out)))
+                      % (got, want, os.path.getsize(out)))
     os.unlink(out)
     return "ok"
 
 
 def main():
+    cfstest.wanted_case()
     if len(sys.argv) not in (2, 3):
-        print("usage: golden-generated.py TOOLS_DIR [CASE_DIR]", file=sys.stderr)
-        return 2
+        print("usage: test-golden-generated.py TOOLS_DIR [CASE_DIR] [-k CASE]",
+              file=sys.stderr)
+        sys.exit(2)
     tools_dir = sys.argv[1]
     case_dir = sys.argv[2] if len(sys.argv) == 3 else \
         os.path.join(cfstest.TESTS_DIR, "assets", "generated")
     names = sorted(n[:-5] for n in os.listdir(case_dir) if n.endswith(".dump"))
-    if len(names) < 90:
-        raise Failure("only %d cases in %s" % (len(names), case_dir))
-    failed = []
-    refused = 0
-    with tempfile.TemporaryDirectory(prefix="cfs-generated-") as tmp:
-        for name in names:
-            try:
-                what = run_case(tools_dir, case_dir, name, tmp)
-                print("%s %s" % (what, name))
-                if what == "refused":
-                    refused += 1
-            except Failure as e:
-                print("FAIL %s: %s" % (name, e))
-                failed.append(name)
-    exact = len(names) - len(failed) - refused
-    print("%d byte-identical, %d refused (whiteouts with several names), "
-          "%d failed" % (exact, refused, len(failed)))
-    if exact < 90:
-        print("only %d byte-identical cases" % exact)
-        return 1
-    return 1 if failed else 0
+    outcome = {}
+
+    def case(name):
+        def run(tmp):
+            outcome[name] = run_case(tools_dir, case_dir, name, tmp)
+            print("%s %s" % (outcome[name], name))
+        return run
+
+    def prepare():
+        if len(names) < 90:
+            raise Failure("only %d cases in %s" % (len(names), case_dir))
+
+    def finish():
+        refused = sum(1 for w in outcome.values() if w == "refused")
+        exact = sum(1 for w in outcome.values() if w == "ok")
+        print("%d byte-identical, %d refused (whiteouts with several names)" % (
+            exact, refused))
+        if exact < 90:
+            raise Failure("only %d byte-identical cases" % exact)
+
+    cfstest.main({"case_" + n: case(n) for n in names}, prefix="case_",
+                 prepare=prepare, finish=finish)
 
 
 if __name__ == "__main__":
-    cfstest.main(main)
+    main()

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Golden image test for one reference asset.
 
-    golden-image.py TOOLS_DIR ASSET
+    test-golden-image.py TOOLS_DIR ASSET
 
 ASSET is a file name in $COMPOSEFS_SHARED/assets/upstream (NAME.dump or
 NAME.dump.gz) that has a NAME.sha256.  The image mkcomposefs builds from it
@@ -33,7 +33,7 @@ def reference_image(shared, asset, tmpdir):
 
 
 def main():
-    tools_dir, shared, asset, path = cfstest.asset_args("golden-image.py")
+    tools_dir, shared, asset, path = cfstest.asset_args("test-golden-image.py")
     with open(path + ".sha256") as f:
         want = f.read().split()[0]
     version = cfstest.asset_version(path)
@@ -60,7 +60,7 @@ def main():
                             strict=strict)
         if not cfstest.same_bytes(out, again):
             raise Failure("a second build gives different bytes\n" +
-                              cfstest.cmp_head(again, out))
+                          cfstest.cmp_head(again, out))
         print("rebuild identical")
 
         cfstest.roundtrip(tools_dir, out, tmp, version, strict=True)

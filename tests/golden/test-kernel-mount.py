@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Kernel test: mount images as plain EROFS and compare with their dumpfile.
 
-    kernel-mount.py TOOLS_DIR ASSET
-    kernel-mount.py TOOLS_DIR --random SEED[,SEED...]
+    test-kernel-mount.py TOOLS_DIR ASSET
+    test-kernel-mount.py TOOLS_DIR --random SEED[,SEED...]
 
 For a reference asset, the image mkcomposefs builds from it is mounted
 (file-backed, or through a loop device if that fails) and every entry is
@@ -12,7 +12,7 @@ modes, owners, mtimes, sizes, inline contents, symlink targets, device
 numbers, xattrs as stored in the image, directory nlink, hard links sharing
 an inode).  The reference image from $COMPOSEFS_SHARED/golden is checked the
 same way, which keeps the expectations honest.  With --random the dumpfiles
-come from tests/gen-random-dump.py (both format versions).
+come from tests/lib/gen-random-dump.py (both format versions).
 
 Needs root and EROFS; reports SKIP with the reason otherwise.  Nothing may
 stay mounted or attached to a loop device afterwards.
@@ -116,7 +116,7 @@ def main():
         return run_random(sys.argv[1],
                           [int(s) for s in sys.argv[3].split(",")])
     if len(sys.argv) != 3:
-        print("usage: kernel-mount.py TOOLS_DIR ASSET|--random SEEDS",
+        print("usage: test-kernel-mount.py TOOLS_DIR ASSET|--random SEEDS",
               file=sys.stderr)
         return 2
     return run_asset(sys.argv[1], sys.argv[2])

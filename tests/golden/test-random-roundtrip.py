@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Random dumpfile round trips.
 
-    random-roundtrip.py TOOLS_DIR VERSION
+    test-random-roundtrip.py TOOLS_DIR VERSION
 
 For each seed (env RANDOM_SEEDS: a count N meaning seeds 1..N, a list
-`3,17,40`, or a range `100-119`; default 20), tests/gen-random-dump.py
+`3,17,40`, or a range `100-119`; default 20), tests/lib/gen-random-dump.py
 writes a dumpfile which must:
   * build (strict mode) into an image of format version VERSION: version 0
     with --min-version=0 --max-version=0, version 1 with the default options
@@ -51,7 +51,7 @@ def one_seed(tools_dir, seed, version, tmp, can_mount, first):
     dump = generate(seed, version)
     if first and generate(seed, version) != dump:
         raise Failure("the generator gives different output for the same "
-                          "seed")
+                      "seed")
     root = cfsdump.parse_dump(dump)     # the generator must write valid dumps
     args = ["--min-version=0", "--max-version=0"] if version == 0 else []
     out = os.path.join(tmp, "image.cfs")
@@ -64,7 +64,7 @@ def one_seed(tools_dir, seed, version, tmp, can_mount, first):
     cfstest.build_image(tools_dir, dump, again, extra=args)
     if not cfstest.same_bytes(out, again):
         raise Failure("a second build gives different bytes\n" +
-                          cfstest.cmp_head(again, out))
+                      cfstest.cmp_head(again, out))
     cfstest.roundtrip(tools_dir, out, tmp, 0 if version == 0 else None,
                       strict=True)
     why = cfstest.fsck(out)
@@ -79,7 +79,7 @@ def one_seed(tools_dir, seed, version, tmp, can_mount, first):
 
 def main():
     if len(sys.argv) != 3 or sys.argv[2] not in ("0", "1"):
-        print("usage: random-roundtrip.py TOOLS_DIR 0|1", file=sys.stderr)
+        print("usage: test-random-roundtrip.py TOOLS_DIR 0|1", file=sys.stderr)
         return 2
     tools_dir, version = sys.argv[1], int(sys.argv[2])
     seeds = parse_seeds(os.environ.get("RANDOM_SEEDS", "20"))

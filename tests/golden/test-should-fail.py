@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0
 """Should-fail test for one reference asset.
 
-    should-fail.py TOOLS_DIR ASSET
+    test-should-fail.py TOOLS_DIR ASSET
 
 `mkcomposefs --from-file ASSET OUT` must exit 1, name the problem on stderr
 (the messages of docs/dumpfile.md, "Rejected reference inputs", after
@@ -57,7 +57,7 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
     lines = err.strip("\n").split("\n")
     if len(lines) != 1 or not lines[0].startswith("mkcomposefs: "):
         raise Failure("%s mode: expected one `mkcomposefs: ` line on "
-                          "stderr, got %r" % (mode, err))
+                      "stderr, got %r" % (mode, err))
     if pattern is not None:
         if not re.search(pattern, lines[0]):
             raise Failure("%s mode: message %r does not match %r" % (
@@ -80,7 +80,7 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
     with open(out, "rb") as f:
         if f.read() != keep:
             raise Failure("%s mode: a failed run modified the existing "
-                              "output file" % mode)
+                          "output file" % mode)
     left = sorted(os.listdir(tmp))
     if left != ["out.cfs"]:
         raise Failure("%s mode: files left behind: %r" % (mode, left))
@@ -88,7 +88,7 @@ def check_run(tools_dir, asset_path, tmp, strict, pattern, line):
 
 
 def main():
-    tools_dir, shared, asset, path = cfstest.asset_args("should-fail.py")
+    tools_dir, shared, asset, path = cfstest.asset_args("test-should-fail.py")
     pattern, line = EXPECTED.get(asset, (None, None))
     if pattern is None:
         print("note: no expected message recorded for %s; checking the exit "

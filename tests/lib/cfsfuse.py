@@ -110,7 +110,7 @@ class FuseMount:
             if self.proc.poll() is not None:
                 out, err = self.proc.communicate()
                 raise Failure("composefs-fuse exited %d before mounting:"
-                                  " %s" % (self.proc.returncode,
+                              " %s" % (self.proc.returncode,
                                            err.decode("utf-8", "replace")))
             if time.monotonic() > deadline:
                 self.proc.kill()
@@ -149,7 +149,7 @@ class FuseMount:
                 proc.returncode, err.decode("utf-8", "replace")))
         if mounts_below(self.mnt):
             raise Failure("still mounted after unmount: %r"
-                              % mounts_below(self.mnt))
+                          % mounts_below(self.mnt))
 
 
 @contextlib.contextmanager
@@ -160,7 +160,7 @@ def kernel_mounted(tools_dir, image, mnt, basedirs):
                         mnt], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode != 0:
         raise Failure("mount.composefs failed: %s"
-                          % r.stdout.decode("utf-8", "replace"))
+                      % r.stdout.decode("utf-8", "replace"))
     try:
         yield mnt
     finally:

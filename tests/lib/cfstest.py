@@ -127,7 +127,7 @@ def select_cases(cases, name):
     return exact or [c for c in cases if name in c[0]]
 
 
-def main(cases, setup=None, prepare=None, prefix="test_"):
+def main(cases, setup=None, prepare=None, prefix="test_", finish=None):
     """Runs the cases of a test file and exits with the verdict.
 
     @cases: a function (one case), or a module namespace (globals()) whose
@@ -135,7 +135,9 @@ def main(cases, setup=None, prepare=None, prefix="test_"):
     name order. @setup(name): a context manager giving the arguments of
     each case (default: no argument for a single function, the temporary
     directory otherwise). @prepare(): runs once before the cases, after
-    the command line is read (may skip)."""
+    the command line is read (may skip). @finish(): runs after all the
+    cases when none was picked by name (checks over the whole run; a
+    Failure there fails the file)."""
     if callable(cases):
         items = [(cases.__name__, cases)]
         if setup is None:
@@ -185,6 +187,12 @@ def main(cases, setup=None, prepare=None, prefix="test_"):
             continue
         passed += 1
         print("ok   %s" % case)
+    if finish is not None and name is None:
+        try:
+            finish()
+        except Failure as e:
+            failed += 1
+            print("FAIL (whole run): %s" % e)
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.stdout.flush()
     if failed:
@@ -337,7 +345,7 @@ def roundtrip(tools_dir, image, tmpdir, version, strict=False):
     run([tool(tools_dir, "composefs-dump"), image, out2])
     if not same_bytes(image, out2):
         raise Failure("composefs-dump output differs from the input image\n"
-                          + cmp_head(out2, image))
+                      + cmp_head(out2, image))
     r = run([tool(tools_dir, "composefs-info"), "dump", image])
     out3 = os.path.join(tmpdir, "roundtrip-info.cfs")
     build_image(tools_dir, r.stdout, out3, version=version, strict=strict)
@@ -346,7 +354,7 @@ def roundtrip(tools_dir, image, tmpdir, version, strict=False):
         with open(dpath, "wb") as f:
             f.write(r.stdout)
         raise Failure("composefs-info dump | mkcomposefs gives a different "
-                          "image (dump kept in %s)\n%s" % (dpath,
+                      "image (dump kept in %s)\n%s" % (dpath,
                                                           cmp_head(out3, image)))
     return r.stdout
 

@@ -71,6 +71,10 @@ class Env(cfsmount.WorkDir):
         ours = sorted(line for line in loops.splitlines() if self.dir in line)
         return mounts, tmpdirs, ours
 
+    def paths(self):
+        """The usual places of a case: tree, store, image and mount point."""
+        return self.path("tree"), self.path("store"), self.path("img.cfs"), self.path("mnt")
+
     def mark(self):
         self.baseline = self.snapshot()
 
@@ -178,8 +182,8 @@ def case_shared(env):
 
 
 def case_upper(env):
-    tree, store, image = env.path("tree"), env.path("store"), env.path("img.cfs")
-    upper, work, mnt = env.path("upper"), env.path("work"), env.path("mnt")
+    tree, store, image, mnt = env.paths()
+    upper, work = env.path("upper"), env.path("work")
     make_tree(tree, 21)
     with open(os.path.join(tree, "existing"), "wb") as f:
         f.write(b"lower content " * 1000)
@@ -226,8 +230,7 @@ def case_upper(env):
 
 
 def case_failures(env):
-    tree, store, image = env.path("tree"), env.path("store"), env.path("img.cfs")
-    mnt = env.path("mnt")
+    tree, store, image, mnt = env.paths()
     os.mkdir(mnt)
     make_tree(tree, 31)
     big = os.path.join(tree, "victim")
@@ -334,8 +337,7 @@ def case_failures(env):
 
 
 def case_options(env):
-    tree, store, image = env.path("tree"), env.path("store"), env.path("img.cfs")
-    mnt = env.path("mnt")
+    tree, store, image, mnt = env.paths()
     os.mkdir(mnt)
     os.mkdir(tree)
     with open(os.path.join(tree, "file"), "wb") as f:
@@ -545,8 +547,7 @@ def case_verity(env):
     ok, why = fsverity_works(env.dir)
     if not ok:
         skip("kernel fs-verity is not available for %s (%s)" % (env.dir, why or "unknown"))
-    tree, store, image = env.path("tree"), env.path("store"), env.path("img.cfs")
-    mnt = env.path("mnt")
+    tree, store, image, mnt = env.paths()
     make_tree(tree, 41)
     env.mkcomposefs(tree, image, store)
     # Objects must carry fs-verity for verity=require (mkcomposefs enables

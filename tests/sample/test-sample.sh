@@ -6,7 +6,7 @@
 # mkcomposefs --digest-store, mount the new image over that store, list
 # it, read files through it, and unmount.
 #
-#   tests/sample/run-sample.sh [--tools DIR]
+#   tests/sample/test-sample.sh [--tools DIR]
 #
 # Without --tools the script installs the build dependencies when they are
 # missing (Debian, as root), builds into ./build and uses the tools from
