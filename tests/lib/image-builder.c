@@ -89,10 +89,8 @@ int tb_add_xattrs(struct tb *b, int parent, const char *name, uint16_t mode,
 
 int tb_add_link(struct tb *b, int parent, const char *name, int target)
 {
-	int i = new_node(b);
+	int i = tb_add(b, parent, name, 0);
 
-	b->nodes[i].parent = parent;
-	b->nodes[i].name = name;
 	b->nodes[i].link = target;
 	return i;
 }
