@@ -15,6 +15,7 @@ cut short after open fails with EIO past its new end; one cut short
 before open fails to open.
 """
 
+import contextlib
 import errno
 import os
 import random
@@ -44,6 +45,23 @@ def pread_errno(fd, size, off):
         return os.pread(fd, size, off)
     except OSError as e:
         return e.errno
+
+
+@contextlib.contextmanager
+def opened(mnt, name):
+    """A read-only descriptor of @name in the mount, closed afterwards."""
+    fd = os.open(os.path.join(mnt, name), os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def overwrite(path, off, data):
+    """Writes @data at @off in the object @path, behind the mount's back."""
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(data)
 
 
 def expect(got, want, what):
@@ -102,12 +120,10 @@ def main():
 
 def check_changed(mnt, obj, files):
     data = files["changed"]
-    fd = os.open(os.path.join(mnt, "changed"), os.O_RDONLY)
-    try:
+    with opened(mnt, "changed") as fd:
         # Changed after open, before anything was read (nothing cached).
-        with open(obj["changed"], "r+b") as f:
-            f.seek(20 * BLOCK + 77)
-            f.write(bytes([data[20 * BLOCK + 77] ^ 0xff]))
+        off = 20 * BLOCK + 77
+        overwrite(obj["changed"], off, bytes([data[off] ^ 0xff]))
         expect(pread_errno(fd, BLOCK, 20 * BLOCK), errno.EIO, "changed block")
         expect(pread_errno(fd, 10, 20 * BLOCK + 4000), errno.EIO,
                "unaligned read in the changed block")
@@ -118,20 +134,13 @@ def check_changed(mnt, obj, files):
                    "read of %d at %d beside the changed block" % (size, off))
         expect(pread_errno(fd, 100, len(data)), b"", "read at the end")
         expect(pread_errno(fd, 100, len(data) + 9 * BLOCK), b"", "read past the end")
-    finally:
-        os.close(fd)
     # The partial last block of another file, changed in its padding-free
     # part after open.
     data = files["tail"]
-    fd = os.open(os.path.join(mnt, "tail"), os.O_RDONLY)
-    try:
-        with open(obj["tail"], "r+b") as f:
-            f.seek(len(data) - 1)
-            f.write(bytes([data[-1] ^ 1]))
+    with opened(mnt, "tail") as fd:
+        overwrite(obj["tail"], len(data) - 1, bytes([data[-1] ^ 1]))
         expect(pread_errno(fd, 50, len(data) - 60), errno.EIO, "changed last block")
         expect(pread_errno(fd, 8 * BLOCK, 0), data[:8 * BLOCK], "blocks before it")
-    finally:
-        os.close(fd)
     print("changed after open: the changed blocks fail with EIO, the others read")
 
 
@@ -140,19 +149,14 @@ def check_big(mnt, obj, files):
     with open(os.path.join(mnt, "big"), "rb") as f:
         got = f.read()
     expect(got, data, "big file through a tree over the memory limit")
-    fd = os.open(os.path.join(mnt, "big"), os.O_RDONLY)
-    try:
+    with opened(mnt, "big") as fd:
         for off in (0, 777, 1024 * 1024 - 5, len(data) - 10000):
             expect(pread_errno(fd, 70000, off), data[off:off + 70000],
                    "big file read at %d" % off)
-    finally:
-        os.close(fd)
     data = files["bigchanged"]
-    fd = os.open(os.path.join(mnt, "bigchanged"), os.O_RDONLY)
-    try:
-        with open(obj["bigchanged"], "r+b") as f:
-            f.seek(2 * 1024 * 1024 + 3)
-            f.write(b"\0\0\0" if data[2 * 1024 * 1024 + 3] else b"\1\1\1")
+    with opened(mnt, "bigchanged") as fd:
+        off = 2 * 1024 * 1024 + 3
+        overwrite(obj["bigchanged"], off, b"\0\0\0" if data[off] else b"\1\1\1")
         expect(pread_errno(fd, BLOCK, 2 * 1024 * 1024), errno.EIO,
                "changed block of a big file")
         # Without level 0 in memory, the other blocks behind the same
@@ -161,23 +165,18 @@ def check_big(mnt, obj, files):
         expect(pread_errno(fd, 100000, 0), data[:100000], "big file start")
         off = len(data) - 3000
         expect(pread_errno(fd, 5000, off), data[off:], "big file end")
-    finally:
-        os.close(fd)
     print("%d-byte file read through a tree over the memory limit; a change "
           "in one refused" % len(files["big"]))
 
 
 def check_cut(mnt, obj, files):
     data = files["cut"]
-    fd = os.open(os.path.join(mnt, "cut"), os.O_RDONLY)
-    try:
+    with opened(mnt, "cut") as fd:
         os.truncate(obj["cut"], 20 * BLOCK)
         expect(pread_errno(fd, BLOCK, 25 * BLOCK), errno.EIO, "block past the cut")
         expect(pread_errno(fd, 10, len(data) - 5), errno.EIO, "last block past the cut")
         expect(pread_errno(fd, 2 * BLOCK, 10 * BLOCK), data[10 * BLOCK:12 * BLOCK],
                "blocks before the cut")
-    finally:
-        os.close(fd)
     try:
         with open(os.path.join(mnt, "cutbefore"), "rb") as f:
             f.read()

@@ -31,7 +31,6 @@ import hashlib
 import os
 import stat
 
-import cfsdump
 
 OVL = b"trusted.overlay."
 OVL_ESCAPED = b"trusted.overlay.overlay."
@@ -119,6 +118,15 @@ ABSENT_XATTRS = ("user.absent", "trusted.absent", "security.selinux",
                  "system.posix_acl_access", "system.absent", "other.absent")
 
 
+def _xattr(path, name):
+    """The value of the xattr @name of @path, or the errno name of the
+    failure to read it."""
+    try:
+        return os.getxattr(path, name, follow_symlinks=False)
+    except OSError as ex:
+        return errno.errorcode.get(ex.errno, ex.errno)
+
+
 def snapshot(mnt, read_limit=1 << 20):
     """Everything a user can observe of the tree at `mnt`, as a dict from
     relative path to a tuple, inode numbers replaced by the first path that
@@ -151,22 +159,10 @@ def snapshot(mnt, read_limit=1 << 20):
         try:
             names = sorted(os.listxattr(full, follow_symlinks=False))
             rec["xattrs"] = tuple(names)
-            vals = []
-            for k in names:
-                try:
-                    vals.append(os.getxattr(full, k, follow_symlinks=False))
-                except OSError as ex:
-                    vals.append(errno.errorcode.get(ex.errno, ex.errno))
-            rec["xattr_values"] = tuple(vals)
+            rec["xattr_values"] = tuple(_xattr(full, k) for k in names)
         except OSError as ex:
             rec["xattrs"] = errno.errorcode.get(ex.errno, ex.errno)
-        absent = []
-        for k in ABSENT_XATTRS:
-            try:
-                absent.append(os.getxattr(full, k, follow_symlinks=False))
-            except OSError as ex:
-                absent.append(errno.errorcode.get(ex.errno, ex.errno))
-        rec["absent_xattrs"] = tuple(absent)
+        rec["absent_xattrs"] = tuple(_xattr(full, k) for k in ABSENT_XATTRS)
         if stat.S_ISLNK(st.st_mode):
             rec["target"] = os.readlink(full)
         elif stat.S_ISREG(st.st_mode):
