@@ -56,13 +56,9 @@ def publish(mk, src, store):
 def objects(store):
     """{relative path: bytes} of the objects in @store."""
     out = {}
-    for d in os.listdir(store):
-        dp = os.path.join(store, d)
-        if len(d) != 2 or not os.path.isdir(dp):
-            continue
-        for n in os.listdir(dp):
-            with open(os.path.join(dp, n), "rb") as f:
-                out[d + "/" + n] = f.read()
+    for rel in cfstest.store_paths(store):
+        with open(os.path.join(store, rel), "rb") as f:
+            out[rel] = f.read()
     return out
 
 

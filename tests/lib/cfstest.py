@@ -248,6 +248,17 @@ def tool(tools_dir, name):
     return path
 
 
+def store_paths(store):
+    """Relative paths (`ab/cdef...`) of every file in the two-character
+    subdirectories of an object store (not following symlinks), sorted."""
+    out = []
+    for sub in sorted(os.listdir(store)):
+        p = os.path.join(store, sub)
+        if len(sub) == 2 and os.path.isdir(p) and not os.path.islink(p):
+            out += [sub + "/" + n for n in sorted(os.listdir(p))]
+    return out
+
+
 def read_asset(path):
     with open(path, "rb") as f:
         data = f.read()

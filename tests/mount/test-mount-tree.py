@@ -31,6 +31,7 @@ import stat
 import subprocess
 
 import cfsmount
+import cfstest
 from cfstest import Failure, check, skip
 from cfstree import compare_trees, make_tree, random_bytes, sha256_file, walk
 
@@ -128,12 +129,7 @@ class Env(cfsmount.WorkDir):
 
 
 def object_files(store):
-    out = []
-    for sub in sorted(os.listdir(store)):
-        p = os.path.join(store, sub)
-        if os.path.isdir(p):
-            out += [os.path.join(p, n) for n in sorted(os.listdir(p))]
-    return out
+    return [os.path.join(store, rel) for rel in cfstest.store_paths(store)]
 
 
 # --- cases ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import subprocess
 import time
 
 import cfsmount
+import cfstest
 from cfstest import check
 from cfstree import compare_trees, make_tree, random_bytes
 
@@ -70,12 +71,7 @@ class Env(cfsmount.WorkDir):
 
 def store_files(store):
     """Relative paths of every object-like file in the store."""
-    out = set()
-    for sub in os.listdir(store):
-        p = os.path.join(store, sub)
-        if len(sub) == 2 and os.path.isdir(p) and not os.path.islink(p):
-            out |= {sub + "/" + n for n in os.listdir(p)}
-    return out
+    return set(cfstest.store_paths(store))
 
 
 def object_size(store, rel):
