@@ -52,13 +52,18 @@
 #define VERITY_MAX_LEVELS 9
 
 /* Read size of the whole-file fast path: large enough to keep the number of
- * system calls negligible, small enough to stay in the L2 cache. */
-#define FAST_READ_SIZE (256 * 1024)
+ * system calls negligible, small enough to stay in the L2 cache. Reading
+ * into one buffer beat mapping the file: copying out of the page cache
+ * costs less than setting up and tearing down the page tables of a
+ * mapping, and read() needs nothing against a file truncated under us. */
+#define FAST_READ_SIZE (1024 * 1024)
 
 /* Read size of the callback and pipe paths. */
 #define STREAM_READ_SIZE (64 * 1024)
 
 _Static_assert(LCFS_DIGEST_SIZE == VERITY_HASH_SIZE, "SHA-256 digest size");
+_Static_assert(LCFS_FSVERITY_GROUP_SIZE == VERITY_HASHES_PER_BLOCK * VERITY_BLOCK_SIZE,
+	       "a group is the data one block of hashes covers");
 
 /* ---- SHA-256 ------------------------------------------------------------------ */
 
@@ -116,10 +121,25 @@ struct lcfs_fsverity_stream {
 	size_t pending;      /* bytes waiting in @block */
 	unsigned n_levels;   /* levels holding at least one hash */
 	int err;             /* first error, reported by _final() */
+	/* When set, hashes arriving at level 1 (one per group) are stored
+	 * here instead of being built into the tree. */
+	uint8_t (*groups_out)[VERITY_HASH_SIZE];
+	size_t n_groups_out;
 	uint32_t fill[VERITY_MAX_LEVELS]; /* hashes in each level block */
 	uint8_t block[VERITY_BLOCK_SIZE];
 	uint8_t level[VERITY_MAX_LEVELS][VERITY_BLOCK_SIZE];
 };
+
+static void stream_reset(struct lcfs_fsverity_stream *s)
+{
+	s->size = 0;
+	s->pending = 0;
+	s->n_levels = 0;
+	s->err = 0;
+	s->groups_out = NULL;
+	s->n_groups_out = 0;
+	memset(s->fill, 0, sizeof(s->fill));
+}
 
 struct lcfs_fsverity_stream *lcfs_fsverity_stream_new(void)
 {
@@ -127,11 +147,7 @@ struct lcfs_fsverity_stream *lcfs_fsverity_stream_new(void)
 
 	if (s == NULL)
 		return NULL;
-	s->size = 0;
-	s->pending = 0;
-	s->n_levels = 0;
-	s->err = 0;
-	memset(s->fill, 0, sizeof(s->fill));
+	stream_reset(s);
 	return s;
 }
 
@@ -149,6 +165,10 @@ static void stream_push(struct lcfs_fsverity_stream *s, unsigned lvl,
 
 	memcpy(carry, hash, VERITY_HASH_SIZE);
 	for (;;) {
+		if (lvl == 1 && s->groups_out != NULL) {
+			memcpy(s->groups_out[s->n_groups_out++], carry, VERITY_HASH_SIZE);
+			return;
+		}
 		if (lvl >= VERITY_MAX_LEVELS) {
 			s->err = -EFBIG;
 			return;
@@ -234,6 +254,10 @@ static int stream_finish(struct lcfs_fsverity_stream *s,
 
 			if (s->err < 0)
 				return s->err;
+			/* Only a tree built from group hashes has empty
+			 * levels below its top: level 0. */
+			if (s->fill[lvl] == 0 && lvl + 1 < s->n_levels)
+				continue;
 			b = s->level[lvl];
 			if (s->fill[lvl] == 1 && lvl + 1 >= s->n_levels) {
 				memcpy(root, b, VERITY_HASH_SIZE);
@@ -261,37 +285,50 @@ int lcfs_fsverity_stream_final(struct lcfs_fsverity_stream *s,
 
 /* ---- Whole files, fast path ---------------------------------------------------------- */
 
+/* Feeds @len bytes of @fd to @s through @buf (@buf_size bytes): from
+ * offset @off with pread() when @positional, else with read() from the
+ * current offset, which is left after them. -ENODATA if the file ends
+ * before: a file that shrank under us has no digest for @len bytes. */
+static int stream_from_fd(struct lcfs_fsverity_stream *s, uint8_t *buf, size_t buf_size,
+			  int fd, bool positional, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+
+	while (off < end) {
+		size_t want = end - off < buf_size ? (size_t)(end - off) : buf_size;
+		ssize_t n = positional ? pread(fd, buf, want, (off_t)off) : read(fd, buf, want);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENODATA;
+		lcfs_fsverity_stream_update(s, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
 /* Digest of @size bytes of @fd: from offset 0 with pread() when
- * @positional, else with read() from the current offset, which is left
- * after them. -ENODATA if the file ends before: a file that shrank under
- * us has no digest for @size bytes. */
+ * @positional, else with read() from the current offset. */
 static int digest_fd_bytes(int fd, bool positional, uint64_t size,
 			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
+	/* A small file needs no large buffer (nor its page faults). */
+	size_t buf_size = size < FAST_READ_SIZE ? (size_t)size + 1 : FAST_READ_SIZE;
 	struct lcfs_fsverity_stream *s;
 	cleanup_free uint8_t *buf = NULL;
-	uint64_t off = 0;
+	int r;
 
-	buf = malloc(FAST_READ_SIZE);
+	buf = malloc(buf_size);
 	s = lcfs_fsverity_stream_new();
 	if (buf == NULL || s == NULL) {
 		lcfs_fsverity_stream_free(s);
 		return -ENOMEM;
 	}
-	while (off < size) {
-		size_t want = size - off < FAST_READ_SIZE ? (size_t)(size - off) : FAST_READ_SIZE;
-		ssize_t n = positional ? pread(fd, buf, want, (off_t)off) : read(fd, buf, want);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int r = n < 0 ? -errno : -ENODATA;
-
-			lcfs_fsverity_stream_free(s);
-			return r;
-		}
-		lcfs_fsverity_stream_update(s, buf, (size_t)n);
-		off += (uint64_t)n;
+	r = stream_from_fd(s, buf, buf_size, fd, positional, 0, size);
+	if (r < 0) {
+		lcfs_fsverity_stream_free(s);
+		return r;
 	}
 	return lcfs_fsverity_stream_final(s, digest);
 }
@@ -300,6 +337,84 @@ int lcfs_fsverity_digest_fd_fast(int fd, uint64_t size,
 				 uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	return digest_fd_bytes(fd, true, size, digest);
+}
+
+struct lcfs_fsverity_file_hasher {
+	struct lcfs_fsverity_stream s;
+	uint8_t buf[FAST_READ_SIZE];
+};
+
+struct lcfs_fsverity_file_hasher *lcfs_fsverity_file_hasher_new(void)
+{
+	return malloc(sizeof(struct lcfs_fsverity_file_hasher));
+}
+
+void lcfs_fsverity_file_hasher_free(struct lcfs_fsverity_file_hasher *h)
+{
+	free(h);
+}
+
+int lcfs_fsverity_file_hasher_digest(struct lcfs_fsverity_file_hasher *h, int fd,
+				     uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	int r;
+
+	stream_reset(&h->s);
+	r = stream_from_fd(&h->s, h->buf, sizeof(h->buf), fd, true, 0, size);
+	if (r < 0)
+		return r;
+	return stream_finish(&h->s, digest);
+}
+
+int lcfs_fsverity_file_hasher_groups(struct lcfs_fsverity_file_hasher *h, int fd,
+				     uint64_t off, uint64_t len,
+				     uint8_t (*groups)[LCFS_DIGEST_SIZE])
+{
+	struct lcfs_fsverity_stream *s = &h->s;
+	int r;
+
+	if (len == 0 || off % LCFS_FSVERITY_GROUP_SIZE != 0 || off + len < off)
+		return -EINVAL;
+	stream_reset(s);
+	s->groups_out = groups;
+	r = stream_from_fd(s, h->buf, sizeof(h->buf), fd, true, off, len);
+	if (r < 0)
+		return r;
+	/* The last group is closed here, padded as the whole file's tree
+	 * pads it: a partial data block with zeros, then the group's block of
+	 * hashes with zeros. */
+	if (s->pending > 0) {
+		memset(s->block + s->pending, 0, VERITY_BLOCK_SIZE - s->pending);
+		stream_data_block(s, s->block);
+		s->pending = 0;
+	}
+	if (s->fill[0] > 0) {
+		uint8_t *b = s->level[0];
+
+		memset(b + s->fill[0] * VERITY_HASH_SIZE, 0,
+		       VERITY_BLOCK_SIZE - s->fill[0] * VERITY_HASH_SIZE);
+		sha256_block(b, VERITY_BLOCK_SIZE, groups[s->n_groups_out++]);
+		s->fill[0] = 0;
+	}
+	s->groups_out = NULL;
+	return 0;
+}
+
+int lcfs_fsverity_digest_from_groups(const uint8_t (*groups)[LCFS_DIGEST_SIZE],
+				     uint64_t size, uint8_t digest[LCFS_DIGEST_SIZE])
+{
+	uint64_t n = size / LCFS_FSVERITY_GROUP_SIZE + (size % LCFS_FSVERITY_GROUP_SIZE != 0);
+	struct lcfs_fsverity_stream *s;
+
+	if (n < 2)
+		return -EINVAL;
+	s = lcfs_fsverity_stream_new();
+	if (s == NULL)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++)
+		stream_push(s, 1, groups[i]);
+	s->size = size;
+	return lcfs_fsverity_stream_final(s, digest);
 }
 
 /* ---- Pull-style computations ---------------------------------------------------------- */

@@ -484,7 +484,8 @@ static void test_threads(void)
 static void cleanup_tmpdir(void)
 {
 	static const char *const names[] = {
-		"all", "offset", "plain", "thread0", "thread1", "thread2", "thread3",
+		"all",     "offset",  "plain",   "thread0",
+		"thread1", "thread2", "thread3", "groups",
 	};
 	char path[256];
 
@@ -493,6 +494,92 @@ static void cleanup_tmpdir(void)
 		unlink(path);
 	}
 	rmdir(tmpdir);
+}
+
+/* Digesting a file in parts (the hashes of its groups, on any thread, then
+ * the tree from them) gives the whole file's digest, and one reused file
+ * hasher gives it for files of every size in turn. */
+static void test_groups(void)
+{
+	/* Sizes around the group boundaries, and one whose groups need
+	 * two levels above them. */
+	static const uint64_t sizes[] = {
+		LCFS_FSVERITY_GROUP_SIZE + 1,
+		2 * LCFS_FSVERITY_GROUP_SIZE,
+		2 * LCFS_FSVERITY_GROUP_SIZE + BLOCK + 1,
+		5 * LCFS_FSVERITY_GROUP_SIZE + 123,
+		129 * LCFS_FSVERITY_GROUP_SIZE + 7,
+	};
+	struct lcfs_fsverity_file_hasher *h = lcfs_fsverity_file_hasher_new();
+	uint8_t want[LCFS_DIGEST_SIZE], d[LCFS_DIGEST_SIZE];
+
+	CHECK(h != NULL);
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t size = sizes[i];
+		size_t n = (size_t)((size + LCFS_FSVERITY_GROUP_SIZE - 1) / LCFS_FSVERITY_GROUP_SIZE);
+		uint8_t *p = pattern((size_t)size);
+		uint8_t(*groups)[LCFS_DIGEST_SIZE] = calloc(n, LCFS_DIGEST_SIZE);
+		int fd = write_file("groups", p, (size_t)size);
+
+		CHECK(groups != NULL);
+		CHECK(lcfs_fsverity_digest_fd_fast(fd, size, want) == 0);
+		CHECK(lcfs_fsverity_file_hasher_digest(h, fd, size, d) == 0);
+		CHECK(memcmp(d, want, sizeof(d)) == 0);
+		/* A small file with the same hasher after the large one. */
+		CHECK(lcfs_fsverity_file_hasher_digest(h, fd, 5, d) == 0);
+		CHECK(lcfs_compute_fsverity_from_data(want, p, 5) == 0);
+		CHECK(memcmp(d, want, sizeof(d)) == 0);
+		CHECK(lcfs_fsverity_digest_fd_fast(fd, size, want) == 0);
+
+		/* Parts of one group and of three, the last one short. */
+		for (size_t part = 1; part <= 3; part += 2) {
+			memset(groups, 0, n * LCFS_DIGEST_SIZE);
+			for (size_t g = 0; g < n; g += part) {
+				uint64_t off = (uint64_t)g * LCFS_FSVERITY_GROUP_SIZE;
+				uint64_t len = (uint64_t)part * LCFS_FSVERITY_GROUP_SIZE;
+
+				if (len > size - off)
+					len = size - off;
+				CHECK(lcfs_fsverity_file_hasher_groups(h, fd, off, len,
+								       groups + g) == 0);
+			}
+			memset(d, 0, sizeof(d));
+			CHECK(lcfs_fsverity_digest_from_groups(
+				      (const uint8_t(*)[LCFS_DIGEST_SIZE])groups, size, d) == 0);
+			CHECK(memcmp(d, want, sizeof(d)) == 0);
+		}
+		/* One changed byte changes exactly its group. */
+		memcpy(d, groups[n - 1], sizeof(d));
+		p[size - 1] ^= 1;
+		CHECK(pwrite(fd, p + size - 1, 1, (off_t)size - 1) == 1);
+		CHECK(lcfs_fsverity_file_hasher_groups(
+			      h, fd, (uint64_t)(n - 1) * LCFS_FSVERITY_GROUP_SIZE,
+			      size - (uint64_t)(n - 1) * LCFS_FSVERITY_GROUP_SIZE,
+			      groups + n - 1) == 0);
+		CHECK(memcmp(d, groups[n - 1], sizeof(d)) != 0);
+		CHECK(lcfs_fsverity_digest_from_groups(
+			      (const uint8_t(*)[LCFS_DIGEST_SIZE])groups, size, d) == 0);
+		CHECK(memcmp(d, want, sizeof(d)) != 0);
+		CHECK(lcfs_fsverity_digest_fd_fast(fd, size, want) == 0);
+		CHECK(memcmp(d, want, sizeof(d)) == 0);
+
+		/* Misaligned, empty and past-the-end parts. */
+		CHECK(lcfs_fsverity_file_hasher_groups(h, fd, BLOCK, LCFS_FSVERITY_GROUP_SIZE,
+						       groups) == -EINVAL);
+		CHECK(lcfs_fsverity_file_hasher_groups(h, fd, 0, 0, groups) == -EINVAL);
+		CHECK(lcfs_fsverity_file_hasher_groups(h, fd, (uint64_t)(n - 1) * LCFS_FSVERITY_GROUP_SIZE,
+						       LCFS_FSVERITY_GROUP_SIZE + 1,
+						       groups) == -ENODATA);
+		close(fd);
+		free(groups);
+		free(p);
+	}
+	/* A single group is no tree of groups. */
+	CHECK(lcfs_fsverity_digest_from_groups((const uint8_t(*)[LCFS_DIGEST_SIZE])want,
+					       LCFS_FSVERITY_GROUP_SIZE, d) == -EINVAL);
+	lcfs_fsverity_file_hasher_free(h);
 }
 
 int main(void)
@@ -510,6 +597,7 @@ int main(void)
 	TEST_CASE(test_errors);
 	TEST_CASE(test_kernel_calls);
 	TEST_CASE(test_threads);
+	TEST_CASE(test_groups);
 	cleanup_tmpdir();
 	return test_summary("test-fsverity");
 }
