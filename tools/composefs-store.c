@@ -812,48 +812,89 @@ static int try_help(const char *name)
 
 /* ---- fsck --------------------------------------------------------------------------------- */
 
+/*
+ * Objects are checked on all CPUs from one queue of tasks, the largest
+ * objects first so that none is left alone at the end. An object larger
+ * than SPLIT_MIN is checked in parts of PART_SIZE bytes, each a task of
+ * its own: a part yields the hashes of its groups (see
+ * lcfs_fsverity_file_hasher_groups()), and whoever finishes an object's
+ * last part computes its digest from them. A single large object thus
+ * keeps every CPU busy too.
+ */
+#define PART_SIZE (4 * 1024 * 1024)
+#define SPLIT_MIN (2 * PART_SIZE)
+
+_Static_assert(PART_SIZE % LCFS_FSVERITY_GROUP_SIZE == 0, "parts are whole groups");
+
+/* The check of an object in parts. */
+struct split_check {
+	uint8_t (*groups)[LCFS_DIGEST_SIZE]; /* one per group of the object */
+	atomic_size_t parts_left;
+	atomic_int err;        /* the first part's read error, 0 if none */
+	atomic_bool redo;      /* check it whole: changed, or has fs-verity */
+};
+
+struct fsck_task {
+	struct object *o;
+	struct split_check *split; /* NULL: the whole object */
+	size_t part;
+};
+
 struct fsck_run {
 	struct store *st;
-	atomic_size_t next;          /* next object to check */
+	struct fsck_task *tasks;
+	size_t n_tasks;
+	atomic_size_t next;          /* next task */
 	atomic_size_t done;          /* objects checked */
 	_Atomic uint64_t bytes_done; /* their size */
 	atomic_uint running;         /* workers not finished */
 };
 
-/* The digest of object @o: the kernel's measurement where the object has
- * fs-verity (its content cannot differ from it), computed otherwise. */
-static void check_object(struct store *st, struct object *o)
+#ifndef STATX_ATTR_VERITY
+#define STATX_ATTR_VERITY 0x00100000
+#endif
+
+/* Type and size of the open object @fd, and whether it may have fs-verity
+ * (false when the kernel says that it has none, which spares asking for a
+ * measurement). One system call. 0 or -errno. */
+static int object_stat(int fd, mode_t *mode, uint64_t *size, bool *maybe_verity)
+{
+	struct statx stx;
+	struct stat sb;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_SIZE,
+		  &stx) == 0) {
+		*mode = stx.stx_mode;
+		*size = stx.stx_size;
+		*maybe_verity = !(stx.stx_attributes_mask & STATX_ATTR_VERITY) ||
+				(stx.stx_attributes & STATX_ATTR_VERITY);
+		return 0;
+	}
+	if (errno != ENOSYS)
+		return -errno;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	*mode = sb.st_mode;
+	*size = (uint64_t)sb.st_size;
+	*maybe_verity = true;
+	return 0;
+}
+
+/* Opens object @o of the store: relative to its subdirectory, never
+ * through a symlink. The fd, or -errno. */
+static int open_store_object(struct store *st, const struct object *o)
 {
 	char name[OBJECT_NAME_LEN + 1];
-	uint8_t digest[LCFS_DIGEST_SIZE];
-	struct stat sb;
-	int fd, r;
+	int fd;
 
 	object_name(o, name);
 	fd = openat(st->subdir_fd[o->digest[0]], name,
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		o->state = OBJ_UNREADABLE;
-		o->err = errno;
-		return;
-	}
-	if (fstat(fd, &sb) < 0) {
-		o->state = OBJ_UNREADABLE;
-		o->err = errno;
-		close(fd);
-		return;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		/* Replaced since the scan. */
-		o->state = OBJ_UNREADABLE;
-		o->err = EINVAL;
-		close(fd);
-		return;
-	}
-	r = lcfs_fd_measure_fsverity(digest, fd);
-	if (r < 0 && (r == -ENOVERITY || r == -EWRONGVERITY))
-		r = lcfs_fsverity_digest_fd_fast(fd, (uint64_t)sb.st_size, digest);
-	close(fd);
+	return fd < 0 ? -errno : fd;
+}
+
+static void set_result(struct object *o, int r, const uint8_t digest[LCFS_DIGEST_SIZE])
+{
 	if (r < 0) {
 		o->state = OBJ_UNREADABLE;
 		o->err = -r;
@@ -863,24 +904,182 @@ static void check_object(struct store *st, struct object *o)
 	} else {
 		o->state = OBJ_GOOD;
 	}
-	o->size = (uint64_t)sb.st_size;
+}
+
+/* The digest of object @o: the kernel's measurement where the object has
+ * fs-verity (its content cannot differ from it), computed otherwise. */
+static void check_object(struct store *st, struct object *o,
+			 struct lcfs_fsverity_file_hasher *h)
+{
+	uint8_t digest[LCFS_DIGEST_SIZE] = { 0 };
+	bool maybe_verity;
+	uint64_t size;
+	mode_t mode;
+	int fd, r;
+
+	fd = open_store_object(st, o);
+	if (fd < 0) {
+		set_result(o, fd, digest);
+		return;
+	}
+	r = object_stat(fd, &mode, &size, &maybe_verity);
+	if (r == 0 && !S_ISREG(mode))
+		r = -EINVAL; /* replaced since the scan */
+	if (r == 0) {
+		r = maybe_verity ? lcfs_fd_measure_fsverity(digest, fd) : -ENOVERITY;
+		if (r == -ENOVERITY || r == -EWRONGVERITY) {
+			if (size > LCFS_FSVERITY_GROUP_SIZE)
+				(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+			r = lcfs_fsverity_file_hasher_digest(h, fd, size, digest);
+		}
+		o->size = size;
+	}
+	close(fd);
+	set_result(o, r, digest);
+}
+
+/* Part @part of the object @o that is checked in parts (@sc). Returns
+ * whether that was the object's last part. */
+static bool check_part(struct store *st, struct object *o, struct split_check *sc,
+		       size_t part, struct lcfs_fsverity_file_hasher *h)
+{
+	uint64_t off = (uint64_t)part * PART_SIZE;
+	uint64_t len = o->size - off < PART_SIZE ? o->size - off : PART_SIZE;
+	bool maybe_verity;
+	uint64_t size;
+	mode_t mode;
+	int fd, r;
+
+	if (atomic_load(&sc->redo) || atomic_load(&sc->err) != 0)
+		goto out;
+	fd = open_store_object(st, o);
+	if (fd < 0) {
+		r = fd;
+	} else {
+		r = object_stat(fd, &mode, &size, &maybe_verity);
+		/* Another type or size than the scan saw, or fs-verity (whose
+		 * measurement is cheaper): the object is checked whole. */
+		if (r == 0 && (!S_ISREG(mode) || size != o->size || maybe_verity)) {
+			atomic_store(&sc->redo, true);
+		} else if (r == 0) {
+			(void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_SEQUENTIAL);
+			r = lcfs_fsverity_file_hasher_groups(
+				h, fd, off, len, sc->groups + off / LCFS_FSVERITY_GROUP_SIZE);
+		}
+		close(fd);
+	}
+	if (r < 0) {
+		int expected = 0;
+
+		atomic_compare_exchange_strong(&sc->err, &expected, -r);
+	}
+out:
+	return atomic_fetch_sub(&sc->parts_left, 1) == 1;
+}
+
+/* After the last part of @o: its digest from the parts' group hashes. */
+static void finish_split(struct store *st, struct object *o, struct split_check *sc,
+			 struct lcfs_fsverity_file_hasher *h)
+{
+	uint8_t digest[LCFS_DIGEST_SIZE] = { 0 };
+	int r;
+
+	if (atomic_load(&sc->redo)) {
+		check_object(st, o, h);
+		return;
+	}
+	r = -atomic_load(&sc->err);
+	if (r == 0)
+		r = lcfs_fsverity_digest_from_groups(
+			(const uint8_t(*)[LCFS_DIGEST_SIZE])sc->groups, o->size, digest);
+	set_result(o, r, digest);
 }
 
 static void *fsck_worker(void *arg)
 {
 	struct fsck_run *run = arg;
+	struct lcfs_fsverity_file_hasher *h = lcfs_fsverity_file_hasher_new();
 
+	if (h == NULL)
+		tool_fail("%s", strerror(ENOMEM));
 	for (;;) {
 		size_t i = atomic_fetch_add(&run->next, 1);
+		struct fsck_task *t;
 
-		if (i >= run->st->n_objects)
+		if (i >= run->n_tasks)
 			break;
-		check_object(run->st, &run->st->objects[i]);
-		atomic_fetch_add(&run->bytes_done, run->st->objects[i].size);
-		atomic_fetch_add(&run->done, 1);
+		t = &run->tasks[i];
+		if (t->split == NULL) {
+			check_object(run->st, t->o, h);
+			atomic_fetch_add(&run->bytes_done, t->o->size);
+			atomic_fetch_add(&run->done, 1);
+			continue;
+		}
+		if (check_part(run->st, t->o, t->split, t->part, h)) {
+			finish_split(run->st, t->o, t->split, h);
+			atomic_fetch_add(&run->done, 1);
+		}
+		atomic_fetch_add(&run->bytes_done,
+				 t->o->size - (uint64_t)t->part * PART_SIZE < PART_SIZE ?
+					 t->o->size - (uint64_t)t->part * PART_SIZE :
+					 PART_SIZE);
 	}
+	lcfs_fsverity_file_hasher_free(h);
 	atomic_fetch_sub(&run->running, 1);
 	return NULL;
+}
+
+static int cmp_size_desc(const void *a, const void *b)
+{
+	const struct object *x = *(struct object *const *)a, *y = *(struct object *const *)b;
+
+	return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+}
+
+/* The tasks for every object of @st, largest first; objects larger than
+ * SPLIT_MIN in parts, their state in *@splits. */
+static void plan_tasks(struct store *st, struct fsck_run *run, struct split_check **splits,
+		       size_t *n_splits)
+{
+	struct object **order = xcalloc(st->n_objects, sizeof(*order));
+	size_t n_tasks = 0, n_split = 0, t = 0, k = 0;
+
+	for (size_t i = 0; i < st->n_objects; i++) {
+		order[i] = &st->objects[i];
+		if (st->objects[i].size > SPLIT_MIN) {
+			n_tasks += (size_t)((st->objects[i].size + PART_SIZE - 1) / PART_SIZE);
+			n_split++;
+		} else {
+			n_tasks++;
+		}
+	}
+	if (st->n_objects > 0)
+		qsort(order, st->n_objects, sizeof(*order), cmp_size_desc);
+	run->tasks = xcalloc(n_tasks, sizeof(*run->tasks));
+	*splits = xcalloc(n_split, sizeof(**splits));
+	for (size_t i = 0; i < st->n_objects; i++) {
+		struct object *o = order[i];
+		struct split_check *sc;
+		size_t parts;
+
+		if (o->size <= SPLIT_MIN) {
+			run->tasks[t++] = (struct fsck_task){ .o = o };
+			continue;
+		}
+		parts = (size_t)((o->size + PART_SIZE - 1) / PART_SIZE);
+		sc = &(*splits)[k++];
+		sc->groups = xcalloc((size_t)((o->size + LCFS_FSVERITY_GROUP_SIZE - 1) /
+					      LCFS_FSVERITY_GROUP_SIZE),
+				     LCFS_DIGEST_SIZE);
+		atomic_init(&sc->parts_left, parts);
+		atomic_init(&sc->err, 0);
+		atomic_init(&sc->redo, false);
+		for (size_t p = 0; p < parts; p++)
+			run->tasks[t++] = (struct fsck_task){ .o = o, .split = sc, .part = p };
+	}
+	free(order);
+	run->n_tasks = n_tasks;
+	*n_splits = n_split;
 }
 
 /* Checks every object on all CPUs, with a progress line if @progress. */
@@ -889,14 +1088,17 @@ static void check_objects(struct store *st, bool progress)
 	struct fsck_run run = { .st = st };
 	struct tool_progress line = { 0 };
 	unsigned n_threads = lcfs_cpu_count();
+	struct split_check *splits;
+	size_t n_splits;
 	pthread_t *threads;
 	uint64_t bytes_total = 0;
 	unsigned started = 0;
 
 	for (size_t i = 0; i < st->n_objects; i++)
 		bytes_total += st->objects[i].size;
-	if (n_threads > st->n_objects)
-		n_threads = st->n_objects > 0 ? (unsigned)st->n_objects : 1;
+	plan_tasks(st, &run, &splits, &n_splits);
+	if (n_threads > run.n_tasks)
+		n_threads = run.n_tasks > 0 ? (unsigned)run.n_tasks : 1;
 	threads = xcalloc(n_threads, sizeof(*threads));
 	atomic_store(&run.running, n_threads);
 	for (unsigned i = 0; i < n_threads; i++) {
@@ -919,6 +1121,10 @@ static void check_objects(struct store *st, bool progress)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	free(threads);
+	for (size_t i = 0; i < n_splits; i++)
+		free(splits[i].groups);
+	free(splits);
+	free(run.tasks);
 	if (progress) {
 		tool_progress_update(&line, "objects", st->n_objects, st->n_objects,
 				     bytes_total, bytes_total);

@@ -78,8 +78,10 @@ def object_size(store, rel):
     return os.lstat(os.path.join(store, rel)).st_size
 
 
-def two_images(env):
-    """Trees 11 and 12 share some contents; both built into env.store."""
+def two_images(env, large=False):
+    """Trees 11 and 12 share some contents; both built into env.store.
+    With @large, tree 11 also has two files that fsck checks in parts
+    (more than 8 MiB)."""
     rng = random.Random(5)
     common = [random_bytes(rng, rng.randint(100, 30000)) for _ in range(6)]
     images = []
@@ -91,6 +93,10 @@ def two_images(env):
             f.write(common[0])
         with open(os.path.join(tree, "own-file"), "wb") as f:
             f.write(b"only in tree %d\n" % seed * 100)
+        if large and seed == 11:
+            for i, size in enumerate((12 * 2**20 + 4097, 8 * 2**20 + 4097)):
+                with open(os.path.join(tree, "large-%d" % i), "wb") as f:
+                    f.write(rng.getrandbits(8 * size).to_bytes(size, "little"))
         images.append((tree, env.path("img%d.cfs" % seed)))
     for tree, image in images:
         env.mkcomposefs(tree, image)
@@ -121,7 +127,9 @@ def expect_problem(out, report, kind, path):
 
 
 def case_fsck(env):
-    images, a, b = two_images(env)
+    # The two largest objects, checked in parts, are the flipped and the
+    # truncated one below.
+    images, a, b = two_images(env, large=True)
     imgs = [img for _, img in images]
     out, _, _ = env.store_cmd(["fsck", env.store] + imgs)
     check(out.endswith(": clean\n"), "clean store: %r" % out)
