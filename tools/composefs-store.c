@@ -275,6 +275,7 @@ enum object_state {
 	OBJ_GOOD,
 	OBJ_CORRUPT,
 	OBJ_UNREADABLE,
+	OBJ_LARGE, /* fsck: to be checked in parts */
 };
 
 struct object {
@@ -293,6 +294,7 @@ struct store {
 	int dirfd;
 	int lockfd;
 	int subdir_fd[256]; /* -1 where there is none */
+	bool sizes;         /* the scan stats objects (else size etc. are 0) */
 	struct object *objects; /* sorted by digest after the scan */
 	size_t n_objects, cap_objects;
 	struct problem *problems;
@@ -393,13 +395,19 @@ static int scan_subdir(struct store *st, unsigned idx, DIR *d)
 			return errno ? -errno : 0;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		name_ok = strlen(de->d_name) == OBJECT_NAME_LEN &&
+			  is_lower_hex(de->d_name, OBJECT_NAME_LEN);
+		if (!st->sizes && name_ok && de->d_type == DT_REG) {
+			/* What the name and type say is enough here: fsck
+			 * looks at each object's type again when it opens
+			 * it, and takes its size from there. */
+			memset(&sb, 0, sizeof(sb));
+			sb.st_mode = S_IFREG;
+		} else if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
 				continue;
 			return -errno;
 		}
-		name_ok = strlen(de->d_name) == OBJECT_NAME_LEN &&
-			  is_lower_hex(de->d_name, OBJECT_NAME_LEN);
 		if (S_ISLNK(sb.st_mode)) {
 			add_problem(st, P_SYMLINK, (int)idx, de->d_name, false,
 				    "a symbolic link, not an object");
@@ -428,10 +436,11 @@ static int scan_subdir(struct store *st, unsigned idx, DIR *d)
 }
 
 /* Opens the store and lists everything in it: objects in st->objects,
- * entries that do not belong in st->problems. 0 or -errno (the failing
- * path in @what). */
+ * entries that do not belong in st->problems. Without @sizes, the objects'
+ * sizes, allocations and times are left 0 where the directory tells their
+ * type. 0 or -errno (the failing path in @what). */
 static int store_scan(struct store *st, const char *path, bool exclusive, bool optional,
-		      const char **what)
+		      bool sizes, const char **what)
 {
 	cleanup_free char *sub = NULL;
 	DIR *d;
@@ -439,6 +448,7 @@ static int store_scan(struct store *st, const char *path, bool exclusive, bool o
 
 	memset(st, 0, sizeof(*st));
 	st->path = path;
+	st->sizes = sizes;
 	for (size_t i = 0; i < 256; i++)
 		st->subdir_fd[i] = -1;
 	*what = path;
@@ -813,13 +823,15 @@ static int try_help(const char *name)
 /* ---- fsck --------------------------------------------------------------------------------- */
 
 /*
- * Objects are checked on all CPUs from one queue of tasks, the largest
- * objects first so that none is left alone at the end. An object larger
- * than SPLIT_MIN is checked in parts of PART_SIZE bytes, each a task of
- * its own: a part yields the hashes of its groups (see
+ * Objects are checked on all CPUs from a queue of tasks, in two rounds.
+ * The first checks every object in the order of the scan, which knows no
+ * sizes (a stat of each object there would cost as much as the open that
+ * the check needs anyway), and leaves out those larger than SPLIT_MIN.
+ * The second checks these in parts of PART_SIZE bytes, largest first,
+ * each part a task of its own: a part yields the hashes of its groups (see
  * lcfs_fsverity_file_hasher_groups()), and whoever finishes an object's
- * last part computes its digest from them. A single large object thus
- * keeps every CPU busy too.
+ * last part computes its digest from them. No single object can then keep
+ * one CPU busy while the others have nothing left to do.
  */
 #define PART_SIZE (4 * 1024 * 1024)
 #define SPLIT_MIN (2 * PART_SIZE)
@@ -844,6 +856,7 @@ struct fsck_run {
 	struct store *st;
 	struct fsck_task *tasks;
 	size_t n_tasks;
+	bool defer_large;            /* first round: leave large objects out */
 	atomic_size_t next;          /* next task */
 	atomic_size_t done;          /* objects checked */
 	_Atomic uint64_t bytes_done; /* their size */
@@ -907,9 +920,11 @@ static void set_result(struct object *o, int r, const uint8_t digest[LCFS_DIGEST
 }
 
 /* The digest of object @o: the kernel's measurement where the object has
- * fs-verity (its content cannot differ from it), computed otherwise. */
+ * fs-verity (its content cannot differ from it), computed otherwise. With
+ * @defer_large, an object to compute that is larger than SPLIT_MIN is only
+ * marked OBJ_LARGE, with its size. */
 static void check_object(struct store *st, struct object *o,
-			 struct lcfs_fsverity_file_hasher *h)
+			 struct lcfs_fsverity_file_hasher *h, bool defer_large)
 {
 	uint8_t digest[LCFS_DIGEST_SIZE] = { 0 };
 	bool maybe_verity;
@@ -927,6 +942,13 @@ static void check_object(struct store *st, struct object *o,
 		r = -EINVAL; /* replaced since the scan */
 	if (r == 0) {
 		r = maybe_verity ? lcfs_fd_measure_fsverity(digest, fd) : -ENOVERITY;
+		if ((r == -ENOVERITY || r == -EWRONGVERITY) && defer_large &&
+		    size > SPLIT_MIN) {
+			o->size = size;
+			o->state = OBJ_LARGE;
+			close(fd);
+			return;
+		}
 		if (r == -ENOVERITY || r == -EWRONGVERITY) {
 			if (size > LCFS_FSVERITY_GROUP_SIZE)
 				(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -985,7 +1007,7 @@ static void finish_split(struct store *st, struct object *o, struct split_check 
 	int r;
 
 	if (atomic_load(&sc->redo)) {
-		check_object(st, o, h);
+		check_object(st, o, h, false);
 		return;
 	}
 	r = -atomic_load(&sc->err);
@@ -1010,9 +1032,11 @@ static void *fsck_worker(void *arg)
 			break;
 		t = &run->tasks[i];
 		if (t->split == NULL) {
-			check_object(run->st, t->o, h);
-			atomic_fetch_add(&run->bytes_done, t->o->size);
-			atomic_fetch_add(&run->done, 1);
+			check_object(run->st, t->o, h, run->defer_large);
+			if (t->o->state != OBJ_LARGE) {
+				atomic_fetch_add(&run->bytes_done, t->o->size);
+				atomic_fetch_add(&run->done, 1);
+			}
 			continue;
 		}
 		if (check_part(run->st, t->o, t->split, t->part, h)) {
@@ -1036,38 +1060,34 @@ static int cmp_size_desc(const void *a, const void *b)
 	return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
 }
 
-/* The tasks for every object of @st, largest first; objects larger than
- * SPLIT_MIN in parts, their state in *@splits. */
-static void plan_tasks(struct store *st, struct fsck_run *run, struct split_check **splits,
+/* The second round's tasks: the parts of every OBJ_LARGE object of @st,
+ * largest first, their state in *@splits. */
+static void plan_parts(struct store *st, struct fsck_run *run, struct split_check **splits,
 		       size_t *n_splits)
 {
-	struct object **order = xcalloc(st->n_objects, sizeof(*order));
-	size_t n_tasks = 0, n_split = 0, t = 0, k = 0;
+	struct object **order;
+	size_t n_tasks = 0, n_large = 0, t = 0;
 
 	for (size_t i = 0; i < st->n_objects; i++) {
-		order[i] = &st->objects[i];
-		if (st->objects[i].size > SPLIT_MIN) {
-			n_tasks += (size_t)((st->objects[i].size + PART_SIZE - 1) / PART_SIZE);
-			n_split++;
-		} else {
-			n_tasks++;
-		}
-	}
-	if (st->n_objects > 0)
-		qsort(order, st->n_objects, sizeof(*order), cmp_size_desc);
-	run->tasks = xcalloc(n_tasks, sizeof(*run->tasks));
-	*splits = xcalloc(n_split, sizeof(**splits));
-	for (size_t i = 0; i < st->n_objects; i++) {
-		struct object *o = order[i];
-		struct split_check *sc;
-		size_t parts;
-
-		if (o->size <= SPLIT_MIN) {
-			run->tasks[t++] = (struct fsck_task){ .o = o };
+		if (st->objects[i].state != OBJ_LARGE)
 			continue;
-		}
-		parts = (size_t)((o->size + PART_SIZE - 1) / PART_SIZE);
-		sc = &(*splits)[k++];
+		n_tasks += (size_t)((st->objects[i].size + PART_SIZE - 1) / PART_SIZE);
+		n_large++;
+	}
+	order = xcalloc(n_large, sizeof(*order));
+	for (size_t i = 0, k = 0; i < st->n_objects; i++) {
+		if (st->objects[i].state == OBJ_LARGE)
+			order[k++] = &st->objects[i];
+	}
+	if (n_large > 0)
+		qsort(order, n_large, sizeof(*order), cmp_size_desc);
+	run->tasks = xcalloc(n_tasks, sizeof(*run->tasks));
+	*splits = xcalloc(n_large, sizeof(**splits));
+	for (size_t i = 0; i < n_large; i++) {
+		struct object *o = order[i];
+		struct split_check *sc = &(*splits)[i];
+		size_t parts = (size_t)((o->size + PART_SIZE - 1) / PART_SIZE);
+
 		sc->groups = xcalloc((size_t)((o->size + LCFS_FSVERITY_GROUP_SIZE - 1) /
 					      LCFS_FSVERITY_GROUP_SIZE),
 				     LCFS_DIGEST_SIZE);
@@ -1079,53 +1099,77 @@ static void plan_tasks(struct store *st, struct fsck_run *run, struct split_chec
 	}
 	free(order);
 	run->n_tasks = n_tasks;
-	*n_splits = n_split;
+	*n_splits = n_large;
 }
 
-/* Checks every object on all CPUs, with a progress line if @progress. */
-static void check_objects(struct store *st, bool progress)
+/* Runs the tasks of @run on all CPUs; meanwhile loads the images @args
+ * into @images when @images is not NULL, then keeps the progress line
+ * (objects of @n_objects) up to date if @progress. */
+static void run_tasks(struct fsck_run *run, size_t n_objects, struct tool_progress *line,
+		      bool progress, struct image_list *images, char **args, int n_args)
 {
-	struct fsck_run run = { .st = st };
-	struct tool_progress line = { 0 };
 	unsigned n_threads = lcfs_cpu_count();
-	struct split_check *splits;
-	size_t n_splits;
 	pthread_t *threads;
-	uint64_t bytes_total = 0;
 	unsigned started = 0;
 
-	for (size_t i = 0; i < st->n_objects; i++)
-		bytes_total += st->objects[i].size;
-	plan_tasks(st, &run, &splits, &n_splits);
-	if (n_threads > run.n_tasks)
-		n_threads = run.n_tasks > 0 ? (unsigned)run.n_tasks : 1;
+	if (n_threads > run->n_tasks)
+		n_threads = run->n_tasks > 0 ? (unsigned)run->n_tasks : 1;
 	threads = xcalloc(n_threads, sizeof(*threads));
-	atomic_store(&run.running, n_threads);
+	atomic_store(&run->next, 0);
+	atomic_store(&run->running, n_threads);
 	for (unsigned i = 0; i < n_threads; i++) {
-		if (pthread_create(&threads[i], NULL, fsck_worker, &run) != 0)
+		if (pthread_create(&threads[i], NULL, fsck_worker, run) != 0)
 			break;
 		started++;
 	}
-	atomic_fetch_sub(&run.running, n_threads - started);
+	atomic_fetch_sub(&run->running, n_threads - started);
 	if (started == 0)
-		fsck_worker(&run); /* no threads to be had: do it here */
-	while (atomic_load(&run.running) > 0) {
+		fsck_worker(run); /* no threads to be had: do it here */
+	if (images != NULL)
+		load_images(images, run->st->dirfd, args, n_args);
+	while (atomic_load(&run->running) > 0) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 
+		/* The total size is known only at the end. */
 		if (progress)
-			tool_progress_update(&line, "objects", atomic_load(&run.done),
-					     st->n_objects, atomic_load(&run.bytes_done),
-					     bytes_total);
+			tool_progress_update(line, "objects", atomic_load(&run->done), n_objects,
+					     atomic_load(&run->bytes_done), 0);
 		nanosleep(&ts, NULL);
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	free(threads);
+}
+
+/* Checks every object on all CPUs, with a progress line if @progress, and
+ * loads the images @args into @images meanwhile. */
+static void check_objects(struct store *st, bool progress, struct image_list *images,
+			  char **args, int n_args)
+{
+	struct fsck_run run = { .st = st, .defer_large = true };
+	struct tool_progress line = { 0 };
+	struct split_check *splits;
+	uint64_t bytes_total = 0;
+	size_t n_splits;
+
+	run.tasks = xcalloc(st->n_objects, sizeof(*run.tasks));
+	for (size_t i = 0; i < st->n_objects; i++)
+		run.tasks[i].o = &st->objects[i];
+	run.n_tasks = st->n_objects;
+	run_tasks(&run, st->n_objects, &line, progress, images, args, n_args);
+	free(run.tasks);
+
+	run.defer_large = false;
+	plan_parts(st, &run, &splits, &n_splits);
+	if (run.n_tasks > 0)
+		run_tasks(&run, st->n_objects, &line, progress, NULL, NULL, 0);
 	for (size_t i = 0; i < n_splits; i++)
 		free(splits[i].groups);
 	free(splits);
 	free(run.tasks);
 	if (progress) {
+		for (size_t i = 0; i < st->n_objects; i++)
+			bytes_total += st->objects[i].size;
 		tool_progress_update(&line, "objects", st->n_objects, st->n_objects,
 				     bytes_total, bytes_total);
 		tool_progress_clear(&line);
@@ -1343,15 +1387,15 @@ static int cmd_fsck(int argc, char **argv)
 		return FSCK_FAILED;
 	}
 
-	r = store_scan(&st, argv[optind], true, !do_repair, &what);
+	r = store_scan(&st, argv[optind], true, !do_repair, false, &what);
 	if (r < 0) {
 		fprintf(stderr, "%s: cannot read store '%s': %s\n", tool_prog, what,
 			strerror(-r));
 		store_release(&st);
 		return FSCK_FAILED;
 	}
-	check_objects(&st, !quiet && isatty(STDERR_FILENO));
-	load_images(&images, st.dirfd, argv + optind + 1, argc - optind - 1);
+	check_objects(&st, !quiet && isatty(STDERR_FILENO), &images, argv + optind + 1,
+		      argc - optind - 1);
 	add_check_problems(&st, &images);
 
 	if (do_repair) {
@@ -1476,7 +1520,7 @@ static int cmd_gc(int argc, char **argv)
 
 	/* Exclusive: no writer is between finding an object and writing the
 	 * image that refers to it, so the roots read below are complete. */
-	r = store_scan(&st, argv[optind], true, false, &what);
+	r = store_scan(&st, argv[optind], true, false, true, &what);
 	if (r < 0)
 		tool_fail("cannot read store '%s': %s", what, strerror(-r));
 	load_images(&images, st.dirfd, argv + optind + 1, argc - optind - 1);
@@ -1570,7 +1614,7 @@ static int cmd_du(int argc, char **argv)
 	if (optind >= argc)
 		tool_usage_error("no store specified");
 
-	r = store_scan(&st, argv[optind], false, true, &what);
+	r = store_scan(&st, argv[optind], false, true, true, &what);
 	if (r < 0)
 		tool_fail("cannot read store '%s': %s", what, strerror(-r));
 	load_images(&images, st.dirfd, argv + optind + 1, argc - optind - 1);

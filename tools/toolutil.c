@@ -471,10 +471,11 @@ void tool_progress_update(struct tool_progress *p, const char *unit, uint64_t do
 	p->last = now;
 	p->shown = true;
 	elapsed = (now.tv_sec - p->start.tv_sec) + (now.tv_nsec - p->start.tv_nsec) / 1e9;
-	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " %s, %.1f/%.1f MiB, %.1f MiB/s",
-		tool_prog, done, total, unit, bytes_done / 1048576.0,
-		bytes_total / 1048576.0,
-		elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
+	fprintf(stderr, "\r\033[K%s: %" PRIu64 "/%" PRIu64 " %s, %.1f", tool_prog, done, total,
+		unit, bytes_done / 1048576.0);
+	if (bytes_total > 0)
+		fprintf(stderr, "/%.1f", bytes_total / 1048576.0);
+	fprintf(stderr, " MiB, %.1f MiB/s", elapsed > 0 ? bytes_done / 1048576.0 / elapsed : 0.0);
 	fflush(stderr);
 }
 

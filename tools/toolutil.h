@@ -63,7 +63,8 @@ struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 const char *tool_node_backing_file(struct lcfs_node_s *node);
 
 /* One progress line on stderr, rewritten in place at most ten times a
- * second: "PROG: DONE/TOTAL UNIT, x/y MiB, z MiB/s". Zero-initialise. */
+ * second: "PROG: DONE/TOTAL UNIT, x/y MiB, z MiB/s" ("x MiB" when the total
+ * size, @bytes_total, is not known: 0). Zero-initialise. */
 struct tool_progress {
 	bool shown;
 	struct timespec start; /* first update */
