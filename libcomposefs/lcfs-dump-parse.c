@@ -123,6 +123,12 @@ struct parser {
 	struct hardlink *links;
 	size_t n_links;
 	size_t links_cap;
+
+	/* Nodes, names and payloads come out of slabs (lcfs-slab.c). Names
+	 * have their own, which the relocation at the end empties. */
+	struct lcfs_node_arena nodes;
+	struct lcfs_slab names_slab;
+	struct lcfs_slab payloads;
 };
 
 /* Where the input comes from: a file descriptor or a buffer in memory. */
@@ -722,13 +728,13 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {
-		r = lcfs_node_add_child_n(dir, node, c, len);
+		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, false);
 	} else if (index_find(&p->names, dir, c, len) != NULL) {
 		r = -EEXIST;
 	} else {
 		r = index_reserve(&p->names);
 		if (r == 0)
-			r = lcfs_node_append_child_n(dir, node, c, len);
+			r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
 		if (r == 0)
 			index_put(&p->names, node);
 	}
@@ -951,14 +957,10 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 		return perr(p, F_PAYLOAD, ENAMETOOLONG, "Invalid payload");
 	}
 	node->size = size;
-	if (has_payload) {
-		char *payload = malloc(f[F_PAYLOAD].len + 1);
-
-		if (payload == NULL)
-			return perr_oom(p);
-		memcpy(payload, f[F_PAYLOAD].s, f[F_PAYLOAD].len + 1);
-		lcfs_node_take_payload(node, payload);
-	}
+	if (has_payload &&
+	    lcfs_node_set_payload_in(&p->payloads, node, f[F_PAYLOAD].s,
+				     f[F_PAYLOAD].len) < 0)
+		return perr_oom(p);
 	if (has_content) {
 		size_t len = f[F_CONTENT].len;
 		uint8_t *content;
@@ -1026,7 +1028,7 @@ static int parse_line(struct parser *p, char *line, size_t len)
 	if (hardlink && (mode & S_IFMT) == S_IFDIR)
 		return perr(p, F_MODE, EINVAL, "Directories can't be hardlinked");
 
-	node = lcfs_node_new();
+	node = lcfs_node_arena_new(&p->nodes);
 	if (node == NULL)
 		return perr_oom(p);
 	node->mode = mode;
@@ -1174,6 +1176,18 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	free(p.names.slots);
 	dir_map_free(&p.dir_paths);
 	lcfs_xattr_intern_release(&p.xattrs);
+	lcfs_slab_done(&p.names_slab);
+	lcfs_slab_done(&p.payloads);
+	if (root != NULL) {
+		/* Whatever order the lines came in, the writer then finds the
+		 * nodes (and names) in the order it visits them. Failing only
+		 * costs speed. */
+		struct lcfs_slab names = { 0 };
+
+		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names);
+		lcfs_slab_done(&names);
+	}
+	lcfs_node_arena_done(&p.nodes);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;
 	return root;
