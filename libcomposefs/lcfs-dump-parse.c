@@ -73,14 +73,19 @@ struct hardlink {
  * sorted once at the end. Directories in order, the common case, never
  * come here.
  */
+struct name_slot {
+	struct lcfs_node_s *node; /* NULL: empty */
+	size_t hash;		  /* name_hash() of its parent and name */
+};
+
 struct name_index {
-	struct lcfs_node_s **slots; /* open addressing, power of two */
+	struct name_slot *slots; /* open addressing, power of two */
 	size_t mask;
 	size_t count;
 };
 
 /* Directories smaller than this keep inserting in order. */
-#define INDEX_MIN_DIR 64
+#define INDEX_MIN_DIR 4
 
 /*
  * Every directory by its path as its own line wrote it, when that path is
@@ -443,31 +448,43 @@ static size_t name_hash(const struct lcfs_node_s *parent, const char *name,
 	return (size_t)(h ^ (h >> 32));
 }
 
+/* Each slot keeps its hash, so that neither a probe that misses nor
+ * growing the table reads a node (a likely cache miss when the entries
+ * came in creation order). */
 static struct lcfs_node_s *index_find(const struct name_index *x,
 				      const struct lcfs_node_s *parent,
 				      const char *name, size_t len)
 {
-	struct lcfs_node_s *n;
+	size_t h = name_hash(parent, name, len);
+	struct name_slot *e;
 
 	if (x->slots == NULL)
 		return NULL;
-	for (size_t i = name_hash(parent, name, len) & x->mask; (n = x->slots[i]) != NULL;
+	for (size_t i = h & x->mask; (e = &x->slots[i])->node != NULL;
 	     i = (i + 1) & x->mask) {
-		if (n->parent == parent && strncmp(n->name, name, len) == 0 &&
-		    n->name[len] == '\0')
+		struct lcfs_node_s *n = e->node;
+
+		if (e->hash == h && n->parent == parent &&
+		    strncmp(n->name, name, len) == 0 && n->name[len] == '\0')
 			return n;
 	}
 	return NULL;
 }
 
+static void index_put_hash(struct name_index *x, struct lcfs_node_s *n, size_t h)
+{
+	size_t i = h & x->mask;
+
+	while (x->slots[i].node != NULL)
+		i = (i + 1) & x->mask;
+	x->slots[i].node = n;
+	x->slots[i].hash = h;
+	x->count++;
+}
+
 static void index_put(struct name_index *x, struct lcfs_node_s *n)
 {
-	size_t i = name_hash(n->parent, n->name, strlen(n->name)) & x->mask;
-
-	while (x->slots[i] != NULL)
-		i = (i + 1) & x->mask;
-	x->slots[i] = n;
-	x->count++;
+	index_put_hash(x, n, name_hash(n->parent, n->name, strlen(n->name)));
 }
 
 /* Room for one more entry, so that adding it cannot fail. */
@@ -483,8 +500,8 @@ static int index_reserve(struct name_index *x)
 	if (bigger.slots == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
-		if (x->slots[i] != NULL)
-			index_put(&bigger, x->slots[i]);
+		if (x->slots[i].node != NULL)
+			index_put_hash(&bigger, x->slots[i].node, x->slots[i].hash);
 	}
 	free(x->slots);
 	*x = bigger;
@@ -523,8 +540,8 @@ static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
 static void index_sort_dirs(struct name_index *x)
 {
 	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
-		if (x->slots[i] != NULL)
-			lcfs_node_sort_children(x->slots[i]->parent);
+		if (x->slots[i].node != NULL)
+			lcfs_node_sort_children(x->slots[i].node->parent);
 	}
 }
 
@@ -1182,10 +1199,11 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		/* Whatever order the lines came in, the writer then finds the
 		 * nodes (and names) in the order it visits them. Failing only
 		 * costs speed. */
-		struct lcfs_slab names = { 0 };
+		struct lcfs_slab names = { 0 }, payloads = { 0 };
 
-		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names);
+		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names, &payloads);
 		lcfs_slab_done(&names);
+		lcfs_slab_done(&payloads);
 	}
 	lcfs_node_arena_done(&p.nodes);
 	if (root == NULL)

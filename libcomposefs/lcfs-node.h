@@ -177,12 +177,12 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
 
 /* When the tree at *@rootp is made of exactly the nodes of @a (each once,
  * hard links among them), moves the nodes in memory to the order the
- * image writer visits them (breadth first, children in name order) and
- * their names into @names in that order, and updates *@rootp. Nothing
- * outside the tree may point at its nodes. Otherwise leaves all as it is.
- * 0 or -ENOMEM (nothing moved). */
+ * image writer visits them (breadth first, children in name order), their
+ * names and payloads into @names and @payloads in that order, and updates
+ * *@rootp. Nothing outside the tree may point at its nodes. Otherwise
+ * leaves all as it is. 0 or -ENOMEM (nothing moved). */
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
-			     struct lcfs_slab *names);
+			     struct lcfs_slab *names, struct lcfs_slab *payloads);
 
 /* Drops the arena's own hold on its chunks (the nodes live on). */
 void lcfs_node_arena_done(struct lcfs_node_arena *a);

@@ -195,11 +195,11 @@ static struct lcfs_node_s *new_address(const struct lcfs_node_arena *a,
  * breadth first, children in name order. Pointers are rewritten first
  * (each node's scratch field holds its new index), then the nodes are
  * moved in place along the cycles of the permutation, so that nothing
- * but a 4-byte index per node is allocated. Names move into @names in
- * the same order.
+ * but a 4-byte index per node is allocated. Names and payloads move into
+ * @names and @payloads in the same order.
  */
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
-			     struct lcfs_slab *names)
+			     struct lcfs_slab *names, struct lcfs_slab *payloads)
 {
 	struct lcfs_node_s *root = *rootp;
 	const uint32_t done = UINT32_MAX;
@@ -291,6 +291,17 @@ int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **roo
 		lcfs_node_release_name(node);
 		node->name = copy;
 		node->name_in_slab = true;
+	}
+
+	/* Payloads too: the writer reads them in every pass over the
+	 * inodes (the redirect xattr of a file). */
+	for (size_t k = 0; k < n; k++) {
+		struct lcfs_node_s *node = arena_node(a, k);
+
+		if (node->payload != NULL &&
+		    lcfs_node_set_payload_in(payloads, node, node->payload,
+					     strlen(node->payload)) < 0)
+			break; /* the rest stays where it is */
 	}
 	return 0;
 }
