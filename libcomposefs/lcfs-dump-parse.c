@@ -73,14 +73,19 @@ struct hardlink {
  * sorted once at the end. Directories in order, the common case, never
  * come here.
  */
+struct name_slot {
+	struct lcfs_node_s *node; /* NULL: empty */
+	size_t hash;		  /* name_hash() of its parent and name */
+};
+
 struct name_index {
-	struct lcfs_node_s **slots; /* open addressing, power of two */
+	struct name_slot *slots; /* open addressing, power of two */
 	size_t mask;
 	size_t count;
 };
 
 /* Directories smaller than this keep inserting in order. */
-#define INDEX_MIN_DIR 64
+#define INDEX_MIN_DIR 4
 
 /*
  * Every directory by its path as its own line wrote it, when that path is
@@ -123,6 +128,12 @@ struct parser {
 	struct hardlink *links;
 	size_t n_links;
 	size_t links_cap;
+
+	/* Nodes, names and payloads come out of slabs (lcfs-slab.c). Names
+	 * have their own, which the relocation at the end empties. */
+	struct lcfs_node_arena nodes;
+	struct lcfs_slab names_slab;
+	struct lcfs_slab payloads;
 };
 
 /* Where the input comes from: a file descriptor or a buffer in memory. */
@@ -437,31 +448,43 @@ static size_t name_hash(const struct lcfs_node_s *parent, const char *name,
 	return (size_t)(h ^ (h >> 32));
 }
 
+/* Each slot keeps its hash, so that neither a probe that misses nor
+ * growing the table reads a node (a likely cache miss when the entries
+ * came in creation order). */
 static struct lcfs_node_s *index_find(const struct name_index *x,
 				      const struct lcfs_node_s *parent,
 				      const char *name, size_t len)
 {
-	struct lcfs_node_s *n;
+	size_t h = name_hash(parent, name, len);
+	struct name_slot *e;
 
 	if (x->slots == NULL)
 		return NULL;
-	for (size_t i = name_hash(parent, name, len) & x->mask; (n = x->slots[i]) != NULL;
+	for (size_t i = h & x->mask; (e = &x->slots[i])->node != NULL;
 	     i = (i + 1) & x->mask) {
-		if (n->parent == parent && strncmp(n->name, name, len) == 0 &&
-		    n->name[len] == '\0')
+		struct lcfs_node_s *n = e->node;
+
+		if (e->hash == h && n->parent == parent &&
+		    strncmp(n->name, name, len) == 0 && n->name[len] == '\0')
 			return n;
 	}
 	return NULL;
 }
 
+static void index_put_hash(struct name_index *x, struct lcfs_node_s *n, size_t h)
+{
+	size_t i = h & x->mask;
+
+	while (x->slots[i].node != NULL)
+		i = (i + 1) & x->mask;
+	x->slots[i].node = n;
+	x->slots[i].hash = h;
+	x->count++;
+}
+
 static void index_put(struct name_index *x, struct lcfs_node_s *n)
 {
-	size_t i = name_hash(n->parent, n->name, strlen(n->name)) & x->mask;
-
-	while (x->slots[i] != NULL)
-		i = (i + 1) & x->mask;
-	x->slots[i] = n;
-	x->count++;
+	index_put_hash(x, n, name_hash(n->parent, n->name, strlen(n->name)));
 }
 
 /* Room for one more entry, so that adding it cannot fail. */
@@ -477,8 +500,8 @@ static int index_reserve(struct name_index *x)
 	if (bigger.slots == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
-		if (x->slots[i] != NULL)
-			index_put(&bigger, x->slots[i]);
+		if (x->slots[i].node != NULL)
+			index_put_hash(&bigger, x->slots[i].node, x->slots[i].hash);
 	}
 	free(x->slots);
 	*x = bigger;
@@ -517,8 +540,8 @@ static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
 static void index_sort_dirs(struct name_index *x)
 {
 	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
-		if (x->slots[i] != NULL)
-			lcfs_node_sort_children(x->slots[i]->parent);
+		if (x->slots[i].node != NULL)
+			lcfs_node_sort_children(x->slots[i].node->parent);
 	}
 }
 
@@ -722,13 +745,13 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {
-		r = lcfs_node_add_child_n(dir, node, c, len);
+		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, false);
 	} else if (index_find(&p->names, dir, c, len) != NULL) {
 		r = -EEXIST;
 	} else {
 		r = index_reserve(&p->names);
 		if (r == 0)
-			r = lcfs_node_append_child_n(dir, node, c, len);
+			r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
 		if (r == 0)
 			index_put(&p->names, node);
 	}
@@ -951,14 +974,10 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 		return perr(p, F_PAYLOAD, ENAMETOOLONG, "Invalid payload");
 	}
 	node->size = size;
-	if (has_payload) {
-		char *payload = malloc(f[F_PAYLOAD].len + 1);
-
-		if (payload == NULL)
-			return perr_oom(p);
-		memcpy(payload, f[F_PAYLOAD].s, f[F_PAYLOAD].len + 1);
-		lcfs_node_take_payload(node, payload);
-	}
+	if (has_payload &&
+	    lcfs_node_set_payload_in(&p->payloads, node, f[F_PAYLOAD].s,
+				     f[F_PAYLOAD].len) < 0)
+		return perr_oom(p);
 	if (has_content) {
 		size_t len = f[F_CONTENT].len;
 		uint8_t *content;
@@ -1026,7 +1045,7 @@ static int parse_line(struct parser *p, char *line, size_t len)
 	if (hardlink && (mode & S_IFMT) == S_IFDIR)
 		return perr(p, F_MODE, EINVAL, "Directories can't be hardlinked");
 
-	node = lcfs_node_new();
+	node = lcfs_node_arena_new(&p->nodes);
 	if (node == NULL)
 		return perr_oom(p);
 	node->mode = mode;
@@ -1174,6 +1193,19 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	free(p.names.slots);
 	dir_map_free(&p.dir_paths);
 	lcfs_xattr_intern_release(&p.xattrs);
+	lcfs_slab_done(&p.names_slab);
+	lcfs_slab_done(&p.payloads);
+	if (root != NULL) {
+		/* Whatever order the lines came in, the writer then finds the
+		 * nodes (and names) in the order it visits them. Failing only
+		 * costs speed. */
+		struct lcfs_slab names = { 0 }, payloads = { 0 };
+
+		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names, &payloads);
+		lcfs_slab_done(&names);
+		lcfs_slab_done(&payloads);
+	}
+	lcfs_node_arena_done(&p.nodes);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;
 	return root;

@@ -37,9 +37,18 @@ struct shared_ent {
  * candidates; only candidates go into the exact table, where copies of
  * the pairs are counted.
  */
+/*
+ * A set of non-zero 32-bit hashes, open addressing (0 marks an empty slot),
+ * kept at most half full.
+ */
+struct hash_set {
+	uint32_t *slots;
+	size_t mask;
+	size_t n;
+};
+
 struct shared_xattrs {
-	uint32_t *cand;      /* candidate hashes, open addressing */
-	size_t cand_mask;
+	struct hash_set cand; /* hashes of the candidates */
 	bool cand_zero;      /* hash 0 is a candidate (0 marks empty slots) */
 	struct shared_ent **table;
 	size_t table_mask;
@@ -231,74 +240,99 @@ int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
 
 /* ---- Shared table ---------------------------------------------------------- */
 
+static size_t hash_set_pos(const struct hash_set *t, uint32_t h)
+{
+	size_t i = (h * 0x9E3779B1u) & t->mask;
+
+	while (t->slots[i] != 0 && t->slots[i] != h)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+/* Adds @h (non-zero): 1 if it is new, 0 if it was there, or -ENOMEM. */
+static int hash_set_add(struct hash_set *t, uint32_t h)
+{
+	size_t i;
+
+	if (t->slots == NULL || (t->n + 1) * 2 > t->mask + 1) {
+		size_t cap = t->slots ? (t->mask + 1) * 2 : 256;
+		struct hash_set bigger = { .mask = cap - 1, .n = t->n };
+
+		bigger.slots = calloc(cap, sizeof(*bigger.slots));
+		if (bigger.slots == NULL)
+			return -ENOMEM;
+		for (size_t j = 0; t->slots != NULL && j <= t->mask; j++) {
+			if (t->slots[j] != 0)
+				bigger.slots[hash_set_pos(&bigger, t->slots[j])] = t->slots[j];
+		}
+		free(t->slots);
+		*t = bigger;
+	}
+	i = hash_set_pos(t, h);
+	if (t->slots[i] == h)
+		return 0;
+	t->slots[i] = h;
+	t->n++;
+	return 1;
+}
+
 static bool cand_contains(const struct shared_xattrs *s, uint32_t h)
 {
 	if (h == 0)
 		return s->cand_zero;
-	if (s->cand == NULL)
+	if (s->cand.slots == NULL)
 		return false;
-	for (size_t i = (h * 0x9E3779B1u) & s->cand_mask;; i = (i + 1) & s->cand_mask) {
-		if (s->cand[i] == h)
-			return true;
-		if (s->cand[i] == 0)
-			return false;
-	}
+	return s->cand.slots[hash_set_pos(&s->cand, h)] == h;
 }
 
-static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n)
+/*
+ * Which pair hashes may occur more than once, with a fixed memory budget:
+ * a two-probe Bloom filter of the hashes seen so far (bits per inode,
+ * 64 bits an inode). A hash the filter says it has seen becomes a
+ * candidate. A false positive only adds a candidate that pass 2 counts
+ * once and leaves unshared; keeping every distinct hash instead would cost
+ * more than the inode table on trees whose overlay xattrs (redirect,
+ * metacopy) differ for every file.
+ */
+struct seen_filter {
+	uint64_t *bits;
+	uint32_t mask; /* bit count - 1 */
+	size_t zeros;  /* instances of hash 0 */
+};
+
+static int seen_init(struct seen_filter *f, uint32_t n_inodes)
 {
-	for (unsigned shift = 0; shift < 32; shift += 8) {
-		size_t count[256] = { 0 }, sum = 0;
+	size_t bits = 1u << 16;
 
-		for (size_t i = 0; i < n; i++)
-			count[(a[i] >> shift) & 0xff]++;
-		for (size_t b = 0; b < 256; b++) {
-			size_t c = count[b];
-
-			count[b] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			tmp[count[(a[i] >> shift) & 0xff]++] = a[i];
-		memcpy(a, tmp, n * sizeof(*a));
-	}
+	while (bits < (size_t)n_inodes * 64 && bits < ((size_t)1 << 31))
+		bits <<= 1;
+	f->bits = calloc(bits / 64, sizeof(*f->bits));
+	if (f->bits == NULL)
+		return -ENOMEM;
+	f->mask = (uint32_t)(bits - 1);
+	f->zeros = 0;
+	return 0;
 }
 
-/* Builds the candidate set from the hashes of every pair instance. */
-static int find_candidates(struct shared_xattrs *s, uint32_t *hashes, size_t n)
+/* Notes one instance of a pair with hash @h. */
+static int note_hash(struct shared_xattrs *s, struct seen_filter *f, uint32_t h)
 {
-	cleanup_free uint32_t *tmp = malloc((n ? n : 1) * sizeof(*tmp));
-	size_t n_cand = 0, cap = 16;
+	uint32_t a = (h * 0x9E3779B1u) & f->mask;
+	uint32_t b = ((h ^ (h >> 16)) * 0x85EBCA6Bu) & f->mask;
+	uint64_t ma = 1ull << (a & 63), mb = 1ull << (b & 63);
+	int r;
 
-	if (tmp == NULL)
-		return -ENOMEM;
-	radix_sort(hashes, tmp, n);
-	for (size_t i = 1; i < n; i++) {
-		if (hashes[i] == hashes[i - 1] && (i == 1 || hashes[i] != hashes[i - 2]))
-			n_cand++;
-	}
-	while (cap < n_cand * 2)
-		cap <<= 1;
-	s->cand = calloc(cap, sizeof(*s->cand));
-	if (s->cand == NULL)
-		return -ENOMEM;
-	s->cand_mask = cap - 1;
-	for (size_t i = 1; i < n; i++) {
-		uint32_t h = hashes[i];
-
-		if (h != hashes[i - 1] || (i > 1 && h == hashes[i - 2]))
-			continue;
-		if (h == 0) {
+	if (h == 0) {
+		if (++f->zeros >= 2)
 			s->cand_zero = true;
-			continue;
-		}
-		for (size_t j = (h * 0x9E3779B1u) & s->cand_mask;; j = (j + 1) & s->cand_mask) {
-			if (s->cand[j] == 0) {
-				s->cand[j] = h;
-				break;
-			}
-		}
+		return 0;
 	}
+	if ((f->bits[a / 64] & ma) && (f->bits[b / 64] & mb)) {
+		r = hash_set_add(&s->cand, h);
+		return r < 0 ? r : 0;
+	}
+	f->bits[a / 64] |= ma;
+	f->bits[b / 64] |= mb;
 	return 0;
 }
 
@@ -451,36 +485,29 @@ int lcfs_writer_share_xattrs(struct writer *w)
 		return -ENOMEM;
 	w->shared = s;
 
-	/* Pass 1: the hash of every pair instance; which occur twice. */
+	/* Pass 1: which pair hashes may occur more than once. */
 	{
-		cleanup_free uint32_t *hashes = NULL;
-		size_t n = 0, cap = 0;
+		struct seen_filter seen;
 
+		r = seen_init(&seen, w->n_inodes);
+		if (r < 0)
+			return r;
 		for (uint32_t i = 0; i < w->n_inodes; i++) {
 			lcfs_writer_prefetch(w, i);
 			r = lcfs_writer_xattrs_of(w, &w->inodes[i], &w->xl);
-			if (r < 0)
-				return r;
-			if (n + w->xl.n > cap) {
-				uint32_t *a;
-
-				cap = (n + w->xl.n) * 2 + 1024;
-				a = realloc(hashes, cap * sizeof(*a));
-				if (a == NULL)
-					return -ENOMEM;
-				hashes = a;
-			}
-			for (size_t j = 0; j < w->xl.n; j++) {
+			for (size_t j = 0; r == 0 && j < w->xl.n; j++) {
 				const struct wxattr *x = &w->xl.items[j];
 
-				hashes[n++] = x->hash;
+				r = note_hash(s, &seen, x->hash);
 				if (is_acl_key(x))
 					w->has_acl = true;
 			}
+			if (r < 0) {
+				free(seen.bits);
+				return r;
+			}
 		}
-		r = find_candidates(s, hashes, n);
-		if (r < 0)
-			return r;
+		free(seen.bits);
 	}
 
 	/* Pass 2: exact counts of the candidates. */
@@ -649,7 +676,7 @@ void lcfs_writer_xattrs_free(struct writer *w)
 			free(s->table[i]);
 		free(s->table);
 		free(s->sorted);
-		free(s->cand);
+		free(s->cand.slots);
 		free(s);
 		w->shared = NULL;
 	}

@@ -218,6 +218,26 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_node_ref(struct lcfs_node_s *node)
  * (which the writer rejects) cannot keep each other alive; a target whose
  * last reference goes away is queued the same way.
  */
+void lcfs_node_release_name(struct lcfs_node_s *node)
+{
+	if (node->name_in_slab)
+		lcfs_slab_release(node->name);
+	else
+		free(node->name);
+	node->name = NULL;
+	node->name_in_slab = false;
+}
+
+static void node_release_payload(struct lcfs_node_s *node)
+{
+	if (node->payload_in_slab)
+		lcfs_slab_release(node->payload);
+	else
+		free(node->payload);
+	node->payload = NULL;
+	node->payload_in_slab = false;
+}
+
 static void node_destroy(struct lcfs_node_s *node)
 {
 	struct lcfs_node_s *work = node;
@@ -234,8 +254,7 @@ static void node_destroy(struct lcfs_node_s *node)
 		for (size_t i = 0; i < n->n_children; i++) {
 			struct lcfs_node_s *c = n->children[i];
 
-			free(c->name);
-			c->name = NULL;
+			lcfs_node_release_name(c);
 			c->ref--;
 			c->parent = work;
 			c->destroying = true;
@@ -259,10 +278,13 @@ static void node_destroy(struct lcfs_node_s *node)
 			lcfs_xattr_unref(n->xattrs[i]);
 		if (n->xattrs != &n->xattr_inline)
 			free(n->xattrs);
-		free(n->name);
-		free(n->payload);
+		lcfs_node_release_name(n);
+		node_release_payload(n);
 		free(n->content);
-		free(n);
+		if (n->in_slab)
+			lcfs_slab_release(n);
+		else
+			free(n);
 	}
 }
 
@@ -549,8 +571,9 @@ static int check_child(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 }
 
 /* Inserts @child (checked) at index @pos. */
-static int insert_child(struct lcfs_node_s *parent, struct lcfs_node_s *child,
-			const char *name, size_t name_len, size_t pos)
+static int insert_child(struct lcfs_slab *names, struct lcfs_node_s *parent,
+			struct lcfs_node_s *child, const char *name,
+			size_t name_len, size_t pos)
 {
 	char *copy;
 
@@ -565,49 +588,66 @@ static int insert_child(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			return -ENOMEM;
 		parent->children = c;
 	}
-	copy = malloc(name_len + 1);
-	if (copy == NULL)
-		return -ENOMEM;
-	memcpy(copy, name, name_len);
-	copy[name_len] = '\0';
+	if (names != NULL) {
+		copy = lcfs_slab_strndup(names, name, name_len);
+		if (copy == NULL)
+			return -ENOMEM;
+	} else {
+		copy = malloc(name_len + 1);
+		if (copy == NULL)
+			return -ENOMEM;
+		memcpy(copy, name, name_len);
+		copy[name_len] = '\0';
+	}
 	if ((size_t)pos < parent->n_children)
 		memmove(parent->children + pos + 1, parent->children + pos,
 			(parent->n_children - pos) * sizeof(*parent->children));
 	parent->children[pos] = child;
 	parent->n_children++;
 	child->name = copy;
+	child->name_in_slab = names != NULL;
 	child->parent = parent;
 	return 0;
 }
 
-int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
-			  const char *name, size_t name_len)
+int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
+			   struct lcfs_node_s *child, const char *name,
+			   size_t name_len, bool append)
 {
 	int r = check_child(parent, child, name_len);
 	ssize_t pos;
 
 	if (r < 0)
 		return r;
+	if (append) {
+		const char *last = parent->n_children > 0 ?
+					   parent->children[parent->n_children - 1]->name :
+					   NULL;
+		bool in_order = last == NULL ||
+				name_cmp(last, strlen(last), name, name_len) < 0;
+
+		r = insert_child(names, parent, child, name, name_len,
+				 parent->n_children);
+		if (r == 0 && !in_order)
+			parent->children_unsorted = true;
+		return r;
+	}
 	pos = child_find(parent, name, name_len);
 	if (pos >= 0)
 		return -EEXIST;
-	return insert_child(parent, child, name, name_len, (size_t)(-pos - 1));
+	return insert_child(names, parent, child, name, name_len, (size_t)(-pos - 1));
+}
+
+int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
+			  const char *name, size_t name_len)
+{
+	return lcfs_node_add_child_in(NULL, parent, child, name, name_len, false);
 }
 
 int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			     const char *name, size_t name_len)
 {
-	const char *last = parent->n_children > 0 ?
-				   parent->children[parent->n_children - 1]->name :
-				   NULL;
-	bool in_order = last == NULL || name_cmp(last, strlen(last), name, name_len) < 0;
-	int r = check_child(parent, child, name_len);
-
-	if (r == 0)
-		r = insert_child(parent, child, name, name_len, parent->n_children);
-	if (r == 0 && !in_order)
-		parent->children_unsorted = true;
-	return r;
+	return lcfs_node_add_child_in(NULL, parent, child, name, name_len, true);
 }
 
 void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i)
@@ -617,8 +657,7 @@ void lcfs_node_remove_child_at(struct lcfs_node_s *parent, size_t i)
 	memmove(parent->children + i, parent->children + i + 1,
 		(parent->n_children - i - 1) * sizeof(*parent->children));
 	parent->n_children--;
-	free(child->name);
-	child->name = NULL;
+	lcfs_node_release_name(child);
 	child->parent = NULL;
 	lcfs_node_unref(child);
 }
@@ -861,8 +900,21 @@ LCFS_PUBLIC const char *lcfs_node_get_payload(struct lcfs_node_s *node)
 
 void lcfs_node_take_payload(struct lcfs_node_s *node, char *payload)
 {
-	free(node->payload);
+	node_release_payload(node);
 	node->payload = payload;
+}
+
+int lcfs_node_set_payload_in(struct lcfs_slab *slab, struct lcfs_node_s *node,
+			     const char *payload, size_t len)
+{
+	char *copy = lcfs_slab_strndup(slab, payload, len);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	node_release_payload(node);
+	node->payload = copy;
+	node->payload_in_slab = true;
+	return 0;
 }
 
 LCFS_PUBLIC int lcfs_node_set_payload(struct lcfs_node_s *node,

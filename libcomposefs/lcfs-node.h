@@ -104,6 +104,10 @@ struct lcfs_node_s {
 	bool link_loop : 1;  /* make_hardlink() was asked to create a cycle */
 	bool destroying : 1; /* queued in node_destroy()'s work list */
 	bool children_unsorted : 1; /* see lcfs_node_append_child_n() */
+	/* Allocated from a slab (lcfs-slab.c), not by malloc(). */
+	bool in_slab : 1;
+	bool name_in_slab : 1;
+	bool payload_in_slab : 1;
 
 	int64_t mtime_sec;
 	uint64_t size;
@@ -139,6 +143,53 @@ static inline bool lcfs_mode_valid(uint32_t mode)
 	}
 }
 
+/* ---- Slabs (lcfs-slab.c) -------------------------------------------------- */
+
+/* A bump allocator of small objects (names, payloads) for one parser.
+ * Zero-initialise; lcfs_slab_done() when no more objects are needed (the
+ * objects live on until each is released). */
+struct lcfs_slab {
+	void *chunk;
+	char *cur;
+	char *end;
+};
+
+/* @size bytes (8-byte aligned) or NULL (no memory, or @size over about a
+ * megabyte). */
+void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size);
+/* A NUL-terminated copy of @len bytes of @str, or NULL. */
+char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len);
+/* Releases one object of any slab (NULL: nothing). */
+void lcfs_slab_release(void *p);
+void lcfs_slab_done(struct lcfs_slab *s);
+
+/* Nodes of one parser, all of the same size, in chunks that can be
+ * indexed. Zero-initialise. */
+struct lcfs_node_arena {
+	void **chunks;
+	size_t n_chunks;
+	size_t chunks_cap;
+	size_t n_nodes;
+};
+
+/* Like lcfs_node_new(), from @a; NULL without memory. */
+struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
+
+/* When the tree at *@rootp is made of exactly the nodes of @a (each once,
+ * hard links among them), moves the nodes in memory to the order the
+ * image writer visits them (breadth first, children in name order), their
+ * names and payloads into @names and @payloads in that order, and updates
+ * *@rootp. Nothing outside the tree may point at its nodes. Otherwise
+ * leaves all as it is. 0 or -ENOMEM (nothing moved). */
+int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
+			     struct lcfs_slab *names, struct lcfs_slab *payloads);
+
+/* Drops the arena's own hold on its chunks (the nodes live on). */
+void lcfs_node_arena_done(struct lcfs_node_arena *a);
+
+/* Frees @node's name, wherever it was allocated, and clears it. */
+void lcfs_node_release_name(struct lcfs_node_s *node);
+
 /* Child named @name (@name_len bytes, need not be NUL-terminated) or NULL.
  * Binary search. */
 struct lcfs_node_s *lcfs_node_lookup_child_n(struct lcfs_node_s *node,
@@ -159,6 +210,12 @@ int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			     const char *name, size_t name_len);
 
+/* lcfs_node_add_child_n() and lcfs_node_append_child_n() with the name
+ * copied into @names (NULL: malloc'd). */
+int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
+			   struct lcfs_node_s *child, const char *name,
+			   size_t name_len, bool append);
+
 /* Sorts the children of @node by name if lcfs_node_append_child_n() left
  * them out of order. */
 void lcfs_node_sort_children(struct lcfs_node_s *node);
@@ -175,6 +232,11 @@ int lcfs_node_set_xattr_n(struct lcfs_node_s *node, const char *key,
 /* Takes ownership of @payload (malloc'd, NUL-terminated, length checked by
  * the caller) and replaces the current payload. */
 void lcfs_node_take_payload(struct lcfs_node_s *node, char *payload);
+
+/* Sets a copy of @payload (@len bytes, length checked by the caller) made
+ * in @slab. 0 or -ENOMEM. */
+int lcfs_node_set_payload_in(struct lcfs_slab *slab, struct lcfs_node_s *node,
+			     const char *payload, size_t len);
 
 /* Takes ownership of @content (malloc'd, @len bytes, 1..5000) and sets
  * size = @len. */

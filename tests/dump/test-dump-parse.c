@@ -696,6 +696,86 @@ static void test_fd(void)
 	free(expect);
 }
 
+static bool xattr_is(struct lcfs_node_s *node, const char *key, const char *want)
+{
+	size_t len;
+	const char *v = lcfs_node_get_xattr(node, key, &len);
+
+	return v != NULL && len == strlen(want) && memcmp(v, want, len) == 0;
+}
+
+/*
+ * Whatever order the lines come in, the parser hands back its nodes laid
+ * out in memory in the order the writer visits them (breadth first,
+ * children by name), and the tree behaves like any other: hard links,
+ * xattrs (including the slot a node keeps for its only one), references
+ * that outlive the root, names and payloads replaced through the API.
+ */
+static void test_relocated(void)
+{
+	static const char shuffled[] =
+		ROOT "/d 0 40755 2 0 0 0 0.0 - - - user.one=1\n"
+		"/z 0 40755 2 0 0 0 0.0 - - -\n"
+		"/z/f 5 100644 2 0 0 0 0.0 ab/cdef - - user.a=x user.b=y\n"
+		"/d/e 0 40755 2 0 0 0 0.0 - - -\n"
+		"/a 0 @100644 1 0 0 0 0.0 /z/f - -\n"
+		"/d/e/g 3 100644 1 0 0 0 0.0 - abc - user.one=1\n"
+		"/d/c 0 120777 1 0 0 0 0.0 /target - -\n"
+		"/b 0 100644 1 0 0 0 0.0 - - -\n";
+	static const char *const bfs[] = { "", "a", "b", "d", "z", "c", "e", "f", "g" };
+	struct lcfs_node_s *order[9], *root, *f, *g, *other;
+	struct lcfs_error err;
+	size_t n = 0, k = 0;
+	char *text;
+
+	root = parse_str(shuffled, 0, &err);
+	CHECK(root != NULL);
+	if (root == NULL)
+		return;
+	order[n++] = root;
+	while (k < n && n <= 9) {
+		struct lcfs_node_s *node = order[k++];
+
+		for (size_t i = 0; i < node->n_children && n < 9; i++)
+			order[n++] = node->children[i];
+	}
+	CHECK(n == 9);
+	for (size_t i = 1; i < n; i++) {
+		CHECK_STR(order[i]->name, bfs[i]);
+		CHECK((char *)order[i] - (char *)order[i - 1] ==
+		      (ptrdiff_t)sizeof(struct lcfs_node_s));
+	}
+	f = order[7];
+	g = order[8];
+	CHECK(order[1]->link_to == f && f->nlink == 2);
+	CHECK(f->parent == order[4] && order[6]->parent == order[3]);
+	CHECK(xattr_is(order[3], "user.one", "1"));
+	CHECK(xattr_is(f, "user.b", "y"));
+	CHECK_STR(lcfs_node_get_payload(order[5]), "/target");
+	CHECK(g->content != NULL && memcmp(g->content, "abc", 3) == 0);
+	text = print_str(root);
+	CHECK(text != NULL && strstr(text, "\n/a 5 @100644 2 0 0 0 0.0 /z/f - - user.a=x user.b=y\n") != NULL);
+	free(text);
+
+	/* Nodes that outlive their tree, changed and moved to another. */
+	lcfs_node_ref(f);
+	lcfs_node_ref(g);
+	CHECK(lcfs_node_set_payload(f, "12/3456") == 0);
+	lcfs_node_unref(root);
+	CHECK(f->name == NULL && f->parent == NULL);
+	CHECK(xattr_is(g, "user.one", "1"));
+	other = lcfs_node_new();
+	CHECK(other != NULL);
+	if (other == NULL)
+		return;
+	lcfs_node_set_mode(other, S_IFDIR | 0755);
+	CHECK(lcfs_node_add_child(other, f, "f2") == 0);
+	CHECK(lcfs_node_add_child(other, g, "g2") == 0);
+	CHECK_STR(lcfs_node_get_payload(f), "12/3456");
+	CHECK_STR(lcfs_node_get_name(g), "g2");
+	lcfs_node_unref(other);
+}
+
 int main(void)
 {
 	TEST_CASE(test_bad_table);
@@ -704,6 +784,7 @@ int main(void)
 	TEST_CASE(test_fields);
 	TEST_CASE(test_paths);
 	TEST_CASE(test_hardlinks);
+	TEST_CASE(test_relocated);
 	TEST_CASE(test_xattrs);
 	TEST_CASE(test_deep);
 	TEST_CASE(test_fd);

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * Slabs: nodes, names and payloads of a parsed tree carved out of large
+ * chunks instead of one malloc() each, and the relocation of a finished
+ * tree's nodes into the order the image writer visits them.
+ *
+ * A tree of a million entries is three million small allocations when
+ * each node, name and payload is malloc'd: malloc's own headers and
+ * rounding cost some 30 bytes an entry, and the nodes sit in memory in
+ * the order the input listed them. When that order is not the tree's
+ * (creation order, tar order), every pass of the writer jumps around
+ * memory and most of its time goes to cache misses.
+ *
+ * A chunk is LCFS_SLAB_CHUNK bytes, aligned to its size, so the chunk of
+ * any object is found by masking the object's address. Its header counts
+ * the objects not yet released (plus one while an allocator still fills
+ * it); the chunk is unmapped when that count drops to zero. Objects are
+ * never reused one by one: a tree that drops most of its nodes keeps the
+ * chunks of the survivors. The counts are not atomic, like the node
+ * reference counts.
+ */
+#include "lcfs-node.h"
+#include "lcfs-util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define LCFS_SLAB_CHUNK ((size_t)1 << 20)
+#define CHUNK_HEADER 64 /* a cache line, so that objects stay aligned */
+
+struct slab_chunk {
+	uint32_t live; /* objects not released, +1 while being filled */
+	uint32_t seq;  /* position in the owning node arena, else 0 */
+};
+
+static struct slab_chunk *chunk_of(const void *p)
+{
+	return (struct slab_chunk *)((uintptr_t)p & ~(uintptr_t)(LCFS_SLAB_CHUNK - 1));
+}
+
+/* A fresh chunk with one count (the allocator's), or NULL. */
+static struct slab_chunk *chunk_new(void)
+{
+	size_t span = 2 * LCFS_SLAB_CHUNK;
+	uintptr_t base, start;
+	void *p;
+
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Keep the one aligned chunk inside the mapping. */
+	base = (uintptr_t)p;
+	start = (base + LCFS_SLAB_CHUNK - 1) & ~(uintptr_t)(LCFS_SLAB_CHUNK - 1);
+	if (start > base)
+		munmap(p, start - base);
+	if (start + LCFS_SLAB_CHUNK < base + span)
+		munmap((void *)(start + LCFS_SLAB_CHUNK),
+		       base + span - (start + LCFS_SLAB_CHUNK));
+	((struct slab_chunk *)start)->live = 1;
+	((struct slab_chunk *)start)->seq = 0;
+	return (struct slab_chunk *)start;
+}
+
+static void chunk_put(struct slab_chunk *c)
+{
+	if (--c->live == 0)
+		munmap(c, LCFS_SLAB_CHUNK);
+}
+
+void lcfs_slab_release(void *p)
+{
+	if (p != NULL)
+		chunk_put(chunk_of(p));
+}
+
+void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
+{
+	void *p;
+
+	size = (size + 7) & ~(size_t)7;
+	if (size > LCFS_SLAB_CHUNK - CHUNK_HEADER)
+		return NULL;
+	if (s->chunk == NULL || (size_t)(s->end - s->cur) < size) {
+		struct slab_chunk *c = chunk_new();
+
+		if (c == NULL)
+			return NULL;
+		if (s->chunk != NULL)
+			chunk_put(s->chunk);
+		s->chunk = c;
+		s->cur = (char *)c + CHUNK_HEADER;
+		s->end = (char *)c + LCFS_SLAB_CHUNK;
+	}
+	p = s->cur;
+	s->cur += size;
+	((struct slab_chunk *)s->chunk)->live++;
+	return p;
+}
+
+char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
+{
+	char *p = lcfs_slab_alloc(s, len + 1);
+
+	if (p != NULL) {
+		memcpy(p, str, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
+void lcfs_slab_done(struct lcfs_slab *s)
+{
+	if (s->chunk != NULL)
+		chunk_put(s->chunk);
+	s->chunk = NULL;
+	s->cur = s->end = NULL;
+}
+
+/* ---- Node arenas -------------------------------------------------------- */
+
+#define NODES_PER_CHUNK ((LCFS_SLAB_CHUNK - CHUNK_HEADER) / sizeof(struct lcfs_node_s))
+
+static struct lcfs_node_s *arena_node(const struct lcfs_node_arena *a, size_t i)
+{
+	return (struct lcfs_node_s *)((char *)a->chunks[i / NODES_PER_CHUNK] +
+				      CHUNK_HEADER +
+				      (i % NODES_PER_CHUNK) * sizeof(struct lcfs_node_s));
+}
+
+/* Index of @n in @a, or SIZE_MAX if it is not one of its nodes. */
+static size_t arena_index(const struct lcfs_node_arena *a,
+			  const struct lcfs_node_s *n)
+{
+	struct slab_chunk *c = chunk_of(n);
+	size_t off;
+
+	if (!n->in_slab || c->seq >= a->n_chunks || a->chunks[c->seq] != c)
+		return SIZE_MAX;
+	off = (size_t)((const char *)n - (const char *)c) - CHUNK_HEADER;
+	return (size_t)c->seq * NODES_PER_CHUNK + off / sizeof(*n);
+}
+
+struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a)
+{
+	struct lcfs_node_s *n;
+
+	if (a->n_nodes == a->n_chunks * NODES_PER_CHUNK) {
+		struct slab_chunk *c;
+
+		if (a->n_chunks == a->chunks_cap) {
+			size_t cap = a->chunks_cap ? a->chunks_cap * 2 : 16;
+			void **v = realloc(a->chunks, cap * sizeof(*v));
+
+			if (v == NULL)
+				return NULL;
+			a->chunks = v;
+			a->chunks_cap = cap;
+		}
+		if (a->n_chunks >= UINT32_MAX)
+			return NULL;
+		c = chunk_new();
+		if (c == NULL)
+			return NULL;
+		c->seq = (uint32_t)a->n_chunks;
+		a->chunks[a->n_chunks++] = c;
+	}
+	n = arena_node(a, a->n_nodes++);
+	memset(n, 0, sizeof(*n));
+	chunk_of(n)->live++;
+	n->ref = 1;
+	n->nlink = 1;
+	n->in_slab = true;
+	return n;
+}
+
+void lcfs_node_arena_done(struct lcfs_node_arena *a)
+{
+	for (size_t i = 0; i < a->n_chunks; i++)
+		chunk_put(a->chunks[i]);
+	free(a->chunks);
+	memset(a, 0, sizeof(*a));
+}
+
+static struct lcfs_node_s *new_address(const struct lcfs_node_arena *a,
+				       const struct lcfs_node_s *old)
+{
+	return old != NULL ? arena_node(a, old->scratch) : NULL;
+}
+
+/*
+ * Moves every node of the arena to the position the writer visits it in:
+ * breadth first, children in name order. Pointers are rewritten first
+ * (each node's scratch field holds its new index), then the nodes are
+ * moved in place along the cycles of the permutation, so that nothing
+ * but a 4-byte index per node is allocated. Names and payloads move into
+ * @names and @payloads in the same order.
+ */
+int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
+			     struct lcfs_slab *names, struct lcfs_slab *payloads)
+{
+	struct lcfs_node_s *root = *rootp;
+	const uint32_t done = UINT32_MAX;
+	size_t n = a->n_nodes, count = 0;
+	cleanup_free uint32_t *order = NULL;
+	struct lcfs_node_s tmp;
+
+	if (n == 0 || n >= UINT32_MAX || arena_index(a, root) == SIZE_MAX)
+		return 0;
+	order = malloc(n * sizeof(*order));
+	if (order == NULL)
+		return -ENOMEM;
+
+	/* The visiting order, using @order as the queue. Anything but a
+	 * tree made of exactly the arena's nodes is left as it is. */
+	order[count++] = (uint32_t)arena_index(a, root);
+	for (size_t k = 0; k < count; k++) {
+		struct lcfs_node_s *node = arena_node(a, order[k]);
+
+		for (size_t i = 0; i < node->n_children; i++) {
+			size_t ci = arena_index(a, node->children[i]);
+
+			if (ci == SIZE_MAX || count == n)
+				return 0;
+			order[count++] = (uint32_t)ci;
+		}
+	}
+	if (count != n)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		arena_node(a, order[k])->scratch = (uint32_t)k;
+	for (size_t i = 0; i < n; i++) {
+		struct lcfs_node_s *node = arena_node(a, i);
+
+		if (node->link_to != NULL && arena_index(a, node->link_to) == SIZE_MAX)
+			return 0;
+	}
+
+	/* Point everything at the new places (including a node's pointer
+	 * to its own inline xattr slot). */
+	for (size_t i = 0; i < n; i++) {
+		struct lcfs_node_s *node = arena_node(a, i);
+
+		if (node->xattrs == &node->xattr_inline)
+			node->xattrs = &arena_node(a, node->scratch)->xattr_inline;
+		node->parent = new_address(a, node->parent);
+		node->link_to = new_address(a, node->link_to);
+		for (size_t c = 0; c < node->n_children; c++)
+			node->children[c] = new_address(a, node->children[c]);
+	}
+
+	/* Position k receives the node at old index order[k]. */
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		if (order[i] == done)
+			continue;
+		if (order[i] == i) {
+			order[i] = done;
+			continue;
+		}
+		tmp = *arena_node(a, i);
+		for (;;) {
+			size_t src = order[j];
+
+			order[j] = done;
+			if (src == i) {
+				*arena_node(a, j) = tmp;
+				break;
+			}
+			*arena_node(a, j) = *arena_node(a, src);
+			j = src;
+		}
+	}
+
+	*rootp = arena_node(a, 0);
+
+	/* Names in the same order, each next to its siblings'. */
+	for (size_t k = 0; k < n; k++) {
+		struct lcfs_node_s *node = arena_node(a, k);
+		char *copy;
+
+		node->scratch = 0;
+		if (node->name == NULL)
+			continue;
+		copy = lcfs_slab_strndup(names, node->name, strlen(node->name));
+		if (copy == NULL)
+			continue; /* the old name stays: fine, only slower */
+		lcfs_node_release_name(node);
+		node->name = copy;
+		node->name_in_slab = true;
+	}
+
+	/* Payloads too: the writer reads them in every pass over the
+	 * inodes (the redirect xattr of a file). */
+	for (size_t k = 0; k < n; k++) {
+		struct lcfs_node_s *node = arena_node(a, k);
+
+		if (node->payload != NULL &&
+		    lcfs_node_set_payload_in(payloads, node, node->payload,
+					     strlen(node->payload)) < 0)
+			break; /* the rest stays where it is */
+	}
+	return 0;
+}
