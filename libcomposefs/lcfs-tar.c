@@ -360,8 +360,10 @@ struct tar_job {
 	bool done;      /* the worker is finished with it */
 	int err;        /* -errno of the worker */
 	uint8_t digest[LCFS_DIGEST_SIZE];
-	/* Reader's side only: the nodes that get the digest (the file and
-	 * hard links made to it before it was collected). */
+	/* Reader's side only: the entry's name, for messages, and the nodes
+	 * that get the digest (the file and hard links made to it before it
+	 * was collected). */
+	char *path;
 	struct lcfs_node_s **nodes;
 	size_t n_nodes;
 };
@@ -622,6 +624,7 @@ static void job_free(struct tar_job *job)
 	for (size_t i = 0; i < job->n_nodes; i++)
 		lcfs_node_unref(job->nodes[i]);
 	free(job->nodes);
+	free(job->path);
 	free(job);
 }
 
@@ -672,10 +675,10 @@ static int job_add_node(struct tar_job *job, struct lcfs_node_s *node)
 	return 0;
 }
 
-/* A new job for the content (@node->size bytes) of @node, queued for the
- * workers. 0 or -errno. */
+/* A new job for the content (@node->size bytes) of @node, the entry
+ * @path, queued for the workers. 0 or -errno. */
 static int pool_job_new(struct lcfs_tar_pool *p, struct lcfs_node_s *node,
-			struct tar_job **out)
+			const char *path, struct tar_job **out)
 {
 	struct tar_job *job;
 	int r;
@@ -686,7 +689,8 @@ static int pool_job_new(struct lcfs_tar_pool *p, struct lcfs_node_s *node,
 	if (job == NULL)
 		return -ENOMEM;
 	job->size = node->size;
-	r = job_add_node(job, node);
+	job->path = strdup(path);
+	r = job->path != NULL ? job_add_node(job, node) : -ENOMEM;
 	if (r == 0)
 		r = ptrset_put(&p->pending, node, job);
 	if (r < 0) {
@@ -798,10 +802,13 @@ static int pool_collect(struct lcfs_tar_tree *t, const char *what, bool wait)
 		if (!job->done)
 			break;
 		if (job->err < 0) {
-			cleanup_free char *path = lcfs_node_path(job->nodes[0]);
+			char problem[LCFS_STORE_PROBLEM_SIZE];
 
-			return entry_fail(t, what, path ? path : "?", -job->err,
-					  strerror(-job->err));
+			/* A refused entry of the store says which. */
+			if ((job->err == -ENOTDIR || job->err == -EISDIR) && p->store != NULL &&
+			    lcfs_store_get_problem(p->store, problem, sizeof(problem)))
+				return entry_fail(t, what, job->path, -job->err, problem);
+			return entry_fail(t, what, job->path, -job->err, strerror(-job->err));
 		}
 		for (size_t i = 0; i < job->n_nodes && r == 0 && !job->abandoned; i++)
 			r = lcfs_node_set_digest_result(job->nodes[i], job->digest,
@@ -1103,7 +1110,7 @@ static int read_content(struct lcfs_tar_tree *t, struct archive *a, struct archi
 						   LCFS_BUILD_COMPUTE_DIGEST |
 							   LCFS_BUILD_BY_DIGEST);
 	}
-	r = pool_job_new(t->pool, node, &job);
+	r = pool_job_new(t->pool, node, archive_entry_pathname(e), &job);
 	if (r < 0)
 		return r;
 	while (r == 0) {
