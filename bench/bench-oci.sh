@@ -30,6 +30,7 @@
 #                   last minute when it allocates new ones, which makes
 #                   whatever runs next create files much more slowly.
 #   BENCH_THREADS   --threads for the direct import (default: one per CPU).
+#   BENCH_KINDS     which layers to run: "tar gz" (default), "tar" or "gz".
 # Run as root, so that tar -xf keeps owners and devices like the direct
 # import does.
 
@@ -62,12 +63,16 @@ else
 	source_name=$tree
 	tar --numeric-owner --xattrs --xattrs-include='*' -C "$tree" -cf "$tar_layer" .
 fi
+kinds=${BENCH_KINDS:-tar gz}
 gz_layer=${BENCH_LAYER_GZ:-$work/layer.tar.gz}
-[ -f "$gz_layer" ] || gzip -6 -c "$tar_layer" >"$gz_layer"
+gz_mb=-
+if [[ " $kinds " == *" gz "* ]]; then
+	[ -f "$gz_layer" ] || gzip -6 -c "$tar_layer" >"$gz_layer"
+	gz_mb=$(($(stat -c %s "$gz_layer") / 1000000))
+fi
 files=$(tar -tvf "$tar_layer" | grep -c '^-' || true)
 tar_mb=$(($(stat -c %s "$tar_layer") / 1000000))
-gz_mb=$(($(stat -c %s "$gz_layer") / 1000000))
-printf '%s: %d regular files; layer %d MB, gzip %d MB; %d CPUs\n' \
+printf '%s: %d regular files; layer %d MB, gzip %s MB; %d CPUs\n' \
 	"$source_name" "$files" "$tar_mb" "$gz_mb" "$(nproc)"
 echo "(CPU = user + system time; load = 1-minute load average when the run started)"
 
@@ -104,7 +109,7 @@ ratio() {
 
 sync
 sleep "$settle"
-for kind in tar gz; do
+for kind in $kinds; do
 	layer=$tar_layer
 	xflag=-xf
 	[ "$kind" = gz ] && layer=$gz_layer && xflag=-xzf

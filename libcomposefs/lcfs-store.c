@@ -10,7 +10,8 @@
  *
  * Large new objects on a store without reflinks and without fs-verity are
  * the exception: they are read once, hashed from the buffer and written
- * with O_DIRECT. Filling the page cache with gigabytes of fresh copies
+ * with O_DIRECT (and so are large objects that arrive in memory, from a
+ * tar stream). Filling the page cache with gigabytes of fresh copies
  * costs more CPU time than the copying itself (every new page has to be
  * allocated and, on virtual machines that hand free memory back to the
  * host, faulted in again), while a direct write moves the data from a

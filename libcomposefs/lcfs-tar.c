@@ -628,7 +628,8 @@ static void job_free(struct tar_job *job)
 	free(job);
 }
 
-/* Gives up the unfinished jobs, waits for the workers and frees @p. */
+/* Gives up the uncollected jobs (a failed run: their objects are not
+ * needed), waits for the workers and frees @p. */
 static void pool_free(struct lcfs_tar_pool *p)
 {
 	struct data_block *b;
@@ -638,8 +639,7 @@ static void pool_free(struct lcfs_tar_pool *p)
 		return;
 	pthread_mutex_lock(&p->lock);
 	for (job = p->jobs; job != NULL; job = job->next) {
-		if (!job->fed)
-			job->abandoned = true;
+		job->abandoned = true;
 		job->fed = true;
 	}
 	p->stop = true;
