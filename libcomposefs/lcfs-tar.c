@@ -340,7 +340,7 @@ static int archive_fail(struct lcfs_tar_tree *t, struct archive *a, const char *
 #define BLOCK_SIZE (1u << 20)
 /* Files below this size take a buffer of their own size instead. */
 #define BLOCK_SMALL (64u << 10)
-#define BUDGET_DEFAULT (32u << 20)
+#define BUDGET_DEFAULT (16u << 20)
 #define PAGE_ALIGN 4096u
 #define WORKERS_MAX 64u
 

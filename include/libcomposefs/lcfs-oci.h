@@ -56,7 +56,7 @@ struct lcfs_oci_options_s {
 	 * same whatever the number. */
 	uint32_t threads;
 	/* Memory for file contents on their way to the workers, in bytes;
-	 * 0: the default (32 MiB); raised to at least 1 MiB. */
+	 * 0: the default (16 MiB); raised to at least 1 MiB. */
 	uint32_t data_buffer_size;
 	uint32_t reserved[2];
 	void *reserved2[4];
