@@ -30,6 +30,10 @@
 
 #define MIB (1u << 20)
 
+/* The layer, and the directory for the stores. */
+static int layer_fd = -1;
+static char tmp[] = "/tmp/cfs-oci-workers-XXXXXX";
+
 /* Deterministic content: @seed picks the bytes. */
 static void fill(uint8_t *buf, size_t len, uint32_t seed)
 {
@@ -214,8 +218,9 @@ static bool no_temps(const char *store)
 	return clean;
 }
 
-static void test_workers(int fd, const char *tmp)
+static void test_workers(void)
 {
+	int fd = layer_fd;
 	static const struct {
 		uint32_t threads, buffer;
 		bool store;
@@ -276,8 +281,9 @@ static void test_workers(int fd, const char *tmp)
 
 /* Every subdirectory of the store is a symlink, which the store refuses:
  * the first stored file's entry is named, and nothing is published. */
-static void test_refusing_store(int fd, const char *tmp)
+static void test_refusing_store(void)
 {
+	int fd = layer_fd;
 	struct lcfs_oci_options_s opts = { .threads = 4, .data_buffer_size = MIB };
 	char store[4096], sub[4200], *msg = NULL;
 
@@ -303,22 +309,17 @@ static void test_refusing_store(int fd, const char *tmp)
 
 int main(void)
 {
-	char tmp[] = "/tmp/cfs-oci-workers-XXXXXX";
-	int fd;
+	int status;
 
 	if (mkdtemp(tmp) == NULL) {
 		perror("mkdtemp");
 		return 1;
 	}
-	fd = make_layer();
-	test_workers(fd, tmp);
-	test_refusing_store(fd, tmp);
-	close(fd);
+	layer_fd = make_layer();
+	TEST_CASE(test_workers);
+	TEST_CASE(test_refusing_store);
+	close(layer_fd);
+	status = test_summary("test-oci-workers");
 	rm_tree(tmp);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("ok\n");
-	return 0;
+	return status;
 }
