@@ -18,10 +18,21 @@
 #             one is set up in build-bench (release build) and built.
 #   TREE      source tree (default: a copy of /usr made once in
 #             /var/tmp/composefs-bench/usr)
-# Environment: BENCH_DIR (default /var/tmp/composefs-bench) holds the
-# layers, extractions and stores; it needs about five times the tree's
-# size. Run as root, so that tar -xf keeps owners and devices like the
-# direct import does.
+# Environment:
+#   BENCH_DIR       (default /var/tmp/composefs-bench) holds the layers,
+#                   extractions and stores; it needs about four times the
+#                   layer's size.
+#   BENCH_LAYER     an existing uncompressed tar layer to use instead of
+#                   making one of TREE (e.g. `tar -cf usr.tar -C / usr`).
+#   BENCH_LAYER_GZ  its gzip, if made already; else it is made in BENCH_DIR.
+#   BENCH_SETTLE    seconds to wait after removing a large tree (default
+#                   60): ext4 without a journal skips inodes freed in the
+#                   last minute when it allocates new ones, which makes
+#                   whatever runs next create files much more slowly.
+#   BENCH_THREADS   --threads for the direct import (default: one per CPU).
+#   BENCH_KINDS     which layers to run: "tar gz" (default), "tar" or "gz".
+# Run as root, so that tar -xf keeps owners and devices like the direct
+# import does.
 
 set -euo pipefail
 
@@ -29,8 +40,13 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 . "$srcdir/bench/lib.sh"
 bench_tree_args "$srcdir" "$@"
 
+settle=${BENCH_SETTLE:-60}
+threads=()
+[ -n "${BENCH_THREADS:-}" ] && threads=(--threads="$BENCH_THREADS")
+
 bench_need bench-oci "$mk" tar gzip bc /usr/bin/time
-bench_make_tree bench-oci
+mkdir -p "$bench_dir"
+[ -n "${BENCH_LAYER:-}" ] || bench_make_tree bench-oci
 
 work=$bench_dir/oci
 rm -rf "$work"
@@ -39,25 +55,48 @@ tmpout=$(mktemp)
 trap 'rm -f "$tmpout"; rm -rf "$work"' EXIT
 
 echo "making the layers (not timed)..."
-tar --numeric-owner --xattrs --xattrs-include='*' -C "$tree" -cf "$work/layer.tar" .
-gzip -6 -c "$work/layer.tar" >"$work/layer.tar.gz"
-files=$(tar -tvf "$work/layer.tar" | grep -c '^-' || true)
-tar_mb=$(($(stat -c %s "$work/layer.tar") / 1000000))
-gz_mb=$(($(stat -c %s "$work/layer.tar.gz") / 1000000))
-printf 'tree %s: %d regular files; layer %d MB, gzip %d MB; %d CPUs, load %s\n' \
-	"$tree" "$files" "$tar_mb" "$gz_mb" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${BENCH_LAYER:-}" ]; then
+	tar_layer=$BENCH_LAYER
+	source_name=$BENCH_LAYER
+else
+	tar_layer=$work/layer.tar
+	source_name=$tree
+	tar --numeric-owner --xattrs --xattrs-include='*' -C "$tree" -cf "$tar_layer" .
+fi
+kinds=${BENCH_KINDS:-tar gz}
+gz_layer=${BENCH_LAYER_GZ:-$work/layer.tar.gz}
+gz_mb=-
+if [[ " $kinds " == *" gz "* ]]; then
+	[ -f "$gz_layer" ] || gzip -6 -c "$tar_layer" >"$gz_layer"
+	gz_mb=$(($(stat -c %s "$gz_layer") / 1000000))
+fi
+files=$(tar -tvf "$tar_layer" | grep -c '^-' || true)
+tar_mb=$(($(stat -c %s "$tar_layer") / 1000000))
+printf '%s: %d regular files; layer %d MB, gzip %s MB; %d CPUs\n' \
+	"$source_name" "$files" "$tar_mb" "$gz_mb" "$(nproc)"
+echo "(CPU = user + system time; load = 1-minute load average when the run started)"
 
-# Runs "$@" and sets $secs, $cpu (user + system) and $rss_kb.
+# Runs "$@" and sets $secs, $cpu (user + system), $usr, $sys, $rss_kb and
+# $load.
 timed() {
 	sync
+	load=$(cut -d' ' -f1 /proc/loadavg)
 	/usr/bin/time -f '%e %U %S %M' -o "$tmpout" "$@" >/dev/null
 	read -r secs usr sys rss_kb <"$tmpout"
 	cpu=$(echo "$usr + $sys" | bc -l)
 }
 
 report() {
-	printf '%-52s %7.2f s wall %7.2f s CPU  RSS %6.1f MB%s\n' "$1" "$secs" "$cpu" \
-		"$(echo "$rss_kb / 1024" | bc -l)" "${2:-}"
+	printf '%-46s %7.2f s wall %7.2f s CPU (%.2f user + %.2f sys)  RSS %6.1f MB  load %s%s\n' \
+		"$1" "$secs" "$cpu" "$usr" "$sys" "$(echo "$rss_kb / 1024" | bc -l)" "$load" \
+		"${2:-}"
+}
+
+# Removes large trees, then waits for the filesystem (see BENCH_SETTLE).
+remove() {
+	rm -rf "$@"
+	sync
+	sleep "$settle"
 }
 
 ratio() {
@@ -68,14 +107,16 @@ ratio() {
 	fi
 }
 
-# The layer file is read once first, so that every run starts warm.
-cat "$work/layer.tar" "$work/layer.tar.gz" >/dev/null
-
-for kind in tar gz; do
-	layer=$work/layer.tar
+sync
+sleep "$settle"
+for kind in $kinds; do
+	layer=$tar_layer
 	xflag=-xf
-	[ "$kind" = gz ] && layer=$work/layer.tar.gz && xflag=-xzf
+	[ "$kind" = gz ] && layer=$gz_layer && xflag=-xzf
 	echo "--- $kind layer"
+	# Read once first, so that every run reads it from the page cache
+	# where it fits.
+	cat "$layer" >/dev/null
 
 	if [ "$kind" = gz ]; then
 		timed sh -c "gzip -dc '$layer' >/dev/null"
@@ -91,17 +132,19 @@ for kind in tar gz; do
 		"$work/x-$kind.cfs"
 	report "mkcomposefs --hardlinks --digest-store (extracted)"
 	xb_secs=$(echo "$x_secs + $secs" | bc -l) xb_cpu=$(echo "$x_cpu + $cpu" | bc -l)
-	printf '%-52s %7.2f s wall %7.2f s CPU\n' "  tar $xflag + mkcomposefs" "$xb_secs" "$xb_cpu"
-	rm -rf "$work/x-$kind"
+	printf '%-46s %7.2f s wall %7.2f s CPU\n' "  tar $xflag + mkcomposefs" "$xb_secs" "$xb_cpu"
+	remove "$work/x-$kind" "$work/store-x-$kind"
 
-	timed "$mk" --from-tar --digest-store="$work/store-$kind" "$layer" "$work/direct-$kind.cfs"
+	timed "$mk" --from-tar "${threads[@]}" --digest-store="$work/store-$kind" "$layer" \
+		"$work/direct-$kind.cfs"
 	report "mkcomposefs --from-tar (empty store)" \
 		"$(printf '  %s x extract+build, %s x tar %s (wall); CPU %s x, %s x' \
 			"$(ratio "$secs" "$xb_secs")" "$(ratio "$secs" "$x_secs")" "$xflag" \
 			"$(ratio "$cpu" "$xb_cpu")" "$(ratio "$cpu" "$x_cpu")")"
-	[ "$kind" = gz ] && printf '%-52s %s x gzip -dc (wall), %s x (CPU)\n' "" \
+	[ "$kind" = gz ] && printf '%-46s %s x gzip -dc (wall), %s x (CPU)\n' "" \
 		"$(ratio "$secs" "$gz_secs")" "$(ratio "$cpu" "$gz_cpu")"
-	timed "$mk" --from-tar --digest-store="$work/store-$kind" "$layer" "$work/direct-$kind.cfs"
+	timed "$mk" --from-tar "${threads[@]}" --digest-store="$work/store-$kind" "$layer" \
+		"$work/direct-$kind.cfs"
 	report "mkcomposefs --from-tar (full store)" \
 		"$(printf '  %s x extract+build, %s x tar %s (wall); CPU %s x, %s x' \
 			"$(ratio "$secs" "$xb_secs")" "$(ratio "$secs" "$x_secs")" "$xflag" \
@@ -111,5 +154,5 @@ for kind in tar gz; do
 	else
 		echo "  the images differ (the tree has entries tar cannot restore the same way)"
 	fi
-	rm -rf "$work/store-$kind" "$work/store-x-$kind"
+	remove "$work/store-$kind"
 done

@@ -712,7 +712,7 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 		close(c.dirfd);
 		return NULL;
 	}
-	r = lcfs_tar_tree_init(&tree, opts->flags, true, store, err);
+	r = lcfs_tar_tree_init(&tree, opts, true, store, err);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 	} else {

@@ -10,7 +10,8 @@
  *
  * Large new objects on a store without reflinks and without fs-verity are
  * the exception: they are read once, hashed from the buffer and written
- * with O_DIRECT. Filling the page cache with gigabytes of fresh copies
+ * with O_DIRECT (and so are large objects that arrive in memory, from a
+ * tar stream). Filling the page cache with gigabytes of fresh copies
  * costs more CPU time than the copying itself (every new page has to be
  * allocated and, on virtual machines that hand free memory back to the
  * host, faulted in again), while a direct write moves the data from a
@@ -999,6 +1000,85 @@ void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *
 
 /* ---- Objects from data that is not in a file ---------------------------------------- */
 
+/*
+ * Writes of a new object from memory (a tar stream) with O_DIRECT where
+ * the store allows it (see the top of the file): set on the open
+ * temporary file, and dropped again for the rest of the file as soon as a
+ * write does not fit (a buffer, offset or length that is not aligned), so
+ * that any caller gets its bytes written one way or the other.
+ */
+struct direct_state {
+	bool on;  /* the file is open with O_DIRECT */
+	bool cut; /* the last block was padded: truncate to the size */
+};
+
+static void direct_begin(struct lcfs_store *st, int fd, struct direct_state *ds)
+{
+	int fl;
+
+	if (!atomic_load(&st->direct_ok))
+		return;
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0)
+		ds->on = true;
+}
+
+static void direct_stop(int fd, struct direct_state *ds)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+	ds->on = false;
+}
+
+/* Writes @len bytes of @data at @off; @last: nothing follows, so a
+ * partial last block may be written padded with zeros (see
+ * direct_end()). 0 or -errno. */
+static int direct_pwrite(struct lcfs_store *st, int fd, struct direct_state *ds,
+			 const uint8_t *data, size_t len, uint64_t off, bool last)
+{
+	size_t whole = len & ~(size_t)(DIRECT_ALIGN - 1);
+	int r;
+
+	if (ds->on && ((uintptr_t)data % DIRECT_ALIGN != 0 || off % DIRECT_ALIGN != 0 ||
+		       (!last && whole != len)))
+		direct_stop(fd, ds);
+	if (!ds->on)
+		return lcfs_pwrite_all(fd, data, len, off);
+	r = whole > 0 ? lcfs_pwrite_all(fd, data, whole, off) : 0;
+	if (r == 0 && whole < len) {
+		void *blk = NULL;
+
+		if (posix_memalign(&blk, DIRECT_ALIGN, DIRECT_ALIGN) != 0)
+			return -ENOMEM;
+		memcpy(blk, data + whole, len - whole);
+		memset((uint8_t *)blk + (len - whole), 0, DIRECT_ALIGN - (len - whole));
+		r = lcfs_pwrite_all(fd, blk, DIRECT_ALIGN, off + whole);
+		free(blk);
+		if (r == 0)
+			ds->cut = true;
+	}
+	if (r == -EINVAL) {
+		/* The filesystem or device refuses direct writes after all:
+		 * this file and the next ones go through the page cache. */
+		atomic_store(&st->direct_ok, false);
+		direct_stop(fd, ds);
+		ds->cut = false;
+		return lcfs_pwrite_all(fd, data, len, off);
+	}
+	return r;
+}
+
+/* Cuts a padded last block back to the object's @size. 0 or -errno. */
+static int direct_end(int fd, struct direct_state *ds, uint64_t size)
+{
+	if (ds->cut && ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	ds->cut = false;
+	return 0;
+}
+
 int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 			const uint8_t digest[LCFS_DIGEST_SIZE])
 {
@@ -1014,8 +1094,15 @@ int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 		return r;
 	}
 	r = create_temp(st, &o);
-	if (r == 0)
-		r = lcfs_pwrite_all(o.fd, data, size, 0);
+	if (r == 0) {
+		struct direct_state ds = { 0 };
+
+		if (size >= DIRECT_MIN)
+			direct_begin(st, o.fd, &ds);
+		r = direct_pwrite(st, o.fd, &ds, data, size, 0, true);
+		if (r == 0)
+			r = direct_end(o.fd, &ds, size);
+	}
 	if (r == 0)
 		r = finish_object(st, &o, replace);
 	discard_object(st, &o);
@@ -1027,11 +1114,15 @@ struct lcfs_store_writer {
 	struct lcfs_store_object o;
 	struct lcfs_fsverity_stream *hash;
 	uint64_t size;
+	uint64_t expect; /* announced size */
+	struct direct_state direct;
 };
 
-int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
+int lcfs_store_writer_new(struct lcfs_store *st, uint64_t size,
+			  struct lcfs_store_writer **out)
 {
 	struct lcfs_store_writer *w = calloc(1, sizeof(*w));
+	char subdir[3];
 	int r;
 
 	if (w == NULL)
@@ -1044,21 +1135,27 @@ int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out)
 		free(w);
 		return -ENOMEM;
 	}
-	/* The name is not known yet: the file starts in the store root,
-	 * so that no subdirectory is made for nothing. */
-	w->o.subfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = w->o.subfd < 0 ? -errno : create_temp(st, &w->o);
+	w->expect = size;
+	/* The name is not known yet: the file starts in the subdirectories
+	 * in turn, as in lcfs_store_put_copy(), rather than all in one
+	 * directory, where creating inodes gets slower and slower. */
+	snprintf(subdir, sizeof(subdir), "%02x", atomic_fetch_add(&st->next_subdir, 1) & 0xff);
+	w->o.subfd = open_subdir(st, subdir);
+	r = w->o.subfd < 0 ? w->o.subfd : create_temp(st, &w->o);
 	if (r < 0) {
 		lcfs_store_writer_free(w);
 		return r;
 	}
+	if (size >= DIRECT_MIN && size != UINT64_MAX)
+		direct_begin(st, w->o.fd, &w->direct);
 	*out = w;
 	return 0;
 }
 
 int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len)
 {
-	int r = lcfs_pwrite_all(w->o.fd, data, len, w->size);
+	int r = direct_pwrite(w->st, w->o.fd, &w->direct, data, len, w->size,
+			      w->size + len == w->expect);
 
 	if (r < 0)
 		return r;
@@ -1076,6 +1173,8 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 
 	w->hash = NULL;
 	r = lcfs_fsverity_stream_final(hash, digest);
+	if (r == 0)
+		r = direct_end(w->o.fd, &w->direct, w->size);
 	if (r < 0)
 		return r;
 	lcfs_store_object_path(digest, w->o.path);

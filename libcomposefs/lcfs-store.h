@@ -98,7 +98,8 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 bool lcfs_store_get_problem(struct lcfs_store *st, char *buf, size_t size);
 
 /* Like lcfs_store_put() for @size bytes held in memory at @data, whose
- * digest the caller computed. 0 or -errno. */
+ * digest the caller computed. A large object from a page-aligned buffer
+ * may be written with O_DIRECT (see lcfs_store_writer_new()). 0 or -errno. */
 int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 			const uint8_t digest[LCFS_DIGEST_SIZE]);
 
@@ -110,8 +111,13 @@ int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
  */
 struct lcfs_store_writer;
 
-/* Starts a new object. 0 and *@out, or -errno. */
-int lcfs_store_writer_new(struct lcfs_store *st, struct lcfs_store_writer **out);
+/* Starts a new object of @size bytes (UINT64_MAX: not known). A known
+ * size lets a large object be written with O_DIRECT where the store
+ * copies large objects that way (see lcfs-store.c), as long as the
+ * writes come from page-aligned buffers in multiples of 4096 bytes (but
+ * the last). 0 and *@out, or -errno. */
+int lcfs_store_writer_new(struct lcfs_store *st, uint64_t size,
+			  struct lcfs_store_writer **out);
 /* Appends @len bytes. 0 or -errno. */
 int lcfs_store_writer_write(struct lcfs_store_writer *w, const void *data, size_t len);
 /* Completes the object: its digest in @digest. 0 or -errno; either way the

@@ -9,6 +9,9 @@
  * links at the end, in depth-first name order as the directory scan does:
  * a later entry may replace or remove any of the names meanwhile, and the
  * image must not depend on which name the stream gave first.
+ *
+ * File contents are hashed and written into the store by worker threads
+ * while this thread goes on reading the stream (see "Worker pool").
  */
 #include "config.h"
 
@@ -16,6 +19,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -31,10 +35,9 @@
 #include "lcfs-build.h"
 #include "lcfs-walk.h"
 
-/* Files up to this size are read into memory and hashed before the store
- * is asked for them, so that content already stored costs no write. */
-#define MEM_FILE_MAX (1u << 20)
-#define READ_BLOCK (64u << 10)
+/* Reads of the layer, and decompressed pieces. */
+#define INPUT_BLOCK (1u << 20)
+#define OUTPUT_BLOCK (256u << 10)
 
 /* Longest path accepted in an entry. */
 #define PATH_LEN_MAX (64u << 10)
@@ -52,16 +55,21 @@ static size_t ptr_slot(const void *p, size_t cap)
 	return (size_t)(h >> 17) & (cap - 1);
 }
 
-static int ptrset_add(struct lcfs_ptrset *s, const void *p)
+/* Adds @p with the value @val (replacing the value if @p is there). */
+static int ptrset_put(struct lcfs_ptrset *s, const void *p, void *val)
 {
 	size_t i;
 
 	if (2 * (s->n + 1) > s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 256;
 		const void **slots = calloc(cap, sizeof(*slots));
+		void **vals = calloc(cap, sizeof(*vals));
 
-		if (slots == NULL)
+		if (slots == NULL || vals == NULL) {
+			free(slots);
+			free(vals);
 			return -ENOMEM;
+		}
 		for (size_t j = 0; j < s->cap; j++) {
 			if (s->slots[j] == NULL)
 				continue;
@@ -69,33 +77,83 @@ static int ptrset_add(struct lcfs_ptrset *s, const void *p)
 			     i = (i + 1) & (cap - 1))
 				;
 			slots[i] = s->slots[j];
+			vals[i] = s->vals[j];
 		}
 		free(s->slots);
+		free(s->vals);
 		s->slots = slots;
+		s->vals = vals;
 		s->cap = cap;
 	}
 	for (i = ptr_slot(p, s->cap); s->slots[i] != NULL; i = (i + 1) & (s->cap - 1))
 		if (s->slots[i] == p)
-			return 0;
+			break;
+	if (s->slots[i] == NULL)
+		s->n++;
 	s->slots[i] = p;
-	s->n++;
+	s->vals[i] = val;
 	return 0;
+}
+
+static int ptrset_add(struct lcfs_ptrset *s, const void *p)
+{
+	return ptrset_put(s, p, NULL);
+}
+
+/* The slot of @p, or SIZE_MAX. */
+static size_t ptrset_find(const struct lcfs_ptrset *s, const void *p)
+{
+	if (s->cap == 0)
+		return SIZE_MAX;
+	for (size_t i = ptr_slot(p, s->cap); s->slots[i] != NULL; i = (i + 1) & (s->cap - 1))
+		if (s->slots[i] == p)
+			return i;
+	return SIZE_MAX;
 }
 
 static bool ptrset_has(const struct lcfs_ptrset *s, const void *p)
 {
-	if (s->cap == 0)
-		return false;
-	for (size_t i = ptr_slot(p, s->cap); s->slots[i] != NULL; i = (i + 1) & (s->cap - 1))
-		if (s->slots[i] == p)
-			return true;
-	return false;
+	return ptrset_find(s, p) != SIZE_MAX;
+}
+
+/* The value of @p, or NULL if absent. */
+static void *ptrset_get(const struct lcfs_ptrset *s, const void *p)
+{
+	size_t i = ptrset_find(s, p);
+
+	return i == SIZE_MAX ? NULL : s->vals[i];
+}
+
+/* Removes @p, moving back the entries of its probe run that would no
+ * longer be found past the hole. */
+static void ptrset_remove(struct lcfs_ptrset *s, const void *p)
+{
+	size_t mask = s->cap - 1, i = ptrset_find(s, p), j;
+
+	if (i == SIZE_MAX)
+		return;
+	for (j = (i + 1) & mask; s->slots[j] != NULL; j = (j + 1) & mask) {
+		size_t home = ptr_slot(s->slots[j], s->cap);
+
+		/* The entry at j may fill the hole at i unless its home
+		 * slot lies cyclically in (i, j]. */
+		if (i < j ? (home <= i || home > j) : (home <= i && home > j)) {
+			s->slots[i] = s->slots[j];
+			s->vals[i] = s->vals[j];
+			i = j;
+		}
+	}
+	s->slots[i] = NULL;
+	s->vals[i] = NULL;
+	s->n--;
 }
 
 static void ptrset_clear(struct lcfs_ptrset *s)
 {
 	free(s->slots);
+	free(s->vals);
 	s->slots = NULL;
+	s->vals = NULL;
 	s->cap = s->n = 0;
 }
 
@@ -111,17 +169,21 @@ static struct lcfs_node_s *default_dir(void)
 	return n;
 }
 
-int lcfs_tar_tree_init(struct lcfs_tar_tree *t, int flags, bool apply_whiteouts,
-		       struct lcfs_store *store, struct lcfs_error *err)
+static int pool_new(const struct lcfs_oci_options_s *opts, struct lcfs_store *store,
+		    struct lcfs_tar_pool **out);
+static void pool_free(struct lcfs_tar_pool *p);
+
+int lcfs_tar_tree_init(struct lcfs_tar_tree *t, const struct lcfs_oci_options_s *opts,
+		       bool apply_whiteouts, struct lcfs_store *store,
+		       struct lcfs_error *err)
 {
 	memset(t, 0, sizeof(*t));
-	t->flags = flags;
+	t->flags = opts->flags;
 	t->apply_whiteouts = apply_whiteouts;
 	t->store = store;
 	t->err = err;
 	t->root = default_dir();
-	t->buf = malloc(MEM_FILE_MAX);
-	if (t->root == NULL || t->buf == NULL) {
+	if (t->root == NULL || pool_new(opts, store, &t->pool) < 0) {
 		lcfs_tar_tree_release(t);
 		return -ENOMEM;
 	}
@@ -134,8 +196,8 @@ void lcfs_tar_tree_release(struct lcfs_tar_tree *t)
 	t->root = NULL;
 	free(t->keys);
 	t->keys = NULL;
-	free(t->buf);
-	t->buf = NULL;
+	pool_free(t->pool);
+	t->pool = NULL;
 	ptrset_clear(&t->layer);
 }
 
@@ -253,6 +315,515 @@ static int archive_fail(struct lcfs_tar_tree *t, struct archive *a, const char *
 		return lcfs_error_set(t->err, err, "%s", msg);
 	}
 	return entry_fail(t, what, path, err, msg);
+}
+
+/* ---- Worker pool ------------------------------------------------------------------------ */
+
+/*
+ * The contents of regular files (all but the inline ones) are hashed, and
+ * written into the store, by worker threads while this thread reads and
+ * decompresses the stream and builds the tree. Each file is a job: this
+ * thread copies its data into blocks and hands them over as they fill;
+ * the workers take the jobs in stream order, one worker per job, and
+ * stream its blocks through the hasher into a new object (small files are
+ * hashed first and stored only if the store lacks them). All blocks held
+ * at any time, queued or being worked on, fit in a fixed budget: the
+ * reader waits for room, so memory does not grow with file sizes.
+ *
+ * Workers only fill in the job's digest or error. The digests go onto the
+ * nodes on this thread when it collects finished jobs, oldest first: the
+ * tree, and so the image, never depend on the threads' timing.
+ */
+
+/* Pooled data blocks: page-aligned, so that the store can write them with
+ * O_DIRECT. */
+#define BLOCK_SIZE (1u << 20)
+/* Files below this size take a buffer of their own size instead. */
+#define BLOCK_SMALL (64u << 10)
+#define BUDGET_DEFAULT (16u << 20)
+#define PAGE_ALIGN 4096u
+#define WORKERS_MAX 64u
+
+struct data_block {
+	struct data_block *next;
+	uint8_t *data;
+	size_t len, cap;
+};
+
+struct tar_job {
+	struct tar_job *next_queued; /* waiting for a worker */
+	struct tar_job *next;        /* all uncollected jobs, in stream order */
+	struct data_block *head, *tail; /* handed over, not yet taken */
+	uint64_t size;
+	bool fed;       /* all data handed over, or given up */
+	bool abandoned; /* given up: no object */
+	bool done;      /* the worker is finished with it */
+	int err;        /* -errno of the worker */
+	uint8_t digest[LCFS_DIGEST_SIZE];
+	/* Reader's side only: the entry's name, for messages, and the nodes
+	 * that get the digest (the file and hard links made to it before it
+	 * was collected). */
+	char *path;
+	struct lcfs_node_s **nodes;
+	size_t n_nodes;
+};
+
+struct lcfs_tar_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* workers: a job, data or the stop arrived */
+	pthread_cond_t room; /* reader: blocks were freed, or a job failed */
+	pthread_cond_t done; /* reader: a job is finished */
+	struct tar_job *queue, *queue_tail;
+	struct data_block *free_blocks; /* pooled blocks not in use */
+	size_t used, budget;            /* block capacity held, and its bound */
+	bool stop, failed;
+	struct lcfs_store *store; /* borrowed, or NULL: digests only */
+	unsigned want_threads, n_threads;
+	pthread_t threads[WORKERS_MAX];
+	/* Reader's side only. */
+	struct tar_job *jobs, *jobs_tail; /* uncollected, oldest first */
+	struct data_block *cur;           /* block being filled */
+	struct lcfs_ptrset pending;       /* node -> its uncollected job */
+};
+
+static void block_free(struct data_block *b)
+{
+	if (b != NULL) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* A block of @cap bytes (BLOCK_SIZE: pooled), once the budget has room
+ * for it. NULL with *@errp: -ECANCELED when a job failed meanwhile,
+ * -ENOMEM. */
+static struct data_block *block_get(struct lcfs_tar_pool *p, size_t cap, int *errp)
+{
+	struct data_block *b = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->used > 0 && p->used + cap > p->budget && !p->failed)
+		pthread_cond_wait(&p->room, &p->lock);
+	if (p->failed) {
+		pthread_mutex_unlock(&p->lock);
+		*errp = -ECANCELED;
+		return NULL;
+	}
+	p->used += cap;
+	if (cap == BLOCK_SIZE && p->free_blocks != NULL) {
+		b = p->free_blocks;
+		p->free_blocks = b->next;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (b == NULL) {
+		void *mem = NULL;
+
+		b = calloc(1, sizeof(*b));
+		if (b != NULL && posix_memalign(&mem, PAGE_ALIGN, cap) != 0)
+			mem = NULL;
+		if (b == NULL || mem == NULL) {
+			free(b);
+			pthread_mutex_lock(&p->lock);
+			p->used -= cap;
+			pthread_cond_broadcast(&p->room);
+			pthread_mutex_unlock(&p->lock);
+			*errp = -ENOMEM;
+			return NULL;
+		}
+		b->data = mem;
+		b->cap = cap;
+	}
+	b->next = NULL;
+	b->len = 0;
+	return b;
+}
+
+/* Gives the room of @b back to the budget. */
+static void block_put(struct lcfs_tar_pool *p, struct data_block *b)
+{
+	pthread_mutex_lock(&p->lock);
+	p->used -= b->cap;
+	if (b->cap == BLOCK_SIZE) {
+		b->next = p->free_blocks;
+		p->free_blocks = b;
+		b = NULL;
+	}
+	pthread_cond_signal(&p->room);
+	pthread_mutex_unlock(&p->lock);
+	block_free(b);
+}
+
+/* The next block of @job for its worker, or NULL once all its data was
+ * taken (or the job was given up). */
+static struct data_block *job_take(struct lcfs_tar_pool *p, struct tar_job *job)
+{
+	struct data_block *b;
+
+	pthread_mutex_lock(&p->lock);
+	while (job->head == NULL && !job->fed)
+		pthread_cond_wait(&p->work, &p->lock);
+	b = job->head;
+	if (b != NULL) {
+		job->head = b->next;
+		if (job->head == NULL)
+			job->tail = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return b;
+}
+
+static bool job_abandoned(struct lcfs_tar_pool *p, struct tar_job *job)
+{
+	bool r;
+
+	pthread_mutex_lock(&p->lock);
+	r = job->abandoned;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* Hashes (and stores) a file that came in one block. */
+static int run_small_job(struct lcfs_tar_pool *p, struct tar_job *job)
+{
+	struct data_block *b = job_take(p, job), *extra;
+	int r = 0;
+
+	/* One block holds it all; its data is complete once handed over
+	 * whole, or the reader gave up on the file. */
+	while ((extra = job_take(p, job)) != NULL) {
+		r = -EIO;
+		block_put(p, extra);
+	}
+	if (b == NULL || job_abandoned(p, job)) {
+		r = 0;
+	} else if (r == 0 && b->len != job->size) {
+		r = -EIO;
+	} else if (r == 0) {
+		if (lcfs_compute_fsverity_from_data(job->digest, b->data, b->len) < 0)
+			r = -errno;
+		if (r == 0 && p->store != NULL)
+			r = lcfs_store_put_data(p->store, b->data, b->len, job->digest);
+	}
+	if (b != NULL)
+		block_put(p, b);
+	return r;
+}
+
+/* Streams a file's blocks through the hasher (into a new object). */
+static int run_large_job(struct lcfs_tar_pool *p, struct tar_job *job)
+{
+	struct lcfs_store_writer *w = NULL;
+	struct lcfs_fsverity_stream *s = NULL;
+	struct data_block *b;
+	int r;
+
+	if (p->store != NULL)
+		r = lcfs_store_writer_new(p->store, job->size, &w);
+	else
+		r = (s = lcfs_fsverity_stream_new()) != NULL ? 0 : -ENOMEM;
+	/* After a failure the blocks are still taken, to free their room. */
+	while ((b = job_take(p, job)) != NULL) {
+		if (r == 0 && w != NULL)
+			r = lcfs_store_writer_write(w, b->data, b->len);
+		else if (r == 0)
+			lcfs_fsverity_stream_update(s, b->data, b->len);
+		block_put(p, b);
+	}
+	if (r == 0 && !job_abandoned(p, job)) {
+		if (w != NULL)
+			r = lcfs_store_writer_commit(w, job->digest);
+		else
+			r = lcfs_fsverity_stream_final(lcfs_steal_pointer(&s), job->digest);
+	}
+	lcfs_store_writer_free(w);
+	if (s != NULL)
+		lcfs_fsverity_stream_free(s);
+	return r;
+}
+
+static void *worker_main(void *arg)
+{
+	struct lcfs_tar_pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct tar_job *job;
+		int r;
+
+		while (p->queue == NULL && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		job = p->queue;
+		if (job == NULL)
+			break;
+		p->queue = job->next_queued;
+		if (p->queue == NULL)
+			p->queue_tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+
+		if (job->size <= BLOCK_SIZE)
+			r = run_small_job(p, job);
+		else
+			r = run_large_job(p, job);
+
+		pthread_mutex_lock(&p->lock);
+		job->err = r;
+		job->done = true;
+		if (r < 0) {
+			p->failed = true;
+			pthread_cond_broadcast(&p->room);
+		}
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static int pool_new(const struct lcfs_oci_options_s *opts, struct lcfs_store *store,
+		    struct lcfs_tar_pool **out)
+{
+	struct lcfs_tar_pool *p = calloc(1, sizeof(*p));
+	unsigned threads = opts->threads ? opts->threads : lcfs_cpu_count();
+
+	if (p == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->room, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->store = store;
+	p->budget = opts->data_buffer_size ? opts->data_buffer_size : BUDGET_DEFAULT;
+	if (p->budget < BLOCK_SIZE)
+		p->budget = BLOCK_SIZE;
+	p->want_threads = threads < WORKERS_MAX ? threads : WORKERS_MAX;
+	*out = p;
+	return 0;
+}
+
+/* Starts the workers, with the first job. 0 if at least one runs. */
+static int pool_start(struct lcfs_tar_pool *p)
+{
+	int r = 0;
+
+	while (p->n_threads < p->want_threads) {
+		r = pthread_create(&p->threads[p->n_threads], NULL, worker_main, p);
+		if (r != 0)
+			break;
+		p->n_threads++;
+	}
+	return p->n_threads > 0 ? 0 : -r;
+}
+
+static void job_free(struct tar_job *job)
+{
+	struct data_block *b;
+
+	while ((b = job->head) != NULL) {
+		job->head = b->next;
+		block_free(b);
+	}
+	for (size_t i = 0; i < job->n_nodes; i++)
+		lcfs_node_unref(job->nodes[i]);
+	free(job->nodes);
+	free(job->path);
+	free(job);
+}
+
+/* Gives up the uncollected jobs (a failed run: their objects are not
+ * needed), waits for the workers and frees @p. */
+static void pool_free(struct lcfs_tar_pool *p)
+{
+	struct data_block *b;
+	struct tar_job *job;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (job = p->jobs; job != NULL; job = job->next) {
+		job->abandoned = true;
+		job->fed = true;
+	}
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->n_threads; i++)
+		pthread_join(p->threads[i], NULL);
+	while ((job = p->jobs) != NULL) {
+		p->jobs = job->next;
+		job_free(job);
+	}
+	block_free(p->cur);
+	while ((b = p->free_blocks) != NULL) {
+		p->free_blocks = b->next;
+		block_free(b);
+	}
+	ptrset_clear(&p->pending);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->room);
+	pthread_cond_destroy(&p->done);
+	free(p);
+}
+
+static int job_add_node(struct tar_job *job, struct lcfs_node_s *node)
+{
+	struct lcfs_node_s **v = realloc(job->nodes, (job->n_nodes + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	job->nodes = v;
+	v[job->n_nodes++] = lcfs_node_ref(node);
+	return 0;
+}
+
+/* A new job for the content (@node->size bytes) of @node, the entry
+ * @path, queued for the workers. 0 or -errno. */
+static int pool_job_new(struct lcfs_tar_pool *p, struct lcfs_node_s *node,
+			const char *path, struct tar_job **out)
+{
+	struct tar_job *job;
+	int r;
+
+	if (p->n_threads == 0 && (r = pool_start(p)) < 0)
+		return r;
+	job = calloc(1, sizeof(*job));
+	if (job == NULL)
+		return -ENOMEM;
+	job->size = node->size;
+	job->path = strdup(path);
+	r = job->path != NULL ? job_add_node(job, node) : -ENOMEM;
+	if (r == 0)
+		r = ptrset_put(&p->pending, node, job);
+	if (r < 0) {
+		job_free(job);
+		return r;
+	}
+	if (p->jobs_tail != NULL)
+		p->jobs_tail->next = job;
+	else
+		p->jobs = job;
+	p->jobs_tail = job;
+	pthread_mutex_lock(&p->lock);
+	if (p->queue_tail != NULL)
+		p->queue_tail->next_queued = job;
+	else
+		p->queue = job;
+	p->queue_tail = job;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	*out = job;
+	return 0;
+}
+
+/* Hands the filled block over to @job's worker. */
+static void pool_push(struct lcfs_tar_pool *p, struct tar_job *job)
+{
+	struct data_block *b = steal_pointer(&p->cur);
+
+	pthread_mutex_lock(&p->lock);
+	if (job->tail != NULL)
+		job->tail->next = b;
+	else
+		job->head = b;
+	job->tail = b;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Appends @len bytes of @data (zeros if NULL) to @job's content. */
+static int pool_feed(struct lcfs_tar_pool *p, struct tar_job *job, const uint8_t *data,
+		     uint64_t len)
+{
+	int r = 0;
+
+	while (len > 0) {
+		size_t n;
+
+		if (p->cur == NULL) {
+			size_t cap = job->size < BLOCK_SMALL ? (size_t)job->size : BLOCK_SIZE;
+
+			p->cur = block_get(p, cap, &r);
+			if (p->cur == NULL)
+				return r;
+		}
+		n = p->cur->cap - p->cur->len;
+		if (n > len)
+			n = (size_t)len;
+		if (data != NULL) {
+			memcpy(p->cur->data + p->cur->len, data, n);
+			data += n;
+		} else {
+			memset(p->cur->data + p->cur->len, 0, n);
+		}
+		p->cur->len += n;
+		len -= n;
+		if (p->cur->len == p->cur->cap)
+			pool_push(p, job);
+	}
+	return 0;
+}
+
+/* All of @job's content was handed over (@complete), or the reader gives
+ * it up. */
+static void pool_job_end(struct lcfs_tar_pool *p, struct tar_job *job, bool complete)
+{
+	if (p->cur != NULL && p->cur->len > 0 && complete)
+		pool_push(p, job);
+	block_free(steal_pointer(&p->cur));
+	pthread_mutex_lock(&p->lock);
+	job->fed = true;
+	job->abandoned = !complete;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Collects the finished jobs, oldest first: their digests go onto their
+ * nodes. With @wait, waits for all jobs (the end of a layer), else stops
+ * at the first unfinished one. After a failed job, the first failed one
+ * is reported (and 0 never returned). 0 or -errno with @t->err filled.
+ */
+static int pool_collect(struct lcfs_tar_tree *t, const char *what, bool wait)
+{
+	struct lcfs_tar_pool *p = t->pool;
+	struct tar_job *job;
+	bool failed;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	failed = p->failed;
+	pthread_mutex_unlock(&p->lock);
+	if (failed)
+		wait = true;
+	while ((job = p->jobs) != NULL) {
+		pthread_mutex_lock(&p->lock);
+		while (wait && !job->done)
+			pthread_cond_wait(&p->done, &p->lock);
+		pthread_mutex_unlock(&p->lock);
+		if (!job->done)
+			break;
+		if (job->err < 0) {
+			char problem[LCFS_STORE_PROBLEM_SIZE];
+
+			/* A refused entry of the store says which. */
+			if ((job->err == -ENOTDIR || job->err == -EISDIR) && p->store != NULL &&
+			    lcfs_store_get_problem(p->store, problem, sizeof(problem)))
+				return entry_fail(t, what, job->path, -job->err, problem);
+			return entry_fail(t, what, job->path, -job->err, strerror(-job->err));
+		}
+		for (size_t i = 0; i < job->n_nodes && r == 0 && !job->abandoned; i++)
+			r = lcfs_node_set_digest_result(job->nodes[i], job->digest,
+							LCFS_BUILD_COMPUTE_DIGEST |
+								LCFS_BUILD_BY_DIGEST);
+		if (r < 0)
+			return lcfs_error_set(t->err, -r, "%s", strerror(-r));
+		p->jobs = job->next;
+		if (p->jobs == NULL)
+			p->jobs_tail = NULL;
+		for (size_t i = 0; i < job->n_nodes; i++)
+			ptrset_remove(&p->pending, job->nodes[i]);
+		job_free(job);
+	}
+	return 0;
 }
 
 /* ---- Paths ------------------------------------------------------------------------------ */
@@ -505,13 +1076,19 @@ static int read_exact(struct archive *a, uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Content of the regular file @node (its size set): inline, or hashed and
- * stored. */
-static int read_content(struct lcfs_tar_tree *t, struct archive *a,
-			struct lcfs_node_s *node)
+/*
+ * Content of the regular file @node (its size set): inline, or handed to
+ * the workers, which hash and store it (the digest is set when the job is
+ * collected). The data comes as libarchive holds it, without a copy of its
+ * own; the holes of a sparse file are zeros. *@reason says what was wrong
+ * for -EILSEQ without a libarchive message.
+ */
+static int read_content(struct lcfs_tar_tree *t, struct archive *a, struct archive_entry *e,
+			struct lcfs_node_s *node, const char **reason)
 {
 	uint8_t digest[LCFS_DIGEST_SIZE];
-	uint64_t size = node->size;
+	uint64_t size = node->size, pos = 0;
+	struct tar_job *job;
 	int r;
 
 	if (size == 0)
@@ -529,45 +1106,44 @@ static int read_content(struct lcfs_tar_tree *t, struct archive *a,
 			return r;
 		}
 		lcfs_node_take_content(node, data, (size_t)size);
-	} else if (size <= MEM_FILE_MAX) {
-		r = read_exact(a, t->buf, (size_t)size);
-		if (r == 0 && lcfs_compute_fsverity_from_data(digest, t->buf, (size_t)size) < 0)
-			r = -errno;
-		if (r == 0 && t->store != NULL)
-			r = lcfs_store_put_data(t->store, t->buf, (size_t)size, digest);
-		if (r < 0)
-			return r;
-	} else {
-		struct lcfs_store_writer *w = NULL;
-		struct lcfs_fsverity_stream *s = NULL;
-		uint64_t done = 0;
-
-		if (t->store != NULL)
-			r = lcfs_store_writer_new(t->store, &w);
-		else
-			r = (s = lcfs_fsverity_stream_new()) != NULL ? 0 : -ENOMEM;
-		while (r == 0 && done < size) {
-			size_t want = size - done < READ_BLOCK ? (size_t)(size - done) : READ_BLOCK;
-
-			r = read_exact(a, t->buf, want);
-			if (r == 0 && w != NULL)
-				r = lcfs_store_writer_write(w, t->buf, want);
-			else if (r == 0)
-				lcfs_fsverity_stream_update(s, t->buf, want);
-			done += want;
-		}
-		if (r == 0 && w != NULL)
-			r = lcfs_store_writer_commit(w, digest);
-		else if (r == 0)
-			r = lcfs_fsverity_stream_final(lcfs_steal_pointer(&s), digest);
-		lcfs_store_writer_free(w);
-		if (s != NULL)
-			lcfs_fsverity_stream_free(s);
-		if (r < 0)
-			return r;
+		return lcfs_node_set_digest_result(node, digest,
+						   LCFS_BUILD_COMPUTE_DIGEST |
+							   LCFS_BUILD_BY_DIGEST);
 	}
-	return lcfs_node_set_digest_result(node, digest,
-					   LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST);
+	r = pool_job_new(t->pool, node, archive_entry_pathname(e), &job);
+	if (r < 0)
+		return r;
+	while (r == 0) {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+		int ar = archive_read_data_block(a, &buf, &len, &off);
+
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN) {
+			r = -EILSEQ;
+		} else if (off < 0 || (uint64_t)off < pos || (uint64_t)off > size ||
+			   len > size - (uint64_t)off) {
+			*reason = "file data out of place";
+			r = -EILSEQ;
+		} else {
+			r = pool_feed(t->pool, job, NULL, (uint64_t)off - pos);
+			if (r == 0)
+				r = pool_feed(t->pool, job, buf, len);
+			pos = (uint64_t)off + len;
+		}
+	}
+	/* A sparse file may end in a hole; any other file ending early is
+	 * a truncated stream. */
+	if (r == 0 && pos < size) {
+		if (archive_entry_sparse_count(e) > 0)
+			r = pool_feed(t->pool, job, NULL, size - pos);
+		else
+			r = -ENODATA;
+	}
+	pool_job_end(t->pool, job, r == 0);
+	return r;
 }
 
 /* A node for a non-hard-link entry, with its content read. *@reason says
@@ -628,7 +1204,7 @@ static int node_from_entry(struct lcfs_tar_tree *t, struct archive *a,
 		la_int64_t size = archive_entry_size(e);
 
 		node->size = size > 0 ? (uint64_t)size : 0;
-		r = read_content(t, a, node);
+		r = read_content(t, a, e, node, reason);
 		if (r == -ENODATA) {
 			*reason = "file data ends early";
 			r = -EILSEQ;
@@ -697,6 +1273,17 @@ static int hardlink_node(struct lcfs_tar_tree *t, const char *target_path,
 	if (n == NULL)
 		return -ENOMEM;
 	r = inode_key_for(t, n, t->keys[target->scratch - 1].ino);
+	if (r == 0) {
+		/* The target's content may still be with a worker: the copy
+		 * gets the digest along with it. */
+		struct tar_job *job = ptrset_get(&t->pool->pending, target);
+
+		if (job != NULL) {
+			r = job_add_node(job, n);
+			if (r == 0)
+				r = ptrset_put(&t->pool->pending, n, job);
+		}
+	}
 	if (r < 0) {
 		lcfs_node_unref(n);
 		return r;
@@ -883,9 +1470,22 @@ int lcfs_tar_tree_apply(struct lcfs_tar_tree *t, struct archive *a, const char *
 			t->err->msg[0] = '\0';
 			return archive_fail(t, a, what, archive_entry_pathname(e));
 		}
+		/* A worker failed (the entry was given up for it): its
+		 * error, rather than this entry's, is the one to report. */
+		if (r == -ECANCELED || (r == 0 && (r = pool_collect(t, what, false)) < 0)) {
+			t->err->err = 0;
+			t->err->msg[0] = '\0';
+			r = pool_collect(t, what, true);
+			return r < 0 ? r : lcfs_error_set(t->err, EIO, "a worker thread failed");
+		}
 		if (r < 0)
 			return r;
 	}
+	/* Every digest of the layer is known before it is checked, and
+	 * before a later layer can refer to its files. */
+	r = pool_collect(t, what, true);
+	if (r < 0)
+		return r;
 	ptrset_clear(&t->layer);
 	return 0;
 }
@@ -916,10 +1516,10 @@ static int input_fill(struct lcfs_tar_input *in)
 		in->in_len -= in->in_pos;
 		in->in_pos = 0;
 	}
-	if (in->in_len == READ_BLOCK)
+	if (in->in_len == INPUT_BLOCK)
 		return 1;
 	do
-		n = read(in->fd, in->in + in->in_len, READ_BLOCK - in->in_len);
+		n = read(in->fd, in->in + in->in_len, INPUT_BLOCK - in->in_len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		int err = errno;
@@ -947,8 +1547,8 @@ int lcfs_tar_input_init(struct lcfs_tar_input *in, int fd, uint64_t limit,
 	in->limit = limit;
 	in->raw_md = raw_md;
 	in->plain_md = plain_md;
-	in->in = malloc(READ_BLOCK);
-	in->out = malloc(READ_BLOCK);
+	in->in = malloc(INPUT_BLOCK);
+	in->out = malloc(OUTPUT_BLOCK);
 	if (in->in == NULL || in->out == NULL) {
 		lcfs_tar_input_release(in);
 		return -ENOMEM;
@@ -999,9 +1599,10 @@ static int input_detect(struct lcfs_tar_input *in)
 	return 0;
 }
 
-/* Up to READ_BLOCK decompressed bytes into @in->out: the count, 0 at the
- * end, or -errno. */
-static ssize_t input_produce(struct lcfs_tar_input *in)
+/* The next piece of the decompressed stream in *@out (valid until the
+ * next call): plain input as read, else up to OUTPUT_BLOCK bytes
+ * decompressed into @in->out. The count, 0 at the end, or -errno. */
+static ssize_t input_produce(struct lcfs_tar_input *in, const uint8_t **out)
 {
 	int r;
 
@@ -1012,12 +1613,13 @@ static ssize_t input_produce(struct lcfs_tar_input *in)
 			return r;
 		size_t n = in->in_len - in->in_pos;
 
-		memcpy(in->out, in->in + in->in_pos, n);
+		*out = in->in + in->in_pos;
 		in->in_pos += n;
 		if (in->plain_md != NULL)
-			EVP_DigestUpdate(in->plain_md, in->out, n);
+			EVP_DigestUpdate(in->plain_md, *out, n);
 		return (ssize_t)n;
 	}
+	*out = in->out;
 	for (;;) {
 		size_t produced;
 
@@ -1051,10 +1653,10 @@ static ssize_t input_produce(struct lcfs_tar_input *in)
 			z->next_in = in->in + in->in_pos;
 			z->avail_in = (uInt)(in->in_len - in->in_pos);
 			z->next_out = in->out;
-			z->avail_out = READ_BLOCK;
+			z->avail_out = OUTPUT_BLOCK;
 			r = inflate(z, Z_NO_FLUSH);
 			in->in_pos = in->in_len - z->avail_in;
-			produced = READ_BLOCK - z->avail_out;
+			produced = OUTPUT_BLOCK - z->avail_out;
 			if (r == Z_STREAM_END) {
 				in->member_done = true;
 			} else if (r != Z_OK && r != Z_BUF_ERROR) {
@@ -1066,7 +1668,7 @@ static ssize_t input_produce(struct lcfs_tar_input *in)
 			}
 		} else {
 			ZSTD_inBuffer ib = { in->in, in->in_len, in->in_pos };
-			ZSTD_outBuffer ob = { in->out, READ_BLOCK, 0 };
+			ZSTD_outBuffer ob = { in->out, OUTPUT_BLOCK, 0 };
 			size_t ret = ZSTD_decompressStream(in->zs, &ob, &ib);
 
 			if (ZSTD_isError(ret)) {
@@ -1091,13 +1693,14 @@ static ssize_t input_produce(struct lcfs_tar_input *in)
 static la_ssize_t input_read_cb(struct archive *a, void *data, const void **buf)
 {
 	struct lcfs_tar_input *in = data;
-	ssize_t n = input_produce(in);
+	const uint8_t *out = NULL;
+	ssize_t n = input_produce(in, &out);
 
 	if (n < 0) {
 		archive_set_error(a, in->err, "%s", in->msg);
 		return -1;
 	}
-	*buf = in->out;
+	*buf = out;
 	return n;
 }
 
@@ -1117,9 +1720,10 @@ int lcfs_tar_input_open(struct lcfs_tar_input *in, struct archive *a)
 
 int lcfs_tar_input_drain(struct lcfs_tar_input *in)
 {
+	const uint8_t *out;
 	ssize_t n;
 
-	while ((n = input_produce(in)) > 0)
+	while ((n = input_produce(in, &out)) > 0)
 		;
 	return (int)n;
 }
@@ -1138,7 +1742,7 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 
 	if (lcfs_tar_store_open(opts, &store, err) < 0)
 		return NULL;
-	r = lcfs_tar_tree_init(&t, opts->flags, false, store, err);
+	r = lcfs_tar_tree_init(&t, opts, false, store, err);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 		lcfs_store_free(store);

@@ -51,12 +51,16 @@ int lcfs_tar_input_open(struct lcfs_tar_input *in, struct archive *a);
 int lcfs_tar_input_drain(struct lcfs_tar_input *in);
 void lcfs_tar_input_release(struct lcfs_tar_input *in);
 
-/* Pointers seen in the current layer (open addressing). */
+/* A set of pointers, each with a value (open addressing, linear
+ * probing). */
 struct lcfs_ptrset {
 	const void **slots;
+	void **vals;
 	size_t cap; /* 0 or a power of two */
 	size_t n;
 };
+
+struct lcfs_tar_pool;
 
 struct lcfs_tar_tree {
 	struct lcfs_node_s *root;
@@ -71,14 +75,16 @@ struct lcfs_tar_tree {
 	size_t n_keys, cap_keys;
 	uint64_t next_inode;
 	struct lcfs_ptrset layer; /* nodes made by the current layer */
-	uint8_t *buf;
+	/* Hashing and storing of file contents, on worker threads. */
+	struct lcfs_tar_pool *pool;
 	struct lcfs_error *err;
 };
 
-/* Sets up @t with an empty root (mode 0755, owner 0:0, mtime 0). 0 or
- * -errno. */
-int lcfs_tar_tree_init(struct lcfs_tar_tree *t, int flags, bool apply_whiteouts,
-		       struct lcfs_store *store, struct lcfs_error *err);
+/* Sets up @t with an empty root (mode 0755, owner 0:0, mtime 0), with the
+ * flags, threads and buffer size of @opts. 0 or -errno. */
+int lcfs_tar_tree_init(struct lcfs_tar_tree *t, const struct lcfs_oci_options_s *opts,
+		       bool apply_whiteouts, struct lcfs_store *store,
+		       struct lcfs_error *err);
 
 /* A new libarchive reader for tar formats only (no decompression). NULL on
  * ENOMEM. */

@@ -388,6 +388,7 @@ static void layer_options(const struct options *o, struct lcfs_oci_options_s *lo
 	lo->flags = o->build_flags;
 	lo->digest_store = o->digest_store;
 	lo->platform = o->platform;
+	lo->threads = (uint32_t)o->threads;
 }
 
 static struct lcfs_node_s *read_tar(const char *source, const struct options *o)

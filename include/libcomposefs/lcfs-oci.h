@@ -51,7 +51,14 @@ struct lcfs_oci_options_s {
 	/* lcfs_load_node_from_oci(): "OS/ARCH" or "OS/ARCH/VARIANT" to pick
 	 * from a multi-platform index; NULL for the running host's. */
 	const char *platform;
-	uint32_t reserved[4];
+	/* Worker threads that hash file contents and write them to the
+	 * store while the stream is read; 0: one per CPU. The image is the
+	 * same whatever the number. */
+	uint32_t threads;
+	/* Memory for file contents on their way to the workers, in bytes;
+	 * 0: the default (16 MiB); raised to at least 1 MiB. */
+	uint32_t data_buffer_size;
+	uint32_t reserved[2];
 	void *reserved2[4];
 };
 
