@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -430,43 +429,6 @@ static int load_path(int dirfd, const char *name, int flags, struct xattr_bufs *
 
 /* ---- Content of one regular file ------------------------------------------------ */
 
-int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ENODATA; /* the file ends before */
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 /* Results of reading a file's content besides 0 and -errno. */
 enum {
@@ -802,17 +764,6 @@ static void *worker_main(void *arg)
 	pthread_cond_signal(&c->done_cond);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
-}
-
-unsigned lcfs_cpu_count(void)
-{
-	cpu_set_t set;
-	long n;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
-		return (unsigned)CPU_COUNT(&set);
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
 }
 
 /* Starts the workers, before the scan. With one thread asked for (or none

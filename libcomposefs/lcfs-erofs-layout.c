@@ -26,13 +26,6 @@ static const char hex_names[256][3] = {
 
 enum { DE_CHILD, DE_DOT, DE_DOTDOT, DE_SYNTH };
 
-char *lcfs_writer_path(const struct writer *w, const struct winode *wi)
-{
-	if (wi->flags & W_SYNTH_WHITEOUT)
-		return strdup("/(root whiteout)");
-	return lcfs_node_path(wi->node);
-}
-
 static int node_error(struct writer *w, struct lcfs_node_s *node, int err,
 		      const char *what)
 {
@@ -104,15 +97,6 @@ static int dirents_reserve(struct writer *w, size_t n)
 	return 0;
 }
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /*
  * The entries of a directory in name order: its children merged with "."
  * and ".." (docs/image-format.md, "Dot and dot-dot") and, for the root,
@@ -144,7 +128,7 @@ static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
 		if (ci < node->n_children && en != NULL) {
 			const char *cn = node->children[ci]->name;
 
-			c = name_cmp(cn, strlen(cn), en, elen);
+			c = lcfs_bytes_cmp(cn, strlen(cn), en, elen);
 		} else if (ci < node->n_children) {
 			c = -1;
 		} else {

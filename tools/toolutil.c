@@ -25,31 +25,13 @@
  * that ".NAME.XXXXXXXX" stays within NAME_MAX. */
 #define TMP_NAME_KEEP 200
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int output_flush(struct tool_output *out)
 {
 	int r;
 
 	if (out->err)
 		return -out->err;
-	r = write_all(out->fd, out->buf, out->len);
+	r = lcfs_write_all(out->fd, out->buf, out->len);
 	out->len = 0;
 	if (r < 0)
 		out->err = -r;
@@ -71,7 +53,7 @@ ssize_t tool_output_write_cb(void *file, void *buf, size_t count)
 
 		/* A chunk at least as large as the buffer skips it. */
 		if (out->len == 0 && left >= TOOL_OUTPUT_BUFSIZE) {
-			int r = write_all(out->fd, p, left);
+			int r = lcfs_write_all(out->fd, p, left);
 
 			if (r < 0) {
 				out->err = -r;
@@ -306,43 +288,6 @@ void tool_output_abort(struct tool_output *out)
 	output_release(out);
 }
 
-/* Reads the whole of @fd into a malloc'd buffer. */
-static int read_all(int fd, uint8_t **datap, size_t *lenp)
-{
-	size_t cap = 64 * 1024, len = 0;
-	uint8_t *data = malloc(cap);
-
-	if (data == NULL)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			uint8_t *bigger = realloc(data, cap * 2);
-
-			if (bigger == NULL) {
-				free(data);
-				return -ENOMEM;
-			}
-			data = bigger;
-			cap *= 2;
-		}
-		n = read(fd, data + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			free(data);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*datap = data;
-	*lenp = len;
-	return 0;
-}
-
 struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 				    struct lcfs_error *err)
 {
@@ -370,7 +315,7 @@ struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 		lcfs_error_set(err, EISDIR, "%s", strerror(EISDIR));
 		return NULL;
 	}
-	r = read_all(fd, &data, &len);
+	r = lcfs_read_all(fd, SIZE_MAX, &data, &len);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 		return NULL;
