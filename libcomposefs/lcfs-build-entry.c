@@ -134,14 +134,33 @@ static int read_symlink(struct lcfs_node_s *node, int dirfd, const char *name)
 	return 0;
 }
 
-/*
- * Loads entry @name of the open directory @dirfd. Xattrs are read through
- * "/proc/self/fd/DIRFD/NAME" without following the last component, which
- * names the same inode as the reference's O_PATH descriptor, with one
- * open() less per entry.
- */
-int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
-			  struct stat *st, struct lcfs_node_s **out)
+/* Xattrs of entry @name of @dirfd (not following it) onto @node. A
+ * directory entry (@entry) is read through "/proc/self/fd/DIRFD/NAME"
+ * without following the last component, which names the same inode as
+ * the reference's O_PATH descriptor, with one open() less per entry; any
+ * other path like the reference, through an O_PATH descriptor. */
+static int entry_xattrs(struct lcfs_node_s *node, int dirfd, const char *name,
+			bool entry, int flags, struct xattr_bufs *xb)
+{
+	char path[64 + NAME_MAX];
+	int fd, r;
+
+	if (entry) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+		return lcfs_build_read_xattrs(node, path, false, flags, xb);
+	}
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = lcfs_build_read_xattrs(node, path, true, flags, xb);
+	close(fd);
+	return r;
+}
+
+/* lcfs_build_load_entry() and lcfs_build_load_path(). */
+static int load_node(int dirfd, const char *name, bool entry, int flags,
+		     struct xattr_bufs *xb, struct stat *st, struct lcfs_node_s **out)
 {
 	struct lcfs_node_s *node;
 	int r = 0;
@@ -153,12 +172,8 @@ int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_b
 		return -ENOMEM;
 	if (S_ISLNK(st->st_mode))
 		r = read_symlink(node, dirfd, name);
-	if (r == 0 && !(flags & LCFS_BUILD_SKIP_XATTRS)) {
-		char path[64 + NAME_MAX];
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-		r = lcfs_build_read_xattrs(node, path, false, flags, xb);
-	}
+	if (r == 0 && !(flags & LCFS_BUILD_SKIP_XATTRS))
+		r = entry_xattrs(node, dirfd, name, entry, flags, xb);
 	if (r < 0) {
 		lcfs_node_unref(node);
 		return r;
@@ -167,39 +182,16 @@ int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_b
 	return 0;
 }
 
-/* Loads @name relative to @dirfd (any path, not only a directory entry),
- * xattrs read like the reference: through an O_PATH descriptor. */
-int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
-		     struct stat *st, struct lcfs_node_s **out)
+int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
+			  struct stat *st, struct lcfs_node_s **out)
 {
-	struct lcfs_node_s *node;
-	int r = 0;
+	return load_node(dirfd, name, true, flags, xb, st, out);
+}
 
-	if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	node = lcfs_build_node_from_stat(st, flags);
-	if (node == NULL)
-		return -ENOMEM;
-	if (S_ISLNK(st->st_mode))
-		r = read_symlink(node, dirfd, name);
-	if (r == 0 && !(flags & LCFS_BUILD_SKIP_XATTRS)) {
-		int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		char path[64];
-
-		if (fd < 0) {
-			r = -errno;
-		} else {
-			snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-			r = lcfs_build_read_xattrs(node, path, true, flags, xb);
-			close(fd);
-		}
-	}
-	if (r < 0) {
-		lcfs_node_unref(node);
-		return r;
-	}
-	*out = node;
-	return 0;
+int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
+			 struct stat *st, struct lcfs_node_s **out)
+{
+	return load_node(dirfd, name, false, flags, xb, st, out);
 }
 
 /* ---- Content of one regular file ------------------------------------------------ */

@@ -67,61 +67,46 @@ int lcfs_open_confined(int dirfd, const char *path, int flags)
 
 /* ---- Exact I/O loops ------------------------------------------------------------ */
 
-int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off)
+/* The loop of the three below: all of @len bytes at @off (or at the file
+ * offset when @off is -1), EINTR retried. */
+static int io_all(int fd, bool write_, void *buf, size_t len, int64_t off)
 {
 	uint8_t *p = buf;
-	size_t done = 0;
 
-	while (done < len) {
-		ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
+	while (len > 0) {
+		ssize_t n;
 
+		if (write_)
+			n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+		else
+			n = pread(fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return -ENODATA; /* the file ends before */
-		done += (size_t)n;
+			return write_ ? -EIO : -ENODATA; /* the file ends before */
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
 	}
 	return 0;
+}
+
+int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	return io_all(fd, false, buf, len, (int64_t)off);
 }
 
 int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return io_all(fd, true, (void *)buf, len, (int64_t)off);
 }
 
 int lcfs_write_all(int fd, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return io_all(fd, true, (void *)buf, len, -1);
 }
 
 /* First buffer of lcfs_read_all(); it doubles from there. */
