@@ -411,7 +411,7 @@ int lcfs_link_inodes(struct lcfs_node_s *root, const struct lcfs_inode_key *keys
 				return r;
 		}
 	}
-	/* Leave the scratch fields clean for the writer. */
+	/* Leave the scratch fields clean. */
 	for (size_t i = 0; i < hcap; i++)
 		if (firsts[i] != NULL)
 			firsts[i]->scratch = 0;

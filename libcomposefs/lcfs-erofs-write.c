@@ -364,6 +364,8 @@ out:
 	lcfs_writer_xattrs_free(&w);
 	free(w.dirents);
 	free(w.inodes);
+	free(w.child_base);
+	free(w.link_map);
 	return r;
 }
 

@@ -84,12 +84,26 @@ struct wdirent {
 	uint8_t hex;               /* which synthetic whiteout */
 };
 
+struct wlink_slot {
+	const struct lcfs_node_s *node; /* NULL: free */
+	uint32_t idx;
+};
+
 struct writer {
 	struct lcfs_node_s *root;
 	uint32_t version;
 	uint32_t max_version;
 	struct winode *inodes;
 	uint32_t n_inodes;
+	/* BFS index of the first inode each directory added (its first
+	 * entry that is not ".", ".." or a hard link): the writer keeps its
+	 * indexes here and in @link_map, never in the caller's nodes, so
+	 * that several writers may read one tree at once. */
+	uint32_t *child_base;
+	/* Hard link targets: node -> BFS index (open addressing), built only
+	 * when the tree has hard links; NULL otherwise. */
+	struct wlink_slot *link_map;
+	size_t link_mask;
 	uint32_t synth_idx[256]; /* BFS index of each synthetic whiteout */
 	bool has_acl;
 	int64_t min_mtime_sec;
