@@ -6,6 +6,7 @@
  */
 #include "lcfs-erofs-writer.h"
 #include "lcfs-fsverity.h"
+#include "lcfs-util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,15 +36,7 @@ int lcfs_wbuf_put_slow(struct wbuf *b, const void *data, size_t len)
 
 	b->offset += len;
 	while (len > 0) {
-		size_t n = WBUF_SIZE - b->len;
-
-		if (n > len)
-			n = len;
-		memcpy(b->buf + b->len, p, n);
-		b->len += n;
-		p += n;
-		len -= n;
-		if (b->len == WBUF_SIZE) {
+		if (lcfs_buffer_append(b->buf, WBUF_SIZE, &b->len, &p, &len)) {
 			int r = lcfs_wbuf_flush(b);
 
 			if (r < 0)

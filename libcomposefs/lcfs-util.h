@@ -100,6 +100,23 @@ int lcfs_digest_from_hex(const char *hex, size_t len,
  * including uppercase digits. */
 bool lcfs_digest_from_object_path(const char *path, uint8_t digest[LCFS_DIGEST_SIZE]);
 
+/* The step of every buffered writer: copies into @buf, which holds *@used
+ * of its @size bytes, as much of the *@len bytes at *@data as fits, and
+ * moves *@data and *@len past them. Returns whether @buf is now full. */
+static inline bool lcfs_buffer_append(uint8_t *buf, size_t size, size_t *used,
+				      const uint8_t **data, size_t *len)
+{
+	size_t n = size - *used;
+
+	if (n > *len)
+		n = *len;
+	memcpy(buf + *used, *data, n);
+	*used += n;
+	*data += n;
+	*len -= n;
+	return *used == size;
+}
+
 /* Orders byte strings @a (@alen bytes) and @b (@blen bytes) as unsigned
  * bytes, a proper prefix first: the order of names in directories (node
  * tree, images, dumpfiles) and of xattr keys. <0, 0 or >0. */

@@ -49,8 +49,6 @@ ssize_t tool_output_write_cb(void *file, void *buf, size_t count)
 		return -1;
 	}
 	while (left > 0) {
-		size_t n;
-
 		/* A chunk at least as large as the buffer skips it. */
 		if (out->len == 0 && left >= TOOL_OUTPUT_BUFSIZE) {
 			int r = lcfs_write_all(out->fd, p, left);
@@ -62,14 +60,8 @@ ssize_t tool_output_write_cb(void *file, void *buf, size_t count)
 			}
 			return (ssize_t)count;
 		}
-		n = TOOL_OUTPUT_BUFSIZE - out->len;
-		if (n > left)
-			n = left;
-		memcpy(out->buf + out->len, p, n);
-		out->len += n;
-		p += n;
-		left -= n;
-		if (out->len == TOOL_OUTPUT_BUFSIZE && output_flush(out) < 0) {
+		if (lcfs_buffer_append(out->buf, TOOL_OUTPUT_BUFSIZE, &out->len, &p, &left) &&
+		    output_flush(out) < 0) {
 			errno = out->err;
 			return -1;
 		}
