@@ -306,11 +306,11 @@ int lcfs_build_queue_flush(struct build_ctx *c)
 {
 	int r = 0;
 
-	if (c->n_pending == 0)
+	if (c->pending.n == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->n_pending && r == 0; i++) {
-		struct lcfs_node_s *node = c->pending[i];
+	for (size_t i = 0; i < c->pending.n && r == 0; i++) {
+		struct lcfs_node_s *node = c->pending.v[i];
 
 		r = list_add(node->size >= BIG_FILE ? &c->big : &c->small, node);
 		if (r == 0) {
@@ -320,24 +320,14 @@ int lcfs_build_queue_flush(struct build_ctx *c)
 	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
-	c->n_pending = 0;
+	c->pending.n = 0;
 	return r;
 }
 
 /* Collects a file for the content pass (scan thread only). */
 int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node)
 {
-	if (c->n_pending == c->cap_pending) {
-		size_t cap = c->cap_pending ? c->cap_pending * 2 : 256;
-		struct lcfs_node_s **v = realloc(c->pending, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		c->pending = v;
-		c->cap_pending = cap;
-	}
-	c->pending[c->n_pending++] = node;
-	return 0;
+	return list_add(&c->pending, node);
 }
 
 static void worker_run(struct worker *w)

@@ -571,7 +571,7 @@ out:
 	free(c.inodes);
 	free(c.big.v);
 	free(c.small.v);
-	free(c.pending);
+	free(c.pending.v);
 	pthread_cond_destroy(&c.cond);
 	pthread_cond_destroy(&c.done_cond);
 	pthread_mutex_destroy(&c.lock);

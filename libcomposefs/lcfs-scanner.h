@@ -107,8 +107,7 @@ struct build_ctx {
 	atomic_bool failed;
 	_Atomic uint64_t files_total, bytes_total; /* queued so far */
 	_Atomic uint64_t files_done, bytes_done;
-	struct lcfs_node_s **pending; /* one directory's files, scan thread */
-	size_t n_pending, cap_pending;
+	struct work_list pending; /* one directory's files, scan thread */
 
 	void (*progress)(void *data, uint64_t files_done, uint64_t files_total,
 			 uint64_t bytes_done, uint64_t bytes_total);

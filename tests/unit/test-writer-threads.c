@@ -21,47 +21,13 @@
 
 #include "libcomposefs/lcfs-writer.h"
 
-#include "../lib/check.h"
+#include "check.h"
+#include "writer-test.h"
 
 #define N_THREADS 4
 #define ROUNDS 12
 #define N_DIRS 24
 #define N_FILES 40
-
-struct membuf {
-	uint8_t *data;
-	size_t len, cap;
-};
-
-static ssize_t mem_write(void *file, void *buf, size_t count)
-{
-	struct membuf *m = file;
-
-	if (m->len + count > m->cap) {
-		m->cap = (m->len + count) * 2;
-		m->data = realloc(m->data, m->cap);
-		if (m->data == NULL)
-			abort();
-	}
-	memcpy(m->data + m->len, buf, count);
-	m->len += count;
-	return count;
-}
-
-static struct lcfs_node_s *mknode(struct lcfs_node_s *parent, const char *name,
-				  uint32_t mode, int64_t mtime)
-{
-	struct lcfs_node_s *n = lcfs_node_new();
-	struct timespec ts = { .tv_sec = mtime };
-
-	if (n == NULL)
-		abort();
-	lcfs_node_set_mode(n, mode);
-	lcfs_node_set_mtime(n, &ts);
-	if (parent != NULL && lcfs_node_add_child(parent, n, name) < 0)
-		abort();
-	return n;
-}
 
 /* A tree of N_DIRS directories of N_FILES entries each; every seventh
  * entry is a hard link to a file of another directory. */
