@@ -172,13 +172,11 @@ static void on_alarm(int sig)
 	_exit(1);
 }
 
-int main(void)
+/* N_THREADS threads, ROUNDS rounds each, every image identical. */
+static void test_threads(void)
 {
 	pthread_t threads[N_THREADS];
 	struct result results[N_THREADS];
-
-	signal(SIGALRM, on_alarm);
-	alarm(120);
 
 	shared_root = make_tree();
 	shared_sub = lcfs_node_lookup_child(lcfs_node_lookup_child(shared_root, "dir05"),
@@ -230,8 +228,12 @@ int main(void)
 	lcfs_node_unref(shared_root);
 	free(reference.data);
 	free(reference_sub.data);
-	if (failures == 0)
-		printf("test-writer-threads: %d threads x %d rounds, every image identical\n",
-		       N_THREADS, ROUNDS);
-	return failures ? 1 : 0;
+}
+
+int main(void)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(120);
+	TEST_CASE(test_threads);
+	return test_summary("test-writer-threads");
 }
