@@ -512,15 +512,11 @@ static int index_reserve(struct name_index *x)
 static bool out_of_order(const struct lcfs_node_s *dir, const char *name, size_t len)
 {
 	const char *last;
-	size_t llen;
-	int c;
 
 	if (dir->n_children < INDEX_MIN_DIR)
 		return false;
 	last = dir->children[dir->n_children - 1]->name;
-	llen = strlen(last);
-	c = memcmp(last, name, llen < len ? llen : len);
-	return c > 0 || (c == 0 && llen >= len);
+	return lcfs_bytes_cmp(last, strlen(last), name, len) >= 0;
 }
 
 /* Switches @dir to appending: indexes its entries and marks it unsorted

@@ -26,13 +26,6 @@ static const char hex_names[256][3] = {
 
 enum { DE_CHILD, DE_DOT, DE_DOTDOT, DE_SYNTH };
 
-char *lcfs_writer_path(const struct writer *w, const struct winode *wi)
-{
-	if (wi->flags & W_SYNTH_WHITEOUT)
-		return strdup("/(root whiteout)");
-	return lcfs_node_path(wi->node);
-}
-
 static int node_error(struct writer *w, struct lcfs_node_s *node, int err,
 		      const char *what)
 {
@@ -104,15 +97,6 @@ static int dirents_reserve(struct writer *w, size_t n)
 	return 0;
 }
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /*
  * The entries of a directory in name order: its children merged with "."
  * and ".." (docs/image-format.md, "Dot and dot-dot") and, for the root,
@@ -144,7 +128,7 @@ static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
 		if (ci < node->n_children && en != NULL) {
 			const char *cn = node->children[ci]->name;
 
-			c = name_cmp(cn, strlen(cn), en, elen);
+			c = lcfs_bytes_cmp(cn, strlen(cn), en, elen);
 		} else if (ci < node->n_children) {
 			c = -1;
 		} else {
@@ -187,6 +171,7 @@ static int push_inode(struct writer *w, size_t *cap, const struct winode *wi)
 	if (w->n_inodes == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 1024;
 		struct winode *a;
+		uint32_t *b;
 
 		if (ncap > UINT32_MAX)
 			return -EOVERFLOW;
@@ -194,6 +179,10 @@ static int push_inode(struct writer *w, size_t *cap, const struct winode *wi)
 		if (a == NULL)
 			return -ENOMEM;
 		w->inodes = a;
+		b = realloc(w->child_base, ncap * sizeof(*b));
+		if (b == NULL)
+			return -ENOMEM;
+		w->child_base = b;
 		*cap = ncap;
 	}
 	w->inodes[w->n_inodes++] = *wi;
@@ -244,6 +233,51 @@ static int check_inode(struct writer *w, struct winode *wi)
 	return 0;
 }
 
+static size_t link_slot(const struct lcfs_node_s *node, size_t mask)
+{
+	uint64_t h = (uint64_t)(uintptr_t)node * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 32) & mask;
+}
+
+/* The map from every real inode's node to its BFS index, for hard link
+ * targets. */
+static int build_link_map(struct writer *w)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * (size_t)w->n_inodes)
+		cap *= 2;
+	w->link_map = calloc(cap, sizeof(*w->link_map));
+	if (w->link_map == NULL)
+		return -ENOMEM;
+	w->link_mask = cap - 1;
+	for (uint32_t idx = 0; idx < w->n_inodes; idx++) {
+		const struct lcfs_node_s *node = w->inodes[idx].node;
+		size_t i;
+
+		if (w->inodes[idx].flags & W_SYNTH_WHITEOUT)
+			continue;
+		for (i = link_slot(node, w->link_mask); w->link_map[i].node != NULL;
+		     i = (i + 1) & w->link_mask)
+			;
+		w->link_map[i].node = node;
+		w->link_map[i].idx = idx;
+	}
+	return 0;
+}
+
+/* BFS index of the real inode of @node, or UINT32_MAX if it has none. */
+static uint32_t link_map_get(const struct writer *w, const struct lcfs_node_s *node)
+{
+	for (size_t i = link_slot(node, w->link_mask); w->link_map[i].node != NULL;
+	     i = (i + 1) & w->link_mask) {
+		if (w->link_map[i].node == node)
+			return w->link_map[i].idx;
+	}
+	return UINT32_MAX;
+}
+
 /*
  * Breadth-first walk over the real inodes (docs/image-format.md, "Inode
  * order"): BFS index, parent, directory nlink, minimum mtime, rewrite
@@ -254,7 +288,7 @@ int lcfs_writer_collect(struct writer *w)
 {
 	struct lcfs_node_s *root = w->root;
 	struct winode rw = { .node = root, .flags = W_ROOT };
-	bool input_whiteouts = false;
+	bool input_whiteouts = false, links = false;
 	size_t cap = 0;
 	int r;
 
@@ -278,7 +312,6 @@ int lcfs_writer_collect(struct writer *w)
 			wi->nlink = 1;
 			continue;
 		}
-		node->scratch = idx;
 		r = check_inode(w, wi);
 		if (r < 0)
 			return r;
@@ -291,6 +324,7 @@ int lcfs_writer_collect(struct writer *w)
 		r = dir_merge(w, wi, &n);
 		if (r < 0)
 			return r;
+		w->child_base[idx] = w->n_inodes;
 		for (size_t i = 0; i < n; i++) {
 			const struct wdirent *d = &w->dirents[i];
 			struct winode cw = { .parent = idx };
@@ -304,6 +338,7 @@ int lcfs_writer_collect(struct writer *w)
 				if ((d->child->mode & S_IFMT) == S_IFDIR)
 					subdirs++;
 			} else {
+				links |= d->kind == DE_CHILD;
 				continue;
 			}
 			r = push_inode(w, &cap, &cw);
@@ -315,13 +350,17 @@ int lcfs_writer_collect(struct writer *w)
 	}
 	if (w->version < 1 && w->max_version >= 1 && input_whiteouts)
 		w->version = 1;
-	return 0;
+	return links ? build_link_map(w) : 0;
 }
 
-/* Resolves a directory entry to the BFS index of its final target. */
-static int dirent_target(struct writer *w, uint32_t dir, struct wdirent *d)
+/* Resolves a directory entry to the BFS index of its final target. The
+ * entries of @dir come in the order lcfs_writer_collect() met them, so
+ * those that added an inode take *@next, *@next + 1, ... */
+static int dirent_target(struct writer *w, uint32_t dir, struct wdirent *d,
+			 uint32_t *next)
 {
 	struct lcfs_node_s *t;
+	uint32_t ti;
 
 	switch (d->kind) {
 	case DE_DOT:
@@ -332,28 +371,34 @@ static int dirent_target(struct writer *w, uint32_t dir, struct wdirent *d)
 		return 0;
 	case DE_SYNTH:
 		d->target = w->synth_idx[d->hex];
+		(*next)++;
+		return 0;
+	}
+	if (d->child->link_to == NULL) {
+		d->target = (*next)++;
 		return 0;
 	}
 	t = lcfs_node_resolve_link(d->child);
 	if (t == NULL)
 		return node_error(w, d->child, ELOOP, "hard link chain loops");
-	if (t->scratch >= w->n_inodes || w->inodes[t->scratch].node != t ||
-	    (w->inodes[t->scratch].flags & W_SYNTH_WHITEOUT))
+	ti = link_map_get(w, t);
+	if (ti == UINT32_MAX)
 		return node_error(w, d->child, EINVAL,
 				  "hard link target is not in the tree");
-	if (d->child != t && (t->mode & S_IFMT) == S_IFCHR && t->rdev == 0)
+	if ((t->mode & S_IFMT) == S_IFCHR && t->rdev == 0)
 		return node_error(w, d->child, EINVAL,
 				  "a whiteout (character device 0/0) cannot be hard linked");
-	d->target = t->scratch;
+	d->target = ti;
 	return 0;
 }
 
 int lcfs_writer_dir_entries(struct writer *w, uint32_t idx, size_t *n_out)
 {
 	int r = dir_merge(w, &w->inodes[idx], n_out);
+	uint32_t next = r == 0 ? w->child_base[idx] : 0;
 
 	for (size_t i = 0; r == 0 && i < *n_out; i++)
-		r = dirent_target(w, idx, &w->dirents[i]);
+		r = dirent_target(w, idx, &w->dirents[i], &next);
 	return r;
 }
 

@@ -931,15 +931,6 @@ static int open_chunk(struct reader *r, struct dir_frame *f)
 	return 0;
 }
 
-static int name_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /* Next entry of the directory on top of the stack: 1 with @name, @len and
  * @nid set, 0 at the end, or -errno. */
 static int next_entry(struct reader *r, struct dir_frame *f, const uint8_t **name,
@@ -982,7 +973,7 @@ static int next_entry(struct reader *r, struct dir_frame *f, const uint8_t **nam
 	 * blocks"), which also rules out duplicates and keeps adding
 	 * children cheap. */
 	if (f->prev_name != NULL) {
-		int c = name_cmp(f->prev_name, f->prev_len, *name, *len);
+		int c = lcfs_bytes_cmp(f->prev_name, f->prev_len, *name, *len);
 
 		if (c == 0)
 			return DIR_ERR(r, f, "duplicate entry '%.*s'", (int)*len, *name);
@@ -1287,20 +1278,12 @@ LCFS_PUBLIC struct lcfs_node_s *lcfs_load_node_from_fd(int fd)
 LCFS_PUBLIC int lcfs_version_from_fd(int fd)
 {
 	struct lcfs_erofs_header_s h;
-	size_t done = 0;
+	int r = lcfs_pread_exact(fd, &h, sizeof(h), 0);
 
-	while (done < sizeof(h)) {
-		ssize_t n = pread(fd, (char *)&h + done, sizeof(h) - done, done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EINVAL; /* shorter than a header */
-			return -1;
-		}
-		done += n;
+	if (r < 0) {
+		/* ENODATA: shorter than a header. */
+		errno = r == -ENODATA ? EINVAL : -r;
+		return -1;
 	}
 	if (le32toh(h.magic) != LCFS_EROFS_MAGIC ||
 	    le32toh(h.version) != LCFS_EROFS_VERSION ||

@@ -16,80 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define WBUF_SIZE (256 * 1024)
-
-struct wbuf {
-	uint8_t *buf;
-	size_t len;
-	uint64_t offset; /* bytes emitted so far, flushed or not */
-	lcfs_write_cb cb;
-	void *file;
-	struct lcfs_fsverity_stream *verity;
-};
-
-static int wbuf_flush(struct wbuf *b)
-{
-	size_t done = 0;
-
-	if (b->verity != NULL)
-		lcfs_fsverity_stream_update(b->verity, b->buf, b->len);
-	while (b->cb != NULL && done < b->len) {
-		ssize_t n;
-
-		errno = 0;
-		n = b->cb(b->file, b->buf + done, b->len - done);
-		if (n <= 0)
-			return errno != 0 ? -errno : -EIO;
-		done += n;
-	}
-	b->len = 0;
-	return 0;
-}
-
-int lcfs_wbuf_put(struct wbuf *b, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	b->offset += len;
-	while (len > 0) {
-		size_t n = WBUF_SIZE - b->len;
-
-		if (n > len)
-			n = len;
-		memcpy(b->buf + b->len, p, n);
-		b->len += n;
-		p += n;
-		len -= n;
-		if (b->len == WBUF_SIZE) {
-			int r = wbuf_flush(b);
-
-			if (r < 0)
-				return r;
-		}
-	}
-	return 0;
-}
-
-int lcfs_wbuf_zero(struct wbuf *b, size_t len)
-{
-	static const uint8_t zeros[4096];
-
-	while (len > 0) {
-		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
-		int r = lcfs_wbuf_put(b, zeros, n);
-
-		if (r < 0)
-			return r;
-		len -= n;
-	}
-	return 0;
-}
-
-uint64_t lcfs_wbuf_offset(const struct wbuf *b)
-{
-	return b->offset;
-}
-
 static int wbuf_pad_to(struct wbuf *b, uint64_t offset)
 {
 	return lcfs_wbuf_zero(b, offset - b->offset);
@@ -378,7 +304,7 @@ static int emit_image(struct writer *w, struct wbuf *out)
 		}
 	}
 	if (r == 0 && out->len > 0)
-		r = wbuf_flush(out);
+		r = lcfs_wbuf_flush(out);
 	return r;
 }
 
@@ -438,6 +364,8 @@ out:
 	lcfs_writer_xattrs_free(&w);
 	free(w.dirents);
 	free(w.inodes);
+	free(w.child_base);
+	free(w.link_map);
 	return r;
 }
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * State shared by the three parts of the image writer:
+ * State shared by the parts of the image writer:
  *   lcfs-erofs-layout.c  inode list (BFS), tree rewrite flags, sizes, placement
  *   lcfs-erofs-xattrs.c  per-inode xattr lists, shared xattr table, name filter
  *   lcfs-erofs-write.c   emitting the bytes, lcfs_write_to()
+ *   lcfs-erofs-wbuf.c    the output buffer the emitting parts append to
+ * Calls go one way: write -> layout -> xattrs -> wbuf (and write -> wbuf).
  *
  * The writer never copies the caller's tree. The rewrite
  * (docs/image-format.md, "Tree rewrite": escaped overlay xattrs,
@@ -15,6 +17,8 @@
  */
 #ifndef _LCFS_EROFS_WRITER_H
 #define _LCFS_EROFS_WRITER_H
+
+#include <string.h>
 
 #include "lcfs-error.h"
 #include "lcfs-node.h"
@@ -80,12 +84,26 @@ struct wdirent {
 	uint8_t hex;               /* which synthetic whiteout */
 };
 
+struct wlink_slot {
+	const struct lcfs_node_s *node; /* NULL: free */
+	uint32_t idx;
+};
+
 struct writer {
 	struct lcfs_node_s *root;
 	uint32_t version;
 	uint32_t max_version;
 	struct winode *inodes;
 	uint32_t n_inodes;
+	/* BFS index of the first inode each directory added (its first
+	 * entry that is not ".", ".." or a hard link): the writer keeps its
+	 * indexes here and in @link_map, never in the caller's nodes, so
+	 * that several writers may read one tree at once. */
+	uint32_t *child_base;
+	/* Hard link targets: node -> BFS index (open addressing), built only
+	 * when the tree has hard links; NULL otherwise. */
+	struct wlink_slot *link_map;
+	size_t link_mask;
 	uint32_t synth_idx[256]; /* BFS index of each synthetic whiteout */
 	bool has_acl;
 	int64_t min_mtime_sec;
@@ -112,7 +130,13 @@ uint64_t lcfs_writer_size(const struct writer *w, const struct winode *wi);
 /* Fills w->dirents with the entries of directory @idx in name order. */
 int lcfs_writer_dir_entries(struct writer *w, uint32_t idx, size_t *n_out);
 unsigned lcfs_writer_chunkbits(uint64_t size);
-char *lcfs_writer_path(const struct writer *w, const struct winode *wi);
+/* Path of @wi for messages, malloc'd (NULL without memory). */
+static inline char *lcfs_writer_path(const struct writer *w, const struct winode *wi)
+{
+	if (wi->flags & W_SYNTH_WHITEOUT)
+		return strdup("/(root whiteout)");
+	return lcfs_node_path(wi->node);
+}
 
 /* lcfs-erofs-xattrs.c */
 int lcfs_writer_xattrs_of(struct writer *w, const struct winode *wi,
@@ -127,8 +151,37 @@ int lcfs_writer_emit_xattrs(struct writer *w, const struct winode *wi,
 int lcfs_writer_emit_shared_table(struct writer *w, struct wbuf *out);
 void lcfs_writer_xattrs_free(struct writer *w);
 
-/* lcfs-erofs-write.c: buffered output through the caller's callback. */
-int lcfs_wbuf_put(struct wbuf *b, const void *data, size_t len);
+/* lcfs-erofs-wbuf.c: buffered output through the caller's callback, with
+ * the image's fs-verity digest computed on the way when @verity is set.
+ * lcfs-erofs-write.c sets the fields up. */
+#define WBUF_SIZE (256 * 1024)
+
+struct wbuf {
+	uint8_t *buf;
+	size_t len;
+	uint64_t offset; /* bytes emitted so far, flushed or not */
+	lcfs_write_cb cb;
+	void *file;
+	struct lcfs_fsverity_stream *verity;
+};
+
+/* Passes what is buffered on; 0 or -errno (the callback's). */
+int lcfs_wbuf_flush(struct wbuf *b);
+/* Appends @len bytes; 0 or -errno. */
+int lcfs_wbuf_put_slow(struct wbuf *b, const void *data, size_t len);
+static inline int lcfs_wbuf_put(struct wbuf *b, const void *data, size_t len)
+{
+	/* Most pieces are small: copy them here, without a call. */
+	if (len < WBUF_SIZE - b->len) {
+		if (len == 0)
+			return 0;
+		memcpy(b->buf + b->len, data, len);
+		b->len += len;
+		b->offset += len;
+		return 0;
+	}
+	return lcfs_wbuf_put_slow(b, data, len);
+}
 int lcfs_wbuf_zero(struct wbuf *b, size_t len);
 uint64_t lcfs_wbuf_offset(const struct wbuf *b);
 

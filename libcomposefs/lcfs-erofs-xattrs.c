@@ -67,11 +67,7 @@ static void set_prefix(struct wxattr *x)
 
 static int key_cmp(const struct wxattr *a, const struct wxattr *b)
 {
-	int c = memcmp(a->key, b->key, a->key_len < b->key_len ? a->key_len : b->key_len);
-
-	if (c != 0)
-		return c;
-	return (int)a->key_len - (int)b->key_len;
+	return lcfs_bytes_cmp(a->key, a->key_len, b->key, b->key_len);
 }
 
 static int list_reserve(struct wxattr_list *l, size_t n, size_t n_keys)
@@ -438,22 +434,13 @@ static unsigned assign_refs(struct writer *w, struct wxattr_list *l)
 	return refs;
 }
 
-static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /* Key descending, then longer value first, then value bytes descending
  * (docs/image-format.md, "Shared xattrs"). */
 static int shared_order(const void *pa, const void *pb)
 {
 	const struct shared_ent *a = *(const struct shared_ent *const *)pa;
 	const struct shared_ent *b = *(const struct shared_ent *const *)pb;
-	int c = bytes_cmp(a->data, a->key_len, b->data, b->key_len);
+	int c = lcfs_bytes_cmp(a->data, a->key_len, b->data, b->key_len);
 
 	if (c != 0)
 		return -c;

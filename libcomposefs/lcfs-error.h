@@ -52,4 +52,8 @@ static inline int lcfs_public_ret(int r)
 	return 0;
 }
 
+/* The public error convention of lcfs-oci.h: errno from @err, and a
+ * malloc'd copy of its message in *@error_out when non-NULL. */
+void lcfs_error_to_public(const struct lcfs_error *err, char **error_out);
+
 #endif /* _LCFS_ERROR_H */

@@ -304,23 +304,6 @@ static int add_failure(struct lcfs_fetch *f, const char *name, const char *fmt, 
 	return 0;
 }
 
-bool lcfs_fetch_payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	char hex[2 * LCFS_DIGEST_SIZE + 1];
-	char canon[LCFS_STORE_PATH_SIZE];
-
-	if (strlen(payload) != LCFS_STORE_PATH_SIZE - 1 || payload[2] != '/')
-		return false;
-	hex[0] = payload[0];
-	hex[1] = payload[1];
-	memcpy(hex + 2, payload + 3, 2 * LCFS_DIGEST_SIZE - 2);
-	hex[2 * LCFS_DIGEST_SIZE] = '\0';
-	if (lcfs_digest_from_hex(hex, 2 * LCFS_DIGEST_SIZE, digest) < 0)
-		return false;
-	lcfs_store_object_path(digest, canon);
-	return strcmp(canon, payload) == 0;
-}
-
 /* Queues the object of one node of an image (lcfs_walk_tree() callback). */
 static int add_node(struct lcfs_walk *w, void *data)
 {
@@ -337,11 +320,11 @@ static int add_node(struct lcfs_walk *w, void *data)
 	if (payload == NULL)
 		return 0; /* inline or empty */
 	xattr_digest = lcfs_node_get_fsverity_digest(node);
-	if (!lcfs_fetch_payload_digest(payload, digest) ||
+	if (!lcfs_digest_from_object_path(payload, digest) ||
 	    (xattr_digest != NULL && memcmp(xattr_digest, digest, LCFS_DIGEST_SIZE) != 0)) {
 		f->n_bad_entries++;
 		return add_failure(f, payload,
-				   xattr_digest != NULL && lcfs_fetch_payload_digest(payload, digest) ?
+				   xattr_digest != NULL && lcfs_digest_from_object_path(payload, digest) ?
 					   "the file's fs-verity digest differs from its name" :
 					   "not an object name");
 	}

@@ -87,9 +87,6 @@ bool lcfs_fetch_failure(const struct lcfs_fetch *f, size_t i, const char **name,
 /* Whether @digest is one of the objects published or found present. */
 bool lcfs_fetch_has(const struct lcfs_fetch *f, const uint8_t digest[LCFS_DIGEST_SIZE]);
 
-/* The digest named by the image payload @payload: true when it is exactly
- * "xx/" and 62 lowercase hex digits, the form of the store's names. */
-bool lcfs_fetch_payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE]);
 
 /* Opens the object @path ("xx/yyyy...") of the store directory @dirfd
  * read-only, following no symlink. fd or -errno. */

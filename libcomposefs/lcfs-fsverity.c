@@ -210,15 +210,7 @@ void lcfs_fsverity_stream_update(struct lcfs_fsverity_stream *s, const void *buf
 		return;
 	s->size += len;
 	if (s->pending > 0) {
-		size_t n = VERITY_BLOCK_SIZE - s->pending;
-
-		if (n > len)
-			n = len;
-		memcpy(s->block + s->pending, p, n);
-		s->pending += n;
-		p += n;
-		len -= n;
-		if (s->pending < VERITY_BLOCK_SIZE)
+		if (!lcfs_buffer_append(s->block, VERITY_BLOCK_SIZE, &s->pending, &p, &len))
 			return;
 		stream_data_block(s, s->block);
 		s->pending = 0;

@@ -379,17 +379,6 @@ void lcfs_view_stat(const struct lcfs_view *v, uint32_t i, struct stat *st)
 	st->st_ctim = st->st_mtim;
 }
 
-/* Byte-wise name order, shorter prefix first: the order of the node
- * tree's children (and of EROFS directories). */
-static int cmp_name(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 int64_t lcfs_view_lookup(const struct lcfs_view *v, uint32_t dir, const char *name,
 			size_t name_len)
 {
@@ -399,7 +388,7 @@ int64_t lcfs_view_lookup(const struct lcfs_view *v, uint32_t dir, const char *na
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = cmp_name(name, name_len, ents[mid].name, ents[mid].name_len);
+		int c = lcfs_bytes_cmp(name, name_len, ents[mid].name, ents[mid].name_len);
 
 		if (c == 0)
 			return ents[mid].inode;

@@ -9,65 +9,9 @@
 #include "lcfs-node.h"
 #include "lcfs-walk.h"
 
-#include <stdarg.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <xxhash.h>
-
-/* ---- Errors ------------------------------------------------------------ */
-
-void lcfs_error_escape(char *msg, size_t size)
-{
-	static const char hex[] = "0123456789abcdef";
-	char copy[sizeof(((struct lcfs_error *)NULL)->msg)];
-	size_t n = 0;
-
-	if (size == 0 || size > sizeof(copy))
-		return;
-	memcpy(copy, msg, size);
-	copy[size - 1] = '\0';
-	for (const char *s = copy; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c >= 0x20 && c != 0x7f) {
-			if (n + 1 >= size)
-				break;
-			msg[n++] = (char)c;
-			continue;
-		}
-		if (n + 4 >= size)
-			break;
-		msg[n++] = '\\';
-		msg[n++] = 'x';
-		msg[n++] = hex[c >> 4];
-		msg[n++] = hex[c & 0xf];
-	}
-	msg[n] = '\0';
-}
-
-int lcfs_error_set(struct lcfs_error *e, int err, const char *fmt, ...)
-{
-	if (e != NULL && e->err == 0) {
-		va_list ap;
-
-		e->err = err;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-		lcfs_error_escape(e->msg, sizeof(e->msg));
-	}
-	return -err;
-}
-
-void lcfs_error_format(const struct lcfs_error *e, char *buf, size_t size)
-{
-	char linebuf[32] = "";
-
-	if (e->line > 0)
-		snprintf(linebuf, sizeof(linebuf), "%lu: ", e->line);
-	snprintf(buf, size, "%s%s%s%s", linebuf, e->field ? e->field : "",
-		 e->field ? ": " : "", e->msg[0] ? e->msg : strerror(e->err));
-}
 
 /* ---- Xattr entries -------------------------------------------------------- */
 
@@ -497,15 +441,6 @@ fail:
 
 /* ---- Children --------------------------------------------------------------- */
 
-static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /* Index of @name in @node's children, or -(insertion point) - 1. */
 static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len)
 {
@@ -514,7 +449,7 @@ static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len
 	/* Fast path for input in sorted order. */
 	if (hi > 0) {
 		const char *last = node->children[hi - 1]->name;
-		int c = name_cmp(last, strlen(last), name, len);
+		int c = lcfs_bytes_cmp(last, strlen(last), name, len);
 
 		if (c < 0)
 			return -(ssize_t)hi - 1;
@@ -524,7 +459,7 @@ static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		const char *m = node->children[mid]->name;
-		int c = name_cmp(m, strlen(m), name, len);
+		int c = lcfs_bytes_cmp(m, strlen(m), name, len);
 
 		if (c == 0)
 			return mid;
@@ -624,7 +559,7 @@ int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
 					   parent->children[parent->n_children - 1]->name :
 					   NULL;
 		bool in_order = last == NULL ||
-				name_cmp(last, strlen(last), name, name_len) < 0;
+				lcfs_bytes_cmp(last, strlen(last), name, name_len) < 0;
 
 		r = insert_child(names, parent, child, name, name_len,
 				 parent->n_children);
@@ -678,7 +613,7 @@ static int cmp_child_names(const void *a, const void *b)
 	const char *x = (*(struct lcfs_node_s *const *)a)->name;
 	const char *y = (*(struct lcfs_node_s *const *)b)->name;
 
-	return name_cmp(x, strlen(x), y, strlen(y));
+	return lcfs_bytes_cmp(x, strlen(x), y, strlen(y));
 }
 
 void lcfs_node_sort_children(struct lcfs_node_s *node)
@@ -1142,48 +1077,4 @@ LCFS_PUBLIC const char *lcfs_node_get_xattr_name(struct lcfs_node_s *node,
 						 size_t index)
 {
 	return index < node->n_xattrs ? lcfs_xattr_key(node->xattrs[index]) : NULL;
-}
-
-/* ---- Digest hex ----------------------------------------------------------------- */
-
-void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65])
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 0xf];
-	}
-	hex[64] = '\0';
-}
-
-/* Value of a hex digit plus one, 0 for anything else. A table: every
- * external file of a dumpfile has a 64-digit DIGEST, so this is on the hot
- * path. */
-static const uint8_t hex_values[256] = {
-	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
-	['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
-	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-int lcfs_hex_value(char c)
-{
-	return (int)hex_values[(uint8_t)c] - 1;
-}
-
-int lcfs_digest_from_hex(const char *hex, size_t len,
-			 uint8_t digest[LCFS_DIGEST_SIZE])
-{
-	if (len != 2 * LCFS_DIGEST_SIZE)
-		return -EINVAL;
-	for (size_t i = 0; i < LCFS_DIGEST_SIZE; i++) {
-		unsigned hi = hex_values[(uint8_t)hex[2 * i]];
-		unsigned lo = hex_values[(uint8_t)hex[2 * i + 1]];
-
-		if (hi == 0 || lo == 0)
-			return -EINVAL;
-		digest[i] = (uint8_t)((hi - 1) << 4 | (lo - 1));
-	}
-	return 0;
 }

@@ -213,59 +213,11 @@ static json_object *parse_json(struct oci_ctx *c, const char *buf, size_t len,
 	return obj;
 }
 
-/* Reads all of @fd (at most JSON_MAX bytes) into a malloc'd buffer. */
-static int read_all(int fd, size_t max, char **out, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-
-	if (buf == NULL)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t got;
-
-		if (n == cap) {
-			char *b;
-
-			if (cap > max) {
-				free(buf);
-				return -EFBIG;
-			}
-			b = realloc(buf, 2 * cap);
-			if (b == NULL) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		got = read(fd, buf + n, cap - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			int r = -errno;
-
-			free(buf);
-			return r;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n > max) {
-		free(buf);
-		return -EFBIG;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /* The JSON document in the blob of @d, checked against its digest. */
 static json_object *load_json_blob(struct oci_ctx *c, const struct descriptor *d,
 				   const char *what)
 {
-	cleanup_free char *buf = NULL;
+	cleanup_free uint8_t *buf = NULL;
 	EVP_MD_CTX *md = NULL;
 	char label[256], got[160];
 	size_t len;
@@ -279,7 +231,7 @@ static json_object *load_json_blob(struct oci_ctx *c, const struct descriptor *d
 	fd = open_blob(c, d, &md);
 	if (fd < 0)
 		return NULL;
-	r = read_all(fd, JSON_MAX, &buf, &len);
+	r = lcfs_read_all(fd, JSON_MAX, &buf, &len);
 	close(fd);
 	if (r < 0) {
 		EVP_MD_CTX_free(md);
@@ -294,7 +246,7 @@ static json_object *load_json_blob(struct oci_ctx *c, const struct descriptor *d
 		return NULL;
 	}
 	EVP_MD_CTX_free(md);
-	return parse_json(c, buf, len, label);
+	return parse_json(c, (const char *)buf, len, label);
 }
 
 static const char *json_string(json_object *obj, const char *key)
@@ -612,7 +564,7 @@ static int build_image(struct oci_ctx *c, const char *ref, struct lcfs_tar_tree 
 	json_object *layers, *diff_ids, *rootfs, *cfg_obj;
 	struct descriptor cfg;
 	char mdigest[160], what[256];
-	cleanup_free char *buf = NULL;
+	cleanup_free uint8_t *buf = NULL;
 	size_t len, n;
 	int fd, r;
 
@@ -620,12 +572,12 @@ static int build_image(struct oci_ctx *c, const char *ref, struct lcfs_tar_tree 
 	if (fd < 0)
 		return lcfs_error_set(c->err, -fd, "cannot open '%s/index.json': %s", c->layout,
 				      strerror(-fd));
-	r = read_all(fd, JSON_MAX, &buf, &len);
+	r = lcfs_read_all(fd, JSON_MAX, &buf, &len);
 	close(fd);
 	if (r < 0)
 		return lcfs_error_set(c->err, -r, "cannot read '%s/index.json': %s", c->layout,
 				      r == -EFBIG ? "file too large" : strerror(-r));
-	index = parse_json(c, buf, len, "index.json");
+	index = parse_json(c, (const char *)buf, len, "index.json");
 	if (index == NULL)
 		return -c->err->err;
 	r = select_manifest(c, index, "index.json", ref, 0, &manifest, mdigest,

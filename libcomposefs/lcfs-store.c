@@ -625,6 +625,8 @@ static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool 
 	return 0;
 }
 
+/* Releases @o: its temporary file if it has one, its descriptors. Safe to
+ * call again. */
 static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	if (o->tmp_name[0] != '\0')
@@ -633,6 +635,9 @@ static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 		close(o->fd);
 	if (o->subfd >= 0)
 		close(o->subfd);
+	o->fd = -1;
+	o->subfd = -1;
+	o->tmp_name[0] = '\0';
 }
 
 /* Records the first entry @rel of the store that was refused: it is of
@@ -768,6 +773,66 @@ static int finish_object(struct lcfs_store *st, struct lcfs_store_object *o, boo
 	return r;
 }
 
+/*
+ * Every object goes into the store the same way: its path from its
+ * digest, object_needed(), the data into a temporary file, finish_object(),
+ * and discard_object() whatever happened. When the digest is known before
+ * the data (lcfs_store_put(), lcfs_store_put_data()), object_begin() opens
+ * the temporary file and object_end() finishes; when the digest comes
+ * from the data itself (copies hashed on the way, the streaming writer),
+ * the data is written first and object_publish() does the rest.
+ */
+
+/* 1 with an empty temporary file open in @o for the object @digest of
+ * @size bytes (*@replace as object_needed() says), 0 if no copy is needed,
+ * or -errno; @o is released unless 1. */
+static int object_begin(struct lcfs_store *st, struct lcfs_store_object *o,
+			const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size,
+			bool *replace)
+{
+	int r;
+
+	lcfs_store_object_path(digest, o->path);
+	r = object_needed(st, o, digest, size, replace);
+	if (r > 0) {
+		r = create_temp(st, o);
+		if (r == 0)
+			return 1;
+	}
+	discard_object(st, o);
+	return r;
+}
+
+/* After object_begin(): @r is the result of writing the data (0: complete
+ * and right). Names the object if so and releases @o; returns @r or the
+ * naming error. */
+static int object_end(struct lcfs_store *st, struct lcfs_store_object *o, int r,
+		      bool replace)
+{
+	if (r == 0)
+		r = finish_object(st, o, replace);
+	discard_object(st, o);
+	return r;
+}
+
+/* @o holds the complete data (@r == 0) of @size bytes whose digest is
+ * @digest: makes it that object unless the store has it already, and
+ * releases @o. Returns @r, or 0 or -errno. */
+static int object_publish(struct lcfs_store *st, struct lcfs_store_object *o, int r,
+			  const uint8_t digest[LCFS_DIGEST_SIZE], uint64_t size)
+{
+	bool replace;
+
+	if (r == 0) {
+		lcfs_store_object_path(digest, o->path);
+		r = object_needed(st, o, digest, size, &replace);
+		if (r > 0)
+			r = finish_object(st, o, replace);
+	}
+	discard_object(st, o);
+	return r;
+}
+
 static int digest_copy(int fd, uint64_t size, bool may_map,
 		       uint8_t digest[LCFS_DIGEST_SIZE]);
 
@@ -779,15 +844,10 @@ int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 	bool replace;
 	int r;
 
-	lcfs_store_object_path(digest, o.path);
-	r = object_needed(st, &o, digest, size, &replace);
-	if (r <= 0) {
-		discard_object(st, &o);
+	r = object_begin(st, &o, digest, size, &replace);
+	if (r <= 0)
 		return r;
-	}
-	r = create_temp(st, &o);
-	if (r == 0)
-		r = copy_data(st, fd, o.fd, size);
+	r = copy_data(st, fd, o.fd, size);
 	/* The digest came from an earlier read of the source, which may
 	 * have changed since: a copy (whichever way it was made) gets the
 	 * name only if its own bytes have that digest. */
@@ -795,10 +855,7 @@ int lcfs_store_put(struct lcfs_store *st, int fd, uint64_t size,
 		r = digest_copy(o.fd, size, o.tmp_name[0] == '\0', copied);
 	if (r == 0 && memcmp(copied, digest, LCFS_DIGEST_SIZE) != 0)
 		r = 1;
-	if (r == 0)
-		r = finish_object(st, &o, replace);
-	discard_object(st, &o);
-	return r;
+	return object_end(st, &o, r, replace);
 }
 
 bool lcfs_store_copy_first(struct lcfs_store *st)
@@ -889,7 +946,6 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmp
 			   uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
-	bool replace;
 	int r;
 
 	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
@@ -906,14 +962,7 @@ static int put_copy_direct(struct lcfs_store *st, int fd, uint64_t size, int tmp
 		discard_object(st, &o);
 		return 1;
 	}
-	if (r == 0) {
-		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, &o, digest, size, &replace);
-		if (r > 0)
-			r = finish_object(st, &o, replace);
-	}
-	discard_object(st, &o);
-	return r;
+	return object_publish(st, &o, r, digest, size);
 }
 
 int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
@@ -922,7 +971,6 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
 	char subdir[3];
 	unsigned idx;
-	bool replace;
 	int tmpdir, r;
 
 	/* Its name is not known yet: any subdirectory will do, and taking
@@ -950,14 +998,7 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	r = copy_data(st, fd, o.fd, size);
 	if (r == 0)
 		r = digest_copy(o.fd, size, true, digest);
-	if (r == 0) {
-		lcfs_store_object_path(digest, o.path);
-		r = object_needed(st, &o, digest, size, &replace);
-		if (r > 0)
-			r = finish_object(st, &o, replace);
-	}
-	discard_object(st, &o);
-	return r;
+	return object_publish(st, &o, r, digest, size);
 }
 
 /* ---- Objects written by others, and the store lock ------------------------ */
@@ -993,9 +1034,6 @@ int lcfs_store_object_commit(struct lcfs_store *st, struct lcfs_store_object *o,
 void lcfs_store_object_discard(struct lcfs_store *st, struct lcfs_store_object *o)
 {
 	discard_object(st, o);
-	o->fd = -1;
-	o->subfd = -1;
-	o->tmp_name[0] = '\0';
 }
 
 /* ---- Objects from data that is not in a file ---------------------------------------- */
@@ -1083,30 +1121,20 @@ int lcfs_store_put_data(struct lcfs_store *st, const void *data, size_t size,
 			const uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_store_object o = { .fd = -1, .subfd = -1 };
+	struct direct_state ds = { 0 };
 	bool replace;
 	int r;
 
 	/* The digest was computed from these very bytes. */
-	lcfs_store_object_path(digest, o.path);
-	r = object_needed(st, &o, digest, size, &replace);
-	if (r <= 0) {
-		discard_object(st, &o);
+	r = object_begin(st, &o, digest, size, &replace);
+	if (r <= 0)
 		return r;
-	}
-	r = create_temp(st, &o);
-	if (r == 0) {
-		struct direct_state ds = { 0 };
-
-		if (size >= DIRECT_MIN)
-			direct_begin(st, o.fd, &ds);
-		r = direct_pwrite(st, o.fd, &ds, data, size, 0, true);
-		if (r == 0)
-			r = direct_end(o.fd, &ds, size);
-	}
+	if (size >= DIRECT_MIN)
+		direct_begin(st, o.fd, &ds);
+	r = direct_pwrite(st, o.fd, &ds, data, size, 0, true);
 	if (r == 0)
-		r = finish_object(st, &o, replace);
-	discard_object(st, &o);
-	return r;
+		r = direct_end(o.fd, &ds, size);
+	return object_end(st, &o, r, replace);
 }
 
 struct lcfs_store_writer {
@@ -1168,7 +1196,6 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 			     uint8_t digest[LCFS_DIGEST_SIZE])
 {
 	struct lcfs_fsverity_stream *hash = w->hash;
-	bool replace;
 	int r;
 
 	w->hash = NULL;
@@ -1177,14 +1204,10 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 		r = direct_end(w->o.fd, &w->direct, w->size);
 	if (r < 0)
 		return r;
-	lcfs_store_object_path(digest, w->o.path);
 	/* Now the object's own subdirectory. */
 	close(w->o.subfd);
 	w->o.subfd = -1;
-	r = object_needed(w->st, &w->o, digest, w->size, &replace);
-	if (r > 0)
-		r = finish_object(w->st, &w->o, replace);
-	return r;
+	return object_publish(w->st, &w->o, 0, digest, w->size);
 }
 
 void lcfs_store_writer_free(struct lcfs_store_writer *w)

@@ -1772,17 +1772,6 @@ struct lcfs_node_s *lcfs_tar_build(int fd, const struct lcfs_oci_options_s *opts
 	return root;
 }
 
-void lcfs_error_to_public(const struct lcfs_error *err, char **error_out)
-{
-	char buf[1024];
-
-	if (error_out != NULL) {
-		lcfs_error_format(err, buf, sizeof(buf));
-		*error_out = strdup(buf);
-	}
-	errno = err->err ? err->err : EIO;
-}
-
 LCFS_PUBLIC struct lcfs_node_s *lcfs_load_node_from_tar(int fd,
 							const struct lcfs_oci_options_s *opts,
 							char **error_out)

@@ -124,8 +124,4 @@ struct lcfs_node_s *lcfs_oci_build(const char *layout, const char *ref,
 				   const struct lcfs_oci_options_s *opts,
 				   struct lcfs_error *err);
 
-/* The public error convention of lcfs-oci.h: errno from @err, and a
- * malloc'd copy of its message in *@error_out when non-NULL. */
-void lcfs_error_to_public(const struct lcfs_error *err, char **error_out);
-
 #endif /* _LCFS_TAR_H */

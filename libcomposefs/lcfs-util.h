@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Small helpers shared by the library's modules and by the tools: cleanup
- * attributes, exact I/O loops, confined opens, the CPU count and hex
- * digests. Depends on no other library module.
+ * Small helpers shared by the library's modules and by the tools
+ * (lcfs-util.c): cleanup attributes, the exact I/O loops, reading a whole
+ * file, confined opens, the CPU count, hex digests and the byte-string
+ * order. Depends on no other library module, so every module may use it.
  */
 #ifndef _LCFS_UTIL_H
 #define _LCFS_UTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -61,6 +64,18 @@ int lcfs_pread_exact(int fd, void *buf, size_t len, uint64_t off);
  * kernel writes nothing, or -errno. */
 int lcfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
+/* All @len bytes to @fd at its current offset (EINTR retried; for pipes
+ * and terminals as well as files): 0, -EIO if the kernel writes nothing,
+ * or -errno. */
+int lcfs_write_all(int fd, const void *buf, size_t len);
+
+/* Reads @fd from its current offset to its end into a malloc'd buffer:
+ * *@out (followed by one NUL byte that *@len does not count, so that text
+ * can be parsed in place) and *@len. 0, -EFBIG if there are more than
+ * @max bytes (SIZE_MAX: no bound but memory), -ENOMEM, or the read errno
+ * (EINTR retried). Nothing is returned on failure. */
+int lcfs_read_all(int fd, size_t max, uint8_t **out, size_t *len);
+
 /* Opens @path (relative, @flags as for openat()) below @dirfd the way
  * overlayfs looks a redirect up in a data-only layer: never leaving
  * @dirfd (through ".." or an absolute path) and following no symlink
@@ -78,5 +93,40 @@ int lcfs_hex_value(char c);
 void lcfs_digest_to_hex(const uint8_t digest[LCFS_DIGEST_SIZE], char hex[65]);
 int lcfs_digest_from_hex(const char *hex, size_t len,
 			 uint8_t digest[LCFS_DIGEST_SIZE]);
+
+/* The digest named by an object path "xx/yyyy..." (the first two
+ * lowercase hex digits, a slash, the other 62), the form of a by-digest
+ * payload and of an object store's file names. False for anything else,
+ * including uppercase digits. */
+bool lcfs_digest_from_object_path(const char *path, uint8_t digest[LCFS_DIGEST_SIZE]);
+
+/* The step of every buffered writer: copies into @buf, which holds *@used
+ * of its @size bytes, as much of the *@len bytes at *@data as fits, and
+ * moves *@data and *@len past them. Returns whether @buf is now full. */
+static inline bool lcfs_buffer_append(uint8_t *buf, size_t size, size_t *used,
+				      const uint8_t **data, size_t *len)
+{
+	size_t n = size - *used;
+
+	if (n > *len)
+		n = *len;
+	memcpy(buf + *used, *data, n);
+	*used += n;
+	*data += n;
+	*len -= n;
+	return *used == size;
+}
+
+/* Orders byte strings @a (@alen bytes) and @b (@blen bytes) as unsigned
+ * bytes, a proper prefix first: the order of names in directories (node
+ * tree, images, dumpfiles) and of xattr keys. <0, 0 or >0. */
+static inline int lcfs_bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
 
 #endif /* _LCFS_UTIL_H */

@@ -412,7 +412,7 @@ static int fetch_object(void *data, const char *path, uint64_t size, char *why,
 	uint8_t digest[LCFS_DIGEST_SIZE];
 	int r;
 
-	if (!lcfs_fetch_payload_digest(path, digest)) {
+	if (!lcfs_digest_from_object_path(path, digest)) {
 		snprintf(why, why_size, "not an object name");
 		return -EINVAL;
 	}
@@ -644,44 +644,6 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
 	exit(1);
 }
 
-static int read_whole(int fd, uint8_t **out, size_t *len)
-{
-	size_t cap = 1 << 20, n = 0;
-	uint8_t *buf = malloc(cap);
-
-	if (buf == NULL)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap) {
-			uint8_t *p = realloc(buf, cap * 2);
-
-			if (p == NULL) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = p;
-			cap *= 2;
-		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-
-			free(buf);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /* Loads the image; with @digest (hex) it must have that fs-verity digest,
  * checked over the very bytes that are then parsed. */
 static struct lcfs_node_s *load_image(const char *path, const char *digest,
@@ -710,7 +672,7 @@ static struct lcfs_node_s *load_image(const char *path, const char *digest,
 
 		if (lcfs_digest_from_hex(digest, strlen(digest), want) < 0)
 			die("invalid digest '%s': expected 64 hex digits", digest);
-		r = read_whole(fd, &data, &len);
+		r = lcfs_read_all(fd, SIZE_MAX, &data, &len);
 		if (r < 0)
 			die("cannot read '%s': %s", path, strerror(-r));
 		if (lcfs_compute_fsverity_from_data(got, data, len) < 0)

@@ -591,16 +591,9 @@ struct image_list {
 /* "xx/" + 62 hex digits, with any leading slashes: the digest. */
 static bool payload_digest(const char *payload, uint8_t digest[LCFS_DIGEST_SIZE])
 {
-	char hex[2 * LCFS_DIGEST_SIZE];
-
 	while (*payload == '/')
 		payload++;
-	if (strlen(payload) != OBJECT_NAME_LEN + 3 || payload[2] != '/' ||
-	    !is_lower_hex(payload, 2) || !is_lower_hex(payload + 3, OBJECT_NAME_LEN))
-		return false;
-	memcpy(hex, payload, 2);
-	memcpy(hex + 2, payload + 3, OBJECT_NAME_LEN);
-	return lcfs_digest_from_hex(hex, sizeof(hex), digest) == 0;
+	return lcfs_digest_from_object_path(payload, digest);
 }
 
 static int collect_digest(struct lcfs_walk *w, void *data)

@@ -25,31 +25,13 @@
  * that ".NAME.XXXXXXXX" stays within NAME_MAX. */
 #define TMP_NAME_KEEP 200
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int output_flush(struct tool_output *out)
 {
 	int r;
 
 	if (out->err)
 		return -out->err;
-	r = write_all(out->fd, out->buf, out->len);
+	r = lcfs_write_all(out->fd, out->buf, out->len);
 	out->len = 0;
 	if (r < 0)
 		out->err = -r;
@@ -67,11 +49,9 @@ ssize_t tool_output_write_cb(void *file, void *buf, size_t count)
 		return -1;
 	}
 	while (left > 0) {
-		size_t n;
-
 		/* A chunk at least as large as the buffer skips it. */
 		if (out->len == 0 && left >= TOOL_OUTPUT_BUFSIZE) {
-			int r = write_all(out->fd, p, left);
+			int r = lcfs_write_all(out->fd, p, left);
 
 			if (r < 0) {
 				out->err = -r;
@@ -80,14 +60,8 @@ ssize_t tool_output_write_cb(void *file, void *buf, size_t count)
 			}
 			return (ssize_t)count;
 		}
-		n = TOOL_OUTPUT_BUFSIZE - out->len;
-		if (n > left)
-			n = left;
-		memcpy(out->buf + out->len, p, n);
-		out->len += n;
-		p += n;
-		left -= n;
-		if (out->len == TOOL_OUTPUT_BUFSIZE && output_flush(out) < 0) {
+		if (lcfs_buffer_append(out->buf, TOOL_OUTPUT_BUFSIZE, &out->len, &p, &left) &&
+		    output_flush(out) < 0) {
 			errno = out->err;
 			return -1;
 		}
@@ -306,43 +280,6 @@ void tool_output_abort(struct tool_output *out)
 	output_release(out);
 }
 
-/* Reads the whole of @fd into a malloc'd buffer. */
-static int read_all(int fd, uint8_t **datap, size_t *lenp)
-{
-	size_t cap = 64 * 1024, len = 0;
-	uint8_t *data = malloc(cap);
-
-	if (data == NULL)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			uint8_t *bigger = realloc(data, cap * 2);
-
-			if (bigger == NULL) {
-				free(data);
-				return -ENOMEM;
-			}
-			data = bigger;
-			cap *= 2;
-		}
-		n = read(fd, data + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			free(data);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*datap = data;
-	*lenp = len;
-	return 0;
-}
-
 struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 				    struct lcfs_error *err)
 {
@@ -370,7 +307,7 @@ struct lcfs_node_s *tool_image_load(int fd, const char *const *toplevel,
 		lcfs_error_set(err, EISDIR, "%s", strerror(EISDIR));
 		return NULL;
 	}
-	r = read_all(fd, &data, &len);
+	r = lcfs_read_all(fd, SIZE_MAX, &data, &len);
 	if (r < 0) {
 		lcfs_error_set(err, -r, "%s", strerror(-r));
 		return NULL;

@@ -147,7 +147,8 @@ LCFS_EXTERN struct lcfs_node_s *lcfs_node_clone(struct lcfs_node_s *node);
 
 /* Recursive copy of the subtree rooted at @node (one reference to the new
  * root). Hard links to nodes inside the subtree point at the copies.
- * NULL/ENOMEM. */
+ * NULL/ENOMEM. Changes nothing in the subtree but reference counts: see
+ * lcfs_write_to() on threads. */
 LCFS_EXTERN struct lcfs_node_s *lcfs_node_clone_deep(struct lcfs_node_s *node);
 
 /* Adds @child to directory @parent under @name (copied). On success the
@@ -332,7 +333,12 @@ LCFS_EXTERN int lcfs_version_from_fd(int fd);
 /* ---- Writing ---------------------------------------------------------- */
 
 /* Writes the tree rooted at @root as an image through
- * @options->file_write_cb (the tree is not modified). Updates
+ * @options->file_write_cb. The tree is only read, never modified (the
+ * writer keeps its state in its own tables), so several threads may write
+ * one tree, or subtrees of it, at once, each with its own options, while
+ * no thread changes the tree. One thread may meanwhile copy it with
+ * lcfs_node_clone_deep(); two copies at once may not, because copying
+ * takes references and reference counts are not atomic. Updates
  * @options->max_version (raised to version if lower) and @options->version
  * (raised to 1 when the tree has whiteouts and max_version allows). Errors:
  * EINVAL (bad format, flags or version, invalid mode, hard link outside the

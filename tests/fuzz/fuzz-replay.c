@@ -40,43 +40,11 @@ static void on_alarm(int sig)
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
 	cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t cap = 4096;
-	uint8_t *buf;
 
 	*len = 0;
 	if (fd < 0)
 		return -errno;
-	buf = malloc(cap);
-	if (buf == NULL)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-
-		if (*len == cap) {
-			uint8_t *b = realloc(buf, cap * 2);
-
-			if (b == NULL) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		n = read(fd, buf + *len, cap - *len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			free(buf);
-			return -e;
-		}
-		if (n == 0)
-			break;
-		*len += (size_t)n;
-	}
-	*data = buf;
-	return 0;
+	return lcfs_read_all(fd, SIZE_MAX, data, len);
 }
 
 static unsigned timeout_seconds(void)

@@ -15,29 +15,7 @@
 #include "libcomposefs/lcfs-writer.h"
 
 #include "check.h"
-
-struct membuf {
-	uint8_t *data;
-	size_t len, cap;
-	size_t max_chunk;
-};
-
-static ssize_t mem_write(void *file, void *buf, size_t count)
-{
-	struct membuf *m = file;
-
-	if (m->max_chunk && count > m->max_chunk)
-		count = m->max_chunk; /* exercise short writes */
-	if (m->len + count > m->cap) {
-		m->cap = (m->len + count) * 2;
-		m->data = realloc(m->data, m->cap);
-		if (m->data == NULL)
-			abort();
-	}
-	memcpy(m->data + m->len, buf, count);
-	m->len += count;
-	return count;
-}
+#include "writer-test.h"
 
 static ssize_t fail_write(void *file, void *buf, size_t count)
 {
@@ -49,21 +27,6 @@ static void hex(const uint8_t *d, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
-static struct lcfs_node_s *mknode(struct lcfs_node_s *parent, const char *name,
-				  uint32_t mode, int64_t mtime)
-{
-	struct lcfs_node_s *n = lcfs_node_new();
-	struct timespec ts = { .tv_sec = mtime };
-
-	if (n == NULL)
-		abort();
-	lcfs_node_set_mode(n, mode);
-	lcfs_node_set_mtime(n, &ts);
-	if (parent != NULL && lcfs_node_add_child(parent, n, name) < 0)
-		abort();
-	return n;
 }
 
 static int write_mem(struct lcfs_node_s *root, struct membuf *m, uint8_t *digest,

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
+/*
+ * The directory scanner, part 2: the content pass (docs/design.md,
+ * "Content pass"). N threads take regular files from a shared queue, big
+ * ones first, open each below the source without following symlinks and
+ * load its content (lcfs-build-entry.c). Each file's result depends on
+ * its own data only, so the image does not depend on the number of
+ * threads or on the order of the work. Also the scanner's error and
+ * progress reports, which every thread uses.
+ */
+#include "config.h"
+#include "lcfs-compat.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lcfs-store.h"
+#include "lcfs-node.h"
+#include "lcfs-error.h"
+#include "lcfs-util.h"
+#include "lcfs-scanner.h"
+
+/* ---- Paths and errors ---------------------------------------------------------- */
+
+/* Path of @node relative to @root into @buf ("" for the root itself):
+ * its length, or -ENAMETOOLONG if it does not fit. Reads only names and
+ * parents, which nothing changes during the content pass. */
+static ssize_t node_relpath(struct lcfs_node_s *root, struct lcfs_node_s *node,
+			    char *buf, size_t size)
+{
+	size_t len = 0, pos;
+
+	for (struct lcfs_node_s *n = node; n != root && n != NULL; n = n->parent)
+		len += strlen(n->name) + 1;
+	if (len > 0)
+		len--; /* no leading slash */
+	if (len + 1 > size)
+		return -ENAMETOOLONG;
+	buf[len] = '\0';
+	pos = len;
+	for (struct lcfs_node_s *n = node; n != root && n != NULL; n = n->parent) {
+		size_t l = strlen(n->name);
+
+		pos -= l;
+		memcpy(buf + pos, n->name, l);
+		if (pos > 0)
+			buf[--pos] = '/';
+	}
+	return (ssize_t)len;
+}
+
+/* SOURCE joined with the relative path of @node and, if non-NULL, one more
+ * component @name: the path named in error messages. malloc'd or NULL. */
+static char *source_path(struct build_ctx *c, struct lcfs_node_s *node,
+			 const char *name)
+{
+	size_t src_len = strlen(c->source);
+	size_t rel_len = 0, name_len = name ? strlen(name) : 0;
+	bool slash = src_len > 0 && c->source[src_len - 1] != '/';
+	char *p;
+
+	if (node != NULL && c->rootfd >= 0)
+		for (struct lcfs_node_s *n = node; n != c->root && n != NULL; n = n->parent)
+			rel_len += strlen(n->name) + 1;
+	p = malloc(src_len + rel_len + name_len + 3);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, c->source, src_len);
+	if (rel_len > 0) {
+		if (slash)
+			p[src_len++] = '/';
+		node_relpath(c->root, node, p + src_len, rel_len + 1);
+		src_len += rel_len - 1;
+	}
+	if (name != NULL) {
+		if (slash || rel_len > 0)
+			p[src_len++] = '/';
+		memcpy(p + src_len, name, name_len);
+		src_len += name_len;
+	}
+	p[src_len] = '\0';
+	return p;
+}
+
+/* Records the first failure (thread-safe) and returns -@err. */
+int lcfs_build_fail(struct build_ctx *c, struct lcfs_node_s *node,
+		      const char *name, enum build_stage stage, int err)
+{
+	char *path = source_path(c, node, name);
+	const char *shown = path ? path : c->source;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->err == NULL || c->err->err == 0) {
+		switch (stage) {
+		case STAGE_SCAN:
+			lcfs_error_set(c->err, err, "cannot access '%s': %s", shown,
+				       strerror(err));
+			break;
+		case STAGE_READ:
+			lcfs_error_set(c->err, err, "cannot read '%s': %s", shown,
+				       strerror(err));
+			break;
+		case STAGE_STORE: {
+			char problem[LCFS_STORE_PROBLEM_SIZE];
+
+			if (c->store != NULL &&
+			    lcfs_store_get_problem(c->store, problem, sizeof(problem)))
+				lcfs_error_set(c->err, err, "cannot store '%s': %s", shown,
+					       problem);
+			else
+				lcfs_error_set(c->err, err, "cannot store '%s' in '%s': %s",
+					       shown, c->store_path, strerror(err));
+			break;
+		}
+		case STAGE_CHANGED:
+			lcfs_error_set(c->err, err,
+				       "cannot read '%s': the file changed while it was read",
+				       shown);
+			break;
+		}
+		if (c->failed_path == NULL) {
+			c->failed_path = path;
+			path = NULL;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(path);
+	atomic_store(&c->failed, true);
+	return -err;
+}
+
+void lcfs_build_report_progress(struct build_ctx *c, bool force)
+{
+	struct timespec now;
+	int64_t ns;
+
+	if (c->progress == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (int64_t)(now.tv_sec - c->last_progress.tv_sec) * 1000000000LL +
+	     (now.tv_nsec - c->last_progress.tv_nsec);
+	if (!force && ns < PROGRESS_INTERVAL_NS)
+		return;
+	c->last_progress = now;
+	/* While the scan runs, the totals are those found so far. */
+	c->progress(c->progress_data, atomic_load(&c->files_done),
+		    atomic_load(&c->files_total), atomic_load(&c->bytes_done),
+		    atomic_load(&c->bytes_total));
+}
+
+/* ---- Opening files below the source ------------------------------------------------ */
+
+/* Opens @rel below @dirfd without following any symlink on the way
+ * (openat2 where the kernel has it; otherwise only the last component is
+ * protected). */
+static int open_beneath(struct build_ctx *c, int dirfd, const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd;
+
+	if (!atomic_load(&c->no_openat2)) {
+		fd = lcfs_openat2(dirfd, rel, &how, sizeof(how));
+		if (fd >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EPERM))
+			return fd;
+		atomic_store(&c->no_openat2, true);
+	}
+	return openat(dirfd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Opens @node below @rootfd one component at a time: for paths too long
+ * for one system call. */
+static int open_by_walk(int rootfd, struct lcfs_node_s *root, struct lcfs_node_s *node,
+			int flags)
+{
+	cleanup_free struct lcfs_node_s **chain = NULL;
+	size_t depth = 0, i = 0;
+	int fd = rootfd;
+
+	for (struct lcfs_node_s *n = node; n != root && n != NULL; n = n->parent)
+		depth++;
+	chain = malloc(depth * sizeof(*chain) + 1);
+	if (chain == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (struct lcfs_node_s *n = node; n != root && n != NULL; n = n->parent)
+		chain[depth - 1 - i++] = n;
+	for (i = 0; i < depth; i++) {
+		bool last = i + 1 == depth;
+		int nfd = openat(fd, chain[i]->name,
+				 last ? flags | O_NOFOLLOW | O_CLOEXEC :
+					O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd != rootfd) {
+			int saved = errno;
+
+			close(fd);
+			errno = saved;
+		}
+		if (nfd < 0)
+			return -1;
+		fd = nfd;
+	}
+	return fd;
+}
+
+/* ---- The content pass ---------------------------------------------------------------- */
+
+struct worker {
+	struct build_ctx *c;
+	pthread_t thread;
+	bool is_caller; /* the calling thread: it reports progress */
+	char path[PATH_MAX];
+};
+
+static int process_file(struct worker *w, struct lcfs_node_s *node)
+{
+	struct build_ctx *c = w->c;
+	enum build_stage stage = STAGE_READ;
+	const int oflags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
+	struct stat st;
+	int fd, r;
+
+	if (c->rootfd < 0) {
+		fd = openat(c->user_dirfd, c->source, oflags | O_NOFOLLOW | O_CLOEXEC);
+	} else if (node_relpath(c->root, node, w->path, sizeof(w->path)) >= 0) {
+		fd = open_beneath(c, c->rootfd, w->path, oflags);
+	} else {
+		fd = open_by_walk(c->rootfd, c->root, node, oflags);
+	}
+	if (fd < 0)
+		return lcfs_build_fail(c, node, NULL, STAGE_READ, errno);
+	/* Whatever is there now must still be a regular file (the open
+	 * did not block on a FIFO that replaced it, thanks to O_NONBLOCK). */
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+	} else {
+		r = lcfs_build_content_once(node, fd, &st, c->flags, c->store, &stage);
+		/* Changed while read: once more, from the start. */
+		if (r == CONTENT_CHANGED && fstat(fd, &st) < 0)
+			r = -errno;
+		else if (r == CONTENT_CHANGED)
+			r = lcfs_build_content_once(node, fd, &st, c->flags, c->store, &stage);
+		if (r > 0) {
+			stage = STAGE_CHANGED;
+			r = -EAGAIN;
+		}
+	}
+	close(fd);
+	if (r < 0)
+		return lcfs_build_fail(c, node, NULL, stage, -r);
+	return 0;
+}
+
+/* The next file to process, big ones first; NULL when the queue is
+ * closed and empty, or after a failure. */
+static struct lcfs_node_s *queue_take(struct build_ctx *c)
+{
+	struct lcfs_node_s *node = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	while (!atomic_load(&c->failed)) {
+		if (c->big.next < c->big.n) {
+			node = c->big.v[c->big.next++];
+			break;
+		}
+		if (c->small.next < c->small.n) {
+			node = c->small.v[c->small.next++];
+			break;
+		}
+		if (c->queue_closed)
+			break;
+		pthread_cond_wait(&c->cond, &c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return node;
+}
+
+static int list_add(struct work_list *l, struct lcfs_node_s *node)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		struct lcfs_node_s **v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = node;
+	return 0;
+}
+
+/* Hands the files collected by lcfs_build_pending_add() to the workers. */
+int lcfs_build_queue_flush(struct build_ctx *c)
+{
+	int r = 0;
+
+	if (c->pending.n == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->pending.n && r == 0; i++) {
+		struct lcfs_node_s *node = c->pending.v[i];
+
+		r = list_add(node->size >= BIG_FILE ? &c->big : &c->small, node);
+		if (r == 0) {
+			atomic_fetch_add(&c->files_total, 1);
+			atomic_fetch_add(&c->bytes_total, node->size);
+		}
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	c->pending.n = 0;
+	return r;
+}
+
+/* Collects a file for the content pass (scan thread only). */
+int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node)
+{
+	return list_add(&c->pending, node);
+}
+
+static void worker_run(struct worker *w)
+{
+	struct build_ctx *c = w->c;
+	struct lcfs_node_s *node;
+
+	while ((node = queue_take(c)) != NULL) {
+		if (process_file(w, node) < 0)
+			break;
+		atomic_fetch_add(&c->files_done, 1);
+		atomic_fetch_add(&c->bytes_done, node->size);
+		if (w->is_caller)
+			lcfs_build_report_progress(c, false);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct build_ctx *c = w->c;
+
+	worker_run(w);
+	pthread_mutex_lock(&c->lock);
+	c->running--;
+	pthread_cond_signal(&c->done_cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Starts the workers, before the scan. With one thread asked for (or none
+ * startable), the calling thread does the work after the scan instead. */
+int lcfs_build_start_workers(struct build_ctx *c, unsigned threads)
+{
+	if (threads == 0)
+		threads = lcfs_cpu_count();
+	c->workers = calloc(threads, sizeof(*c->workers));
+	if (c->workers == NULL)
+		return -ENOMEM;
+	c->n_started = 0;
+	if (threads == 1)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < threads; i++) {
+		c->workers[i].c = c;
+		if (pthread_create(&c->workers[i].thread, NULL, worker_main,
+				   &c->workers[i]) != 0)
+			break;
+		c->n_started++;
+		c->running++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* Closes the queue and waits until every queued file is done (or the
+ * first failure), reporting progress meanwhile. */
+void lcfs_build_finish_workers(struct build_ctx *c)
+{
+	if (c->workers == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->queue_closed = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+
+	if (c->n_started == 0) {
+		if (!atomic_load(&c->failed)) {
+			c->workers[0].c = c;
+			c->workers[0].is_caller = true;
+			worker_run(&c->workers[0]);
+		}
+	} else {
+		pthread_mutex_lock(&c->lock);
+		while (c->running > 0) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += PROGRESS_INTERVAL_NS;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&c->done_cond, &c->lock, &until);
+			pthread_mutex_unlock(&c->lock);
+			lcfs_build_report_progress(c, false);
+			pthread_mutex_lock(&c->lock);
+		}
+		pthread_mutex_unlock(&c->lock);
+		for (unsigned i = 0; i < c->n_started; i++)
+			pthread_join(c->workers[i].thread, NULL);
+	}
+	free(c->workers);
+	c->workers = NULL;
+	if (!atomic_load(&c->failed))
+		lcfs_build_report_progress(c, true);
+}
+
