@@ -1078,3 +1078,37 @@ LCFS_PUBLIC const char *lcfs_node_get_xattr_name(struct lcfs_node_s *node,
 {
 	return index < node->n_xattrs ? lcfs_xattr_key(node->xattrs[index]) : NULL;
 }
+
+int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
+			     struct lcfs_slab *names, struct lcfs_slab *payloads)
+{
+	struct lcfs_node_s *node;
+	int r = lcfs_node_arena_move(a, rootp);
+
+	if (r <= 0)
+		return r;
+
+	/* Names in the same order, each next to its siblings'. */
+	for (size_t k = 0; (node = lcfs_node_arena_at(a, k)) != NULL; k++) {
+		char *copy;
+
+		if (node->name == NULL)
+			continue;
+		copy = lcfs_slab_strndup(names, node->name, strlen(node->name));
+		if (copy == NULL)
+			continue; /* the old name stays: fine, only slower */
+		lcfs_node_release_name(node);
+		node->name = copy;
+		node->name_in_slab = true;
+	}
+
+	/* Payloads too: the writer reads them in every pass over the
+	 * inodes (the redirect xattr of a file). */
+	for (size_t k = 0; (node = lcfs_node_arena_at(a, k)) != NULL; k++) {
+		if (node->payload != NULL &&
+		    lcfs_node_set_payload_in(payloads, node, node->payload,
+					     strlen(node->payload)) < 0)
+			break; /* the rest stays where it is */
+	}
+	return 0;
+}

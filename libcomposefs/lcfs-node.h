@@ -179,10 +179,18 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
 
 /* When the tree at *@rootp is made of exactly the nodes of @a (each once,
  * hard links among them), moves the nodes in memory to the order the
- * image writer visits them (breadth first, children in name order), their
- * names and payloads into @names and @payloads in that order, and updates
- * *@rootp. Nothing outside the tree may point at its nodes. Otherwise
- * leaves all as it is. 0 or -ENOMEM (nothing moved). */
+ * image writer visits them (breadth first, children in name order) and
+ * updates *@rootp. Nothing outside the tree may point at its nodes.
+ * Returns 1 when the nodes moved, 0 when all is left as it is (not such a
+ * tree), -ENOMEM (nothing moved). */
+int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp);
+
+/* The node at position @i of @a, or NULL past its end. */
+struct lcfs_node_s *lcfs_node_arena_at(const struct lcfs_node_arena *a, size_t i);
+
+/* lcfs_node_arena_move(), then the names and payloads of the moved nodes
+ * into @names and @payloads in the same order (lcfs-node.c). 0 or
+ * -ENOMEM (nothing moved). */
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			     struct lcfs_slab *names, struct lcfs_slab *payloads);
 

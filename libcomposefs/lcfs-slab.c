@@ -198,8 +198,7 @@ static struct lcfs_node_s *new_address(const struct lcfs_node_arena *a,
  * but a 4-byte index per node is allocated. Names and payloads move into
  * @names and @payloads in the same order.
  */
-int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
-			     struct lcfs_slab *names, struct lcfs_slab *payloads)
+int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp)
 {
 	struct lcfs_node_s *root = *rootp;
 	const uint32_t done = UINT32_MAX;
@@ -276,32 +275,12 @@ int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **roo
 	}
 
 	*rootp = arena_node(a, 0);
+	for (size_t k = 0; k < n; k++)
+		arena_node(a, k)->scratch = 0;
+	return 1;
+}
 
-	/* Names in the same order, each next to its siblings'. */
-	for (size_t k = 0; k < n; k++) {
-		struct lcfs_node_s *node = arena_node(a, k);
-		char *copy;
-
-		node->scratch = 0;
-		if (node->name == NULL)
-			continue;
-		copy = lcfs_slab_strndup(names, node->name, strlen(node->name));
-		if (copy == NULL)
-			continue; /* the old name stays: fine, only slower */
-		lcfs_node_release_name(node);
-		node->name = copy;
-		node->name_in_slab = true;
-	}
-
-	/* Payloads too: the writer reads them in every pass over the
-	 * inodes (the redirect xattr of a file). */
-	for (size_t k = 0; k < n; k++) {
-		struct lcfs_node_s *node = arena_node(a, k);
-
-		if (node->payload != NULL &&
-		    lcfs_node_set_payload_in(payloads, node, node->payload,
-					     strlen(node->payload)) < 0)
-			break; /* the rest stays where it is */
-	}
-	return 0;
+struct lcfs_node_s *lcfs_node_arena_at(const struct lcfs_node_arena *a, size_t i)
+{
+	return i < a->n_nodes ? arena_node(a, i) : NULL;
 }
