@@ -9,7 +9,7 @@ function that the other file defines without `static`. The test fails,
 naming the files and the functions that tie them, when two or more files
 depend on each other in a circle (docs/design.md, "Who may call what").
 
-Usage: check-module-deps.py [--print] [SOURCE_DIR]   (default:
+Usage: test-module-deps.py [--print] [SOURCE_DIR]   (default:
 COMPOSEFS_SRCDIR, or the checkout this script is in). --print lists every
 dependency, FILE -> FILE: FUNCTIONS.
 """
