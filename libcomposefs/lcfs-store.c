@@ -187,20 +187,33 @@ static void mkdir_parents(char *path)
 	(void)mkdir(path, 0755);
 }
 
-/* Removes the staging directory @name (see lcfs_store_stage()) and the
- * regular files in it. Best effort. */
-static void remove_stage_dir(int dirfd, const char *name)
+/* Opens the directory @name below @dirfd (not through a symlink) for
+ * reading; its descriptor in *@fdp unless @fdp is NULL. NULL on any
+ * error. */
+static DIR *open_dir_at(int dirfd, const char *name, int *fdp)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d;
 
 	if (fd < 0)
-		return;
+		return NULL;
 	d = fdopendir(fd);
-	if (d == NULL) {
+	if (d == NULL)
 		close(fd);
+	else if (fdp != NULL)
+		*fdp = fd;
+	return d;
+}
+
+/* Removes the staging directory @name (see lcfs_store_stage()) and the
+ * regular files in it. Best effort. */
+static void remove_stage_dir(int dirfd, const char *name)
+{
+	int fd = -1;
+	DIR *d = open_dir_at(dirfd, name, &fd);
+
+	if (d == NULL)
 		return;
-	}
 	for (struct dirent *de; (de = readdir(d)) != NULL;)
 		if (de->d_name[0] != '.')
 			(void)unlinkat(fd, de->d_name, 0);
@@ -213,17 +226,10 @@ static void remove_stage_dir(int dirfd, const char *name)
 static void remove_stale_temps(int dirfd)
 {
 	time_t now = time(NULL);
-	DIR *d;
-	int fd;
+	DIR *d = open_dir_at(dirfd, ".", NULL);
 
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	if (d == NULL)
 		return;
-	d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return;
-	}
 	for (struct dirent *de; (de = readdir(d)) != NULL;) {
 		struct stat sb;
 
