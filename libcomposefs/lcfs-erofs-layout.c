@@ -5,6 +5,7 @@
  * inode placement (docs/image-format.md, "Inode order", "Tree rewrite",
  * "Inode data", "Compact and extended inodes", "Inode placement").
  */
+#include "erofs-xattr-names.h"
 #include "lcfs-erofs-writer.h"
 #include "lcfs-error.h"
 #include "lcfs-util.h"
@@ -197,6 +198,31 @@ static void track_mtime(struct writer *w, int64_t sec, uint32_t nsec)
 	}
 }
 
+/* True when @node comes back from the image as a whiteout: a character
+ * device 0/0, or a regular file carrying trusted.overlay.whiteout, which is
+ * stored escaped and read as an input whiteout (docs/image-format.md,
+ * "What the reader rebuilds"). */
+static bool reads_back_as_whiteout(const struct lcfs_node_s *node)
+{
+	static const char key[] = LCFS_OVL_PREFIX LCFS_OVL_WHITEOUT;
+
+	switch (node->mode & S_IFMT) {
+	case S_IFCHR:
+		return node->rdev == 0;
+	case S_IFREG:
+		for (size_t i = 0; i < node->n_xattrs; i++) {
+			const struct lcfs_xattr *x = node->xattrs[i];
+
+			if (x->key_len == sizeof(key) - 1 &&
+			    memcmp(lcfs_xattr_key(x), key, sizeof(key) - 1) == 0)
+				return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
 /* Checks of one real inode (docs/image-format.md, "Validation"), and its
  * rewrite flags. */
 static int check_inode(struct writer *w, struct winode *wi)
@@ -207,6 +233,10 @@ static int check_inode(struct writer *w, struct winode *wi)
 		return node_error(w, node, EINVAL, "invalid file type in mode");
 	switch (node->mode & S_IFMT) {
 	case S_IFREG:
+		/* Readers refuse a whiteout with several names (below). */
+		if (node->nlink > 1 && reads_back_as_whiteout(node))
+			return node_error(w, node, EINVAL,
+					  "a file with the xattr trusted.overlay.whiteout reads back as a whiteout and cannot have more than one link");
 		if (node->size > 0 && node->content == NULL) {
 			if (chunk_count(node->size) > LCFS_EROFS_MAX_CHUNKS)
 				return node_error(w, node, EFBIG,
@@ -385,9 +415,11 @@ static int dirent_target(struct writer *w, uint32_t dir, struct wdirent *d,
 	if (ti == UINT32_MAX)
 		return node_error(w, d->child, EINVAL,
 				  "hard link target is not in the tree");
-	if ((t->mode & S_IFMT) == S_IFCHR && t->rdev == 0)
+	if (reads_back_as_whiteout(t))
 		return node_error(w, d->child, EINVAL,
-				  "a whiteout (character device 0/0) cannot be hard linked");
+				  (t->mode & S_IFMT) == S_IFCHR ?
+					  "a whiteout (character device 0/0) cannot be hard linked" :
+					  "a file with the xattr trusted.overlay.whiteout reads back as a whiteout and cannot be hard linked");
 	d->target = ti;
 	return 0;
 }

@@ -122,6 +122,26 @@ def test_mkcomposefs_refuses_dumpfile(t, tmp):
     ok(run([t.mkcomposefs, "--from-file", src, out]))
 
 
+def test_mkcomposefs_refuses_whiteout_xattr_links(t, tmp):
+    # A regular file with trusted.overlay.whiteout is stored escaped and
+    # read back as a whiteout: the same one-name rule applies to it.
+    out = os.path.join(tmp, "out.cfs")
+    wh = "/wh 0 100644 %d 0 0 0 0.0 - - - trusted.overlay.whiteout=\n"
+    for dump, fragment in (
+            (ROOT + wh % 2, "more than one link"),
+            (ROOT + "/h 0 @100644 1 0 0 0 0.0 /wh - -\n" + wh % 1,
+             "cannot be hard linked")):
+        src = write(os.path.join(tmp, "bad.dump"), dump)
+        fails(run([t.mkcomposefs, "--from-file", src, out]), fragment,
+              "trusted.overlay.whiteout")
+        check(not os.path.exists(out), "mkcomposefs left an image behind")
+    # With one name it is written, and reads back as a whiteout.
+    src = write(os.path.join(tmp, "ok.dump"), ROOT + wh % 1)
+    ok(run([t.mkcomposefs, "--from-file", src, out]))
+    dump = ok(run([t.info, "dump", out])).out.decode()
+    check("/wh 0 20644 1 0 0 0 0.0 - - -\n" in dump, "whiteout read back", dump)
+
+
 def test_mkcomposefs_refuses_scanned_hardlink(t, tmp):
     if os.geteuid() != 0:
         raise Skip("creating a character device 0/0 needs root")
