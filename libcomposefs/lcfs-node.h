@@ -154,10 +154,11 @@ struct lcfs_slab {
 	void *chunk;
 	char *cur;
 	char *end;
+	size_t n_chunks; /* chunks taken so far */
 };
 
-/* @size bytes (8-byte aligned) or NULL (no memory, or @size over about a
- * megabyte). */
+/* @size bytes (8-byte aligned) or NULL (no memory, or @size over about two
+ * megabytes). */
 void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size);
 /* A NUL-terminated copy of @len bytes of @str, or NULL. */
 char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len);
