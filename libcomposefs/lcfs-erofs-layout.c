@@ -270,29 +270,45 @@ static size_t link_slot(const struct lcfs_node_s *node, size_t mask)
 	return (size_t)(h >> 32) & mask;
 }
 
-/* The map from every real inode's node to its BFS index, for hard link
- * targets. */
-static int build_link_map(struct writer *w)
+/* Slot of @node in the link map: where it is, or the empty slot where it
+ * belongs. */
+static struct wlink_slot *link_map_slot(const struct writer *w,
+					const struct lcfs_node_s *node)
+{
+	size_t i = link_slot(node, w->link_mask);
+
+	while (w->link_map[i].node != NULL && w->link_map[i].node != node)
+		i = (i + 1) & w->link_mask;
+	return &w->link_map[i];
+}
+
+/* The map from each hard link target (@targets, @n of them, repeats
+ * allowed) to its BFS index: sized by the targets, not by the tree, which
+ * may have a million inodes and a handful of links. */
+static int build_link_map(struct writer *w, struct lcfs_node_s *const *targets, size_t n)
 {
 	size_t cap = 16;
 
-	while (cap < 2 * (size_t)w->n_inodes)
+	while (cap < 2 * n)
 		cap *= 2;
 	w->link_map = calloc(cap, sizeof(*w->link_map));
 	if (w->link_map == NULL)
 		return -ENOMEM;
 	w->link_mask = cap - 1;
+	for (size_t k = 0; k < n; k++) {
+		struct wlink_slot *slot = link_map_slot(w, targets[k]);
+
+		slot->node = targets[k];
+		slot->idx = UINT32_MAX; /* until it is met in the tree */
+	}
 	for (uint32_t idx = 0; idx < w->n_inodes; idx++) {
-		const struct lcfs_node_s *node = w->inodes[idx].node;
-		size_t i;
+		struct wlink_slot *slot;
 
 		if (w->inodes[idx].flags & W_SYNTH_WHITEOUT)
 			continue;
-		for (i = link_slot(node, w->link_mask); w->link_map[i].node != NULL;
-		     i = (i + 1) & w->link_mask)
-			;
-		w->link_map[i].node = node;
-		w->link_map[i].idx = idx;
+		slot = link_map_slot(w, w->inodes[idx].node);
+		if (slot->node != NULL)
+			slot->idx = idx;
 	}
 	return 0;
 }
@@ -300,12 +316,27 @@ static int build_link_map(struct writer *w)
 /* BFS index of the real inode of @node, or UINT32_MAX if it has none. */
 static uint32_t link_map_get(const struct writer *w, const struct lcfs_node_s *node)
 {
-	for (size_t i = link_slot(node, w->link_mask); w->link_map[i].node != NULL;
-	     i = (i + 1) & w->link_mask) {
-		if (w->link_map[i].node == node)
-			return w->link_map[i].idx;
+	const struct wlink_slot *slot = link_map_slot(w, node);
+
+	return slot->node != NULL ? slot->idx : UINT32_MAX;
+}
+
+static int add_target(struct lcfs_node_s ***v, size_t *n, size_t *cap,
+		      struct lcfs_node_s *target)
+{
+	if (target == NULL)
+		return 0;
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct lcfs_node_s **a = realloc(*v, ncap * sizeof(*a));
+
+		if (a == NULL)
+			return -ENOMEM;
+		*v = a;
+		*cap = ncap;
 	}
-	return UINT32_MAX;
+	(*v)[(*n)++] = target;
+	return 0;
 }
 
 /*
@@ -318,8 +349,9 @@ int lcfs_writer_collect(struct writer *w)
 {
 	struct lcfs_node_s *root = w->root;
 	struct winode rw = { .node = root, .flags = W_ROOT };
-	bool input_whiteouts = false, links = false;
-	size_t cap = 0;
+	bool input_whiteouts = false;
+	cleanup_free struct lcfs_node_s **targets = NULL;
+	size_t cap = 0, n_targets = 0, targets_cap = 0;
 	int r;
 
 	if ((root->mode & S_IFMT) != S_IFDIR)
@@ -368,7 +400,13 @@ int lcfs_writer_collect(struct writer *w)
 				if ((d->child->mode & S_IFMT) == S_IFDIR)
 					subdirs++;
 			} else {
-				links |= d->kind == DE_CHILD;
+				if (d->kind == DE_CHILD) {
+					/* A loop is reported with the entry. */
+					r = add_target(&targets, &n_targets, &targets_cap,
+						       lcfs_node_resolve_link(d->child));
+					if (r < 0)
+						return r;
+				}
 				continue;
 			}
 			r = push_inode(w, &cap, &cw);
@@ -380,7 +418,7 @@ int lcfs_writer_collect(struct writer *w)
 	}
 	if (w->version < 1 && w->max_version >= 1 && input_whiteouts)
 		w->version = 1;
-	return links ? build_link_map(w) : 0;
+	return n_targets > 0 ? build_link_map(w, targets, n_targets) : 0;
 }
 
 /* Resolves a directory entry to the BFS index of its final target. The
