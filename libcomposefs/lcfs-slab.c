@@ -90,14 +90,16 @@ void lcfs_slab_release(void *p)
 		chunk_put(chunk_of(p));
 }
 
-void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
+/* @size bytes at the next multiple of @align (a power of two). */
+static void *slab_take(struct lcfs_slab *s, size_t size, size_t align)
 {
 	void *p;
 
-	size = (size + 7) & ~(size_t)7;
 	if (size > LCFS_SLAB_CHUNK - CHUNK_HEADER)
 		return NULL;
-	if (s->chunk == NULL || (size_t)(s->end - s->cur) < size) {
+	if (s->chunk != NULL)
+		s->cur = (char *)(((uintptr_t)s->cur + align - 1) & ~(uintptr_t)(align - 1));
+	if (s->chunk == NULL || s->cur > s->end || (size_t)(s->end - s->cur) < size) {
 		struct slab_chunk *c = chunk_new(s->n_chunks >= SMALL_CHUNKS);
 
 		if (c == NULL)
@@ -115,9 +117,16 @@ void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
 	return p;
 }
 
+void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
+{
+	return slab_take(s, size, 8);
+}
+
+/* Strings need no alignment: packed, a million names and payloads take
+ * some 8 MB less. */
 char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
 {
-	char *p = lcfs_slab_alloc(s, len + 1);
+	char *p = slab_take(s, len + 1, 1);
 
 	if (p != NULL) {
 		memcpy(p, str, len);
