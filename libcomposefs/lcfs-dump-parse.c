@@ -464,8 +464,8 @@ static struct lcfs_node_s *index_find(const struct name_index *x,
 	     i = (i + 1) & x->mask) {
 		struct lcfs_node_s *n = e->node;
 
-		if (e->hash == h && n->parent == parent &&
-		    strncmp(n->name, name, len) == 0 && n->name[len] == '\0')
+		if (e->hash == h && n->parent == parent && n->name_len == len &&
+		    memcmp(n->name, name, len) == 0)
 			return n;
 	}
 	return NULL;
@@ -484,7 +484,7 @@ static void index_put_hash(struct name_index *x, struct lcfs_node_s *n, size_t h
 
 static void index_put(struct name_index *x, struct lcfs_node_s *n)
 {
-	index_put_hash(x, n, name_hash(n->parent, n->name, strlen(n->name)));
+	index_put_hash(x, n, name_hash(n->parent, n->name, n->name_len));
 }
 
 /* Room for one more entry, so that adding it cannot fail. */
@@ -511,12 +511,12 @@ static int index_reserve(struct name_index *x)
 /* Whether adding @name to @dir (sorted) would move a big array. */
 static bool out_of_order(const struct lcfs_node_s *dir, const char *name, size_t len)
 {
-	const char *last;
+	const struct lcfs_node_s *last;
 
 	if (dir->n_children < INDEX_MIN_DIR)
 		return false;
-	last = dir->children[dir->n_children - 1]->name;
-	return lcfs_bytes_cmp(last, strlen(last), name, len) >= 0;
+	last = dir->children[dir->n_children - 1];
+	return lcfs_bytes_cmp(last->name, last->name_len, name, len) >= 0;
 }
 
 /* Switches @dir to appending: indexes its entries and marks it unsorted
@@ -648,7 +648,7 @@ static bool chain_fits(const struct parser *p, size_t depth, const char *name,
 	if (depth + 1 >= p->n_dirs)
 		return false;
 	n = p->dirs[depth + 1]->name;
-	return strncmp(n, name, len) == 0 && n[len] == '\0';
+	return p->dirs[depth + 1]->name_len == len && memcmp(n, name, len) == 0;
 }
 
 /* Child @name of @dir, the directory reached by the first @depth components

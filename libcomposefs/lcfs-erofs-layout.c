@@ -127,9 +127,9 @@ static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
 			elen = ei == 0 ? 1 : 2;
 		}
 		if (ci < node->n_children && en != NULL) {
-			const char *cn = node->children[ci]->name;
+			const struct lcfs_node_s *cn = node->children[ci];
 
-			c = lcfs_bytes_cmp(cn, strlen(cn), en, elen);
+			c = lcfs_bytes_cmp(cn->name, cn->name_len, en, elen);
 		} else if (ci < node->n_children) {
 			c = -1;
 		} else {
@@ -147,7 +147,7 @@ static int dir_merge(struct writer *w, const struct winode *wi, size_t *n_out)
 					node->children[ci + WRITER_PREFETCH_AHEAD / 2]->name);
 
 			d->name = child->name;
-			d->name_len = strlen(child->name);
+			d->name_len = child->name_len;
 			d->kind = DE_CHILD;
 			d->child = child;
 			n++;

@@ -169,6 +169,7 @@ void lcfs_node_release_name(struct lcfs_node_s *node)
 	else
 		free(node->name);
 	node->name = NULL;
+	node->name_len = 0;
 	node->name_in_slab = false;
 }
 
@@ -448,8 +449,8 @@ static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len
 
 	/* Fast path for input in sorted order. */
 	if (hi > 0) {
-		const char *last = node->children[hi - 1]->name;
-		int c = lcfs_bytes_cmp(last, strlen(last), name, len);
+		const struct lcfs_node_s *last = node->children[hi - 1];
+		int c = lcfs_bytes_cmp(last->name, last->name_len, name, len);
 
 		if (c < 0)
 			return -(ssize_t)hi - 1;
@@ -458,8 +459,8 @@ static ssize_t child_find(struct lcfs_node_s *node, const char *name, size_t len
 	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *m = node->children[mid]->name;
-		int c = lcfs_bytes_cmp(m, strlen(m), name, len);
+		const struct lcfs_node_s *m = node->children[mid];
+		int c = lcfs_bytes_cmp(m->name, m->name_len, name, len);
 
 		if (c == 0)
 			return mid;
@@ -540,6 +541,7 @@ static int insert_child(struct lcfs_slab *names, struct lcfs_node_s *parent,
 	parent->children[pos] = child;
 	parent->n_children++;
 	child->name = copy;
+	child->name_len = (uint8_t)name_len; /* checked by check_child() */
 	child->name_in_slab = names != NULL;
 	child->parent = parent;
 	return 0;
@@ -555,11 +557,11 @@ int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
 	if (r < 0)
 		return r;
 	if (append) {
-		const char *last = parent->n_children > 0 ?
-					   parent->children[parent->n_children - 1]->name :
-					   NULL;
-		bool in_order = last == NULL ||
-				lcfs_bytes_cmp(last, strlen(last), name, name_len) < 0;
+		const struct lcfs_node_s *last =
+			parent->n_children > 0 ? parent->children[parent->n_children - 1] :
+						 NULL;
+		bool in_order = last == NULL || lcfs_bytes_cmp(last->name, last->name_len,
+							       name, name_len) < 0;
 
 		r = insert_child(names, parent, child, name, name_len,
 				 parent->n_children);
@@ -610,10 +612,10 @@ int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
 
 static int cmp_child_names(const void *a, const void *b)
 {
-	const char *x = (*(struct lcfs_node_s *const *)a)->name;
-	const char *y = (*(struct lcfs_node_s *const *)b)->name;
+	const struct lcfs_node_s *x = *(struct lcfs_node_s *const *)a;
+	const struct lcfs_node_s *y = *(struct lcfs_node_s *const *)b;
 
-	return lcfs_bytes_cmp(x, strlen(x), y, strlen(y));
+	return lcfs_bytes_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
 void lcfs_node_sort_children(struct lcfs_node_s *node)
@@ -705,7 +707,7 @@ char *lcfs_node_path(struct lcfs_node_s *node)
 	char *path, *p;
 
 	for (struct lcfs_node_s *n = node; n != NULL && n->name != NULL; n = n->parent)
-		len += strlen(n->name) + 1;
+		len += n->name_len + 1;
 	if (len == 0)
 		return strdup("/");
 	path = malloc(len + 1);
@@ -714,7 +716,7 @@ char *lcfs_node_path(struct lcfs_node_s *node)
 	p = path + len;
 	*p = '\0';
 	for (struct lcfs_node_s *n = node; n != NULL && n->name != NULL; n = n->parent) {
-		size_t l = strlen(n->name);
+		size_t l = n->name_len;
 
 		p -= l;
 		memcpy(p, n->name, l);
@@ -1094,11 +1096,16 @@ int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **roo
 
 		if (node->name == NULL)
 			continue;
-		copy = lcfs_slab_strndup(names, node->name, strlen(node->name));
+		copy = lcfs_slab_strndup(names, node->name, node->name_len);
 		if (copy == NULL)
 			continue; /* the old name stays: fine, only slower */
-		lcfs_node_release_name(node);
-		node->name = copy;
+		{
+			uint8_t len = node->name_len;
+
+			lcfs_node_release_name(node);
+			node->name = copy;
+			node->name_len = len;
+		}
 		node->name_in_slab = true;
 	}
 

@@ -110,6 +110,9 @@ struct lcfs_node_s {
 	bool in_slab : 1;
 	bool name_in_slab : 1;
 	bool payload_in_slab : 1;
+	/* strlen(name): names are at most LCFS_MAX_NAME_LENGTH (255) bytes.
+	 * Set with the name by the children functions of lcfs-node.c. */
+	uint8_t name_len;
 
 	int64_t mtime_sec;
 	uint64_t size;
