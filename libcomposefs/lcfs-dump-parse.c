@@ -129,6 +129,13 @@ struct parser {
 	size_t n_links;
 	size_t links_cap;
 
+	/* Whether the lines came depth first: a parent off the previous
+	 * line's chain is looked up (a "jump"), which depth-first input does
+	 * once per directory, when it enters it. */
+	size_t n_jumps;
+	size_t n_dir_lines;
+	bool unsorted; /* some entry came before a sibling that sorts before it */
+
 	/* Nodes, names and payloads come out of slabs (lcfs-slab.c). Names
 	 * have their own, which the relocation at the end empties. */
 	struct lcfs_node_arena nodes;
@@ -713,6 +720,8 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 
 		if (slash == NULL)
 			break;
+		if (!chain_fits(p, depth, c, slash - c))
+			p->n_jumps++;
 		if (!chain_fits(p, depth, c, slash - c) && plain) {
 			/* Straight to the parent, if the map knows it. */
 			const char *last = memrchr(c, '/', end - c);
@@ -735,6 +744,11 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	len = end - c;
 	if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
 		return perr(p, F_PATH, EINVAL, "Invalid . or .. in path: %s", path);
+	if (dir->n_children > 0 && !p->unsorted) {
+		const struct lcfs_node_s *last = dir->children[dir->n_children - 1];
+
+		p->unsorted = lcfs_bytes_cmp(last->name, last->name_len, c, len) >= 0;
+	}
 	if (!dir->children_unsorted && out_of_order(dir, c, len)) {
 		r = index_dir(&p->names, dir);
 		if (r < 0)
@@ -757,6 +771,8 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		return perr_oom(p);
 	if (r < 0)
 		return perr(p, F_PATH, -r, "Can't add child");
+	if ((node->mode & S_IFMT) == S_IFDIR)
+		p->n_dir_lines++;
 	if (plain && (node->mode & S_IFMT) == S_IFDIR)
 		dir_map_add(&p->dir_paths, node, path, end - path);
 	return 0;
@@ -1159,6 +1175,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	struct lcfs_error dummy;
 	struct parser p = { 0 };
 	struct lcfs_node_s *root = NULL;
+	bool sorted;
 	int r;
 
 	if (err == NULL)
@@ -1172,6 +1189,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		p.line = 0;
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
 	}
+	sorted = !p.unsorted;
 	if (r == 0)
 		index_sort_dirs(&p.names);
 	if (r == 0)
@@ -1191,10 +1209,12 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	lcfs_xattr_intern_release(&p.xattrs);
 	lcfs_slab_done(&p.names_slab);
 	lcfs_slab_done(&p.payloads);
-	if (root != NULL) {
+	if (root != NULL && !(sorted && p.n_jumps <= p.n_dir_lines)) {
 		/* Whatever order the lines came in, the writer then finds the
 		 * nodes (and names) in the order it visits them. Failing only
-		 * costs speed. */
+		 * costs speed. Lines already in the printer's order (depth
+		 * first, names sorted) are close enough to it: moving them
+		 * costs more than it saves. */
 		struct lcfs_slab names = { 0 }, payloads = { 0 };
 
 		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names, &payloads);
