@@ -288,15 +288,11 @@ static struct lcfs_node_s *queue_take(struct build_ctx *c)
 
 static int list_add(struct work_list *l, struct lcfs_node_s *node)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1024;
-		struct lcfs_node_s **v = realloc(l->v, cap * sizeof(*v));
+	struct lcfs_node_s **v = lcfs_array_reserve(l->v, l->n, &l->cap, sizeof(*v), 1024);
 
-		if (v == NULL)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (v == NULL)
+		return -ENOMEM;
+	l->v = v;
 	l->v[l->n++] = node;
 	return 0;
 }

@@ -28,6 +28,7 @@
 
 #include "lcfs-store.h"
 #include "lcfs-node.h"
+#include "lcfs-util.h"
 #include "lcfs-scanner.h"
 #include "lcfs-tools.h"
 
@@ -82,19 +83,15 @@ static int read_dir_entries(struct build_ctx *c, int fd, struct dir_entries *e)
 		for (ssize_t off = 0; off < n;) {
 			struct dirent64 *de = (struct dirent64 *)(c->dirent_buf + off);
 			size_t len = strlen(de->d_name);
+			struct dir_entry *v;
 
 			off += de->d_reclen;
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
-			if (e->n == e->cap) {
-				size_t cap = e->cap ? e->cap * 2 : 256;
-				struct dir_entry *v = realloc(e->v, cap * sizeof(*v));
-
-				if (v == NULL)
-					return -ENOMEM;
-				e->v = v;
-				e->cap = cap;
-			}
+			v = lcfs_array_reserve(e->v, e->n, &e->cap, sizeof(*v), 256);
+			if (v == NULL)
+				return -ENOMEM;
+			e->v = v;
 			if (e->names_len + len + 1 > e->names_cap) {
 				size_t cap = (e->names_cap + len + 1) * 2;
 				char *names = realloc(e->names, cap);

@@ -432,15 +432,12 @@ static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 
 static int dirs_push(struct parser *p, struct lcfs_node_s *dir)
 {
-	if (p->n_dirs == p->dirs_cap) {
-		size_t cap = p->dirs_cap ? p->dirs_cap * 2 : 32;
-		struct lcfs_node_s **d = realloc(p->dirs, cap * sizeof(*d));
+	struct lcfs_node_s **d = lcfs_array_reserve(p->dirs, p->n_dirs, &p->dirs_cap,
+						    sizeof(*d), 32);
 
-		if (d == NULL)
-			return -ENOMEM;
-		p->dirs = d;
-		p->dirs_cap = cap;
-	}
+	if (d == NULL)
+		return -ENOMEM;
+	p->dirs = d;
 	p->dirs[p->n_dirs++] = dir;
 	return 0;
 }
@@ -805,15 +802,10 @@ static int add_hardlink(struct parser *p, struct lcfs_node_s *node,
 {
 	struct hardlink *h;
 
-	if (p->n_links == p->links_cap) {
-		size_t cap = p->links_cap ? p->links_cap * 2 : 16;
-
-		h = realloc(p->links, cap * sizeof(*h));
-		if (h == NULL)
-			return perr_oom(p);
-		p->links = h;
-		p->links_cap = cap;
-	}
+	h = lcfs_array_reserve(p->links, p->n_links, &p->links_cap, sizeof(*h), 16);
+	if (h == NULL)
+		return perr_oom(p);
+	p->links = h;
 	h = &p->links[p->n_links];
 	h->node = node;
 	h->line = p->line;

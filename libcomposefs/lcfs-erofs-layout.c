@@ -321,24 +321,6 @@ static uint32_t link_map_get(const struct writer *w, const struct lcfs_node_s *n
 	return slot->node != NULL ? slot->idx : UINT32_MAX;
 }
 
-static int add_target(struct lcfs_node_s ***v, size_t *n, size_t *cap,
-		      struct lcfs_node_s *target)
-{
-	if (target == NULL)
-		return 0;
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
-		struct lcfs_node_s **a = realloc(*v, ncap * sizeof(*a));
-
-		if (a == NULL)
-			return -ENOMEM;
-		*v = a;
-		*cap = ncap;
-	}
-	(*v)[(*n)++] = target;
-	return 0;
-}
-
 /*
  * Breadth-first walk over the real inodes (docs/image-format.md, "Inode
  * order"): BFS index, parent, directory nlink, minimum mtime, rewrite
@@ -400,13 +382,20 @@ int lcfs_writer_collect(struct writer *w)
 				if ((d->child->mode & S_IFMT) == S_IFDIR)
 					subdirs++;
 			} else {
-				if (d->kind == DE_CHILD) {
-					/* A loop is reported with the entry. */
-					r = add_target(&targets, &n_targets, &targets_cap,
-						       lcfs_node_resolve_link(d->child));
-					if (r < 0)
-						return r;
-				}
+				/* A loop is reported with the entry. */
+				struct lcfs_node_s *t = d->kind == DE_CHILD ?
+								lcfs_node_resolve_link(d->child) :
+								NULL;
+				struct lcfs_node_s **v;
+
+				if (t == NULL)
+					continue;
+				v = lcfs_array_reserve(targets, n_targets, &targets_cap,
+						       sizeof(*v), 16);
+				if (v == NULL)
+					return -ENOMEM;
+				targets = v;
+				targets[n_targets++] = t;
 				continue;
 			}
 			r = push_inode(w, &cap, &cw);

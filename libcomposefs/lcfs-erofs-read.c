@@ -886,15 +886,10 @@ static int push_dir(struct reader *r, struct lcfs_node_s *node, uint64_t nid,
 {
 	struct dir_frame *f;
 
-	if (r->depth == r->stack_cap) {
-		size_t cap = r->stack_cap ? r->stack_cap * 2 : 64;
-
-		f = realloc(r->stack, cap * sizeof(*f));
-		if (f == NULL)
-			return oom(r);
-		r->stack = f;
-		r->stack_cap = cap;
-	}
+	f = lcfs_array_reserve(r->stack, r->depth, &r->stack_cap, sizeof(*f), 64);
+	if (f == NULL)
+		return oom(r);
+	r->stack = f;
 	f = &r->stack[r->depth++];
 	memset(f, 0, sizeof(*f));
 	f->node = node;

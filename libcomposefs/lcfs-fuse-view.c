@@ -167,18 +167,13 @@ static int number_nodes(struct lcfs_view *v, struct node_index **mapp,
 	lcfs_walk_init(&w, v->root, LCFS_WALK_NO_LINKS);
 	while ((r = lcfs_walk_next(&w)) > 0) {
 		struct lcfs_node_s *node = w.node;
+		void *p = lcfs_array_reserve(map, n, &cap, sizeof(*map), 1024);
 
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 1024;
-			void *p = realloc(map, ncap * sizeof(*map));
-
-			if (p == NULL) {
-				r = -ENOMEM;
-				goto out;
-			}
-			map = p;
-			cap = ncap;
+		if (p == NULL) {
+			r = -ENOMEM;
+			goto out;
 		}
+		map = p;
 		map[n].node = node;
 		map[n].index = (uint32_t)n;
 		/* Two extra slots: the whiteout markers on either side. */

@@ -173,16 +173,12 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a)
 
 	if (a->n_nodes == a->n_chunks * NODES_PER_CHUNK) {
 		struct slab_chunk *c;
+		void **v = lcfs_array_reserve(a->chunks, a->n_chunks, &a->chunks_cap,
+					      sizeof(*v), 16);
 
-		if (a->n_chunks == a->chunks_cap) {
-			size_t cap = a->chunks_cap ? a->chunks_cap * 2 : 16;
-			void **v = realloc(a->chunks, cap * sizeof(*v));
-
-			if (v == NULL)
-				return NULL;
-			a->chunks = v;
-			a->chunks_cap = cap;
-		}
+		if (v == NULL)
+			return NULL;
+		a->chunks = v;
 		if (a->n_chunks >= UINT32_MAX)
 			return NULL;
 		c = chunk_new(a->n_chunks >= SMALL_CHUNKS);

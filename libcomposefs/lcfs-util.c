@@ -241,3 +241,20 @@ bool lcfs_digest_from_object_path(const char *path, uint8_t digest[LCFS_DIGEST_S
 	}
 	return lcfs_digest_from_hex(hex, sizeof(hex), digest) == 0;
 }
+
+void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : first;
+	if (ncap <= n || ncap > SIZE_MAX / elem) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	v = realloc(v, ncap * elem);
+	if (v != NULL)
+		*cap = ncap;
+	return v;
+}

@@ -117,6 +117,12 @@ static inline bool lcfs_buffer_append(uint8_t *buf, size_t size, size_t *used,
 	return *used == size;
 }
 
+/* Room for one more element in the array @v of @elem-byte elements, @n of
+ * them in use and *@cap allocated: when it is full, doubles it (the first
+ * time to @first elements). Returns the array, moved or not, or NULL with
+ * errno ENOMEM, leaving @v and *@cap as they were. */
+void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t first);
+
 /* Orders byte strings @a (@alen bytes) and @b (@blen bytes) as unsigned
  * bytes, a proper prefix first: the order of names in directories (node
  * tree, images, dumpfiles) and of xattr keys. <0, 0 or >0. */

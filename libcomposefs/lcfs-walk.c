@@ -4,6 +4,7 @@
  */
 #include "lcfs-walk.h"
 #include "lcfs-node.h"
+#include "lcfs-util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -58,15 +59,12 @@ static int reserve_path(struct lcfs_walk *w, size_t len)
 /* Enters the current node: its children come next. */
 static int push(struct lcfs_walk *w)
 {
-	if (w->n_frames == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 16;
-		struct lcfs_walk_frame *s = realloc(w->stack, cap * sizeof(*s));
+	struct lcfs_walk_frame *s = lcfs_array_reserve(w->stack, w->n_frames, &w->cap,
+						       sizeof(*s), 16);
 
-		if (s == NULL)
-			return -ENOMEM;
-		w->stack = s;
-		w->cap = cap;
-	}
+	if (s == NULL)
+		return -ENOMEM;
+	w->stack = s;
 	w->stack[w->n_frames++] = (struct lcfs_walk_frame){
 		.dir = w->node,
 		.next = 0,

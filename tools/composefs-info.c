@@ -121,18 +121,14 @@ static int collect_object(struct lcfs_walk *w, void *data)
 {
 	struct objects *objs = data;
 	const char *payload = tool_node_backing_file(w->node);
+	char **names;
 
 	if (payload == NULL)
 		return 0;
-	if (objs->n == objs->cap) {
-		size_t cap = objs->cap ? objs->cap * 2 : 64;
-		char **bigger = realloc(objs->names, cap * sizeof(*bigger));
-
-		if (bigger == NULL)
-			return -ENOMEM;
-		objs->names = bigger;
-		objs->cap = cap;
-	}
+	names = lcfs_array_reserve(objs->names, objs->n, &objs->cap, sizeof(*names), 64);
+	if (names == NULL)
+		return -ENOMEM;
+	objs->names = names;
 	objs->names[objs->n] = strdup(payload);
 	if (objs->names[objs->n] == NULL)
 		return -ENOMEM;

@@ -99,13 +99,11 @@ static void *xcalloc(size_t n, size_t size)
 static void grow(void *arr, size_t *cap, size_t n, size_t size)
 {
 	void **p = arr;
+	void *v = lcfs_array_reserve(*p, n, cap, size, 64);
 
-	if (n < *cap)
-		return;
-	*cap = *cap ? *cap * 2 : 64;
-	*p = realloc(*p, *cap * size);
-	if (*p == NULL)
+	if (v == NULL)
 		tool_fail("%s", strerror(ENOMEM));
+	*p = v;
 }
 
 static bool is_lower_hex(const char *s, size_t len)

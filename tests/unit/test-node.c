@@ -6,6 +6,7 @@
  * deeper than any recursion. */
 #include "lcfs-node.h"
 #include "lcfs-walk.h"
+#include "lcfs-util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -389,6 +390,35 @@ static void test_walk_deep(void)
 	lcfs_node_unref(root);
 }
 
+/* The one array growth step of the library (lcfs-util.c). */
+static void test_array_reserve(void)
+{
+	size_t cap = 0, n = 0;
+	uint32_t *v = NULL, *w;
+	bool kept = true;
+
+	for (uint32_t i = 0; i < 100; i++) {
+		w = lcfs_array_reserve(v, n, &cap, sizeof(*v), 4);
+		CHECK(w != NULL);
+		if (w == NULL)
+			break;
+		v = w;
+		v[n++] = i;
+		CHECK(cap >= n);
+	}
+	CHECK(n == 100 && cap == 128);
+	for (uint32_t i = 0; i < n; i++)
+		kept = kept && v[i] == i;
+	CHECK(kept);
+	/* Room left: the same array, capacity unchanged. */
+	CHECK(lcfs_array_reserve(v, 50, &cap, sizeof(*v), 4) == v && cap == 128);
+	/* Too big to allocate: NULL with ENOMEM, array and capacity kept. */
+	errno = 0;
+	CHECK(lcfs_array_reserve(v, 128, &cap, SIZE_MAX / 8, 4) == NULL);
+	CHECK(errno == ENOMEM && cap == 128 && v[99] == 99);
+	free(v);
+}
+
 int main(void)
 {
 	TEST_CASE(test_children);
@@ -401,5 +431,6 @@ int main(void)
 	TEST_CASE(test_walk_no_path);
 	TEST_CASE(test_walk_callback);
 	TEST_CASE(test_walk_deep);
+	TEST_CASE(test_array_reserve);
 	return test_summary("test-node");
 }
