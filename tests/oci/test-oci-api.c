@@ -18,6 +18,7 @@
 #include <libcomposefs/lcfs-oci.h>
 
 #include "check.h"
+#include "tar-tmp.h"
 
 struct item {
 	const char *path;
@@ -29,17 +30,9 @@ struct item {
 /* An unnamed temporary file holding a PAX tar of @items. */
 static int make_tar(const struct item *items, size_t n)
 {
-	char name[] = "/tmp/cfs-oci-api-XXXXXX";
-	int fd = mkstemp(name);
-	struct archive *a = archive_write_new();
+	int fd;
+	struct archive *a = tar_tmp_new(&fd);
 
-	if (fd < 0 || a == NULL) {
-		perror("setup");
-		exit(1);
-	}
-	unlink(name);
-	archive_write_set_format_pax(a);
-	archive_write_open_fd(a, fd);
 	for (size_t i = 0; i < n; i++) {
 		struct archive_entry *e = archive_entry_new();
 		size_t len = items[i].data ? strlen(items[i].data) : 0;
@@ -58,10 +51,7 @@ static int make_tar(const struct item *items, size_t n)
 			archive_write_data(a, items[i].data, len);
 		archive_entry_free(e);
 	}
-	archive_write_close(a);
-	archive_write_free(a);
-	lseek(fd, 0, SEEK_SET);
-	return fd;
+	return tar_tmp_finish(a, fd);
 }
 
 static void test_tree(void)

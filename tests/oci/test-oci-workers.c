@@ -27,6 +27,8 @@
 #include <libcomposefs/lcfs-writer.h>
 
 #include "check.h"
+#include "tar-tmp.h"
+#include "writer-test.h"
 
 #define MIB (1u << 20)
 
@@ -84,18 +86,10 @@ static int make_layer(void)
 					65537,	       256 * 1024 + 3, MIB - 1,
 					MIB,	       MIB + 1,	       3 * MIB + 5,
 					2 * MIB };
-	char name[] = "/tmp/cfs-oci-workers-XXXXXX";
-	int fd = mkstemp(name);
-	struct archive *a = archive_write_new();
+	int fd;
+	struct archive *a = tar_tmp_new(&fd);
 	char path[64];
 
-	if (fd < 0 || a == NULL) {
-		perror("setup");
-		exit(1);
-	}
-	unlink(name);
-	archive_write_set_format_pax(a);
-	archive_write_open_fd(a, fd);
 	for (unsigned round = 0; round < 3; round++) {
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 			/* Round 2 repeats round 0's contents under other names. */
@@ -111,27 +105,7 @@ static int make_layer(void)
 	add_file(a, "twice", 2 * MIB + 7, 500);
 	add_link(a, "twice-link", "twice");
 	add_file(a, "twice", 70000, 501);
-	archive_write_close(a);
-	archive_write_free(a);
-	return fd;
-}
-
-struct membuf {
-	uint8_t *data;
-	size_t len;
-};
-
-static ssize_t mem_write(void *file, void *buf, size_t count)
-{
-	struct membuf *m = file;
-	uint8_t *v = realloc(m->data, m->len + count);
-
-	if (v == NULL)
-		return -1;
-	memcpy(v + m->len, buf, count);
-	m->data = v;
-	m->len += count;
-	return (ssize_t)count;
+	return tar_tmp_finish(a, fd);
 }
 
 /* The image written for @root. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later OR Apache-2.0 */
 /*
- * Shared by the writer unit tests: an in-memory image sink for
+ * Shared by the C tests that write images: an in-memory image sink for
  * lcfs_write_to() and a node maker. Include once, from the test's own
  * source file.
  */
@@ -19,7 +19,7 @@ struct membuf {
 	size_t max_chunk;
 };
 
-static ssize_t mem_write(void *file, void *buf, size_t count)
+static inline ssize_t mem_write(void *file, void *buf, size_t count)
 {
 	struct membuf *m = file;
 
@@ -36,7 +36,7 @@ static ssize_t mem_write(void *file, void *buf, size_t count)
 	return count;
 }
 
-static struct lcfs_node_s *mknode(struct lcfs_node_s *parent, const char *name,
+static inline struct lcfs_node_s *mknode(struct lcfs_node_s *parent, const char *name,
 				  uint32_t mode, int64_t mtime)
 {
 	struct lcfs_node_s *n = lcfs_node_new();
