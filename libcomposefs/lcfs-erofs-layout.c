@@ -204,20 +204,14 @@ static void track_mtime(struct writer *w, int64_t sec, uint32_t nsec)
  * "What the reader rebuilds"). */
 static bool reads_back_as_whiteout(const struct lcfs_node_s *node)
 {
-	static const char key[] = LCFS_OVL_PREFIX LCFS_OVL_WHITEOUT;
+	size_t len;
 
 	switch (node->mode & S_IFMT) {
 	case S_IFCHR:
 		return node->rdev == 0;
 	case S_IFREG:
-		for (size_t i = 0; i < node->n_xattrs; i++) {
-			const struct lcfs_xattr *x = node->xattrs[i];
-
-			if (x->key_len == sizeof(key) - 1 &&
-			    memcmp(lcfs_xattr_key(x), key, sizeof(key) - 1) == 0)
-				return true;
-		}
-		return false;
+		return lcfs_node_get_xattr((struct lcfs_node_s *)node,
+					   LCFS_OVL_PREFIX LCFS_OVL_WHITEOUT, &len) != NULL;
 	default:
 		return false;
 	}
