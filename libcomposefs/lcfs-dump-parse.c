@@ -512,15 +512,15 @@ static int index_reserve(struct name_index *x)
 	return 0;
 }
 
-/* Whether adding @name to @dir (sorted) would move a big array. */
-static bool out_of_order(const struct lcfs_node_s *dir, const char *name, size_t len)
+/* Whether @name sorts after every entry @dir has so far. */
+static bool after_last(const struct lcfs_node_s *dir, const char *name, size_t len)
 {
 	const struct lcfs_node_s *last;
 
-	if (dir->n_children < INDEX_MIN_DIR)
-		return false;
+	if (dir->n_children == 0)
+		return true;
 	last = dir->children[dir->n_children - 1];
-	return lcfs_bytes_cmp(last->name, last->name_len, name, len) >= 0;
+	return lcfs_bytes_cmp(last->name, last->name_len, name, len) < 0;
 }
 
 /* Switches @dir to appending: indexes its entries and marks it unsorted
@@ -717,9 +717,11 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 
 		if (slash == NULL)
 			break;
-		if (!chain_fits(p, depth, c, slash - c))
+		bool fits = chain_fits(p, depth, c, slash - c);
+
+		if (!fits)
 			p->n_jumps++;
-		if (!chain_fits(p, depth, c, slash - c) && plain) {
+		if (!fits && plain) {
 			/* Straight to the parent, if the map knows it. */
 			const char *last = memrchr(c, '/', end - c);
 			struct lcfs_node_s *d = dir_map_jump(p, path, last - path, depth);
@@ -741,14 +743,11 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	len = end - c;
 	if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
 		return perr(p, F_PATH, EINVAL, "Invalid . or .. in path: %s", path);
-	if (dir->n_children > 0 && !p->unsorted) {
-		const struct lcfs_node_s *last = dir->children[dir->n_children - 1];
-
-		p->unsorted = lcfs_bytes_cmp(last->name, last->name_len, c, len) >= 0;
-	}
-	if (!dir->children_unsorted && out_of_order(dir, c, len)) {
-		r = index_dir(&p->names, dir);
-		if (r < 0)
+	if (!after_last(dir, c, len)) {
+		p->unsorted = true;
+		/* Inserting into a big sorted array would move it. */
+		if (!dir->children_unsorted && dir->n_children >= INDEX_MIN_DIR &&
+		    index_dir(&p->names, dir) < 0)
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {
@@ -768,10 +767,11 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		return perr_oom(p);
 	if (r < 0)
 		return perr(p, F_PATH, -r, "Can't add child");
-	if ((node->mode & S_IFMT) == S_IFDIR)
+	if ((node->mode & S_IFMT) == S_IFDIR) {
 		p->n_dir_lines++;
-	if (plain && (node->mode & S_IFMT) == S_IFDIR)
-		dir_map_add(&p->dir_paths, node, path, end - path);
+		if (plain)
+			dir_map_add(&p->dir_paths, node, path, end - path);
+	}
 	return 0;
 }
 
@@ -1167,7 +1167,6 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	struct lcfs_error dummy;
 	struct parser p = { 0 };
 	struct lcfs_node_s *root = NULL;
-	bool sorted;
 	int r;
 
 	if (err == NULL)
@@ -1181,7 +1180,6 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		p.line = 0;
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
 	}
-	sorted = !p.unsorted;
 	if (r == 0)
 		index_sort_dirs(&p.names);
 	if (r == 0)
@@ -1201,7 +1199,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	lcfs_xattr_intern_release(&p.xattrs);
 	lcfs_slab_done(&p.names_slab);
 	lcfs_slab_done(&p.payloads);
-	if (root != NULL && !(sorted && p.n_jumps <= p.n_dir_lines)) {
+	if (root != NULL && (p.unsorted || p.n_jumps > p.n_dir_lines)) {
 		/* Whatever order the lines came in, the writer then finds the
 		 * nodes (and names) in the order it visits them. Failing only
 		 * costs speed. Lines already in the printer's order (depth
