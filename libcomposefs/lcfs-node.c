@@ -1092,20 +1092,17 @@ int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **roo
 
 	/* Names in the same order, each next to its siblings'. */
 	for (size_t k = 0; (node = lcfs_node_arena_at(a, k)) != NULL; k++) {
+		uint8_t len = node->name_len;
 		char *copy;
 
 		if (node->name == NULL)
 			continue;
-		copy = lcfs_slab_strndup(names, node->name, node->name_len);
+		copy = lcfs_slab_strndup(names, node->name, len);
 		if (copy == NULL)
 			continue; /* the old name stays: fine, only slower */
-		{
-			uint8_t len = node->name_len;
-
-			lcfs_node_release_name(node);
-			node->name = copy;
-			node->name_len = len;
-		}
+		lcfs_node_release_name(node);
+		node->name = copy;
+		node->name_len = len;
 		node->name_in_slab = true;
 	}
 

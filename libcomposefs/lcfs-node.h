@@ -150,7 +150,8 @@ static inline bool lcfs_mode_valid(uint32_t mode)
 
 /* ---- Slabs (lcfs-slab.c) -------------------------------------------------- */
 
-/* A bump allocator of small objects (names, payloads) for one parser.
+/* A bump allocator of strings (names, payloads) for one parser, packed
+ * without alignment.
  * Zero-initialise; lcfs_slab_done() when no more objects are needed (the
  * objects live on until each is released). */
 struct lcfs_slab {
@@ -160,10 +161,8 @@ struct lcfs_slab {
 	size_t n_chunks; /* chunks taken so far */
 };
 
-/* @size bytes (8-byte aligned) or NULL (no memory, or @size over about two
- * megabytes). */
-void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size);
-/* A NUL-terminated copy of @len bytes of @str, or NULL. */
+/* A NUL-terminated copy of @len bytes of @str, or NULL (no memory, or
+ * @len over about two megabytes). */
 char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len);
 /* Releases one object of any slab (NULL: nothing). */
 void lcfs_slab_release(void *p);

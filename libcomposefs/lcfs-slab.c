@@ -90,16 +90,16 @@ void lcfs_slab_release(void *p)
 		chunk_put(chunk_of(p));
 }
 
-/* @size bytes at the next multiple of @align (a power of two). */
-static void *slab_take(struct lcfs_slab *s, size_t size, size_t align)
+/* Strings need no alignment: packed, a million names and payloads take
+ * some 8 MB less than rounded to 8 bytes. */
+char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
 {
-	void *p;
+	size_t size = len + 1;
+	char *p;
 
 	if (size > LCFS_SLAB_CHUNK - CHUNK_HEADER)
 		return NULL;
-	if (s->chunk != NULL)
-		s->cur = (char *)(((uintptr_t)s->cur + align - 1) & ~(uintptr_t)(align - 1));
-	if (s->chunk == NULL || s->cur > s->end || (size_t)(s->end - s->cur) < size) {
+	if (s->chunk == NULL || (size_t)(s->end - s->cur) < size) {
 		struct slab_chunk *c = chunk_new(s->n_chunks >= SMALL_CHUNKS);
 
 		if (c == NULL)
@@ -114,24 +114,8 @@ static void *slab_take(struct lcfs_slab *s, size_t size, size_t align)
 	p = s->cur;
 	s->cur += size;
 	((struct slab_chunk *)s->chunk)->live++;
-	return p;
-}
-
-void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
-{
-	return slab_take(s, size, 8);
-}
-
-/* Strings need no alignment: packed, a million names and payloads take
- * some 8 MB less. */
-char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
-{
-	char *p = slab_take(s, len + 1, 1);
-
-	if (p != NULL) {
-		memcpy(p, str, len);
-		p[len] = '\0';
-	}
+	memcpy(p, str, len);
+	p[len] = '\0';
 	return p;
 }
 
