@@ -560,8 +560,11 @@ int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
 		const struct lcfs_node_s *last =
 			parent->n_children > 0 ? parent->children[parent->n_children - 1] :
 						 NULL;
-		bool in_order = last == NULL || lcfs_bytes_cmp(last->name, last->name_len,
-							       name, name_len) < 0;
+		/* Once unsorted, the last entry need not be read (in a big
+		 * tree, it is likely not in the cache). */
+		bool in_order = !parent->children_unsorted &&
+				(last == NULL || lcfs_bytes_cmp(last->name, last->name_len,
+								name, name_len) < 0);
 
 		r = insert_child(names, parent, child, name, name_len,
 				 parent->n_children);
