@@ -128,9 +128,12 @@ int lcfs_build_fail(struct build_ctx *c, struct lcfs_node_s *node,
 			path = NULL;
 		}
 	}
+	/* Under the lock, so that a scan waiting for a descriptor wakes up
+	 * and sees it. */
+	atomic_store(&c->failed, true);
+	pthread_cond_broadcast(&c->held_cond);
 	pthread_mutex_unlock(&c->lock);
 	free(path);
-	atomic_store(&c->failed, true);
 	return -err;
 }
 
@@ -221,14 +224,34 @@ struct worker {
 	char path[PATH_MAX];
 };
 
-static int process_file(struct worker *w, struct lcfs_node_s *node)
+static int process_file(struct worker *w, const struct work_item *item)
 {
 	struct build_ctx *c = w->c;
+	struct lcfs_node_s *node = item->node;
 	enum build_stage stage = STAGE_READ;
 	const int oflags = O_RDONLY | O_NOCTTY | O_NONBLOCK;
 	struct stat st;
 	int fd, r;
 
+	if (item->fd >= 0) {
+		/* Opened and checked by the scan. */
+		st = item->before;
+		r = lcfs_build_content_once(node, item->fd, &st, c->flags, c->store,
+					    &stage);
+		if (r == CONTENT_CHANGED && fstat(item->fd, &st) < 0)
+			r = -errno;
+		else if (r == CONTENT_CHANGED)
+			r = lcfs_build_content_once(node, item->fd, &st, c->flags,
+						    c->store, &stage);
+		if (r > 0) {
+			stage = STAGE_CHANGED;
+			r = -EAGAIN;
+		}
+		lcfs_build_hold_close(c, item->fd);
+		if (r < 0)
+			return lcfs_build_fail(c, node, NULL, stage, -r);
+		return 0;
+	}
 	if (c->rootfd < 0) {
 		fd = openat(c->user_dirfd, c->source, oflags | O_NOFOLLOW | O_CLOEXEC);
 	} else if (node_relpath(c->root, node, w->path, sizeof(w->path)) >= 0) {
@@ -262,20 +285,22 @@ static int process_file(struct worker *w, struct lcfs_node_s *node)
 	return 0;
 }
 
-/* The next file to process, big ones first; NULL when the queue is
- * closed and empty, or after a failure. */
-static struct lcfs_node_s *queue_take(struct build_ctx *c)
+/* The next file to process, big ones first, into *@item; false when the
+ * queue is closed and empty, or after a failure. */
+static bool queue_take(struct build_ctx *c, struct work_item *item)
 {
-	struct lcfs_node_s *node = NULL;
+	bool found = false;
 
 	pthread_mutex_lock(&c->lock);
 	while (!atomic_load(&c->failed)) {
 		if (c->big.next < c->big.n) {
-			node = c->big.v[c->big.next++];
+			*item = c->big.v[c->big.next++];
+			found = true;
 			break;
 		}
 		if (c->small.next < c->small.n) {
-			node = c->small.v[c->small.next++];
+			*item = c->small.v[c->small.next++];
+			found = true;
 			break;
 		}
 		if (c->queue_closed)
@@ -283,17 +308,17 @@ static struct lcfs_node_s *queue_take(struct build_ctx *c)
 		pthread_cond_wait(&c->cond, &c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
-	return node;
+	return found;
 }
 
-static int list_add(struct work_list *l, struct lcfs_node_s *node)
+static int list_add(struct work_list *l, const struct work_item *item)
 {
-	struct lcfs_node_s **v = lcfs_array_reserve(l->v, l->n, &l->cap, sizeof(*v), 1024);
+	struct work_item *v = lcfs_array_reserve(l->v, l->n, &l->cap, sizeof(*v), 1024);
 
 	if (v == NULL)
 		return -ENOMEM;
 	l->v = v;
-	l->v[l->n++] = node;
+	l->v[l->n++] = *item;
 	return 0;
 }
 
@@ -305,37 +330,107 @@ int lcfs_build_queue_flush(struct build_ctx *c)
 	if (c->pending.n == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->pending.n && r == 0; i++) {
-		struct lcfs_node_s *node = c->pending.v[i];
+	/* @next counts the files handed out: on failure, the rest stay in
+	 * @pending (for lcfs_build_close_queued()). */
+	while (c->pending.next < c->pending.n) {
+		const struct work_item *item = &c->pending.v[c->pending.next];
+		uint64_t size = item->node->size;
 
-		r = list_add(node->size >= BIG_FILE ? &c->big : &c->small, node);
-		if (r == 0) {
-			atomic_fetch_add(&c->files_total, 1);
-			atomic_fetch_add(&c->bytes_total, node->size);
-		}
+		r = list_add(size >= BIG_FILE ? &c->big : &c->small, item);
+		if (r < 0)
+			break;
+		c->pending.next++;
+		atomic_fetch_add(&c->files_total, 1);
+		atomic_fetch_add(&c->bytes_total, size);
 	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
-	c->pending.n = 0;
+	if (r == 0)
+		c->pending.n = c->pending.next = 0;
 	return r;
 }
 
 /* Collects a file for the content pass (scan thread only). */
 int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node)
 {
-	return list_add(&c->pending, node);
+	struct work_item item = { .node = node, .fd = -1 };
+
+	return list_add(&c->pending, &item);
+}
+
+int lcfs_build_pending_add_open(struct build_ctx *c, struct lcfs_node_s *node, int fd,
+				const struct stat *before)
+{
+	struct work_item item = { .node = node, .fd = fd, .before = *before };
+
+	return list_add(&c->pending, &item);
+}
+
+bool lcfs_build_hold_wait(struct build_ctx *c)
+{
+	bool ok;
+	int r;
+
+	if (atomic_load(&c->held_fds) < c->held_max) {
+		atomic_fetch_add(&c->held_fds, 1);
+		return !atomic_load(&c->failed);
+	}
+	/* The files held may all be this directory's, not handed out yet. */
+	r = lcfs_build_queue_flush(c);
+	if (r < 0) {
+		lcfs_build_fail(c, NULL, NULL, STAGE_SCAN, -r);
+		return false;
+	}
+	pthread_mutex_lock(&c->lock);
+	/* Woken when half are closed, not at every close: the scan then
+	 * opens a batch of files between two waits. */
+	while (atomic_load(&c->held_fds) > c->held_max / 2 && !atomic_load(&c->failed))
+		pthread_cond_wait(&c->held_cond, &c->lock);
+	ok = !atomic_load(&c->failed);
+	pthread_mutex_unlock(&c->lock);
+	if (ok)
+		atomic_fetch_add(&c->held_fds, 1);
+	return ok;
+}
+
+void lcfs_build_hold_close(struct build_ctx *c, int fd)
+{
+	if (fd >= 0)
+		close(fd);
+	/* Only the close that reaches the mark takes the lock. */
+	if (atomic_fetch_sub(&c->held_fds, 1) - 1 == c->held_max / 2) {
+		pthread_mutex_lock(&c->lock);
+		pthread_cond_signal(&c->held_cond);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+static void list_close(struct build_ctx *c, struct work_list *l)
+{
+	for (size_t i = l->next; i < l->n; i++) {
+		if (l->v[i].fd >= 0)
+			lcfs_build_hold_close(c, l->v[i].fd);
+		l->v[i].fd = -1;
+	}
+}
+
+void lcfs_build_close_queued(struct build_ctx *c)
+{
+	list_close(c, &c->big);
+	list_close(c, &c->small);
+	list_close(c, &c->pending);
 }
 
 static void worker_run(struct worker *w)
 {
 	struct build_ctx *c = w->c;
-	struct lcfs_node_s *node;
+	struct work_item item;
 
-	while ((node = queue_take(c)) != NULL) {
-		if (process_file(w, node) < 0)
+	while (queue_take(c, &item)) {
+		if (process_file(w, &item) < 0)
 			break;
 		atomic_fetch_add(&c->files_done, 1);
-		atomic_fetch_add(&c->bytes_done, node->size);
+		atomic_fetch_add(&c->bytes_done, item.node->size);
 		if (w->is_caller)
 			lcfs_build_report_progress(c, false);
 	}

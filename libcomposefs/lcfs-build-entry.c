@@ -40,26 +40,43 @@ void lcfs_build_xattr_bufs_release(struct xattr_bufs *xb)
 	free(xb->value);
 }
 
+static ssize_t list_xattrs(const char *path, int fd, bool follow, char *list,
+			   size_t size)
+{
+	if (path == NULL)
+		return flistxattr(fd, list, size);
+	return follow ? listxattr(path, list, size) : llistxattr(path, list, size);
+}
+
+static ssize_t get_xattr(const char *path, int fd, bool follow, const char *name,
+			 void *value, size_t size)
+{
+	if (path == NULL)
+		return fgetxattr(fd, name, value, size);
+	return follow ? getxattr(path, name, value, size) :
+			lgetxattr(path, name, value, size);
+}
+
 /*
- * Copies the xattrs of @path onto @node: all of them, or only user.* ones
- * (docs/design.md, "Directory scan"). @path goes through /proc/self/fd, so
- * that symlinks' own xattrs are read; @follow selects whether its last
- * component (a magic link to an O_PATH descriptor) is followed. A failing
- * listxattr() fails the build, as in the reference.
+ * Copies the xattrs of @path, or of the open file @fd when @path is NULL,
+ * onto @node: all of them, or only user.* ones (docs/design.md, "Directory
+ * scan"). @path goes through /proc/self/fd, so that symlinks' own xattrs
+ * are read; @follow selects whether its last component (a magic link to
+ * an O_PATH descriptor) is followed. A failing listxattr() fails the
+ * build, as in the reference.
  */
-int lcfs_build_read_xattrs(struct lcfs_node_s *node, const char *path, bool follow,
-		       int flags, struct xattr_bufs *xb)
+int lcfs_build_read_xattrs(struct lcfs_node_s *node, const char *path, int fd,
+			   bool follow, int flags, struct xattr_bufs *xb)
 {
 	ssize_t len;
 
 	for (;;) {
-		len = follow ? listxattr(path, xb->list, xb->list_cap) :
-			       llistxattr(path, xb->list, xb->list_cap);
+		len = list_xattrs(path, fd, follow, xb->list, xb->list_cap);
 		if (len >= 0)
 			break;
 		if (errno != ERANGE)
 			return -errno;
-		len = follow ? listxattr(path, NULL, 0) : llistxattr(path, NULL, 0);
+		len = list_xattrs(path, fd, follow, NULL, 0);
 		if (len < 0)
 			return -errno;
 		free(xb->list);
@@ -80,8 +97,7 @@ int lcfs_build_read_xattrs(struct lcfs_node_s *node, const char *path, bool foll
 			continue;
 		if ((flags & LCFS_BUILD_USER_XATTRS) && strncmp(name, "user.", 5) != 0)
 			continue;
-		vlen = follow ? getxattr(path, name, xb->value, XATTR_VALUE_MAX) :
-				lgetxattr(path, name, xb->value, XATTR_VALUE_MAX);
+		vlen = get_xattr(path, fd, follow, name, xb->value, XATTR_VALUE_MAX);
 		if (vlen < 0)
 			return errno == ERANGE ? -EINVAL : -errno;
 		r = lcfs_node_set_xattr_n(node, name, name_len, xb->value, (size_t)vlen);
@@ -147,13 +163,13 @@ static int entry_xattrs(struct lcfs_node_s *node, int dirfd, const char *name,
 
 	if (entry) {
 		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-		return lcfs_build_read_xattrs(node, path, false, flags, xb);
+		return lcfs_build_read_xattrs(node, path, -1, false, flags, xb);
 	}
 	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	r = lcfs_build_read_xattrs(node, path, true, flags, xb);
+	r = lcfs_build_read_xattrs(node, path, -1, true, flags, xb);
 	close(fd);
 	return r;
 }
@@ -186,6 +202,42 @@ int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_b
 			  struct stat *st, struct lcfs_node_s **out)
 {
 	return load_node(dirfd, name, true, flags, xb, st, out);
+}
+
+/* Opening a regular file costs the scan one system call, and saves it two
+ * (the lstat() by name, and the fstat() the content pass makes after its
+ * own open()) and two path walks (its listxattr() through /proc, and the
+ * content pass's open() of the whole relative path). What is opened is
+ * checked as the content pass checks it: O_NONBLOCK so that a FIFO put
+ * there meanwhile does not block, O_NOFOLLOW, then a regular file or
+ * nothing. */
+int lcfs_build_open_entry(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
+			  struct stat *st, struct lcfs_node_s **out, int *fdp)
+{
+	struct lcfs_node_s *node;
+	int fd, r = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		errno = 0; /* not a shortage of descriptors */
+		return 1;
+	}
+	node = lcfs_build_node_from_stat(st, flags);
+	if (node == NULL)
+		r = -ENOMEM;
+	else if (!(flags & LCFS_BUILD_SKIP_XATTRS))
+		r = lcfs_build_read_xattrs(node, NULL, fd, false, flags, xb);
+	if (r < 0) {
+		lcfs_node_unref(node);
+		close(fd);
+		return r;
+	}
+	*out = node;
+	*fdp = fd;
+	return 0;
 }
 
 int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bufs *xb,

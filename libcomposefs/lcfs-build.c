@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -129,6 +130,37 @@ static int remember_inode(struct build_ctx *c, struct lcfs_node_s *node,
 	return 0;
 }
 
+/*
+ * Whether the scan opens regular files itself and hands them to the
+ * workers open (lcfs_build_open_entry()), and how many it may hold at
+ * once. Only with worker threads running: a single thread reads the files
+ * after the scan. Half of the descriptor limit above HELD_FILES_SPARE,
+ * which stays for the directories the scan keeps open, the workers and
+ * the rest of the process, and at most HELD_FILES_MAX: the scan waits for
+ * the workers beyond that, and it is far ahead of them anyway. Without
+ * room for HELD_FILES_MIN, the scan opens nothing.
+ */
+#define HELD_FILES_MAX 1024
+#define HELD_FILES_MIN 16
+#define HELD_FILES_SPARE 256
+#define HELD_BATCH 16
+
+static void hold_setup(struct build_ctx *c)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	c->scan_opens = false;
+	if (c->n_started == 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		room = HELD_FILES_MAX;
+	else
+		room = rl.rlim_cur > HELD_FILES_SPARE ? (rl.rlim_cur - HELD_FILES_SPARE) / 2 : 0;
+	c->held_max = room < HELD_FILES_MAX ? (unsigned)room : HELD_FILES_MAX;
+	c->scan_opens = c->held_max >= HELD_FILES_MIN;
+}
+
 /* Reads directory @f (its fd open) into child nodes, in name order, and
  * lists its subdirectories for the caller to enter. */
 static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entries *e)
@@ -144,18 +176,36 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 		const char *name = e->names + e->v[i].name_off;
 		struct lcfs_node_s *node = NULL;
 		struct stat st;
+		int fd;
 
 		/* By d_type, as the reference does (docs/design.md,
 		 * "Directory scan"). */
 		if ((c->flags & LCFS_BUILD_SKIP_DEVICES) &&
 		    (e->v[i].d_type == DT_CHR || e->v[i].d_type == DT_BLK))
 			continue;
-		r = lcfs_build_load_entry(f->fd, name, c->flags, &c->xb, &st, &node);
+		fd = -1;
+		r = 1;
+		if (c->scan_opens && e->v[i].d_type == DT_REG) {
+			if (!lcfs_build_hold_wait(c))
+				return -ECANCELED; /* a worker failed */
+			r = lcfs_build_open_entry(f->fd, name, c->flags, &c->xb, &st,
+						  &node, &fd);
+			if (r != 0)
+				lcfs_build_hold_close(c, -1);
+			/* Out of descriptors after all (the process has others
+			 * open): the workers open files by path from now on. */
+			if (r > 0 && (errno == EMFILE || errno == ENFILE))
+				c->scan_opens = false;
+		}
+		if (r > 0)
+			r = lcfs_build_load_entry(f->fd, name, c->flags, &c->xb, &st, &node);
 		if (r < 0)
 			return lcfs_build_fail(c, f->dir, name, STAGE_SCAN, -r);
 		r = lcfs_node_add_child_n(f->dir, node, name, strlen(name));
 		if (r < 0) {
 			lcfs_node_unref(node);
+			if (fd >= 0)
+				lcfs_build_hold_close(c, fd);
 			return lcfs_build_fail(c, f->dir, name, STAGE_SCAN, -r);
 		}
 		if (S_ISDIR(st.st_mode)) {
@@ -173,9 +223,22 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 		 * pass, which decides which name is the real one. */
 		if (S_ISREG(st.st_mode) && st.st_size > 0 &&
 		    !(c->hardlinks && st.st_nlink > 1)) {
-			r = lcfs_build_pending_add(c, node);
-			if (r < 0)
+			r = fd >= 0 ? lcfs_build_pending_add_open(c, node, fd, &st) :
+				      lcfs_build_pending_add(c, node);
+			if (r < 0) {
+				if (fd >= 0)
+					lcfs_build_hold_close(c, fd);
 				return lcfs_build_fail(c, f->dir, name, STAGE_SCAN, -r);
+			}
+			/* Files held open are handed out in small batches:
+			 * the workers may be waiting for them. */
+			if (fd >= 0 && c->pending.n >= HELD_BATCH) {
+				r = lcfs_build_queue_flush(c);
+				if (r < 0)
+					return lcfs_build_fail(c, f->dir, NULL, STAGE_SCAN, -r);
+			}
+		} else if (fd >= 0) {
+			lcfs_build_hold_close(c, fd);
 		}
 		if ((++c->scan_entries & 255) == 0)
 			lcfs_build_report_progress(c, false);
@@ -464,7 +527,8 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 		c.flags |= LCFS_BUILD_BY_DIGEST;
 	if (pthread_mutex_init(&c.lock, NULL) != 0 ||
 	    pthread_cond_init(&c.cond, NULL) != 0 ||
-	    pthread_cond_init(&c.done_cond, NULL) != 0) {
+	    pthread_cond_init(&c.done_cond, NULL) != 0 ||
+	    pthread_cond_init(&c.held_cond, NULL) != 0) {
 		lcfs_error_set(err, ENOMEM, "cannot read '%s': %s", path, strerror(ENOMEM));
 		return NULL;
 	}
@@ -491,6 +555,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 		lcfs_error_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
 		goto out;
 	}
+	hold_setup(&c);
 
 	/* SOURCE is not followed if it is a symlink (docs/design.md,
 	 * "Directory scan"). */
@@ -514,7 +579,7 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 		c.root = root;
 		if (!(c.flags & LCFS_BUILD_SKIP_XATTRS)) {
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c.rootfd);
-			r = lcfs_build_read_xattrs(root, proc, true, c.flags, &c.xb);
+			r = lcfs_build_read_xattrs(root, proc, -1, true, c.flags, &c.xb);
 			if (r < 0) {
 				r = lcfs_build_fail(&c, NULL, NULL, STAGE_SCAN, -r);
 				goto out;
@@ -560,6 +625,7 @@ out:
 	if (r < 0)
 		atomic_store(&c.failed, true); /* workers stop at once */
 	lcfs_build_finish_workers(&c);
+	lcfs_build_close_queued(&c);
 	lcfs_store_free(c.store);
 	if (c.rootfd >= 0)
 		close(c.rootfd);
@@ -571,6 +637,7 @@ out:
 	free(c.pending.v);
 	pthread_cond_destroy(&c.cond);
 	pthread_cond_destroy(&c.done_cond);
+	pthread_cond_destroy(&c.held_cond);
 	pthread_mutex_destroy(&c.lock);
 	if (r < 0) {
 		if (err->err == 0)

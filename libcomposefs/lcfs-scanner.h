@@ -59,9 +59,19 @@ enum {
 	CONTENT_STORE_DIFFERS = 2,
 };
 
+/* A file waiting for the content pass. The scan opens small regular
+ * files itself (see lcfs_build_open_entry()): @fd is then that open file
+ * and @before the fstat() the node was made from; otherwise @fd is -1 and
+ * the worker opens the file by its path. */
+struct work_item {
+	struct lcfs_node_s *node;
+	int fd;
+	struct stat before;
+};
+
 /* Files waiting for the content pass; @next is the first not taken. */
 struct work_list {
-	struct lcfs_node_s **v;
+	struct work_item *v;
 	size_t n, cap, next;
 };
 
@@ -108,6 +118,13 @@ struct build_ctx {
 	_Atomic uint64_t files_total, bytes_total; /* queued so far */
 	_Atomic uint64_t files_done, bytes_done;
 	struct work_list pending; /* one directory's files, scan thread */
+	/* Files the scan opened and no worker has closed yet; once there
+	 * are @held_max of them, the scan waits on @held_cond (with @lock)
+	 * until half are closed. */
+	bool scan_opens;
+	_Atomic unsigned held_fds;
+	unsigned held_max;
+	pthread_cond_t held_cond;
 
 	void (*progress)(void *data, uint64_t files_done, uint64_t files_total,
 			 uint64_t bytes_done, uint64_t bytes_total);
@@ -122,9 +139,10 @@ struct build_ctx {
 int lcfs_build_xattr_bufs_init(struct xattr_bufs *xb);
 void lcfs_build_xattr_bufs_release(struct xattr_bufs *xb);
 
-/* Copies the xattrs of @path (a /proc/self/fd path) onto @node. */
-int lcfs_build_read_xattrs(struct lcfs_node_s *node, const char *path, bool follow,
-			   int flags, struct xattr_bufs *xb);
+/* Copies the xattrs of @path (a /proc/self/fd path), or of the open file
+ * @fd when @path is NULL, onto @node. */
+int lcfs_build_read_xattrs(struct lcfs_node_s *node, const char *path, int fd,
+			   bool follow, int flags, struct xattr_bufs *xb);
 
 /* A new node with the attributes of @st, or NULL without memory. */
 struct lcfs_node_s *lcfs_build_node_from_stat(const struct stat *st, int flags);
@@ -132,6 +150,12 @@ struct lcfs_node_s *lcfs_build_node_from_stat(const struct stat *st, int flags);
 /* Loads entry @name of the open directory @dirfd into *@out. 0 or -errno. */
 int lcfs_build_load_entry(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
 			  struct stat *st, struct lcfs_node_s **out);
+
+/* Loads entry @name of @dirfd, which getdents() said is a regular file, by
+ * opening it: 0 with the file open in *@fd, 1 if it cannot be opened or
+ * is no regular file now (load it by name instead), or -errno. */
+int lcfs_build_open_entry(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
+			  struct stat *st, struct lcfs_node_s **out, int *fd);
 
 /* Loads @name relative to @dirfd (any path) into *@out. 0 or -errno. */
 int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bufs *xb,
@@ -165,5 +189,22 @@ void lcfs_build_finish_workers(struct build_ctx *c);
  * collected files to the workers. 0 or -ENOMEM. */
 int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node);
 int lcfs_build_queue_flush(struct build_ctx *c);
+
+/* The same for a file the scan opened (@fd, which the content pass then
+ * closes, and @before its fstat()). */
+int lcfs_build_pending_add_open(struct build_ctx *c, struct lcfs_node_s *node, int fd,
+				const struct stat *before);
+
+/* Before the scan opens a file: waits while @held_max files are open
+ * (handing its pending files to the workers first). False if the build
+ * failed meanwhile. */
+bool lcfs_build_hold_wait(struct build_ctx *c);
+
+/* Closes @fd, opened by the scan (-1: gives back the room
+ * lcfs_build_hold_wait() made for a file that was not opened). */
+void lcfs_build_hold_close(struct build_ctx *c, int fd);
+
+/* Closes the files still open in the queues (after a failure). */
+void lcfs_build_close_queued(struct build_ctx *c);
 
 #endif /* _LCFS_SCANNER_H */

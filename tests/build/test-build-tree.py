@@ -4,12 +4,14 @@
 # mkcomposefs SOURCEDIR IMAGE on generated trees: `composefs-info dump` of
 # the image must equal an independent walk of the source for every option
 # (docs/design.md, "Directory scan", "Content pass"); the image bytes do not
-# depend on --threads; --print-digest-only prints the digest of the image
+# depend on --threads or the descriptor limit; --print-digest-only prints the digest of the image
 # that --print-digest writes; fsck.erofs accepts every image.
 # Usage: test-build-tree.py MKCOMPOSEFS COMPOSEFS-INFO
 
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -60,6 +62,22 @@ def test():
             check(all(i == images[0] for i in images),
                   "seed %d: image differs between --threads=1, 2 and 7" % seed)
             ref = images[0]
+
+            # Nor on how many files the scan may hold open for the
+            # workers: with 288 descriptors it holds 16 at most and waits
+            # for the workers (the tree has more regular files), with 100
+            # it holds none.
+            for limit in (288, 100):
+                for threads in (2, 7):
+                    out = os.path.join(tmp, "img-l%d" % limit)
+                    subprocess.run([mk, "--threads=%d" % threads, src, out],
+                                   check=True, preexec_fn=lambda l=limit:
+                                   resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                      (l, l)))
+                    with open(out, "rb") as f:
+                        check(f.read() == ref,
+                              "seed %d: image differs with %d descriptors and "
+                              "--threads=%d" % (seed, limit, threads))
 
             # --print-digest-only = --print-digest = digest of the image.
             r1 = run([mk, "--print-digest", src, img]).stdout.decode().strip()
