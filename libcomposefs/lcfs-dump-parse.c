@@ -111,6 +111,7 @@ struct dir_map {
 	struct dir_ent *slots; /* open addressing, power of two */
 	size_t mask;
 	size_t count;
+	struct lcfs_slab paths; /* the paths, packed */
 };
 
 struct parser {
@@ -504,7 +505,7 @@ static int index_reserve(struct name_index *x)
 	bigger = *x;
 	bigger.mask = x->slots ? x->mask * 2 + 1 : 255;
 	bigger.count = 0;
-	bigger.slots = calloc(bigger.mask + 1, sizeof(*bigger.slots));
+	bigger.slots = lcfs_calloc_big(bigger.mask + 1, sizeof(*bigger.slots));
 	if (bigger.slots == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; x->slots != NULL && i <= x->mask; i++) {
@@ -594,9 +595,10 @@ static void dir_map_add(struct dir_map *m, struct lcfs_node_s *dir,
 
 	if ((m->count + 1) * 2 > (m->slots ? m->mask + 1 : 0)) {
 		size_t cap = m->slots ? (m->mask + 1) * 2 : 1024;
-		struct dir_map bigger = { .mask = cap - 1, .count = m->count };
+		struct dir_map bigger = { .mask = cap - 1, .count = m->count,
+					  .paths = m->paths };
 
-		bigger.slots = calloc(cap, sizeof(*bigger.slots));
+		bigger.slots = lcfs_calloc_big(cap, sizeof(*bigger.slots));
 		if (bigger.slots == NULL)
 			return;
 		for (size_t i = 0; m->slots != NULL && i <= m->mask; i++) {
@@ -611,7 +613,7 @@ static void dir_map_add(struct dir_map *m, struct lcfs_node_s *dir,
 	e = dir_map_slot(m, h, path, len);
 	if (e->dir != NULL)
 		return;
-	e->path = strndup(path, len);
+	e->path = lcfs_slab_strndup(&m->paths, path, len);
 	if (e->path == NULL)
 		return;
 	e->hash = h;
@@ -623,8 +625,9 @@ static void dir_map_add(struct dir_map *m, struct lcfs_node_s *dir,
 static void dir_map_free(struct dir_map *m)
 {
 	for (size_t i = 0; m->slots != NULL && i <= m->mask; i++)
-		free(m->slots[i].path);
+		lcfs_slab_release(m->slots[i].path);
 	free(m->slots);
+	lcfs_slab_done(&m->paths);
 }
 
 /*

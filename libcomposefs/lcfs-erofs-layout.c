@@ -93,6 +93,7 @@ static int dirents_reserve(struct writer *w, size_t n)
 	d = realloc(w->dirents, cap * sizeof(*d));
 	if (d == NULL)
 		return -ENOMEM;
+	lcfs_hint_huge(d, cap * sizeof(*d));
 	w->dirents = d;
 	w->dirents_cap = cap;
 	return 0;
@@ -179,10 +180,12 @@ static int push_inode(struct writer *w, size_t *cap, const struct winode *wi)
 		a = realloc(w->inodes, ncap * sizeof(*a));
 		if (a == NULL)
 			return -ENOMEM;
+		lcfs_hint_huge(a, ncap * sizeof(*a));
 		w->inodes = a;
 		b = realloc(w->child_base, ncap * sizeof(*b));
 		if (b == NULL)
 			return -ENOMEM;
+		lcfs_hint_huge(b, ncap * sizeof(*b));
 		w->child_base = b;
 		*cap = ncap;
 	}
@@ -285,7 +288,7 @@ static int build_link_map(struct writer *w, struct lcfs_node_s *const *targets, 
 
 	while (cap < 2 * n)
 		cap *= 2;
-	w->link_map = calloc(cap, sizeof(*w->link_map));
+	w->link_map = lcfs_calloc_big(cap, sizeof(*w->link_map));
 	if (w->link_map == NULL)
 		return -ENOMEM;
 	w->link_mask = cap - 1;

@@ -81,6 +81,7 @@ static int list_reserve(struct wxattr_list *l, size_t n, size_t n_keys)
 		a = realloc(l->items, cap * sizeof(*a));
 		if (a == NULL)
 			return -ENOMEM;
+		lcfs_hint_huge(a, cap * sizeof(*a));
 		l->items = a;
 		l->cap = cap;
 	}
@@ -89,6 +90,7 @@ static int list_reserve(struct wxattr_list *l, size_t n, size_t n_keys)
 
 		if (k == NULL)
 			return -ENOMEM;
+		lcfs_hint_huge(k, n_keys * WXATTR_KEYMAX);
 		l->keybuf = k;
 		l->keybuf_cap = n_keys * WXATTR_KEYMAX;
 	}
@@ -254,7 +256,7 @@ static int hash_set_add(struct hash_set *t, uint32_t h)
 		size_t cap = t->slots ? (t->mask + 1) * 2 : 256;
 		struct hash_set bigger = { .mask = cap - 1, .n = t->n };
 
-		bigger.slots = calloc(cap, sizeof(*bigger.slots));
+		bigger.slots = lcfs_calloc_big(cap, sizeof(*bigger.slots));
 		if (bigger.slots == NULL)
 			return -ENOMEM;
 		for (size_t j = 0; t->slots != NULL && j <= t->mask; j++) {
@@ -302,7 +304,7 @@ static int seen_init(struct seen_filter *f, uint32_t n_inodes)
 
 	while (bits < (size_t)n_inodes * 64 && bits < ((size_t)1 << 31))
 		bits <<= 1;
-	f->bits = calloc(bits / 64, sizeof(*f->bits));
+	f->bits = lcfs_calloc_big(bits / 64, sizeof(*f->bits));
 	if (f->bits == NULL)
 		return -ENOMEM;
 	f->mask = (uint32_t)(bits - 1);
@@ -354,7 +356,7 @@ static int table_grow(struct shared_xattrs *s)
 	struct shared_ent **old = s->table;
 	size_t old_cap = old ? s->table_mask + 1 : 0;
 
-	s->table = calloc(cap, sizeof(*s->table));
+	s->table = lcfs_calloc_big(cap, sizeof(*s->table));
 	if (s->table == NULL) {
 		s->table = old;
 		return -ENOMEM;

@@ -72,7 +72,7 @@ static int intern_grow(struct lcfs_xattr_intern *t)
 
 	if (cap < t->cap || cap > SIZE_MAX / sizeof(*slots))
 		return -ENOMEM;
-	slots = calloc(cap, sizeof(*slots));
+	slots = lcfs_calloc_big(cap, sizeof(*slots));
 	if (slots == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->cap; i++) {
@@ -325,7 +325,7 @@ static int ptrmap_init(struct ptrmap *m, size_t n)
 
 	while (cap < n * 2)
 		cap <<= 1;
-	m->slots = calloc(cap, sizeof(*m->slots));
+	m->slots = lcfs_calloc_big(cap, sizeof(*m->slots));
 	if (m->slots == NULL)
 		return -ENOMEM;
 	m->mask = cap - 1;
@@ -611,6 +611,17 @@ int lcfs_node_remove_child_n(struct lcfs_node_s *parent, const char *name,
 		return -ENOENT;
 	lcfs_node_remove_child_at(parent, (size_t)i);
 	return 0;
+}
+
+void lcfs_node_take_children(struct lcfs_node_s *to, struct lcfs_node_s *from)
+{
+	to->children = steal_pointer(&from->children);
+	to->n_children = from->n_children;
+	to->children_unsorted = from->children_unsorted;
+	from->n_children = 0;
+	from->children_unsorted = false;
+	for (size_t j = 0; j < to->n_children; j++)
+		to->children[j]->parent = to;
 }
 
 static int cmp_child_names(const void *a, const void *b)

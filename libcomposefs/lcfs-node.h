@@ -229,6 +229,9 @@ int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
 			   struct lcfs_node_s *child, const char *name,
 			   size_t name_len, bool append);
 
+/* Moves the children of @from (with their array) to @to, which has none. */
+void lcfs_node_take_children(struct lcfs_node_s *to, struct lcfs_node_s *from);
+
 /* Sorts the children of @node by name if lcfs_node_append_child_n() left
  * them out of order. */
 void lcfs_node_sort_children(struct lcfs_node_s *node);

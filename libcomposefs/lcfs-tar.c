@@ -1302,11 +1302,7 @@ static int place_node(struct lcfs_tar_tree *t, struct lcfs_node_s *dir, const ch
 
 	if (old != NULL) {
 		if (S_ISDIR(old->mode) && S_ISDIR(node->mode)) {
-			node->children = steal_pointer(&old->children);
-			node->n_children = old->n_children;
-			old->n_children = 0;
-			for (size_t j = 0; j < node->n_children; j++)
-				node->children[j]->parent = node;
+			lcfs_node_take_children(node, old);
 		}
 		remove_child(dir, name);
 	}
@@ -1323,11 +1319,7 @@ static int set_root(struct lcfs_tar_tree *t, struct lcfs_node_s *node)
 {
 	struct lcfs_node_s *old = t->root;
 
-	node->children = steal_pointer(&old->children);
-	node->n_children = old->n_children;
-	old->n_children = 0;
-	for (size_t j = 0; j < node->n_children; j++)
-		node->children[j]->parent = node;
+	lcfs_node_take_children(node, old);
 	lcfs_node_unref(old);
 	t->root = node;
 	t->root_seen = true;

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Without openat2() (Linux before 5.6): the same walk by hand, one
  * component at a time, never through a symlink; ".." is refused rather
@@ -242,6 +243,30 @@ bool lcfs_digest_from_object_path(const char *path, uint8_t digest[LCFS_DIGEST_S
 	return lcfs_digest_from_hex(hex, sizeof(hex), digest) == 0;
 }
 
+void lcfs_hint_huge(void *p, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t end = ((uintptr_t)p + size) & ~(huge - 1);
+
+	if (p != NULL && size >= LCFS_HUGE_MIN && end > start)
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)size;
+#endif
+}
+
+void *lcfs_calloc_big(size_t n, size_t elem)
+{
+	void *p = calloc(n, elem);
+
+	if (p != NULL)
+		lcfs_hint_huge(p, n * elem);
+	return p;
+}
+
 void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t first)
 {
 	size_t ncap;
@@ -254,7 +279,9 @@ void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t fir
 		return NULL;
 	}
 	v = realloc(v, ncap * elem);
-	if (v != NULL)
+	if (v != NULL) {
 		*cap = ncap;
+		lcfs_hint_huge(v, ncap * elem);
+	}
 	return v;
 }

@@ -123,6 +123,21 @@ static inline bool lcfs_buffer_append(uint8_t *buf, size_t size, size_t *used,
  * errno ENOMEM, leaving @v and *@cap as they were. */
 void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t first);
 
+/* Tables from this size on are worth transparent huge pages. */
+#define LCFS_HUGE_MIN ((size_t)4 << 20)
+
+/*
+ * Asks for transparent huge pages on the 2 MiB pages inside @p (@size bytes
+ * from malloc()) when it is at least LCFS_HUGE_MIN bytes; a hint only. A
+ * table of millions of entries read in random order (hash tables, per-
+ * node arrays) otherwise costs a TLB miss per access, and one page fault
+ * per 4 KiB on a virtual machine.
+ */
+void lcfs_hint_huge(void *p, size_t size);
+
+/* calloc() with lcfs_hint_huge(). */
+void *lcfs_calloc_big(size_t n, size_t elem);
+
 /* Orders byte strings @a (@alen bytes) and @b (@blen bytes) as unsigned
  * bytes, a proper prefix first: the order of names in directories (node
  * tree, images, dumpfiles) and of xattr keys. <0, 0 or >0. */

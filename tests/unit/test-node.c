@@ -9,6 +9,7 @@
 #include "lcfs-util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -419,6 +420,67 @@ static void test_array_reserve(void)
 	free(v);
 }
 
+/* Whether the mapping holding @p has the "hg" flag (MADV_HUGEPAGE) in
+ * /proc/self/smaps; -1 if that cannot be read. */
+static int has_huge_advice(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	bool inside = false;
+	int found = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+			found = strstr(line, " hg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void test_calloc_big(void)
+{
+	size_t n = 3 * LCFS_HUGE_MIN / sizeof(uint64_t);
+	uint64_t *v = lcfs_calloc_big(n, sizeof(*v));
+	uint64_t *small = lcfs_calloc_big(16, sizeof(*small));
+	bool zero = true;
+
+	CHECK(v != NULL && small != NULL);
+	if (v == NULL || small == NULL) {
+		free(v);
+		free(small);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		zero = zero && v[i] == 0;
+	CHECK(zero);
+	for (size_t i = 0; i < 16; i++)
+		CHECK(small[i] == 0);
+	/* The 2 MiB pages inside a big table are advised, where the kernel
+	 * has transparent huge pages; a small one never is. */
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0) {
+		CHECK(has_huge_advice((char *)v + LCFS_HUGE_MIN) == 1);
+		CHECK(has_huge_advice(small) != 1);
+	} else {
+		printf("# SKIP huge page advice: no transparent huge pages in this kernel\n");
+	}
+	/* A hint only: NULL, tiny or unaligned ranges are ignored. */
+	lcfs_hint_huge(NULL, LCFS_HUGE_MIN);
+	lcfs_hint_huge(small, 16 * sizeof(*small));
+	lcfs_hint_huge((char *)v + 1, LCFS_HUGE_MIN);
+	free(v);
+	free(small);
+}
+
 int main(void)
 {
 	TEST_CASE(test_children);
@@ -432,5 +494,6 @@ int main(void)
 	TEST_CASE(test_walk_callback);
 	TEST_CASE(test_walk_deep);
 	TEST_CASE(test_array_reserve);
+	TEST_CASE(test_calloc_big);
 	return test_summary("test-node");
 }
