@@ -224,6 +224,25 @@ struct worker {
 	char path[PATH_MAX];
 };
 
+/* The content of the regular file @fd, whose fstat() before reading is
+ * *@st, into @node; read once more, from the start, if it changed while
+ * it was read. 0 or -errno, with *@stage naming the step that failed. */
+static int read_content(struct build_ctx *c, struct lcfs_node_s *node, int fd,
+			struct stat *st, enum build_stage *stage)
+{
+	int r = lcfs_build_content_once(node, fd, st, c->flags, c->store, stage);
+
+	if (r == CONTENT_CHANGED && fstat(fd, st) < 0)
+		r = -errno;
+	else if (r == CONTENT_CHANGED)
+		r = lcfs_build_content_once(node, fd, st, c->flags, c->store, stage);
+	if (r > 0) {
+		*stage = STAGE_CHANGED;
+		r = -EAGAIN;
+	}
+	return r;
+}
+
 static int process_file(struct worker *w, const struct work_item *item)
 {
 	struct build_ctx *c = w->c;
@@ -236,17 +255,7 @@ static int process_file(struct worker *w, const struct work_item *item)
 	if (item->fd >= 0) {
 		/* Opened and checked by the scan. */
 		st = item->before;
-		r = lcfs_build_content_once(node, item->fd, &st, c->flags, c->store,
-					    &stage);
-		if (r == CONTENT_CHANGED && fstat(item->fd, &st) < 0)
-			r = -errno;
-		else if (r == CONTENT_CHANGED)
-			r = lcfs_build_content_once(node, item->fd, &st, c->flags,
-						    c->store, &stage);
-		if (r > 0) {
-			stage = STAGE_CHANGED;
-			r = -EAGAIN;
-		}
+		r = read_content(c, node, item->fd, &st, &stage);
 		lcfs_build_hold_close(c, item->fd);
 		if (r < 0)
 			return lcfs_build_fail(c, node, NULL, stage, -r);
@@ -263,22 +272,12 @@ static int process_file(struct worker *w, const struct work_item *item)
 		return lcfs_build_fail(c, node, NULL, STAGE_READ, errno);
 	/* Whatever is there now must still be a regular file (the open
 	 * did not block on a FIFO that replaced it, thanks to O_NONBLOCK). */
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		r = -errno;
-	} else if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		r = -EINVAL;
-	} else {
-		r = lcfs_build_content_once(node, fd, &st, c->flags, c->store, &stage);
-		/* Changed while read: once more, from the start. */
-		if (r == CONTENT_CHANGED && fstat(fd, &st) < 0)
-			r = -errno;
-		else if (r == CONTENT_CHANGED)
-			r = lcfs_build_content_once(node, fd, &st, c->flags, c->store, &stage);
-		if (r > 0) {
-			stage = STAGE_CHANGED;
-			r = -EAGAIN;
-		}
-	}
+	else
+		r = read_content(c, node, fd, &st, &stage);
 	close(fd);
 	if (r < 0)
 		return lcfs_build_fail(c, node, NULL, stage, -r);
