@@ -435,16 +435,22 @@ static int parse_xattrs(struct parser *p, struct lcfs_node_s *node,
 
 /* ---- Tree ------------------------------------------------------------------- */
 
+/* Appends @node to the array *@v (*@n used, *@cap allocated). */
+static int push_node(struct lcfs_node_s ***v, size_t *n, size_t *cap,
+		     struct lcfs_node_s *node)
+{
+	struct lcfs_node_s **a = lcfs_array_reserve(*v, *n, cap, sizeof(*a), 32);
+
+	if (a == NULL)
+		return -ENOMEM;
+	*v = a;
+	a[(*n)++] = node;
+	return 0;
+}
+
 static int dirs_push(struct parser *p, struct lcfs_node_s *dir)
 {
-	struct lcfs_node_s **d = lcfs_array_reserve(p->dirs, p->n_dirs, &p->dirs_cap,
-						    sizeof(*d), 32);
-
-	if (d == NULL)
-		return -ENOMEM;
-	p->dirs = d;
-	p->dirs[p->n_dirs++] = dir;
-	return 0;
+	return push_node(&p->dirs, &p->n_dirs, &p->dirs_cap, dir);
 }
 
 static size_t name_hash(const struct lcfs_node_s *parent, const char *name,
@@ -537,13 +543,8 @@ static bool after_last(const struct lcfs_node_s *dir, const char *name, size_t l
  * (an out-of-order append follows at once). */
 static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
 {
-	struct lcfs_node_s **v = lcfs_array_reserve(x->dirs, x->n_dirs, &x->dirs_cap,
-						    sizeof(*v), 64);
-
-	if (v == NULL)
+	if (push_node(&x->dirs, &x->n_dirs, &x->dirs_cap, dir) < 0)
 		return -ENOMEM;
-	x->dirs = v;
-	x->dirs[x->n_dirs++] = dir;
 	for (size_t i = 0; i < dir->n_children; i++) {
 		if (index_reserve(x) < 0)
 			return -ENOMEM;
