@@ -254,7 +254,13 @@ static int process_file(struct worker *w, const struct work_item *item)
 
 	if (item->fd >= 0) {
 		/* Opened and checked by the scan. */
-		st = item->before;
+		memset(&st, 0, sizeof(st));
+		st.st_mode = S_IFREG;
+		st.st_size = (off_t)node->size;
+		st.st_mtim.tv_sec = item->mtime_sec;
+		st.st_mtim.tv_nsec = item->mtime_nsec;
+		st.st_ctim.tv_sec = item->ctime_sec;
+		st.st_ctim.tv_nsec = item->ctime_nsec;
 		r = read_content(c, node, item->fd, &st, &stage);
 		lcfs_build_hold_close(c, item->fd);
 		if (r < 0)
@@ -360,7 +366,14 @@ int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node)
 int lcfs_build_pending_add_open(struct build_ctx *c, struct lcfs_node_s *node, int fd,
 				const struct stat *before)
 {
-	struct work_item item = { .node = node, .fd = fd, .before = *before };
+	struct work_item item = {
+		.node = node,
+		.fd = fd,
+		.mtime_sec = before->st_mtim.tv_sec,
+		.ctime_sec = before->st_ctim.tv_sec,
+		.mtime_nsec = (uint32_t)before->st_mtim.tv_nsec,
+		.ctime_nsec = (uint32_t)before->st_ctim.tv_nsec,
+	};
 
 	return list_add(&c->pending, &item);
 }

@@ -59,14 +59,17 @@ enum {
 	CONTENT_STORE_DIFFERS = 2,
 };
 
-/* A file waiting for the content pass. The scan opens small regular
- * files itself (see lcfs_build_open_entry()): @fd is then that open file
- * and @before the fstat() the node was made from; otherwise @fd is -1 and
- * the worker opens the file by its path. */
+/* A file waiting for the content pass. The scan may open regular files
+ * itself (see lcfs_build_open_entry()): @fd is then that open file, and
+ * the times are those of the fstat() the node was made from, what the
+ * change check compares besides the size (the node's); the whole struct
+ * stat would make each queued file 160 bytes instead of 40. Otherwise
+ * @fd is -1 and the worker opens the file by its path. */
 struct work_item {
 	struct lcfs_node_s *node;
 	int fd;
-	struct stat before;
+	int64_t mtime_sec, ctime_sec;
+	uint32_t mtime_nsec, ctime_nsec;
 };
 
 /* Files waiting for the content pass; @next is the first not taken. */
