@@ -559,7 +559,6 @@ static void index_sort_dirs(struct name_index *x)
 {
 	for (size_t i = 0; i < x->n_dirs; i++)
 		lcfs_node_sort_children(x->dirs[i]);
-
 }
 
 static uint64_t path_hash(const char *s, size_t len)
@@ -868,8 +867,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	if (!dir->children_unsorted && !after_last(dir, c, len)) {
 		p->unsorted = true;
 		/* Inserting into a big sorted array would move it. */
-		if (!dir->children_unsorted && dir->n_children >= INDEX_MIN_DIR &&
-		    index_dir(&p->names, dir) < 0)
+		if (dir->n_children >= INDEX_MIN_DIR && index_dir(&p->names, dir) < 0)
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {
