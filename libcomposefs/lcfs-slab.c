@@ -67,12 +67,8 @@ static struct slab_chunk *chunk_new(bool huge)
 	if (start + LCFS_SLAB_CHUNK < base + span)
 		munmap((void *)(start + LCFS_SLAB_CHUNK),
 		       base + span - (start + LCFS_SLAB_CHUNK));
-#ifdef MADV_HUGEPAGE
 	if (huge)
-		(void)madvise((void *)start, LCFS_SLAB_CHUNK, MADV_HUGEPAGE);
-#else
-	(void)huge;
-#endif
+		lcfs_advise_huge((void *)start, LCFS_SLAB_CHUNK);
 	((struct slab_chunk *)start)->live = 1;
 	((struct slab_chunk *)start)->seq = 0;
 	return (struct slab_chunk *)start;

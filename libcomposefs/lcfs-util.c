@@ -243,19 +243,25 @@ bool lcfs_digest_from_object_path(const char *path, uint8_t digest[LCFS_DIGEST_S
 	return lcfs_digest_from_hex(hex, sizeof(hex), digest) == 0;
 }
 
-void lcfs_hint_huge(void *p, size_t size)
+void lcfs_advise_huge(void *p, size_t size)
 {
 #ifdef MADV_HUGEPAGE
 	const uintptr_t huge = (uintptr_t)2 << 20;
 	uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
 	uintptr_t end = ((uintptr_t)p + size) & ~(huge - 1);
 
-	if (p != NULL && size >= LCFS_HUGE_MIN && end > start)
+	if (p != NULL && end > start)
 		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
 #else
 	(void)p;
 	(void)size;
 #endif
+}
+
+void lcfs_hint_huge(void *p, size_t size)
+{
+	if (size >= LCFS_HUGE_MIN)
+		lcfs_advise_huge(p, size);
 }
 
 void *lcfs_calloc_big(size_t n, size_t elem)

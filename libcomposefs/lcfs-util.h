@@ -135,6 +135,10 @@ void *lcfs_array_reserve(void *v, size_t n, size_t *cap, size_t elem, size_t fir
  */
 void lcfs_hint_huge(void *p, size_t size);
 
+/* Asks for transparent huge pages on the 2 MiB pages inside @p (@size
+ * bytes), whatever the size; a hint only. */
+void lcfs_advise_huge(void *p, size_t size);
+
 /* calloc() with lcfs_hint_huge(). */
 void *lcfs_calloc_big(size_t n, size_t elem);
 
