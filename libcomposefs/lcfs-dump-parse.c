@@ -88,9 +88,6 @@ struct name_index {
 	size_t dirs_cap;
 };
 
-/* Directories smaller than this keep inserting in order. */
-#define INDEX_MIN_DIR 4
-
 /*
  * Every directory by its path as its own line wrote it, when that path is
  * plain (one leading slash, no empty component). When the entries of
@@ -557,8 +554,18 @@ static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
 /* Sorts every directory that was given its entries out of order. */
 static void index_sort_dirs(struct name_index *x)
 {
-	for (size_t i = 0; i < x->n_dirs; i++)
-		lcfs_node_sort_children(x->dirs[i]);
+	void *buf = NULL;
+	size_t buf_size = 0;
+
+	for (size_t i = 0; i < x->n_dirs; i++) {
+		/* The directories to come, their nodes then their arrays. */
+		if (i + 4 < x->n_dirs)
+			__builtin_prefetch(&x->dirs[i + 4]->children);
+		if (i + 2 < x->n_dirs)
+			__builtin_prefetch(x->dirs[i + 2]->children);
+		lcfs_node_sort_children(x->dirs[i], &buf, &buf_size);
+	}
+	free(buf);
 }
 
 static uint64_t path_hash(const char *s, size_t len)
@@ -866,8 +873,10 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	 * with its last entry, which costs up to three cache misses. */
 	if (!dir->children_unsorted && !after_last(dir, c, len)) {
 		p->unsorted = true;
-		/* Inserting into a big sorted array would move it. */
-		if (dir->n_children >= INDEX_MIN_DIR && index_dir(&p->names, dir) < 0)
+		/* Inserting in order would read the names already there
+		 * (cache misses when directories interleave) and move the
+		 * array: from here on, the entries are appended. */
+		if (index_dir(&p->names, dir) < 0)
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {

@@ -9,6 +9,7 @@
 #include "lcfs-node.h"
 #include "lcfs-walk.h"
 
+#include <endian.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <xxhash.h>
@@ -632,13 +633,64 @@ static int cmp_child_names(const void *a, const void *b)
 	return lcfs_bytes_cmp(x->name, x->name_len, y->name, y->name_len);
 }
 
-void lcfs_node_sort_children(struct lcfs_node_s *node)
+/* A child and the first bytes of its name, so that most comparisons of a
+ * sort read neither the node nor its name (both likely cache misses when
+ * the entries came out of order). */
+struct child_key {
+	uint64_t prefix; /* the name's first 8 bytes, big-endian, zero-padded */
+	struct lcfs_node_s *node;
+};
+
+/* Names hold no NUL, so zero padding sorts a shorter name first, as
+ * lcfs_bytes_cmp() does. */
+static uint64_t name_prefix(const char *name, size_t len)
 {
+	unsigned char b[8] = { 0 };
+	uint64_t v;
+
+	memcpy(b, name, len < sizeof(b) ? len : sizeof(b));
+	memcpy(&v, b, sizeof(v));
+	return be64toh(v);
+}
+
+static int cmp_child_keys(const void *a, const void *b)
+{
+	const struct child_key *x = a, *y = b;
+
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return cmp_child_names(&x->node, &y->node);
+}
+
+void lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size)
+{
+	struct lcfs_node_s **children = node->children;
+	size_t n = node->n_children;
+	struct child_key *keys = *buf;
+
 	if (!node->children_unsorted)
 		return;
-	qsort(node->children, node->n_children, sizeof(*node->children),
-	      cmp_child_names);
 	node->children_unsorted = false;
+	if (n > *buf_size / sizeof(*keys)) {
+		keys = n <= SIZE_MAX / sizeof(*keys) ? realloc(*buf, n * sizeof(*keys)) : NULL;
+		if (keys == NULL) {
+			qsort(children, n, sizeof(*children), cmp_child_names);
+			return;
+		}
+		*buf = keys;
+		*buf_size = n * sizeof(*keys);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (i + 8 < n)
+			__builtin_prefetch(&children[i + 8]->name);
+		if (i + 4 < n)
+			__builtin_prefetch(children[i + 4]->name);
+		keys[i].prefix = name_prefix(children[i]->name, children[i]->name_len);
+		keys[i].node = children[i];
+	}
+	qsort(keys, n, sizeof(*keys), cmp_child_keys);
+	for (size_t i = 0; i < n; i++)
+		children[i] = keys[i].node;
 }
 
 LCFS_PUBLIC int lcfs_node_add_child(struct lcfs_node_s *parent,
@@ -1095,38 +1147,38 @@ LCFS_PUBLIC const char *lcfs_node_get_xattr_name(struct lcfs_node_s *node,
 	return index < node->n_xattrs ? lcfs_xattr_key(node->xattrs[index]) : NULL;
 }
 
+struct relocate_strings {
+	struct lcfs_slab *names;
+	struct lcfs_slab *payloads;
+};
+
+/* Copies the name and payload of @node into the slabs of @data, which
+ * lcfs_node_arena_move() calls in the writer's order. A copy that fails
+ * leaves the old string where it is: only slower. */
+static void relocate_strings(struct lcfs_node_s *node, void *data)
+{
+	struct relocate_strings *r = data;
+
+	if (node->name != NULL) {
+		uint8_t len = node->name_len;
+		char *copy = lcfs_slab_strndup(r->names, node->name, len);
+
+		if (copy != NULL) {
+			lcfs_node_release_name(node);
+			node->name = copy;
+			node->name_len = len;
+			node->name_in_slab = true;
+		}
+	}
+	if (node->payload != NULL)
+		(void)lcfs_node_set_payload_in(r->payloads, node, node->payload,
+					       strlen(node->payload));
+}
+
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			     struct lcfs_slab *names, struct lcfs_slab *payloads)
 {
-	struct lcfs_node_s *node;
-	int r = lcfs_node_arena_move(a, rootp);
+	struct relocate_strings r = { names, payloads };
 
-	if (r <= 0)
-		return r;
-
-	/* Names in the same order, each next to its siblings'. */
-	for (size_t k = 0; (node = lcfs_node_arena_at(a, k)) != NULL; k++) {
-		uint8_t len = node->name_len;
-		char *copy;
-
-		if (node->name == NULL)
-			continue;
-		copy = lcfs_slab_strndup(names, node->name, len);
-		if (copy == NULL)
-			continue; /* the old name stays: fine, only slower */
-		lcfs_node_release_name(node);
-		node->name = copy;
-		node->name_len = len;
-		node->name_in_slab = true;
-	}
-
-	/* Payloads too: the writer reads them in every pass over the
-	 * inodes (the redirect xattr of a file). */
-	for (size_t k = 0; (node = lcfs_node_arena_at(a, k)) != NULL; k++) {
-		if (node->payload != NULL &&
-		    lcfs_node_set_payload_in(payloads, node, node->payload,
-					     strlen(node->payload)) < 0)
-			break; /* the rest stays where it is */
-	}
-	return 0;
+	return lcfs_node_arena_move(a, rootp, relocate_strings, &r);
 }

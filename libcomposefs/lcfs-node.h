@@ -183,17 +183,16 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
 /* When the tree at *@rootp is made of exactly the nodes of @a (each once,
  * hard links among them), moves the nodes in memory to the order the
  * image writer visits them (breadth first, children in name order) and
- * updates *@rootp. Nothing outside the tree may point at its nodes.
- * Returns 1 when the nodes moved, 0 when all is left as it is (not such a
- * tree), -ENOMEM (nothing moved). */
-int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp);
+ * updates *@rootp. Before they move, @visit is called on each node in that
+ * order, its pointers already rewritten. Nothing outside the tree may
+ * point at its nodes. Returns 1 when the nodes moved, 0 when all is left
+ * as it is (not such a tree), -ENOMEM (nothing moved). */
+int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
+			 void (*visit)(struct lcfs_node_s *node, void *data),
+			 void *data);
 
-/* The node at position @i of @a, or NULL past its end. */
-struct lcfs_node_s *lcfs_node_arena_at(const struct lcfs_node_arena *a, size_t i);
-
-/* lcfs_node_arena_move(), then the names and payloads of the moved nodes
- * into @names and @payloads in the same order (lcfs-node.c). 0 or
- * -ENOMEM (nothing moved). */
+/* lcfs_node_arena_move(), copying the names and payloads of the nodes into
+ * @names and @payloads in their new order (lcfs-node.c). */
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			     struct lcfs_slab *names, struct lcfs_slab *payloads);
 
@@ -233,8 +232,10 @@ int lcfs_node_add_child_in(struct lcfs_slab *names, struct lcfs_node_s *parent,
 void lcfs_node_take_children(struct lcfs_node_s *to, struct lcfs_node_s *from);
 
 /* Sorts the children of @node by name if lcfs_node_append_child_n() left
- * them out of order. */
-void lcfs_node_sort_children(struct lcfs_node_s *node);
+ * them out of order. *@buf (*@buf_size bytes) is scratch space the
+ * caller keeps from one call to the next and frees at the end; without
+ * memory to grow it the sort is slower, never wrong. */
+void lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size);
 
 /* Sets an xattr entry on @node, taking a new reference to @x (the caller
  * keeps its own). Replaces an entry with the same key (the new one goes to

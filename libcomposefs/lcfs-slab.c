@@ -184,103 +184,159 @@ void lcfs_node_arena_done(struct lcfs_node_arena *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static struct lcfs_node_s *new_address(const struct lcfs_node_arena *a,
-				       const struct lcfs_node_s *old)
+/* How many nodes ahead the passes below ask for the memory they will read
+ * next: the nodes come from all over the arena, and without this every
+ * one of them is a cache miss waited for on its own. */
+#define AHEAD 8
+
+static void prefetch_node(const struct lcfs_node_s *n)
 {
-	return old != NULL ? arena_node(a, old->scratch) : NULL;
+	__builtin_prefetch(n);
+	__builtin_prefetch((const char *)n + sizeof(*n) - 1);
+}
+
+/* Visiting order into @order (breadth first, children in their array's
+ * order), each node's new index in its scratch field. False when the tree
+ * is not made of the arena's nodes: every scratch field is then zero. */
+static bool arena_order(struct lcfs_node_arena *a, struct lcfs_node_s *root,
+			uint32_t *order)
+{
+	size_t n = a->n_nodes, count = 0;
+
+	order[count++] = (uint32_t)arena_index(a, root);
+	root->scratch = 0;
+	for (size_t k = 0; k < count; k++) {
+		struct lcfs_node_s *node = arena_node(a, order[k]);
+		struct lcfs_node_s **children = node->children;
+		size_t nc = node->n_children;
+
+		if (node->link_to != NULL && arena_index(a, node->link_to) == SIZE_MAX)
+			goto fail;
+		for (size_t i = 0; i < nc; i++) {
+			struct lcfs_node_s *child = children[i];
+			size_t ci;
+
+			if (i + AHEAD < nc)
+				__builtin_prefetch(&children[i + AHEAD]->scratch);
+			ci = arena_index(a, child);
+			if (ci == SIZE_MAX || count == n)
+				goto fail;
+			child->scratch = (uint32_t)count;
+			order[count++] = (uint32_t)ci;
+		}
+	}
+	if (count == n)
+		return true;
+fail:
+	for (size_t i = 0; i < n; i++)
+		arena_node(a, i)->scratch = 0;
+	return false;
+}
+
+/* Points every pointer into the arena at the node's new place (including
+ * a node's pointer to its own inline xattr slot) and hands each node to
+ * @visit, both in the visiting order. A node's children are next to each
+ * other in that order, so they need not be read. */
+static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
+			  void (*visit)(struct lcfs_node_s *node, void *data),
+			  void *data)
+{
+	size_t n = a->n_nodes, next = 1;
+
+	for (size_t k = 0; k < n; k++) {
+		struct lcfs_node_s *node = arena_node(a, order[k]);
+
+		if (k + 2 * AHEAD < n)
+			prefetch_node(arena_node(a, order[k + 2 * AHEAD]));
+		if (k + AHEAD < n) {
+			const struct lcfs_node_s *soon = arena_node(a, order[k + AHEAD]);
+
+			__builtin_prefetch(soon->name);
+			__builtin_prefetch(soon->payload);
+			__builtin_prefetch(soon->children);
+		}
+
+		if (node->xattrs == &node->xattr_inline)
+			node->xattrs = &arena_node(a, k)->xattr_inline;
+		if (node->parent != NULL)
+			node->parent = arena_node(a, node->parent->scratch);
+		if (node->link_to != NULL)
+			node->link_to = arena_node(a, node->link_to->scratch);
+		for (size_t c = 0; c < node->n_children; c++)
+			node->children[c] = arena_node(a, next++);
+		visit(node, data);
+	}
+}
+
+/* Moves the nodes in place along the cycles of the permutation: position
+ * k receives the node at old index order[k]. A second cursor runs a few
+ * steps ahead on the cycle and fetches the nodes to come. */
+static void arena_permute(struct lcfs_node_arena *a, uint32_t *order)
+{
+	const uint32_t done = UINT32_MAX;
+	size_t n = a->n_nodes;
+	struct lcfs_node_s tmp;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i, ahead;
+
+		if (order[i] == done)
+			continue;
+		if (order[i] == i) {
+			order[i] = done;
+			arena_node(a, i)->scratch = 0;
+			continue;
+		}
+		tmp = *arena_node(a, i);
+		ahead = order[i];
+		for (int s = 0; s < AHEAD && ahead != i; s++) {
+			prefetch_node(arena_node(a, ahead));
+			ahead = order[ahead];
+		}
+		for (;;) {
+			size_t src = order[j];
+			struct lcfs_node_s *dst = arena_node(a, j);
+
+			order[j] = done;
+			if (src == i) {
+				*dst = tmp;
+				dst->scratch = 0;
+				break;
+			}
+			if (ahead != i) {
+				prefetch_node(arena_node(a, ahead));
+				ahead = order[ahead];
+			}
+			*dst = *arena_node(a, src);
+			dst->scratch = 0;
+			j = src;
+		}
+	}
 }
 
 /*
  * Moves every node of the arena to the position the writer visits it in:
  * breadth first, children in name order. Pointers are rewritten first
  * (each node's scratch field holds its new index), then the nodes are
- * moved in place along the cycles of the permutation, so that nothing
- * but a 4-byte index per node is allocated. Names and payloads move into
- * @names and @payloads in the same order.
+ * moved in place, so that nothing but a 4-byte index per node is
+ * allocated.
  */
-int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp)
+int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
+			 void (*visit)(struct lcfs_node_s *node, void *data),
+			 void *data)
 {
-	struct lcfs_node_s *root = *rootp;
-	const uint32_t done = UINT32_MAX;
-	size_t n = a->n_nodes, count = 0;
+	size_t n = a->n_nodes;
 	cleanup_free uint32_t *order = NULL;
-	struct lcfs_node_s tmp;
 
-	if (n == 0 || n >= UINT32_MAX || arena_index(a, root) == SIZE_MAX)
+	if (n == 0 || n >= UINT32_MAX || arena_index(a, *rootp) == SIZE_MAX)
 		return 0;
 	order = malloc(n * sizeof(*order));
 	if (order == NULL)
 		return -ENOMEM;
-
-	/* The visiting order, using @order as the queue. Anything but a
-	 * tree made of exactly the arena's nodes is left as it is. */
-	order[count++] = (uint32_t)arena_index(a, root);
-	for (size_t k = 0; k < count; k++) {
-		struct lcfs_node_s *node = arena_node(a, order[k]);
-
-		for (size_t i = 0; i < node->n_children; i++) {
-			size_t ci = arena_index(a, node->children[i]);
-
-			if (ci == SIZE_MAX || count == n)
-				return 0;
-			order[count++] = (uint32_t)ci;
-		}
-	}
-	if (count != n)
+	if (!arena_order(a, *rootp, order))
 		return 0;
-	for (size_t k = 0; k < n; k++)
-		arena_node(a, order[k])->scratch = (uint32_t)k;
-	for (size_t i = 0; i < n; i++) {
-		struct lcfs_node_s *node = arena_node(a, i);
-
-		if (node->link_to != NULL && arena_index(a, node->link_to) == SIZE_MAX)
-			return 0;
-	}
-
-	/* Point everything at the new places (including a node's pointer
-	 * to its own inline xattr slot). */
-	for (size_t i = 0; i < n; i++) {
-		struct lcfs_node_s *node = arena_node(a, i);
-
-		if (node->xattrs == &node->xattr_inline)
-			node->xattrs = &arena_node(a, node->scratch)->xattr_inline;
-		node->parent = new_address(a, node->parent);
-		node->link_to = new_address(a, node->link_to);
-		for (size_t c = 0; c < node->n_children; c++)
-			node->children[c] = new_address(a, node->children[c]);
-	}
-
-	/* Position k receives the node at old index order[k]. */
-	for (size_t i = 0; i < n; i++) {
-		size_t j = i;
-
-		if (order[i] == done)
-			continue;
-		if (order[i] == i) {
-			order[i] = done;
-			continue;
-		}
-		tmp = *arena_node(a, i);
-		for (;;) {
-			size_t src = order[j];
-
-			order[j] = done;
-			if (src == i) {
-				*arena_node(a, j) = tmp;
-				break;
-			}
-			*arena_node(a, j) = *arena_node(a, src);
-			j = src;
-		}
-	}
-
+	arena_repoint(a, order, visit, data);
+	arena_permute(a, order);
 	*rootp = arena_node(a, 0);
-	for (size_t k = 0; k < n; k++)
-		arena_node(a, k)->scratch = 0;
 	return 1;
-}
-
-struct lcfs_node_s *lcfs_node_arena_at(const struct lcfs_node_arena *a, size_t i)
-{
-	return i < a->n_nodes ? arena_node(a, i) : NULL;
 }
