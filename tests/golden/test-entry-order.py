@@ -8,7 +8,11 @@ bench/gen-dump.py writes one OS-like tree (with a distinct security.ima
 value on every regular file) in three orders: sorted depth first, tar order
 (depth first, siblings shuffled) and creation order (every entry after its
 parent, directories interleaved). All three must build to the same bytes.
-A fourth copy of the creation order spells some paths with repeated
+Each order also gets a directory whose names share long prefixes, are
+prefixes of each other or hold bytes above 0x7f, in name order for the
+sorted dump and reversed for the others (the parser sorts such a
+directory on the first bytes of the names, then on the whole names). A
+fourth copy of the creation order spells some paths with repeated
 slashes, which the parser's lookup by parent path does not know and must
 resolve component by component; and a copy where one entry comes before
 its parent directory must fail, naming the entry.
@@ -32,6 +36,22 @@ def generate(order):
                            str(N), "7"], stdout=subprocess.PIPE, check=True).stdout
 
 
+# Names that tie on their first eight bytes, end inside them, or sort by
+# a byte above 0x7f (written escaped).
+PREFIX_NAMES = [b"A", b"a", b"abc", b"abcdefg", b"abcdefgh", b"abcdefgh0",
+                b"abcdefgha", b"abcdefghabcdefgh0", b"abcdefghabcdefgh1",
+                b"abcdefghi", b"abcdefgh\\x80x", b"abcdefgh\\xff", b"abcdefgi",
+                b"zz", b"\\xe9t\\xe9"]
+
+
+def with_prefix_dir(dump, reverse):
+    """@dump with the directory /prefixes and its entries at the end."""
+    names = list(reversed(PREFIX_NAMES)) if reverse else PREFIX_NAMES
+    lines = [b"/prefixes 4096 40755 2 0 0 0 1690000000.0 - - -"]
+    lines += [b"/prefixes/%s 0 100644 1 0 0 0 1690000000.0 - - -" % n for n in names]
+    return dump.rstrip(b"\n") + b"\n" + b"\n".join(lines) + b"\n"
+
+
 def respell(dump):
     """Every seventh line gets its path written with doubled slashes."""
     out = []
@@ -52,6 +72,7 @@ def main():
         if sorted(dumps[o].split(b"\n")) != sorted(dumps["sorted"].split(b"\n")):
             raise Failure("%s order holds other lines than sorted order" % o)
     dumps["creation, respelled"] = respell(dumps["creation"])
+    dumps = {o: with_prefix_dir(d, o != "sorted") for o, d in dumps.items()}
     with tempfile.TemporaryDirectory(prefix="cfs-order-") as tmp:
         ref = os.path.join(tmp, "sorted.cfs")
         cfstest.build_image(tools_dir, dumps["sorted"], ref)
