@@ -880,7 +880,10 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 			return perr_oom(p);
 	}
 	if (!dir->children_unsorted) {
-		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, false);
+		/* after_last() said the name sorts after every entry: it
+		 * cannot be a duplicate and goes at the end, without a
+		 * search of the array. */
+		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
 	} else if (index_find(&p->names, dir, c, len) != NULL) {
 		r = -EEXIST;
 	} else {
