@@ -142,6 +142,7 @@ struct parser {
 	 * have their own, which the relocation at the end empties. */
 	struct lcfs_node_arena nodes;
 	struct lcfs_slab names_slab;
+	struct lcfs_slab xattr_slab; /* the entries of @xattrs */
 	struct lcfs_slab payloads;
 };
 
@@ -1315,6 +1316,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	memset(err, 0, sizeof(*err));
 	p.flags = flags;
 	p.err = err;
+	p.xattrs.slab = &p.xattr_slab;
 
 	r = parse_lines(&p, src);
 	if (r == 0 && p.root == NULL) {
@@ -1339,6 +1341,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	free(p.names.dirs);
 	dir_map_free(&p.dir_paths);
 	lcfs_xattr_intern_release(&p.xattrs);
+	lcfs_slab_done(&p.xattr_slab);
 	lcfs_slab_done(&p.names_slab);
 	lcfs_slab_done(&p.payloads);
 	if (root != NULL && (p.unsorted || p.n_jumps > p.n_dir_lines)) {

@@ -24,9 +24,12 @@ uint32_t lcfs_xattr_hash(const char *key, size_t key_len, const char *value,
 	return XXH32(value, value_len, h ^ 0x9e3779b9u);
 }
 
-struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
-				  const char *value, size_t value_len, int *errp)
+/* lcfs_xattr_new(), from @slab when it is not NULL. */
+static struct lcfs_xattr *xattr_make(struct lcfs_slab *slab, const char *key,
+				     size_t key_len, const char *value,
+				     size_t value_len, int *errp)
 {
+	size_t size = sizeof(struct lcfs_xattr) + key_len + value_len + 2;
 	struct lcfs_xattr *x;
 
 	if (key_len == 0 || key_len > LCFS_MAX_XATTR_NAME) {
@@ -37,14 +40,15 @@ struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
 		*errp = -EINVAL;
 		return NULL;
 	}
-	x = malloc(sizeof(*x) + key_len + value_len + 2);
+	x = slab != NULL ? lcfs_slab_alloc(slab, size) : malloc(size);
 	if (x == NULL) {
 		*errp = -ENOMEM;
 		return NULL;
 	}
 	x->ref = 1;
-	x->key_len = key_len;
-	x->value_len = value_len;
+	x->key_len = (uint8_t)key_len;
+	x->in_slab = slab != NULL;
+	x->value_len = (uint16_t)value_len;
 	memcpy(x->data, key, key_len);
 	x->data[key_len] = '\0';
 	if (value_len > 0)
@@ -52,6 +56,12 @@ struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
 	x->data[key_len + 1 + value_len] = '\0';
 	x->hash = lcfs_xattr_hash(key, key_len, value, value_len);
 	return x;
+}
+
+struct lcfs_xattr *lcfs_xattr_new(const char *key, size_t key_len,
+				  const char *value, size_t value_len, int *errp)
+{
+	return xattr_make(NULL, key, key_len, value, value_len, errp);
 }
 
 struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x)
@@ -62,7 +72,11 @@ struct lcfs_xattr *lcfs_xattr_ref(struct lcfs_xattr *x)
 
 void lcfs_xattr_unref(struct lcfs_xattr *x)
 {
-	if (x != NULL && --x->ref == 0)
+	if (x == NULL || --x->ref != 0)
+		return;
+	if (x->in_slab)
+		lcfs_slab_release(x);
+	else
 		free(x);
 }
 
@@ -115,7 +129,7 @@ struct lcfs_xattr *lcfs_xattr_intern_get(struct lcfs_xattr_intern *t,
 		    (value_len == 0 || memcmp(lcfs_xattr_value(x), value, value_len) == 0))
 			return x;
 	}
-	x = lcfs_xattr_new(key, key_len, value, value_len, errp);
+	x = xattr_make(t->slab, key, key_len, value, value_len, errp);
 	if (x == NULL)
 		return NULL;
 	t->slots[i] = x;

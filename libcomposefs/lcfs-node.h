@@ -29,7 +29,8 @@
 struct lcfs_xattr {
 	uint32_t ref;
 	uint32_t hash;      /* lcfs_xattr_hash() of key and value */
-	uint16_t key_len;   /* 1..255 */
+	uint8_t key_len;    /* 1..255 */
+	bool in_slab;       /* allocated from a slab (lcfs-slab.c) */
 	uint16_t value_len; /* 0..65535 */
 	char data[];
 };
@@ -61,10 +62,15 @@ void lcfs_xattr_unref(struct lcfs_xattr *x);
  * can give identical pairs one shared entry. Zero-initialise; the set
  * holds one reference to each entry.
  */
+struct lcfs_slab;
 struct lcfs_xattr_intern {
 	struct lcfs_xattr **slots;
 	size_t cap; /* 0 or a power of two */
 	size_t n;
+	/* When set, new entries are carved out of it instead of malloc'd:
+	 * a million distinct values (an IMA signature on every file) then
+	 * cost no malloc header each and are freed a chunk at a time. */
+	struct lcfs_slab *slab;
 };
 
 /* The entry for (@key, @value), created on first use (borrowed: take a
@@ -164,6 +170,8 @@ struct lcfs_slab {
 /* A NUL-terminated copy of @len bytes of @str, or NULL (no memory, or
  * @len over about two megabytes). */
 char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len);
+/* @size bytes aligned to 8, uninitialised, or NULL (as above). */
+void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size);
 /* Releases one object of any slab (NULL: nothing). */
 void lcfs_slab_release(void *p);
 void lcfs_slab_done(struct lcfs_slab *s);
@@ -183,10 +191,10 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
 /* When the tree at *@rootp is made of exactly the nodes of @a (each once,
  * hard links among them), moves the nodes in memory to the order the
  * image writer visits them (breadth first, children in name order) and
- * updates *@rootp. Before they move, @visit is called on each node in that
- * order, its pointers already rewritten. Nothing outside the tree may
- * point at its nodes. Returns 1 when the nodes moved, 0 when all is left
- * as it is (not such a tree), -ENOMEM (nothing moved). */
+ * updates *@rootp. First @visit is called on each node in that order, at
+ * its old place and with its pointers as they were. Nothing outside the
+ * tree may point at its nodes. Returns 1 when the nodes moved, 0 when all
+ * is left as it is (not such a tree), -ENOMEM (nothing moved). */
 int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			 void (*visit)(struct lcfs_node_s *node, void *data),
 			 void *data);

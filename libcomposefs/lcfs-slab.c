@@ -86,16 +86,15 @@ void lcfs_slab_release(void *p)
 		chunk_put(chunk_of(p));
 }
 
-/* Strings need no alignment: packed, a million names and payloads take
- * some 8 MB less than rounded to 8 bytes. */
-char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
+/* @size bytes from @s at a multiple of @align (a power of two), or NULL. */
+static void *slab_take(struct lcfs_slab *s, size_t size, size_t align)
 {
-	size_t size = len + 1;
 	char *p;
 
 	if (size > LCFS_SLAB_CHUNK - CHUNK_HEADER)
 		return NULL;
-	if (s->chunk == NULL || (size_t)(s->end - s->cur) < size) {
+	p = s->cur != NULL ? (char *)(((uintptr_t)s->cur + align - 1) & ~(uintptr_t)(align - 1)) : NULL;
+	if (s->chunk == NULL || p > s->end || (size_t)(s->end - p) < size) {
 		struct slab_chunk *c = chunk_new(s->n_chunks >= SMALL_CHUNKS);
 
 		if (c == NULL)
@@ -104,15 +103,30 @@ char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
 		if (s->chunk != NULL)
 			chunk_put(s->chunk);
 		s->chunk = c;
-		s->cur = (char *)c + CHUNK_HEADER;
+		p = (char *)c + CHUNK_HEADER; /* aligned to a cache line */
 		s->end = (char *)c + LCFS_SLAB_CHUNK;
 	}
-	p = s->cur;
-	s->cur += size;
+	s->cur = p + size;
 	((struct slab_chunk *)s->chunk)->live++;
+	return p;
+}
+
+/* Strings need no alignment: packed, a million names and payloads take
+ * some 8 MB less than rounded to 8 bytes. */
+char *lcfs_slab_strndup(struct lcfs_slab *s, const char *str, size_t len)
+{
+	char *p = len < SIZE_MAX ? slab_take(s, len + 1, 1) : NULL;
+
+	if (p == NULL)
+		return NULL;
 	memcpy(p, str, len);
 	p[len] = '\0';
 	return p;
+}
+
+void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size)
+{
+	return slab_take(s, size, 8);
 }
 
 void lcfs_slab_done(struct lcfs_slab *s)
@@ -233,9 +247,9 @@ fail:
 	return false;
 }
 
-/* Points every pointer into the arena at the node's new place (including
- * a node's pointer to its own inline xattr slot) and hands each node to
- * @visit, both in the visiting order. A node's children are next to each
+/* Hands each node to @visit, then points every pointer into the arena at
+ * the node's new place (including a node's pointer to its own inline
+ * xattr slot), both in the visiting order. A node's children are next to each
  * other in that order, so they need not be read. */
 static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 			  void (*visit)(struct lcfs_node_s *node, void *data),
@@ -256,6 +270,7 @@ static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 			__builtin_prefetch(soon->children);
 		}
 
+		visit(node, data);
 		if (node->xattrs == &node->xattr_inline)
 			node->xattrs = &arena_node(a, k)->xattr_inline;
 		if (node->parent != NULL)
@@ -264,7 +279,6 @@ static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 			node->link_to = arena_node(a, node->link_to->scratch);
 		for (size_t c = 0; c < node->n_children; c++)
 			node->children[c] = arena_node(a, next++);
-		visit(node, data);
 	}
 }
 
