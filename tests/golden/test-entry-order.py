@@ -28,7 +28,9 @@ import cfstest
 from cfstest import Failure
 
 GENERATOR = os.path.join(cfstest.TESTS_DIR, "..", "bench", "gen-dump.py")
-N = 6000
+# Enough entries for three chunks of the parser's node arena (13,796
+# nodes each), so that the move into the writer's order crosses chunks.
+N = 30000
 
 
 def generate(order):
