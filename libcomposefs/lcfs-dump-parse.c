@@ -138,6 +138,13 @@ struct parser {
 	size_t n_dir_lines;
 	bool unsorted; /* some entry came before a sibling that sorts before it */
 
+	/* When @hint_line is the current line, the look-ahead found its path
+	 * plain and without escapes, and hashed its parent's path (the first
+	 * @hint_parent_len bytes): tree_add() need not do either again. */
+	unsigned long hint_line;
+	uint64_t hint_hash;
+	size_t hint_parent_len;
+
 	/* Nodes, names and payloads come out of slabs (lcfs-slab.c). Names
 	 * have their own, which the relocation at the end empties. */
 	struct lcfs_node_arena nodes;
@@ -460,11 +467,10 @@ static size_t name_hash(const struct lcfs_node_s *parent, const char *name,
 /* Each slot keeps its hash, so that neither a probe that misses nor
  * growing the table reads a node (a likely cache miss when the entries
  * came in creation order). */
-static struct lcfs_node_s *index_find(const struct name_index *x,
-				      const struct lcfs_node_s *parent,
-				      const char *name, size_t len)
+static struct lcfs_node_s *index_find_hash(const struct name_index *x, size_t h,
+					   const struct lcfs_node_s *parent,
+					   const char *name, size_t len)
 {
-	size_t h = name_hash(parent, name, len);
 	struct name_slot *e;
 
 	if (x->slots == NULL)
@@ -478,6 +484,13 @@ static struct lcfs_node_s *index_find(const struct name_index *x,
 			return n;
 	}
 	return NULL;
+}
+
+static struct lcfs_node_s *index_find(const struct name_index *x,
+				      const struct lcfs_node_s *parent,
+				      const char *name, size_t len)
+{
+	return index_find_hash(x, name_hash(parent, name, len), parent, name, len);
 }
 
 static void index_put_hash(struct name_index *x, struct lcfs_node_s *n, size_t h)
@@ -651,10 +664,15 @@ static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
 {
 	struct dir_ent *e;
 	size_t depth = 0;
+	uint64_t h;
 
 	if (p->dir_paths.slots == NULL)
 		return NULL;
-	e = dir_map_slot(&p->dir_paths, path_hash(path, len), path, len);
+	if (p->hint_line == p->line && p->hint_parent_len == len)
+		h = p->hint_hash;
+	else
+		h = path_hash(path, len);
+	e = dir_map_slot(&p->dir_paths, h, path, len);
 	if (e->dir == NULL)
 		return NULL;
 	for (const char *c = path; (c = memchr(c, '/', path + len - c)) != NULL; c++)
@@ -672,9 +690,10 @@ static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
  * slot, then the stored path and the directory node, then the name index
  * slot. The lines a few positions further down are already in the buffer,
  * so their slots are computed early and prefetched, in two steps, while
- * the lines before them are parsed. Only the memory touched changes:
- * every lookup is still made, in full, when its line is parsed. Lines
- * with escapes are skipped (their raw path is not their path).
+ * the lines before them are parsed. Every lookup is still made, in
+ * full, when its line is parsed; only the hash of the parent's path and
+ * the check that the path is plain are taken over (struct parser, hint_*).
+ * Lines with escapes are skipped (their raw path is not their path).
  */
 #define AHEAD_RING 16 /* a power of two, more than AHEAD_FAR */
 #define AHEAD_FAR 10  /* lines ahead whose map slot is prefetched */
@@ -817,7 +836,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		    struct lcfs_node_s *node)
 {
 	const char *c = path, *end = path + len;
-	bool plain = plain_path(path, len);
+	bool plain = p->hint_line == p->line || plain_path(path, len);
 	struct lcfs_node_s *dir;
 	size_t depth = 0;
 	int r;
@@ -885,14 +904,17 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		 * cannot be a duplicate and goes at the end, without a
 		 * search of the array. */
 		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
-	} else if (index_find(&p->names, dir, c, len) != NULL) {
-		r = -EEXIST;
 	} else {
-		r = index_reserve(&p->names);
+		size_t h = name_hash(dir, c, len);
+
+		if (index_find_hash(&p->names, h, dir, c, len) != NULL)
+			r = -EEXIST;
+		else
+			r = index_reserve(&p->names);
 		if (r == 0)
 			r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
 		if (r == 0)
-			index_put(&p->names, node);
+			index_put_hash(&p->names, node, h);
 	}
 	if (r == -EEXIST)
 		return perr(p, F_PATH, EEXIST, "Path %s already exists", path);
@@ -1258,8 +1280,16 @@ static int parse_lines(struct parser *p, struct source *src)
 			/* Worth it only once lines stopped coming in order. */
 			if (!la.on && (p->unsorted || p->n_jumps > 2 * p->n_dir_lines + 64))
 				la.on = true;
-			if (la.on)
+			if (la.on) {
+				const struct ahead_line *a = &la.ring[p->line % AHEAD_RING];
+
 				look_ahead(p, &la, buf + start, buf + end, p->line);
+				if (a->line == p->line) {
+					p->hint_line = a->line;
+					p->hint_hash = a->hash;
+					p->hint_parent_len = a->parent_len;
+				}
+			}
 			r = parse_line(p, buf + start, nl - (buf + start));
 			if (r < 0)
 				return r;
