@@ -93,8 +93,10 @@ static void *slab_take(struct lcfs_slab *s, size_t size, size_t align)
 
 	if (size > LCFS_SLAB_CHUNK - CHUNK_HEADER)
 		return NULL;
-	p = s->cur != NULL ? (char *)(((uintptr_t)s->cur + align - 1) & ~(uintptr_t)(align - 1)) : NULL;
-	if (s->chunk == NULL || p > s->end || (size_t)(s->end - p) < size) {
+	p = NULL;
+	if (s->chunk != NULL)
+		p = (char *)(((uintptr_t)s->cur + align - 1) & ~(uintptr_t)(align - 1));
+	if (p == NULL || p > s->end || (size_t)(s->end - p) < size) {
 		struct slab_chunk *c = chunk_new(s->n_chunks >= SMALL_CHUNKS);
 
 		if (c == NULL)
@@ -249,8 +251,8 @@ fail:
 
 /* Hands each node to @visit, then points every pointer into the arena at
  * the node's new place (including a node's pointer to its own inline
- * xattr slot), both in the visiting order. A node's children are next to each
- * other in that order, so they need not be read. */
+ * xattr slot), both in the visiting order. A node's children are next to
+ * each other in that order, so they need not be read. */
 static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 			  void (*visit)(struct lcfs_node_s *node, void *data),
 			  void *data)
