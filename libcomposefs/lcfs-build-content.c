@@ -23,6 +23,7 @@
 #include "lcfs-node.h"
 #include "lcfs-error.h"
 #include "lcfs-util.h"
+#include "lcfs-fsverity.h"
 #include "lcfs-scanner.h"
 
 /* ---- Paths and errors ---------------------------------------------------------- */
@@ -221,21 +222,24 @@ struct worker {
 	struct build_ctx *c;
 	pthread_t thread;
 	bool is_caller; /* the calling thread: it reports progress */
+	struct lcfs_fsverity_file_hasher *hasher; /* NULL: one per file */
 	char path[PATH_MAX];
 };
 
 /* The content of the regular file @fd, whose fstat() before reading is
  * *@st, into @node; read once more, from the start, if it changed while
  * it was read. 0 or -errno, with *@stage naming the step that failed. */
-static int read_content(struct build_ctx *c, struct lcfs_node_s *node, int fd,
+static int read_content(struct worker *w, struct lcfs_node_s *node, int fd,
 			struct stat *st, enum build_stage *stage)
 {
-	int r = lcfs_build_content_once(node, fd, st, c->flags, c->store, stage);
+	struct build_ctx *c = w->c;
+	int r = lcfs_build_content_once(node, fd, st, c->flags, c->store, w->hasher, stage);
 
 	if (r == CONTENT_CHANGED && fstat(fd, st) < 0)
 		r = -errno;
 	else if (r == CONTENT_CHANGED)
-		r = lcfs_build_content_once(node, fd, st, c->flags, c->store, stage);
+		r = lcfs_build_content_once(node, fd, st, c->flags, c->store, w->hasher,
+					    stage);
 	if (r > 0) {
 		*stage = STAGE_CHANGED;
 		r = -EAGAIN;
@@ -261,7 +265,7 @@ static int process_file(struct worker *w, const struct work_item *item)
 		st.st_mtim.tv_nsec = item->mtime_nsec;
 		st.st_ctim.tv_sec = item->ctime_sec;
 		st.st_ctim.tv_nsec = item->ctime_nsec;
-		r = read_content(c, node, item->fd, &st, &stage);
+		r = read_content(w, node, item->fd, &st, &stage);
 		lcfs_build_hold_close(c, item->fd);
 		if (r < 0)
 			return lcfs_build_fail(c, node, NULL, stage, -r);
@@ -283,28 +287,76 @@ static int process_file(struct worker *w, const struct work_item *item)
 	else if (!S_ISREG(st.st_mode))
 		r = -EINVAL;
 	else
-		r = read_content(c, node, fd, &st, &stage);
+		r = read_content(w, node, fd, &st, &stage);
 	close(fd);
 	if (r < 0)
 		return lcfs_build_fail(c, node, NULL, stage, -r);
 	return 0;
 }
 
-/* The next file to process, big ones first, into *@item; false when the
- * queue is closed and empty, or after a failure. */
+/*
+ * Files of BIG_FILE bytes and more wait in a heap by size, taken only when
+ * no smaller file is queued: while the scan runs they are the work kept in
+ * hand for when the scan falls behind the workers (directories of small
+ * files), and once it is done the largest go first, so that no worker is
+ * left alone with a big file at the end. Only @v and @n of the list are
+ * used.
+ */
+static void heap_pop(struct work_list *l, struct work_item *out)
+{
+	size_t i = 0, n = --l->n;
+	struct work_item last = l->v[n];
+
+	*out = l->v[0];
+	for (;;) {
+		size_t ch = 2 * i + 1;
+
+		if (ch >= n)
+			break;
+		if (ch + 1 < n && l->v[ch + 1].node->size > l->v[ch].node->size)
+			ch++;
+		if (l->v[ch].node->size <= last.node->size)
+			break;
+		l->v[i] = l->v[ch];
+		i = ch;
+	}
+	if (n > 0)
+		l->v[i] = last;
+}
+
+static int heap_push(struct work_list *l, const struct work_item *item)
+{
+	struct work_item *v = lcfs_array_reserve(l->v, l->n, &l->cap, sizeof(*v), 64);
+	size_t i;
+
+	if (v == NULL)
+		return -ENOMEM;
+	l->v = v;
+	i = l->n++;
+	while (i > 0 && v[(i - 1) / 2].node->size < item->node->size) {
+		v[i] = v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	v[i] = *item;
+	return 0;
+}
+
+/* The next file to process into *@item: the small ones in the order of
+ * the scan, then the largest big one; false when the queue is closed and
+ * empty, or after a failure. */
 static bool queue_take(struct build_ctx *c, struct work_item *item)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&c->lock);
 	while (!atomic_load(&c->failed)) {
-		if (c->big.next < c->big.n) {
-			*item = c->big.v[c->big.next++];
+		if (c->small.next < c->small.n) {
+			*item = c->small.v[c->small.next++];
 			found = true;
 			break;
 		}
-		if (c->small.next < c->small.n) {
-			*item = c->small.v[c->small.next++];
+		if (c->big.n > 0) {
+			heap_pop(&c->big, item);
 			found = true;
 			break;
 		}
@@ -341,7 +393,7 @@ int lcfs_build_queue_flush(struct build_ctx *c)
 		const struct work_item *item = &c->pending.v[c->pending.next];
 		uint64_t size = item->node->size;
 
-		r = list_add(size >= BIG_FILE ? &c->big : &c->small, item);
+		r = size >= BIG_FILE ? heap_push(&c->big, item) : list_add(&c->small, item);
 		if (r < 0)
 			break;
 		c->pending.next++;
@@ -438,6 +490,8 @@ static void worker_run(struct worker *w)
 	struct build_ctx *c = w->c;
 	struct work_item item;
 
+	/* Without it, each digest allocates its own buffers. */
+	w->hasher = lcfs_fsverity_file_hasher_new();
 	while (queue_take(c, &item)) {
 		if (process_file(w, &item) < 0)
 			break;
@@ -446,6 +500,8 @@ static void worker_run(struct worker *w)
 		if (w->is_caller)
 			lcfs_build_report_progress(c, false);
 	}
+	lcfs_fsverity_file_hasher_free(w->hasher);
+	w->hasher = NULL;
 }
 
 static void *worker_main(void *arg)

@@ -263,7 +263,8 @@ int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bu
  * was stored).
  */
 static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
-			   struct lcfs_store *store, enum build_stage *stage)
+			   struct lcfs_store *store, struct lcfs_fsverity_file_hasher *h,
+			   enum build_stage *stage)
 {
 	bool want_digest = flags & (LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST);
 	uint8_t digest[LCFS_DIGEST_SIZE];
@@ -297,7 +298,8 @@ static int content_from_fd(struct lcfs_node_s *node, int fd, int flags,
 		if (r != 0)
 			return r > 0 ? CONTENT_STORE_DIFFERS : r;
 	} else if (want_digest) {
-		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
+		r = h != NULL ? lcfs_fsverity_file_hasher_digest(h, fd, size, digest) :
+				lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		if (r < 0)
 			return r;
 		if (store != NULL) {
@@ -348,10 +350,11 @@ static bool stat_changed(const struct stat *a, const struct stat *b)
  * still named by its own content.
  */
 int lcfs_build_content_once(struct lcfs_node_s *node, int fd, const struct stat *before,
-			int flags, struct lcfs_store *store, enum build_stage *stage)
+			    int flags, struct lcfs_store *store,
+			    struct lcfs_fsverity_file_hasher *h, enum build_stage *stage)
 {
 	struct stat after;
-	int r = content_from_fd(node, fd, flags, store, stage);
+	int r = content_from_fd(node, fd, flags, store, h, stage);
 
 	if (r != 0)
 		return r;
@@ -411,7 +414,7 @@ LCFS_PUBLIC int lcfs_node_set_from_content(struct lcfs_node_s *node, int dirfd,
 	fd = openat(dirfd, fname, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -1;
-	r = content_from_fd(node, fd, buildflags, NULL, &stage);
+	r = content_from_fd(node, fd, buildflags, NULL, NULL, &stage);
 	close(fd);
 	return lcfs_public_ret(r);
 }

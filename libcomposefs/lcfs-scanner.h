@@ -166,10 +166,13 @@ int lcfs_build_load_path(int dirfd, const char *name, int flags, struct xattr_bu
 
 /* The content of the regular file @fd for @node (inline data, digest,
  * store); 0, CONTENT_CHANGED, CONTENT_STORE_DIFFERS or -errno, with
- * *@stage naming the step that failed. */
+ * *@stage naming the step that failed. Digests go through @h, the
+ * calling thread's hasher, or a hasher of their own if it is NULL. */
 struct lcfs_store;
+struct lcfs_fsverity_file_hasher;
 int lcfs_build_content_once(struct lcfs_node_s *node, int fd, const struct stat *before,
-			    int flags, struct lcfs_store *store, enum build_stage *stage);
+			    int flags, struct lcfs_store *store,
+			    struct lcfs_fsverity_file_hasher *h, enum build_stage *stage);
 
 /* Whether @flags is a valid combination of LCFS_BUILD_* flags. */
 bool lcfs_build_flags_valid(int flags);

@@ -4,8 +4,9 @@
  * lcfs_node_set_from_content(), lcfs_load_node_from_file(), lcfs_build()
  * and the internal lcfs_build_tree(): flags, inlining, digests and payload
  * paths, files that vanish or shrink between the scan and the content
- * pass, hard links, and trees deeper than PATH_MAX and than the number of
- * descriptors the process may open.
+ * pass, hard links, trees deeper than PATH_MAX and than the number of
+ * descriptors the process may open, and the digests of a mix of big and
+ * small files whatever the number of threads.
  */
 #include "lcfs-tools.h"
 
@@ -393,6 +394,91 @@ static void test_deep(void)
 	lcfs_node_unref(root);
 }
 
+/*
+ * A tree with files of 1 MiB and more (which workers take largest first,
+ * once no smaller file is queued) among many small ones: with 1, 2 and 4
+ * threads, every file gets the digest of its own content, computed here
+ * through the public fd helper.
+ */
+#define MIX_DIRS 6
+#define MIX_SMALL 40
+#define MIX_BIG 5
+
+static int mix_walk(struct lcfs_node_s *dir, const char *rel, unsigned *files)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < lcfs_node_get_n_children(dir); i++) {
+		struct lcfs_node_s *ch = lcfs_node_get_child(dir, i);
+		const uint8_t *got = lcfs_node_get_fsverity_digest(ch);
+		char sub[256];
+		uint8_t want[32];
+		int fd;
+
+		snprintf(sub, sizeof(sub), "%s/%s", rel, lcfs_node_get_name(ch));
+		if (S_ISDIR(lcfs_node_get_mode(ch))) {
+			bad += mix_walk(ch, sub, files);
+			continue;
+		}
+		(*files)++;
+		fd = open(path_in(sub), O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || lcfs_compute_fsverity_from_fd(want, fd) < 0)
+			die(sub);
+		close(fd);
+		if (got == NULL || memcmp(got, want, 32) != 0) {
+			fprintf(stderr, "%s: wrong or missing digest\n", sub);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static void test_big_and_small(void)
+{
+	static uint8_t data[(1 << 20) + MIX_BIG * 100000];
+	struct lcfs_build_options opts = { 0 };
+	static const unsigned thread_counts[] = { 1, 2, 4 };
+	char name[64];
+
+	if (mkdir(path_in("mix"), 0755) < 0)
+		die("mkdir");
+	for (unsigned d = 0; d < MIX_DIRS; d++) {
+		snprintf(name, sizeof(name), "mix/d%u", d);
+		if (mkdir(path_in(name), 0755) < 0)
+			die("mkdir");
+		for (unsigned i = 0; i < MIX_SMALL; i++) {
+			fill(data, 4000, d * 1000 + i);
+			snprintf(name, sizeof(name), "mix/d%u/s%u", d, i);
+			write_file(path_in(name), data, 65 + (d * 7919 + i * 104729) % 9000);
+		}
+		if (d % 2 == 0)
+			continue;
+		/* Sizes out of order, so that the heap has to sort them. */
+		for (unsigned i = 0; i < MIX_BIG; i++) {
+			size_t size = (1 << 20) + ((i * 3 + d) % MIX_BIG) * 100000 + d;
+
+			fill(data, size, d * 100 + i);
+			snprintf(name, sizeof(name), "mix/d%u/big%u", d, i);
+			write_file(path_in(name), data, size);
+		}
+	}
+	opts.flags = LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST;
+	for (size_t t = 0; t < sizeof(thread_counts) / sizeof(thread_counts[0]); t++) {
+		struct lcfs_error err = { 0 };
+		struct lcfs_node_s *root;
+		unsigned files = 0;
+
+		opts.threads = thread_counts[t];
+		root = lcfs_build_tree(AT_FDCWD, path_in("mix"), &opts, &err);
+		CHECK(root != NULL);
+		if (root == NULL)
+			continue;
+		CHECK(mix_walk(root, "mix", &files) == 0);
+		CHECK(files == MIX_DIRS * MIX_SMALL + (MIX_DIRS / 2) * MIX_BIG);
+		lcfs_node_unref(root);
+	}
+}
+
 int main(void)
 {
 	char cmd[PATH_MAX + 32];
@@ -407,6 +493,7 @@ int main(void)
 	TEST_CASE(test_load_node_from_file);
 	TEST_CASE(test_build);
 	TEST_CASE(test_deep);
+	TEST_CASE(test_big_and_small);
 	/* rm copes with paths longer than PATH_MAX. */
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

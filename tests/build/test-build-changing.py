@@ -29,7 +29,7 @@ from cfsbuild import check, check_store, main
 
 OTHERS = 6
 OTHER_SIZE = 300000
-TARGET_SIZE = 600000  # several reads of the hasher's 256 KiB
+TARGET_SIZE = 2600000  # several reads of the hasher's 1 MiB
 
 
 def rand(rng, n):
