@@ -147,16 +147,19 @@ static int remember_inode(struct build_ctx *c, struct lcfs_node_s *node,
 
 static void hold_setup(struct build_ctx *c)
 {
+	/* An object store keeps its 256 subdirectories open. */
+	rlim_t room, spare = HELD_FILES_SPARE + (c->store != NULL ? 256 : 0);
 	struct rlimit rl;
-	rlim_t room;
 
 	c->scan_opens = false;
 	if (c->n_started == 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	if (rl.rlim_cur == RLIM_INFINITY)
 		room = HELD_FILES_MAX;
+	else if (rl.rlim_cur > spare)
+		room = (rl.rlim_cur - spare) / 2;
 	else
-		room = rl.rlim_cur > HELD_FILES_SPARE ? (rl.rlim_cur - HELD_FILES_SPARE) / 2 : 0;
+		room = 0;
 	c->held_max = room < HELD_FILES_MAX ? (unsigned)room : HELD_FILES_MAX;
 	c->scan_opens = c->held_max >= HELD_FILES_MIN;
 }

@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -64,6 +65,10 @@
 /* Temporary files older than this are left from an interrupted run. */
 #define STALE_TMP_SECONDS (60 * 60)
 
+/* The descriptor limit from which a store keeps its 256 subdirectories
+ * open (struct lcfs_store). */
+#define SUBDIR_CACHE_MIN_FDS 1024
+
 #define TMP_PREFIX LCFS_STORE_TMP_PREFIX
 #define TMP_NAME_SIZE LCFS_STORE_TMP_NAME_SIZE
 
@@ -85,6 +90,13 @@ struct lcfs_store {
 	atomic_bool no_verity;  /* fs-verity not supported */
 	atomic_bool direct_ok;  /* O_DIRECT copies of large objects (see top) */
 	atomic_uchar subdir_made[256];
+	/* With @cache_subdirs, the subdirectories are opened once each and
+	 * kept until the store is freed: two system calls less per object.
+	 * Holding them is safe: gc and fsck, which remove entries, take the
+	 * store lock exclusively, and this handle holds it shared. Without
+	 * room for 256 more descriptors, each use opens its own. */
+	bool cache_subdirs;
+	atomic_int subdir_fd[256];
 	/* Outcome of the lookups so far: objects found, objects written. */
 	_Atomic uint64_t n_present, n_absent;
 	atomic_uint next_subdir; /* where lcfs_store_put_copy() writes next */
@@ -310,6 +322,7 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 {
 	cleanup_free char *copy = store_path_prepare(path);
 	struct lcfs_store *st;
+	struct rlimit rl;
 	int r;
 
 	if (copy == NULL)
@@ -318,6 +331,10 @@ int lcfs_store_open(const char *path, struct lcfs_store **out)
 	if (st == NULL)
 		return -ENOMEM;
 	st->stage_fd = -1;
+	for (size_t i = 0; i < 256; i++)
+		atomic_init(&st->subdir_fd[i], -1);
+	st->cache_subdirs = getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+			    (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= SUBDIR_CACHE_MIN_FDS);
 	st->dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
 		r = -errno;
@@ -353,6 +370,9 @@ void lcfs_store_free(struct lcfs_store *st)
 		close(st->stage_fd);
 		remove_stage_dir(st->dirfd, st->stage_name);
 	}
+	for (size_t i = 0; i < 256; i++)
+		if (atomic_load(&st->subdir_fd[i]) >= 0)
+			close(atomic_load(&st->subdir_fd[i]));
 	close(st->dirfd);
 	close(st->lockfd);
 	free(st->path);
@@ -631,6 +651,13 @@ static int name_object(struct lcfs_store *st, struct lcfs_store_object *o, bool 
 	return 0;
 }
 
+/* Done with @fd from open_subdir() (below). */
+static void release_subdir(const struct lcfs_store *st, int fd)
+{
+	if (fd >= 0 && !st->cache_subdirs)
+		close(fd);
+}
+
 /* Releases @o: its temporary file if it has one, its descriptors. Safe to
  * call again. */
 static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
@@ -639,8 +666,7 @@ static void discard_object(struct lcfs_store *st, struct lcfs_store_object *o)
 		(void)unlinkat(st->dirfd, o->tmp_name, 0);
 	if (o->fd >= 0)
 		close(o->fd);
-	if (o->subfd >= 0)
-		close(o->subfd);
+	release_subdir(st, o->subfd);
 	o->fd = -1;
 	o->subfd = -1;
 	o->tmp_name[0] = '\0';
@@ -698,9 +724,11 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 {
 	char subdir[3] = { path[0], path[1], '\0' };
 	unsigned idx = (unsigned)strtoul(subdir, NULL, 16) & 0xff;
+	int fd = atomic_load(&st->subdir_fd[idx]), none = -1;
 	struct stat sb;
-	int fd;
 
+	if (fd >= 0)
+		return fd;
 	if (!atomic_load(&st->subdir_made[idx])) {
 		if (mkdirat(st->dirfd, subdir, 0755) < 0 && errno != EEXIST)
 			return -errno;
@@ -710,8 +738,14 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 	 * where the kernel has it, else O_NOFOLLOW on this one name. */
 	fd = lcfs_open_confined(st->dirfd, subdir,
 				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0)
-		return fd;
+	if (fd >= 0) {
+		/* Another thread may have opened it meanwhile: keep one. */
+		if (!st->cache_subdirs ||
+		    atomic_compare_exchange_strong(&st->subdir_fd[idx], &none, fd))
+			return fd;
+		close(fd);
+		return none;
+	}
 	if (fd != -ELOOP && fd != -ENOTDIR && fd != -EXDEV)
 		return fd;
 	if (fstatat(st->dirfd, subdir, &sb, AT_SYMLINK_NOFOLLOW) < 0)
@@ -991,12 +1025,12 @@ int lcfs_store_put_copy(struct lcfs_store *st, int fd, uint64_t size,
 	if (size >= DIRECT_MIN && atomic_load(&st->direct_ok)) {
 		r = put_copy_direct(st, fd, size, tmpdir, digest);
 		if (r <= 0) {
-			close(tmpdir);
+			release_subdir(st, tmpdir);
 			return r;
 		}
 	}
 	o.fd = openat(tmpdir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	close(tmpdir);
+	release_subdir(st, tmpdir);
 	if (o.fd < 0) {
 		r = lcfs_fsverity_digest_fd_fast(fd, size, digest);
 		return r < 0 ? r : lcfs_store_put(st, fd, size, digest);
@@ -1211,7 +1245,7 @@ int lcfs_store_writer_commit(struct lcfs_store_writer *w,
 	if (r < 0)
 		return r;
 	/* Now the object's own subdirectory. */
-	close(w->o.subfd);
+	release_subdir(w->st, w->o.subfd);
 	w->o.subfd = -1;
 	return object_publish(w->st, &w->o, 0, digest, w->size);
 }
@@ -1279,6 +1313,6 @@ int lcfs_store_publish(struct lcfs_store *st, const uint8_t digest[LCFS_DIGEST_S
 	}
 	if (r == 1)
 		r = renameat(st->stage_fd, hex, subfd, path + 3) < 0 ? -errno : 0;
-	close(subfd);
+	release_subdir(st, subfd);
 	return r;
 }

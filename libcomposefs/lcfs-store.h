@@ -156,7 +156,7 @@ int lcfs_store_dirfd(const struct lcfs_store *st);
 #define LCFS_STORE_TMP_NAME_SIZE 20
 struct lcfs_store_object {
 	int fd;    /* writable, the data goes here */
-	int subfd; /* the object's subdirectory, once open */
+	int subfd; /* the object's subdirectory once open, the store's to close */
 	char tmp_name[LCFS_STORE_TMP_NAME_SIZE];
 	char path[LCFS_STORE_PATH_SIZE];
 };

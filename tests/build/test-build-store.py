@@ -8,10 +8,12 @@
 # two runs into one store at the same time both succeed and agree; an
 # object of the wrong size is replaced; stale temporary files are removed,
 # young ones kept; large objects (copied with direct I/O where possible)
-# come out exact around the block and method boundaries.
+# come out exact around the block and method boundaries; under a low
+# descriptor limit every object is still stored.
 # Usage: test-build-store.py MKCOMPOSEFS COMPOSEFS-INFO
 
 import os
+import resource
 import shutil
 import stat
 import subprocess
@@ -20,6 +22,10 @@ import tempfile
 import time
 
 from cfsbuild import check, check_store, main, make_tree, run, skip, store_objects
+
+
+MANY = 700     # objects, more than LOW_FDS
+LOW_FDS = 300  # descriptors: too few for the store to keep its subdirectories
 
 
 def umask(mask):
@@ -145,6 +151,24 @@ def test():
         finally:
             for st in stores[1:]:
                 shutil.rmtree(st)
+
+        # Below 1024 descriptors the store does not keep its subdirectories
+        # open: each use opens and closes its own. More objects than the
+        # limit, all stored, with one thread and with several.
+        many = os.path.join(tmp, "many")
+        os.mkdir(many)
+        for i in range(MANY):
+            with open(os.path.join(many, "f%d" % i), "wb") as f:
+                f.write((b"%d " % i) * 40)
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        low = min(LOW_FDS, hard) if hard != resource.RLIM_INFINITY else LOW_FDS
+        for threads in ("1", "4"):
+            st = os.path.join(tmp, "store-low-" + threads)
+            run([mk, "--threads=" + threads, "--digest-store=" + st, many, img],
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)))
+            objects = check_store(st, contents_dir=many)
+            check(len(objects) == MANY, "%d objects under %d descriptors, want %d"
+                  % (len(objects), low, MANY))
     finally:
         shutil.rmtree(tmp)
 
