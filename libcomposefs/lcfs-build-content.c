@@ -491,7 +491,8 @@ static void worker_run(struct worker *w)
 	struct work_item item;
 
 	/* Without it, each digest allocates its own buffers. */
-	w->hasher = lcfs_fsverity_file_hasher_new();
+	if (c->flags & (LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST))
+		w->hasher = lcfs_fsverity_file_hasher_new();
 	while (queue_take(c, &item)) {
 		if (process_file(w, &item) < 0)
 			break;
