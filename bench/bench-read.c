@@ -83,7 +83,8 @@ static int collect(const char *path, const struct stat *st, int type, struct FTW
 	return 0;
 }
 
-/* Reads @path in READ_SIZE pread() calls into @buf; its size into *@size. */
+/* Reads @fd to its end in READ_SIZE pread() calls into @buf; the bytes
+ * read into *@size. */
 static int read_plain(int fd, uint8_t *buf, uint64_t *size)
 {
 	off_t off = 0;
@@ -109,7 +110,7 @@ static int read_plain(int fd, uint8_t *buf, uint64_t *size)
 static int digest_file(int fd, const struct stat *st, struct lcfs_fsverity_file_hasher *h)
 {
 	uint8_t digest[LCFS_DIGEST_SIZE];
-	char list[4096];
+	char list[65536]; /* the largest list the kernel returns */
 	struct stat after;
 	int r;
 

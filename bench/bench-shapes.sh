@@ -12,7 +12,8 @@
 #     `openssl speed -evp sha256` times the CPUs, and the same digests
 #     computed by bench-read -d, which only reads and hashes the files.
 # Every figure is the best of RUNS runs (wall), with the CPU time and peak
-# RSS of that run; the sorted, tar and creation orders are run in turn. It prints figures; it never passes or fails on them.
+# RSS of that run; the sorted, tar and creation orders are run in turn.
+# It prints figures; it never passes or fails on them.
 #
 # usage: bench/bench-shapes.sh [--readme] [BUILDDIR] [N]
 #   --readme  also replace the table in bench/README.md
@@ -58,13 +59,18 @@ once() {
 	m=$(awk -v m="$m" 'BEGIN {printf "%.0f", m / 1024}')
 }
 
+# faster W BEST: whether wall time W beats BEST (always when BEST is empty).
+faster() {
+	[ -z "$2" ] || awk -v a="$1" -v b="$2" 'BEGIN {exit !(a < b)}'
+}
+
 # best CMD...: runs CMD $runs times; sets wall, cpu, rss (MB) of the
 # fastest run.
 best() {
 	wall=; cpu=; rss=
 	for _ in $(seq "$runs"); do
 		once "$@"
-		if [ -z "$wall" ] || awk -v a="$w" -v b="$wall" 'BEGIN {exit !(a < b)}'; then
+		if faster "$w" "$wall"; then
 			wall=$w
 			cpu=$c
 			rss=$m
@@ -102,7 +108,7 @@ done
 for _ in $(seq "$runs"); do
 	for shape in "${orders[@]}"; do
 		once "$mk" --from-file "$tmp/$shape.dump" "$tmp/image"
-		if [ -z "${bw[$shape]:-}" ] || awk -v a="$w" -v b="${bw[$shape]}" 'BEGIN {exit !(a < b)}'; then
+		if faster "$w" "${bw[$shape]:-}"; then
 			bw[$shape]=$w
 			bc[$shape]=$c
 			bm[$shape]=$m
@@ -161,7 +167,7 @@ for _ in $(seq "$runs"); do
 	out=$("$builddir/bench/bench-read" -d -t "$ncpu" "$tree")
 	w=$(sed -n 's/.* \([0-9.]*\) s wall, .*/\1/p' <<<"$out")
 	c=$(sed -n 's/.* s wall, \([0-9.]*\) s CPU.*/\1/p' <<<"$out")
-	if [ -z "$rd_wall" ] || awk -v a="$w" -v b="$rd_wall" 'BEGIN {exit !(a < b)}'; then
+	if faster "$w" "$rd_wall"; then
 		rd_wall=$w
 		rd_cpu=$c
 	fi

@@ -370,9 +370,12 @@ void lcfs_store_free(struct lcfs_store *st)
 		close(st->stage_fd);
 		remove_stage_dir(st->dirfd, st->stage_name);
 	}
-	for (size_t i = 0; i < 256; i++)
-		if (atomic_load(&st->subdir_fd[i]) >= 0)
-			close(atomic_load(&st->subdir_fd[i]));
+	for (size_t i = 0; i < 256; i++) {
+		int fd = atomic_load(&st->subdir_fd[i]);
+
+		if (fd >= 0)
+			close(fd);
+	}
 	close(st->dirfd);
 	close(st->lockfd);
 	free(st->path);
@@ -724,7 +727,7 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 {
 	char subdir[3] = { path[0], path[1], '\0' };
 	unsigned idx = (unsigned)strtoul(subdir, NULL, 16) & 0xff;
-	int fd = atomic_load(&st->subdir_fd[idx]), none = -1;
+	int fd = atomic_load(&st->subdir_fd[idx]), cached = -1;
 	struct stat sb;
 
 	if (fd >= 0)
@@ -739,12 +742,13 @@ static int open_subdir(struct lcfs_store *st, const char *path)
 	fd = lcfs_open_confined(st->dirfd, subdir,
 				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		/* Another thread may have opened it meanwhile: keep one. */
+		/* Another thread may have opened it meanwhile: keep its
+		 * descriptor (the exchange leaves it in @cached). */
 		if (!st->cache_subdirs ||
-		    atomic_compare_exchange_strong(&st->subdir_fd[idx], &none, fd))
+		    atomic_compare_exchange_strong(&st->subdir_fd[idx], &cached, fd))
 			return fd;
 		close(fd);
-		return none;
+		return cached;
 	}
 	if (fd != -ELOOP && fd != -ENOTDIR && fd != -EXDEV)
 		return fd;
