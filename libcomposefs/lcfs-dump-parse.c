@@ -9,13 +9,17 @@
  * works on a moving window of the input (never the whole file), splits and
  * unescapes fields in place, looks parents up through a cache of the last
  * directory chain (dumps are usually in depth-first order), and shares one
- * xattr entry between every node carrying the same key and value.
+ * xattr entry between every node carrying the same key and value. A big
+ * input is read on two threads: one reads the fields, the other places
+ * the nodes in the tree ("Two threads" below).
  */
 #include "lcfs-node.h"
 #include "lcfs-tools.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -111,21 +115,35 @@ struct dir_map {
 	struct lcfs_slab paths; /* the paths, packed */
 };
 
+/*
+ * One thread's state. The lines are read by two (see "Two threads"), each
+ * with its own struct parser, of which it uses only its own fields: the
+ * reader the xattr table, the node arena and the payload and xattr slabs;
+ * the placer the tree, the directory chain, the maps and the hard links.
+ */
 struct parser {
 	unsigned flags;
 	struct lcfs_error *err;
 	unsigned long line;
-	struct lcfs_node_s *root; /* one reference */
 
+	/* The reader's. Nodes and payloads come out of slabs (lcfs-slab.c). */
+	struct lcfs_xattr_intern xattrs; /* identical pairs share one entry */
+	struct lcfs_slab xattr_slab;	 /* the entries of @xattrs */
+	struct lcfs_node_arena nodes;
+	struct lcfs_slab payloads;
+
+	/* The placer's. */
+	struct lcfs_node_s *root; /* one reference */
 	/* The directory chain used by the previous line: dirs[0] is the
 	 * root, dirs[i] the directory reached by the first i components. */
 	struct lcfs_node_s **dirs;
 	size_t n_dirs;
 	size_t dirs_cap;
 
-	struct lcfs_xattr_intern xattrs; /* identical pairs share one entry */
 	struct name_index names;
 	struct dir_map dir_paths;
+	/* Names have their own slab, which the relocation at the end empties. */
+	struct lcfs_slab names_slab;
 
 	struct hardlink *links;
 	size_t n_links;
@@ -137,20 +155,14 @@ struct parser {
 	size_t n_jumps;
 	size_t n_dir_lines;
 	bool unsorted; /* some entry came before a sibling that sorts before it */
+	bool looking;  /* lines stopped coming in order: look ahead */
 
-	/* When @hint_line is the current line, the look-ahead found its path
-	 * plain and without escapes, and hashed its parent's path (the first
-	 * @hint_parent_len bytes): tree_add() need not do either again. */
+	/* When @hint_line is the current line, the reader found its path
+	 * plain and hashed its parent's path (the first @hint_parent_len
+	 * bytes): tree_add() need not do either again. */
 	unsigned long hint_line;
 	uint64_t hint_hash;
 	size_t hint_parent_len;
-
-	/* Nodes, names and payloads come out of slabs (lcfs-slab.c). Names
-	 * have their own, which the relocation at the end empties. */
-	struct lcfs_node_arena nodes;
-	struct lcfs_slab names_slab;
-	struct lcfs_slab xattr_slab; /* the entries of @xattrs */
-	struct lcfs_slab payloads;
 };
 
 /* Where the input comes from: a file descriptor or a buffer in memory. */
@@ -684,109 +696,112 @@ static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
 }
 
 /*
+ * Two threads. A big dumpfile is read by two: the reader, the caller's
+ * thread, splits each line into its fields, unescapes them and fills in a
+ * node; the placer puts the nodes into the tree in line order, and is the
+ * only one to touch the tree. Placing costs little when the lines come
+ * depth first and sorted, and about as much as reading the fields when
+ * they come in creation order (the parent found by a hash of its path, the
+ * name indexed, each a likely cache miss); on two CPUs the two overlap.
+ *
+ * Lines go over in batches, through a ring of N_BATCHES: the reader waits
+ * when every batch is full, the placer when every one is empty. Each
+ * thread keeps its own error. The reader stops at its first one (a line
+ * whose fields it rejected after the path still goes over, as the last),
+ * the placer at its own and tells the reader to stop; the error that
+ * counts is that of the earlier line and, on one line, the placer's: the
+ * same as when one thread places each path before it checks the fields
+ * that follow. A small input is read and placed by the caller's thread
+ * alone, one batch after the other, through the same code.
+ */
+#define BATCH_LINES 1024
+#define N_BATCHES 8
+#define PLACER_MIN_INPUT ((size_t)1 << 20) /* bytes, below: one thread */
+
+/* A line as the reader hands it over. */
+struct line_rec {
+	struct lcfs_node_s *node; /* owned until the tree takes it */
+	size_t path;		  /* offset of the unescaped path in the text */
+	size_t path_len;
+	unsigned long line;
+	char *link_target; /* a hard link's unescaped target, owned; NULL: "-" */
+	uint64_t hint_hash; /* path_hash() of the parent's path, if hint_len */
+	size_t hint_len;
+	bool hardlink;
+	bool fails; /* the reader rejected a field after the path */
+};
+
+struct batch {
+	struct line_rec recs[BATCH_LINES];
+	size_t n;
+	size_t placed; /* records whose node the tree took */
+	char *text;    /* the paths, NUL-terminated */
+	size_t text_len;
+	size_t text_cap;
+	bool last; /* nothing follows */
+};
+
+struct handoff {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a batch was handed over or done with */
+	struct batch *batches; /* N_BATCHES */
+	size_t produced;       /* batches handed over */
+	size_t consumed;       /* batches the placer is done with */
+	bool filling;	       /* the reader fills batch @produced */
+	bool threaded;
+	atomic_bool stop;  /* the placer failed: read no further */
+	atomic_bool hints; /* the placer looks ahead: hash the parents' paths */
+	struct parser *placer;
+};
+
+/*
  * Looking ahead (creation and tar order only). When a line's parent is
  * found through the path map and the entry goes into an indexed
  * directory, each line costs a chain of dependent cache misses: the map
  * slot, then the stored path and the directory node, then the name index
- * slot. The lines a few positions further down are already in the buffer,
- * so their slots are computed early and prefetched, in two steps, while
- * the lines before them are parsed. Every lookup is still made, in
- * full, when its line is parsed; only the hash of the parent's path and
- * the check that the path is plain are taken over (struct parser, hint_*).
- * Lines with escapes are skipped (their raw path is not their path).
+ * slot. The placer has the lines to come in its batch, with the hash of
+ * each parent's path that the reader computed, so it prefetches their
+ * slots early, in two steps, while it places the lines before them. Every
+ * lookup is still made in full when its line is placed; only the hash and
+ * the check that the path is plain are taken over (struct parser,
+ * hint_*).
  */
-#define AHEAD_RING 16 /* a power of two, more than AHEAD_FAR */
-#define AHEAD_FAR 10  /* lines ahead whose map slot is prefetched */
-#define AHEAD_NEAR 4  /* lines ahead whose directory is prefetched */
+#define AHEAD_FAR 10 /* lines ahead whose map slot is prefetched */
+#define AHEAD_NEAR 4 /* lines ahead whose directory is prefetched */
 
-struct ahead_line {
-	unsigned long line; /* 0: nothing known */
-	uint64_t hash;	    /* path_hash() of the parent's path */
-	size_t parent_len;
-	const char *name;
-	size_t name_len;
-};
-
-struct lookahead {
-	bool on;
-	const char *pos;    /* the next line to look at */
-	unsigned long line; /* its number */
-	struct ahead_line ring[AHEAD_RING];
-};
-
-/* The far step for the line at @s (@len bytes): its parent's map slot. */
-static void ahead_far(const struct parser *p, struct ahead_line *a, unsigned long line,
-		      const char *s, size_t len)
+/* The far step: the parent's map slot. */
+static void ahead_far(const struct parser *p, const struct line_rec *rec)
 {
-	const char *sp = memchr(s, ' ', len);
-	const char *last;
-	size_t plen;
-
-	a->line = 0;
-	if (sp == NULL || p->dir_paths.slots == NULL)
-		return;
-	plen = sp - s;
-	if (memchr(s, '\\', plen) != NULL || !plain_path(s, plen))
-		return;
-	last = memrchr(s, '/', plen);
-	if (last == s)
-		return; /* the root's child: no lookup */
-	a->parent_len = last - s;
-	a->hash = path_hash(s, a->parent_len);
-	a->name = last + 1;
-	a->name_len = sp - a->name;
-	a->line = line;
-	__builtin_prefetch(&p->dir_paths.slots[a->hash & p->dir_paths.mask]);
+	if (rec->hint_len > 0 && p->dir_paths.slots != NULL)
+		__builtin_prefetch(&p->dir_paths.slots[rec->hint_hash & p->dir_paths.mask]);
 }
 
 /* The near step: the parent's stored path, node and name index slot,
  * found by hash only (a wrong guess costs a wasted prefetch). */
-static void ahead_near(const struct parser *p, const struct ahead_line *a)
+static void ahead_near(const struct parser *p, const struct batch *b,
+		       const struct line_rec *rec)
 {
 	const struct dir_map *m = &p->dir_paths;
+	const char *name = b->text + rec->path + rec->hint_len + 1;
+	size_t name_len = rec->path_len - rec->hint_len - 1;
 
-	for (size_t i = a->hash & m->mask;; i = (i + 1) & m->mask) {
+	if (rec->hint_len == 0 || m->slots == NULL)
+		return;
+	for (size_t i = rec->hint_hash & m->mask;; i = (i + 1) & m->mask) {
 		const struct dir_ent *e = &m->slots[i];
 
 		if (e->dir == NULL)
 			return;
-		if (e->hash == a->hash && e->len == a->parent_len) {
+		if (e->hash == rec->hint_hash && e->len == rec->hint_len) {
 			__builtin_prefetch(e->path);
 			__builtin_prefetch(e->dir);
 			if (p->names.slots != NULL)
-				__builtin_prefetch(&p->names.slots[name_hash(e->dir, a->name,
-									     a->name_len) &
+				__builtin_prefetch(&p->names.slots[name_hash(e->dir, name,
+									     name_len) &
 								   p->names.mask]);
 			return;
 		}
 	}
-}
-
-/* Before line @line (at @start) is parsed: looks at the lines up to
- * AHEAD_FAR after it that are in the buffer (ending at @end). */
-static void look_ahead(const struct parser *p, struct lookahead *la, const char *start,
-		       const char *end, unsigned long line)
-{
-	const struct ahead_line *a;
-
-	if (la->line <= line || la->pos < start) {
-		la->pos = start;
-		la->line = line;
-	}
-	while (la->line <= line + AHEAD_FAR && la->pos < end) {
-		const char *nl = memchr(la->pos, '\n', end - la->pos);
-
-		if (nl == NULL)
-			break;
-		if (la->line > line)
-			ahead_far(p, &la->ring[la->line % AHEAD_RING], la->line, la->pos,
-				  nl - la->pos);
-		la->pos = nl + 1;
-		la->line++;
-	}
-	a = &la->ring[(line + AHEAD_NEAR) % AHEAD_RING];
-	if (a->line == line + AHEAD_NEAR && la->line > a->line)
-		ahead_near(p, a);
 }
 
 /* Whether the previous line's chain has @name at @depth + 1. */
@@ -952,25 +967,22 @@ static struct lcfs_node_s *tree_lookup(struct lcfs_node_s *root, const char *pat
 	}
 }
 
-static int add_hardlink(struct parser *p, struct lcfs_node_s *node,
-			struct field *target)
+/* Records the hard link line of @node, whose unescaped @target (NULL for
+ * "-") it takes. */
+static int add_hardlink(struct parser *p, struct lcfs_node_s *node, char *target)
 {
 	struct hardlink *h;
 
 	h = lcfs_array_reserve(p->links, p->n_links, &p->links_cap, sizeof(*h), 16);
-	if (h == NULL)
+	if (h == NULL) {
+		free(target);
 		return perr_oom(p);
+	}
 	p->links = h;
-	h = &p->links[p->n_links];
+	h = &p->links[p->n_links++];
 	h->node = node;
 	h->line = p->line;
-	h->target = NULL;
-	if (target != NULL) {
-		h->target = strndup(target->s, target->len);
-		if (h->target == NULL)
-			return perr_oom(p);
-	}
-	p->n_links++;
+	h->target = target;
 	return 0;
 }
 
@@ -1161,11 +1173,79 @@ static int parse_entry(struct parser *p, struct lcfs_node_s *node,
 	return parse_xattrs(p, node, xs);
 }
 
-/* One line, without its newline; @line[@len] is writable. */
-static int parse_line(struct parser *p, char *line, size_t len)
+/* The batch the reader fills. */
+static struct batch *filling(struct handoff *h)
+{
+	return &h->batches[h->produced % N_BATCHES];
+}
+
+static int place_batch(struct handoff *h, struct batch *b);
+
+/* Hands the batch being filled over to the placer (@last: the final one)
+ * and, unless it is the last or the placer failed, starts the next. */
+static void hand_over(struct handoff *h, bool last)
+{
+	struct batch *b = filling(h);
+
+	b->last = last;
+	h->filling = false;
+	if (!h->threaded) {
+		h->produced++;
+		if (place_batch(h, b) != 0)
+			atomic_store(&h->stop, true);
+		else
+			h->consumed++;
+	} else {
+		pthread_mutex_lock(&h->lock);
+		h->produced++;
+		pthread_cond_broadcast(&h->cond);
+		while (!last && h->produced - h->consumed >= N_BATCHES &&
+		       !atomic_load(&h->stop))
+			pthread_cond_wait(&h->cond, &h->lock);
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (last || atomic_load(&h->stop))
+		return;
+	b = filling(h);
+	b->n = 0;
+	b->placed = 0;
+	b->text_len = 0;
+	h->filling = true;
+}
+
+/* Copies @path (@len bytes) into @b's text for @rec. */
+static int rec_set_path(struct batch *b, struct line_rec *rec, const char *path,
+			size_t len)
+{
+	if (len >= b->text_cap - b->text_len) {
+		size_t cap = b->text_cap ? b->text_cap : 64 * 1024;
+		char *t;
+
+		while (len >= cap - b->text_len)
+			cap *= 2;
+		t = realloc(b->text, cap);
+		if (t == NULL)
+			return -ENOMEM;
+		b->text = t;
+		b->text_cap = cap;
+	}
+	memcpy(b->text + b->text_len, path, len);
+	b->text[b->text_len + len] = '\0';
+	rec->path = b->text_len;
+	rec->path_len = len;
+	b->text_len += len + 1;
+	return 0;
+}
+
+/* The reader's part of a line (without its newline; @line[@len] is
+ * writable): everything but placing the node. Returns 1 when the placer
+ * failed and the reader is to stop. */
+static int read_line(struct parser *p, struct handoff *h, char *line, size_t len)
 {
 	struct field f[N_FIELDS], xs;
 	struct lcfs_node_s *node;
+	struct line_rec *rec;
+	struct batch *b;
 	const char *mode_s;
 	size_t n_fields, mode_len;
 	bool hardlink;
@@ -1204,27 +1284,136 @@ static int parse_line(struct parser *p, char *line, size_t len)
 	if (hardlink && (mode & S_IFMT) == S_IFDIR)
 		return perr(p, F_MODE, EINVAL, "Directories can't be hardlinked");
 
+	b = filling(h);
+	if (b->n == BATCH_LINES) {
+		hand_over(h, false);
+		if (atomic_load(&h->stop))
+			return 1;
+		b = filling(h);
+	}
 	node = lcfs_node_arena_new(&p->nodes);
 	if (node == NULL)
 		return perr_oom(p);
 	node->mode = mode;
-	r = tree_add(p, f[F_PATH].s, f[F_PATH].len, node);
-	if (r < 0) {
+	rec = &b->recs[b->n];
+	if (rec_set_path(b, rec, f[F_PATH].s, f[F_PATH].len) < 0) {
 		lcfs_node_unref(node);
-		return r;
+		return perr_oom(p);
 	}
-	/* From here on the tree owns @node. */
+	rec->node = node;
+	rec->line = p->line;
+	rec->link_target = NULL;
+	rec->hint_len = 0;
+	rec->hardlink = hardlink;
+	rec->fails = false;
+	if (atomic_load_explicit(&h->hints, memory_order_relaxed) &&
+	    plain_path(f[F_PATH].s, f[F_PATH].len)) {
+		const char *last = memrchr(f[F_PATH].s, '/', f[F_PATH].len);
+
+		/* The root's children need no lookup. */
+		if (last != f[F_PATH].s) {
+			rec->hint_len = last - f[F_PATH].s;
+			rec->hint_hash = path_hash(f[F_PATH].s, rec->hint_len);
+		}
+	}
+	b->n++;
+	/* From here on the placer owns @node. */
 	if (hardlink) {
 		/* Only PATH, MODE and PAYLOAD count (docs/dumpfile.md,
 		 * "Hard links"). */
 		if (field_is_dash(&f[F_PAYLOAD]))
-			return add_hardlink(p, node, NULL);
+			return 0;
 		r = unescape_cstr(p, F_PAYLOAD, &f[F_PAYLOAD], "hard link target");
-		if (r < 0)
-			return r;
-		return add_hardlink(p, node, &f[F_PAYLOAD]);
+		if (r == 0) {
+			rec->link_target = strndup(f[F_PAYLOAD].s, f[F_PAYLOAD].len);
+			if (rec->link_target == NULL)
+				r = perr_oom(p);
+		}
+	} else {
+		r = parse_entry(p, node, f, n_fields, &xs);
 	}
-	return parse_entry(p, node, f, n_fields, &xs);
+	if (r < 0)
+		rec->fails = true;
+	return r;
+}
+
+/* The placer's part of a line. Returns 1 after a line the reader
+ * rejected: nothing follows it. */
+static int place_line(struct parser *p, struct batch *b, struct line_rec *rec)
+{
+	int r;
+
+	p->line = rec->line;
+	if (rec->hint_len > 0) {
+		p->hint_line = rec->line;
+		p->hint_hash = rec->hint_hash;
+		p->hint_parent_len = rec->hint_len;
+	}
+	r = tree_add(p, b->text + rec->path, rec->path_len, rec->node);
+	if (r < 0)
+		return r;
+	b->placed++;
+	if (rec->fails)
+		return 1;
+	if (rec->hardlink) {
+		r = add_hardlink(p, rec->node, rec->link_target);
+		rec->link_target = NULL;
+	}
+	return r;
+}
+
+/* Places the lines of @b in order. Nonzero when the placer is to stop. */
+static int place_batch(struct handoff *h, struct batch *b)
+{
+	struct parser *p = h->placer;
+
+	for (size_t i = 0; i < b->n; i++) {
+		int r;
+
+		/* Worth it only once lines stopped coming in order. */
+		if (!p->looking && (p->unsorted || p->n_jumps > 2 * p->n_dir_lines + 64)) {
+			p->looking = true;
+			atomic_store(&h->hints, true);
+		}
+		if (p->looking) {
+			if (i + AHEAD_FAR < b->n)
+				ahead_far(p, &b->recs[i + AHEAD_FAR]);
+			if (i + AHEAD_NEAR < b->n)
+				ahead_near(p, b, &b->recs[i + AHEAD_NEAR]);
+		}
+		r = place_line(p, b, &b->recs[i]);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static void *placer_main(void *data)
+{
+	struct handoff *h = data;
+
+	for (;;) {
+		struct batch *b;
+		bool stop, last;
+
+		pthread_mutex_lock(&h->lock);
+		while (h->consumed == h->produced)
+			pthread_cond_wait(&h->cond, &h->lock);
+		b = &h->batches[h->consumed % N_BATCHES];
+		pthread_mutex_unlock(&h->lock);
+
+		last = b->last; /* @b is the reader's again once done with */
+		stop = place_batch(h, b) != 0;
+		pthread_mutex_lock(&h->lock);
+		if (stop)
+			atomic_store(&h->stop, true);
+		else
+			h->consumed++;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		if (stop || last)
+			return NULL;
+	}
 }
 
 /* ---- Input ------------------------------------------------------------------ */
@@ -1250,14 +1439,13 @@ static ssize_t source_read(struct source *src, char *dst, size_t n)
 	}
 }
 
-/* Reads the input in chunks and parses each complete line as soon as it is
+/* Reads the input in chunks and reads each complete line as soon as it is
  * seen (docs/dumpfile.md, "Lines"). Only the unparsed tail stays in
- * memory. */
-static int parse_lines(struct parser *p, struct source *src)
+ * memory. Returns 1 when the placer failed. */
+static int read_lines(struct parser *p, struct handoff *h, struct source *src)
 {
 	size_t cap = READ_CHUNK, start = 0, end = 0;
 	cleanup_free char *buf = NULL;
-	struct lookahead la = { 0 };
 	bool eof = false;
 
 	/* A small input in memory needs no more than its own size. */
@@ -1270,28 +1458,12 @@ static int parse_lines(struct parser *p, struct source *src)
 		char *nl, *scan = buf + start;
 		ssize_t n;
 
-		/* The window moves or grows below: nothing seen ahead stays. */
-		la.pos = NULL;
-		la.line = 0;
 		while ((nl = memchr(scan, '\n', buf + end - scan)) != NULL) {
 			int r;
 
 			p->line++;
-			/* Worth it only once lines stopped coming in order. */
-			if (!la.on && (p->unsorted || p->n_jumps > 2 * p->n_dir_lines + 64))
-				la.on = true;
-			if (la.on) {
-				const struct ahead_line *a = &la.ring[p->line % AHEAD_RING];
-
-				look_ahead(p, &la, buf + start, buf + end, p->line);
-				if (a->line == p->line) {
-					p->hint_line = a->line;
-					p->hint_hash = a->hash;
-					p->hint_parent_len = a->parent_len;
-				}
-			}
-			r = parse_line(p, buf + start, nl - (buf + start));
-			if (r < 0)
+			r = read_line(p, h, buf + start, nl - (buf + start));
+			if (r != 0)
 				return r;
 			start = nl + 1 - buf;
 			scan = nl + 1;
@@ -1328,27 +1500,95 @@ static int parse_lines(struct parser *p, struct source *src)
 		 * (docs/compatibility.md, "Dumpfile parser"). */
 		if (p->flags & LCFS_PARSE_FLAGS_STRICT)
 			return perr(p, F_NONE, EINVAL, "Missing trailing newline");
-		return parse_line(p, buf + start, end - start);
+		return read_line(p, h, buf + start, end - start);
 	}
 	return 0;
+}
+
+/* Whether the input is big enough for a second thread, and there is a
+ * second CPU for it. */
+static bool want_placer(const struct source *src)
+{
+	struct stat st;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return false;
+	if (src->buf != NULL)
+		return src->len >= PLACER_MIN_INPUT;
+	/* A pipe's size is not known. */
+	return fstat(src->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	       st.st_size >= (off_t)PLACER_MIN_INPUT;
+}
+
+/* Reads and places every line, on two threads when the input is big.
+ * Leaves the first error in @err. */
+static void read_and_place(struct parser *rd, struct parser *pl, struct source *src,
+			   struct lcfs_error *err)
+{
+	struct lcfs_error rd_err = { 0 }, pl_err = { 0 };
+	struct handoff h = { .placer = pl, .filling = true };
+	pthread_t thread;
+
+	rd->err = &rd_err;
+	pl->err = &pl_err;
+	h.batches = calloc(N_BATCHES, sizeof(*h.batches));
+	if (h.batches == NULL) {
+		perr_oom(rd);
+		goto out;
+	}
+	if (want_placer(src) && pthread_mutex_init(&h.lock, NULL) == 0) {
+		if (pthread_cond_init(&h.cond, NULL) == 0) {
+			h.threaded = pthread_create(&thread, NULL, placer_main, &h) == 0;
+			if (!h.threaded)
+				pthread_cond_destroy(&h.cond);
+		}
+		if (!h.threaded)
+			pthread_mutex_destroy(&h.lock);
+	}
+
+	(void)read_lines(rd, &h, src);
+	if (!atomic_load(&h.stop))
+		hand_over(&h, true);
+	if (h.threaded) {
+		pthread_join(thread, NULL);
+		pthread_cond_destroy(&h.cond);
+		pthread_mutex_destroy(&h.lock);
+	}
+
+	/* The nodes the tree did not take: those of the batches the placer
+	 * stopped in or never saw, and of the one being filled. */
+	for (size_t k = h.consumed; k < h.produced + h.filling; k++) {
+		struct batch *b = &h.batches[k % N_BATCHES];
+
+		for (size_t i = b->placed; i < b->n; i++) {
+			lcfs_node_unref(b->recs[i].node);
+			free(b->recs[i].link_target);
+		}
+	}
+	for (size_t k = 0; k < N_BATCHES; k++)
+		free(h.batches[k].text);
+	free(h.batches);
+out:
+	*err = pl_err.err != 0 ? pl_err : rd_err;
+	rd->err = err;
+	pl->err = err;
 }
 
 static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 				 struct lcfs_error *err)
 {
 	struct lcfs_error dummy;
-	struct parser p = { 0 };
+	struct parser rd = { .flags = flags }, p = { .flags = flags };
 	struct lcfs_node_s *root = NULL;
 	int r;
 
 	if (err == NULL)
 		err = &dummy;
 	memset(err, 0, sizeof(*err));
-	p.flags = flags;
-	p.err = err;
-	p.xattrs.slab = &p.xattr_slab;
+	rd.xattrs.slab = &rd.xattr_slab;
 
-	r = parse_lines(&p, src);
+	read_and_place(&rd, &p, src, err);
+	r = -err->err;
 	if (r == 0 && p.root == NULL) {
 		p.line = 0;
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
@@ -1370,10 +1610,10 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	free(p.names.slots);
 	free(p.names.dirs);
 	dir_map_free(&p.dir_paths);
-	lcfs_xattr_intern_release(&p.xattrs);
-	lcfs_slab_done(&p.xattr_slab);
+	lcfs_xattr_intern_release(&rd.xattrs);
+	lcfs_slab_done(&rd.xattr_slab);
 	lcfs_slab_done(&p.names_slab);
-	lcfs_slab_done(&p.payloads);
+	lcfs_slab_done(&rd.payloads);
 	if (root != NULL && (p.unsorted || p.n_jumps > p.n_dir_lines)) {
 		/* Whatever order the lines came in, the writer then finds the
 		 * nodes (and names) in the order it visits them. Failing only
@@ -1382,11 +1622,11 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		 * costs more than it saves. */
 		struct lcfs_slab names = { 0 }, payloads = { 0 };
 
-		(void)lcfs_node_arena_relocate(&p.nodes, &root, &names, &payloads);
+		(void)lcfs_node_arena_relocate(&rd.nodes, &root, &names, &payloads);
 		lcfs_slab_done(&names);
 		lcfs_slab_done(&payloads);
 	}
-	lcfs_node_arena_done(&p.nodes);
+	lcfs_node_arena_done(&rd.nodes);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;
 	return root;

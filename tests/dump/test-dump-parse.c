@@ -3,7 +3,8 @@
  * Dumpfile parser: every error of docs/dumpfile.md, "Error messages" (and the
  * ones we add where the reference accepts garbage) with its line, field and
  * message; escapes, integers, optional fields, xattrs, hard links, strict
- * mode, and reading from a file descriptor in chunks.
+ * mode, reading from a file descriptor in chunks, and big inputs, which
+ * are read on two threads.
  */
 #include "dump-util.h"
 
@@ -213,6 +214,48 @@ static const struct bad_case bad_cases[] = {
 	{ ROOT "/a 0 100644 1 0 0 0 .5 - - -\n", 0, 0, 2, "MTIME", "Invalid integer " },
 };
 
+/*
+ * Over 1 MiB of input, the parser reads on one thread and places the nodes
+ * in the tree on another. FILL_LINES lines of a directory of their own
+ * (about 1.1 MB) go after the root line of a case, so that its lines come
+ * to the threads in the middle of a run.
+ */
+#define FILL_LINES 25000
+#define FILL_DIR "/zzfill"
+
+static char *fill_text(size_t *len)
+{
+	char *text = NULL;
+	FILE *m = open_memstream(&text, len);
+
+	if (m == NULL)
+		abort();
+	fputs(FILL_DIR " 0 40755 2 0 0 0 0.0 - - -\n", m);
+	for (int i = 0; i < FILL_LINES; i++)
+		fprintf(m, FILL_DIR "/f%06d 0 100644 1 0 0 0 0.0 - - -\n", i);
+	if (fclose(m) != 0)
+		abort();
+	return text;
+}
+
+/* @input (@len bytes, beginning with ROOT) with the fill after its root
+ * line; its lines are FILL_LINES + 1 further down. */
+static char *with_fill(const char *input, size_t len, size_t *out_len)
+{
+	size_t fill_len, root_len = strlen(ROOT);
+	char *fill = fill_text(&fill_len);
+	char *s = malloc(len + fill_len);
+
+	if (s == NULL)
+		abort();
+	memcpy(s, ROOT, root_len);
+	memcpy(s + root_len, fill, fill_len);
+	memcpy(s + root_len + fill_len, input + root_len, len - root_len);
+	*out_len = len + fill_len;
+	free(fill);
+	return s;
+}
+
 /* Lines for the cases that need long fields, built at run time. */
 static char *repeat_line(const char *prefix, char c, size_t n, const char *suffix)
 {
@@ -264,6 +307,111 @@ static void test_bad_table(void)
 		check_bad(c->input, c->len ? c->len : strlen(c->input), c->flags, c->line,
 			  c->field, c->msg, (int)i);
 	}
+}
+
+/* The table again, each case behind the fill: the same error, further
+ * down. */
+static void test_bad_table_threads(void)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		size_t len = c->len ? c->len : strlen(c->input), big_len;
+		char *big;
+
+		if (c->line < 2 || strncmp(c->input, ROOT, strlen(ROOT)) != 0)
+			continue;
+		big = with_fill(c->input, len, &big_len);
+		check_bad(big, big_len, c->flags, c->line + FILL_LINES + 1, c->field,
+			  c->msg, (int)i);
+		free(big);
+	}
+}
+
+/* On two threads, the error of the earlier line wins, and on one line the
+ * path's (placed first) over the other fields'. */
+static void test_threads_order(void)
+{
+	static const struct {
+		const char *lines;
+		unsigned long line;
+		const char *field, *msg;
+	} cases[] = {
+		/* placer, then reader */
+		{ "/x/a 0 100644 1 0 0 0 0.0 - - -\n/b 0 1z0644 1 0 0 0 0.0 - - -\n", 2,
+		  "PATH", "Parent directory missing for /x/a" },
+		/* reader, then placer */
+		{ "/b 0 1z0644 1 0 0 0 0.0 - - -\n/x/a 0 100644 1 0 0 0 0.0 - - -\n", 2,
+		  "MODE", "Invalid integer 1z0644" },
+		/* one line: the path */
+		{ "/x/a 0 100644 1 0 0 0 0.0z - - -\n", 2, "PATH",
+		  "Parent directory missing for /x/a" },
+		/* one line: the other field, when the path is good */
+		{ "/a 0 100644 1 0 0 0 0.0z - - -\n", 2, "MTIME", "Invalid integer 0z" },
+		/* a duplicate far from the first */
+		{ FILL_DIR "/f000007 0 100644 1 0 0 0 0.0 - - -\n", 2, "PATH",
+		  "Path " FILL_DIR "/f000007 already exists" },
+		/* a hard link line whose target does not exist */
+		{ "/h 0 @100644 1 0 0 0 0.0 /nothing - -\n", 2, "PAYLOAD",
+		  "No target at /nothing for hardlink" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *input, *big;
+		size_t len;
+
+		if (asprintf(&input, ROOT "%s", cases[i].lines) < 0)
+			abort();
+		big = with_fill(input, strlen(input), &len);
+		check_bad(big, len, 0, cases[i].line + FILL_LINES + 1, cases[i].field,
+			  cases[i].msg, __LINE__ + (int)i);
+		free(big);
+		free(input);
+	}
+}
+
+/* A big tree through both threads, unsorted and with hard links from the
+ * end to the beginning, prints back as the same tree. */
+static void test_threads_tree(void)
+{
+	char *fill, *input, *text, *expect = NULL;
+	size_t fill_len, expect_len = 0;
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+	FILE *m;
+
+	fill = fill_text(&fill_len);
+	if (asprintf(&input,
+		     ROOT "%s/b 0 40755 2 0 0 0 0.0 - - -\n"
+			  "/a 0 @100644 1 0 0 0 0.0 " FILL_DIR "/f000003 - -\n"
+			  "/b/c 0 @100644 1 0 0 0 0.0 /a - -\n",
+		     fill) < 0)
+		abort();
+	root = parse_str(input, 0, &err);
+	CHECK(root != NULL);
+	if (root == NULL) {
+		fprintf(stderr, "line %lu: %s\n", err.line, err.msg);
+		goto out;
+	}
+	CHECK(root->n_children == 3);
+	m = open_memstream(&expect, &expect_len);
+	if (m == NULL)
+		abort();
+	fputs(ROOT, m);
+	/* Both links end at the target (which keeps its own NLINK). */
+	fputs("/a 0 @100644 1 0 0 0 0.0 " FILL_DIR "/f000003 - -\n", m);
+	fputs("/b 0 40755 2 0 0 0 0.0 - - -\n", m);
+	fputs("/b/c 0 @100644 1 0 0 0 0.0 " FILL_DIR "/f000003 - -\n", m);
+	fputs(fill, m);
+	if (fclose(m) != 0)
+		abort();
+	text = print_str(root);
+	CHECK(text != NULL && strcmp(text, expect) == 0);
+	free(text);
+	lcfs_node_unref(root);
+out:
+	free(expect);
+	free(input);
+	free(fill);
 }
 
 static void check_bad_alloc(char *input, unsigned flags, unsigned long line,
@@ -779,6 +927,9 @@ static void test_relocated(void)
 int main(void)
 {
 	TEST_CASE(test_bad_table);
+	TEST_CASE(test_bad_table_threads);
+	TEST_CASE(test_threads_order);
+	TEST_CASE(test_threads_tree);
 	TEST_CASE(test_bad_long);
 	TEST_CASE(test_escapes);
 	TEST_CASE(test_fields);
