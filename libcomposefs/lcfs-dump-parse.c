@@ -156,6 +156,7 @@ struct parser {
 	size_t n_dir_lines;
 	bool unsorted; /* some entry came before a sibling that sorts before it */
 	bool looking;  /* lines stopped coming in order: look ahead */
+	bool dirs_sorted; /* those of @names, by both threads */
 
 	/* When @hint_line is the current line, the reader found its path
 	 * plain and hashed its parent's path (the first @hint_parent_len
@@ -752,7 +753,14 @@ struct handoff {
 	atomic_bool stop;  /* the placer failed: read no further */
 	atomic_bool hints; /* the placer looks ahead: hash the parents' paths */
 	struct parser *placer;
+	/* Every line is placed: both threads sort the directories that were
+	 * given their entries out of order, taking them SORT_STEP at a time
+	 * from @next_dir. */
+	bool placed_all;
+	atomic_size_t next_dir;
 };
+
+#define SORT_STEP 8
 
 /*
  * Looking ahead (creation and tar order only). When a line's parent is
@@ -1388,6 +1396,27 @@ static int place_batch(struct handoff *h, struct batch *b)
 	return 0;
 }
 
+/* One thread's share of sorting the directories (see struct handoff). */
+static void sort_shared(struct handoff *h)
+{
+	const struct name_index *x = &h->placer->names;
+	void *buf = NULL;
+	size_t buf_size = 0;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&h->next_dir, SORT_STEP);
+
+		if (i >= x->n_dirs)
+			break;
+		for (size_t j = i; j < i + SORT_STEP && j < x->n_dirs; j++) {
+			if (j + 2 < x->n_dirs)
+				__builtin_prefetch(x->dirs[j + 2]->children);
+			lcfs_node_sort_children(x->dirs[j], &buf, &buf_size);
+		}
+	}
+	free(buf);
+}
+
 static void *placer_main(void *data)
 {
 	struct handoff *h = data;
@@ -1411,8 +1440,16 @@ static void *placer_main(void *data)
 			h->consumed++;
 		pthread_cond_broadcast(&h->cond);
 		pthread_mutex_unlock(&h->lock);
-		if (stop || last)
+		if (stop)
 			return NULL;
+		if (last) {
+			pthread_mutex_lock(&h->lock);
+			h->placed_all = true;
+			pthread_cond_broadcast(&h->cond);
+			pthread_mutex_unlock(&h->lock);
+			sort_shared(h);
+			return NULL;
+		}
 	}
 }
 
@@ -1550,6 +1587,13 @@ static void read_and_place(struct parser *rd, struct parser *pl, struct source *
 	if (!atomic_load(&h.stop))
 		hand_over(&h, true);
 	if (h.threaded) {
+		pthread_mutex_lock(&h.lock);
+		while (!h.placed_all && !atomic_load(&h.stop))
+			pthread_cond_wait(&h.cond, &h.lock);
+		pthread_mutex_unlock(&h.lock);
+		if (h.placed_all)
+			sort_shared(&h);
+		pl->dirs_sorted = h.placed_all;
 		pthread_join(thread, NULL);
 		pthread_cond_destroy(&h.cond);
 		pthread_mutex_destroy(&h.lock);
@@ -1593,7 +1637,7 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		p.line = 0;
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
 	}
-	if (r == 0)
+	if (r == 0 && !p.dirs_sorted)
 		index_sort_dirs(&p.names);
 	if (r == 0)
 		r = resolve_hardlinks(&p);

@@ -414,6 +414,47 @@ out:
 	free(fill);
 }
 
+/* Directories that get their entries backwards and interleaved, in an
+ * input big enough for two threads (which then both sort them), print
+ * back sorted. */
+static void test_threads_sort(void)
+{
+	enum { DIRS = 40, FILES = 30000 };
+	char *input = NULL, *expect = NULL, *text;
+	size_t input_len = 0, expect_len = 0;
+	struct lcfs_error err;
+	struct lcfs_node_s *root;
+	FILE *in = open_memstream(&input, &input_len);
+	FILE *ex = open_memstream(&expect, &expect_len);
+
+	if (in == NULL || ex == NULL)
+		abort();
+	fputs(ROOT, in);
+	fputs(ROOT, ex);
+	for (int d = 0; d < DIRS; d++)
+		fprintf(in, "/d%02d 0 40755 2 0 0 0 0.0 - - -\n", d);
+	for (int i = FILES - 1; i >= 0; i--)
+		fprintf(in, "/d%02d/f%06d 0 100644 1 0 0 0 0.0 - - -\n", i % DIRS, i);
+	for (int d = 0; d < DIRS; d++) {
+		fprintf(ex, "/d%02d 0 40755 2 0 0 0 0.0 - - -\n", d);
+		for (int i = d; i < FILES; i += DIRS)
+			fprintf(ex, "/d%02d/f%06d 0 100644 1 0 0 0 0.0 - - -\n", d, i);
+	}
+	if (fclose(in) != 0 || fclose(ex) != 0)
+		abort();
+	CHECK(input_len > 1024 * 1024);
+	root = lcfs_dump_parse_buf(input, input_len, LCFS_PARSE_FLAGS_STRICT, &err);
+	CHECK(root != NULL);
+	if (root != NULL) {
+		text = print_str(root);
+		CHECK(text != NULL && strcmp(text, expect) == 0);
+		free(text);
+		lcfs_node_unref(root);
+	}
+	free(input);
+	free(expect);
+}
+
 static void check_bad_alloc(char *input, unsigned flags, unsigned long line,
 			    const char *field, const char *msg, int case_line)
 {
@@ -930,6 +971,7 @@ int main(void)
 	TEST_CASE(test_bad_table_threads);
 	TEST_CASE(test_threads_order);
 	TEST_CASE(test_threads_tree);
+	TEST_CASE(test_threads_sort);
 	TEST_CASE(test_bad_long);
 	TEST_CASE(test_escapes);
 	TEST_CASE(test_fields);
