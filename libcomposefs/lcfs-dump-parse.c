@@ -17,6 +17,7 @@
 #include "lcfs-tools.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -69,14 +70,18 @@ struct hardlink {
 };
 
 /*
- * The entries of the directories whose entries came out of name order, by
- * parent and name. Inserting into a directory's sorted array moves the
- * array for every entry out of order, so a dumpfile listing a big
- * directory backwards or shuffled would take time quadratic in its size.
- * Such a directory is switched, once, to appending in input order
- * (lcfs_node_append_child_n()), its entries are found here, and it is
- * sorted once at the end. Directories in order, the common case, never
- * come here.
+ * The directories whose entries came out of name order. Inserting into a
+ * directory's sorted array moves the array for every entry out of order,
+ * so a dumpfile listing a big directory backwards or shuffled would take
+ * time quadratic in its size. Such a directory is switched, once, to
+ * appending in input order (lcfs_node_append_child_n()) and sorted once at
+ * the end, where names given twice end up side by side: each appended
+ * entry keeps its line in its scratch field, so that the duplicate is
+ * reported on the line it would have been met on ("Duplicates" below).
+ * Only a directory whose entries must be looked up by name before the end
+ * (a path through it, or a path of another spelling added to it) has them
+ * indexed here, by parent and name, from then on. Directories in order,
+ * the common case, never come here.
  */
 struct name_slot {
 	struct lcfs_node_s *node; /* NULL: empty */
@@ -90,6 +95,9 @@ struct name_index {
 	struct lcfs_node_s **dirs; /* the directories switched, to sort */
 	size_t n_dirs;
 	size_t dirs_cap;
+	struct lcfs_node_s **indexed; /* those of them indexed */
+	size_t n_indexed;
+	size_t indexed_cap;
 };
 
 /*
@@ -157,6 +165,7 @@ struct parser {
 	bool unsorted; /* some entry came before a sibling that sorts before it */
 	bool looking;  /* lines stopped coming in order: look ahead */
 	bool dirs_sorted; /* those of @names, by both threads */
+	bool dup;	  /* and one of them has a name twice */
 
 	/* When @hint_line is the current line, the reader found its path
 	 * plain and hashed its parent's path (the first @hint_parent_len
@@ -563,26 +572,38 @@ static bool after_last(const struct lcfs_node_s *dir, const char *name, size_t l
 	return lcfs_bytes_cmp(last->name, last->name_len, name, len) < 0;
 }
 
-/* Switches @dir to appending: indexes its entries and marks it unsorted
- * (an out-of-order append follows at once). */
-static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
+/* Switches @dir to appending and marks it unsorted (an out-of-order
+ * append follows at once). */
+static int unsort_dir(struct name_index *x, struct lcfs_node_s *dir)
 {
 	if (push_node(&x->dirs, &x->n_dirs, &x->dirs_cap, dir) < 0)
+		return -ENOMEM;
+	dir->children_unsorted = true;
+	return 0;
+}
+
+/* Indexes the entries of the appended directory @dir, and from then on
+ * those it is given. */
+static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
+{
+	if (push_node(&x->indexed, &x->n_indexed, &x->indexed_cap, dir) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < dir->n_children; i++) {
 		if (index_reserve(x) < 0)
 			return -ENOMEM;
 		index_put(x, dir->children[i]);
 	}
-	dir->children_unsorted = true;
+	dir->name_indexed = true;
 	return 0;
 }
 
-/* Sorts every directory that was given its entries out of order. */
-static void index_sort_dirs(struct name_index *x)
+/* Sorts every directory that was given its entries out of order. Returns
+ * true when one has a name twice. */
+static bool index_sort_dirs(struct name_index *x)
 {
 	void *buf = NULL;
 	size_t buf_size = 0;
+	bool dup = false;
 
 	for (size_t i = 0; i < x->n_dirs; i++) {
 		/* The directories to come, their nodes then their arrays. */
@@ -590,9 +611,11 @@ static void index_sort_dirs(struct name_index *x)
 			__builtin_prefetch(&x->dirs[i + 4]->children);
 		if (i + 2 < x->n_dirs)
 			__builtin_prefetch(x->dirs[i + 2]->children);
-		lcfs_node_sort_children(x->dirs[i], &buf, &buf_size);
+		if (lcfs_node_sort_children(x->dirs[i], &buf, &buf_size))
+			dup = true;
 	}
 	free(buf);
+	return dup;
 }
 
 static uint64_t path_hash(const char *s, size_t len)
@@ -758,6 +781,7 @@ struct handoff {
 	 * from @next_dir. */
 	bool placed_all;
 	atomic_size_t next_dir;
+	atomic_bool dup; /* a sorted directory has a name twice */
 };
 
 #define SORT_STEP 8
@@ -838,9 +862,11 @@ static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 	}
 	if (depth + 1 < p->n_dirs)
 		p->n_dirs = depth + 1;
-	if ((*dir)->children_unsorted)
+	if ((*dir)->children_unsorted) {
+		if (!(*dir)->name_indexed && index_dir(&p->names, *dir) < 0)
+			return perr_oom(p);
 		child = index_find(&p->names, *dir, name, len);
-	else
+	} else
 		child = lcfs_node_lookup_child_n(*dir, name, len);
 	if (child == NULL)
 		return perr(p, F_PATH, ENOENT, "Parent directory missing for %s", path);
@@ -860,6 +886,7 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 {
 	const char *c = path, *end = path + len;
 	bool plain = p->hint_line == p->line || plain_path(path, len);
+	bool spelled_plain = plain;
 	struct lcfs_node_s *dir;
 	size_t depth = 0;
 	int r;
@@ -919,14 +946,24 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 		/* Inserting in order would read the names already there
 		 * (cache misses when directories interleave) and move the
 		 * array: from here on, the entries are appended. */
-		if (index_dir(&p->names, dir) < 0)
+		if (unsort_dir(&p->names, dir) < 0)
 			return perr_oom(p);
 	}
+	/* A duplicate found at the end is named by its path as the tree
+	 * spells it, which is this line's only when the path is plain:
+	 * another spelling is checked now. */
+	if (dir->children_unsorted && !dir->name_indexed && !spelled_plain &&
+	    index_dir(&p->names, dir) < 0)
+		return perr_oom(p);
 	if (!dir->children_unsorted) {
 		/* after_last() said the name sorts after every entry: it
 		 * cannot be a duplicate and goes at the end, without a
 		 * search of the array. */
 		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
+	} else if (!dir->name_indexed) {
+		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
+		if (r == 0)
+			node->scratch = p->line < UINT32_MAX ? (uint32_t)p->line : UINT32_MAX;
 	} else {
 		size_t h = name_hash(dir, c, len);
 
@@ -1076,6 +1113,82 @@ static void unlink_hardlinks(struct parser *p)
 			lcfs_node_unref(t);
 		}
 	}
+}
+
+/* ---- Duplicates ------------------------------------------------------------- */
+
+/* The path of @n as the tree spells it, malloc'd. */
+static char *node_path(const struct lcfs_node_s *n)
+{
+	size_t len = 0;
+	char *path, *end;
+
+	for (const struct lcfs_node_s *a = n; a->parent != NULL; a = a->parent)
+		len += a->name_len + 1;
+	path = malloc(len + 1);
+	if (path == NULL)
+		return NULL;
+	end = path + len;
+	*end = '\0';
+	for (const struct lcfs_node_s *a = n; a->parent != NULL; a = a->parent) {
+		end -= a->name_len;
+		memcpy(end, a->name, a->name_len);
+		*--end = '/';
+	}
+	return path;
+}
+
+/*
+ * After the sort, when a directory has a name twice: the line a reading
+ * from the top would have stopped at, the second of the lines that gave
+ * one name (an entry given before its directory was switched to appending
+ * counts as line 0, the earliest). When it comes before line @before (the
+ * line of the error already found, or none), that error is replaced.
+ */
+static int report_duplicate(struct parser *p, unsigned long before)
+{
+	const struct name_index *x = &p->names;
+	const struct lcfs_node_s *found = NULL;
+	unsigned long best = before;
+	char *path;
+	int r;
+
+	for (size_t i = 0; i < x->n_dirs; i++) {
+		struct lcfs_node_s *const *c = x->dirs[i]->children;
+		size_t n = x->dirs[i]->n_children;
+
+		for (size_t j = 0; j + 1 < n;) {
+			const struct lcfs_node_s *first = c[j], *second = NULL;
+			size_t k = j + 1;
+
+			/* The group of equal names from j, its two earliest. */
+			for (; k < n && lcfs_bytes_cmp(c[j]->name, c[j]->name_len, c[k]->name,
+						       c[k]->name_len) == 0;
+			     k++) {
+				if (c[k]->scratch < first->scratch) {
+					second = first;
+					first = c[k];
+				} else if (second == NULL || c[k]->scratch < second->scratch) {
+					second = c[k];
+				}
+			}
+			if (second != NULL && second->scratch < best) {
+				best = second->scratch;
+				found = second;
+			}
+			j = k;
+		}
+	}
+	if (found == NULL)
+		return 0;
+	memset(p->err, 0, sizeof(*p->err));
+	p->line = best;
+	path = node_path(found);
+	if (path == NULL)
+		return perr_oom(p);
+	r = perr(p, F_PATH, EEXIST, "Path %s already exists", path);
+	free(path);
+	return r;
 }
 
 /* ---- Lines ------------------------------------------------------------------ */
@@ -1411,7 +1524,8 @@ static void sort_shared(struct handoff *h)
 		for (size_t j = i; j < i + SORT_STEP && j < x->n_dirs; j++) {
 			if (j + 2 < x->n_dirs)
 				__builtin_prefetch(x->dirs[j + 2]->children);
-			lcfs_node_sort_children(x->dirs[j], &buf, &buf_size);
+			if (lcfs_node_sort_children(x->dirs[j], &buf, &buf_size))
+				atomic_store(&h->dup, true);
 		}
 	}
 	free(buf);
@@ -1593,8 +1707,9 @@ static void read_and_place(struct parser *rd, struct parser *pl, struct source *
 		pthread_mutex_unlock(&h.lock);
 		if (h.placed_all)
 			sort_shared(&h);
-		pl->dirs_sorted = h.placed_all;
 		pthread_join(thread, NULL);
+		pl->dirs_sorted = h.placed_all;
+		pl->dup = atomic_load(&h.dup);
 		pthread_cond_destroy(&h.cond);
 		pthread_mutex_destroy(&h.lock);
 	}
@@ -1618,6 +1733,15 @@ out:
 	pl->err = err;
 }
 
+/* Leaves the scratch fields of the appended entries clean, when the move
+ * (which clears every node's) did not happen. */
+static void clear_scratch(struct name_index *x)
+{
+	for (size_t i = 0; i < x->n_dirs; i++)
+		for (size_t j = 0; j < x->dirs[i]->n_children; j++)
+			x->dirs[i]->children[j]->scratch = 0;
+}
+
 static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 				 struct lcfs_error *err)
 {
@@ -1637,8 +1761,16 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		p.line = 0;
 		r = perr(&p, F_NONE, EINVAL, "No files in dump file");
 	}
-	if (r == 0 && !p.dirs_sorted)
-		index_sort_dirs(&p.names);
+	/* Sorted even after an error: a name given twice on an earlier
+	 * line is the error to report. */
+	if (!p.dirs_sorted)
+		p.dup = index_sort_dirs(&p.names);
+	if (p.dup) {
+		int d = report_duplicate(&p, r < 0 ? err->line : ULONG_MAX);
+
+		if (d < 0)
+			r = d;
+	}
 	if (r == 0)
 		r = resolve_hardlinks(&p);
 	if (r == 0)
@@ -1651,8 +1783,10 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		free(p.links[i].target);
 	free(p.links);
 	free(p.dirs);
+	for (size_t i = 0; i < p.names.n_indexed; i++)
+		p.names.indexed[i]->name_indexed = false;
+	free(p.names.indexed);
 	free(p.names.slots);
-	free(p.names.dirs);
 	dir_map_free(&p.dir_paths);
 	lcfs_xattr_intern_release(&rd.xattrs);
 	lcfs_slab_done(&rd.xattr_slab);
@@ -1666,10 +1800,12 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		 * costs more than it saves. */
 		struct lcfs_slab names = { 0 }, payloads = { 0 };
 
-		(void)lcfs_node_arena_relocate(&rd.nodes, &root, &names, &payloads);
+		if (lcfs_node_arena_relocate(&rd.nodes, &root, &names, &payloads) <= 0)
+			clear_scratch(&p.names);
 		lcfs_slab_done(&names);
 		lcfs_slab_done(&payloads);
 	}
+	free(p.names.dirs);
 	lcfs_node_arena_done(&rd.nodes);
 	if (root == NULL)
 		errno = err->err ? err->err : EINVAL;

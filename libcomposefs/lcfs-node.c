@@ -676,20 +676,30 @@ static int cmp_child_keys(const void *a, const void *b)
 	return cmp_child_names(&x->node, &y->node);
 }
 
-void lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size)
+/* Whether sorted @children has two equal names next to each other. */
+static bool has_duplicates(struct lcfs_node_s *const *children, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (cmp_child_names(&children[i - 1], &children[i]) == 0)
+			return true;
+	return false;
+}
+
+bool lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size)
 {
 	struct lcfs_node_s **children = node->children;
 	size_t n = node->n_children;
 	struct child_key *keys = *buf;
+	bool dup = false;
 
 	if (!node->children_unsorted)
-		return;
+		return false;
 	node->children_unsorted = false;
 	if (n > *buf_size / sizeof(*keys)) {
 		keys = n <= SIZE_MAX / sizeof(*keys) ? realloc(*buf, n * sizeof(*keys)) : NULL;
 		if (keys == NULL) {
 			qsort(children, n, sizeof(*children), cmp_child_names);
-			return;
+			return has_duplicates(children, n);
 		}
 		*buf = keys;
 		*buf_size = n * sizeof(*keys);
@@ -703,8 +713,14 @@ void lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_s
 		keys[i].node = children[i];
 	}
 	qsort(keys, n, sizeof(*keys), cmp_child_keys);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		children[i] = keys[i].node;
+		/* Only names that share their first bytes are read again. */
+		if (i > 0 && keys[i].prefix == keys[i - 1].prefix &&
+		    cmp_child_names(&children[i - 1], &children[i]) == 0)
+			dup = true;
+	}
+	return dup;
 }
 
 LCFS_PUBLIC int lcfs_node_add_child(struct lcfs_node_s *parent,

@@ -116,6 +116,9 @@ struct lcfs_node_s {
 	bool in_slab : 1;
 	bool name_in_slab : 1;
 	bool payload_in_slab : 1;
+	/* The dumpfile parser indexed this directory's entries by name
+	 * (lcfs-dump-parse.c); on its tree only, while it builds it. */
+	bool name_indexed : 1;
 	/* strlen(name): names are at most LCFS_MAX_NAME_LENGTH (255) bytes.
 	 * Set with the name by the children functions of lcfs-node.c. */
 	uint8_t name_len;
@@ -221,12 +224,12 @@ int lcfs_node_add_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			  const char *name, size_t name_len);
 
 /* Like lcfs_node_add_child_n(), but appends @child whatever its name and
- * does not look for a duplicate (the caller must know there is none), so
- * that children given in any order cost O(1) each instead of a move of the
- * array. A child out of order marks @parent unsorted: until
+ * does not look for a duplicate (lcfs_node_sort_children() reports them),
+ * so that children given in any order cost O(1) each instead of a move of
+ * the array. A child out of order marks @parent unsorted: until
  * lcfs_node_sort_children(), lookups in @parent are wrong and the tree
  * must not be handed to anything but lcfs_node_unref(). For the dumpfile
- * parser, which finds names through its own index. */
+ * parser, which finds names through its own index when it must. */
 int lcfs_node_append_child_n(struct lcfs_node_s *parent, struct lcfs_node_s *child,
 			     const char *name, size_t name_len);
 
@@ -242,8 +245,9 @@ void lcfs_node_take_children(struct lcfs_node_s *to, struct lcfs_node_s *from);
 /* Sorts the children of @node by name if lcfs_node_append_child_n() left
  * them out of order. *@buf (*@buf_size bytes) is scratch space the
  * caller keeps from one call to the next and frees at the end; without
- * memory to grow it the sort is slower, never wrong. */
-void lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size);
+ * memory to grow it the sort is slower, never wrong. Returns true when two
+ * of the children it sorted have the same name. */
+bool lcfs_node_sort_children(struct lcfs_node_s *node, void **buf, size_t *buf_size);
 
 /* Sets an xattr entry on @node, taking a new reference to @x (the caller
  * keeps its own). Replaces an entry with the same key (the new one goes to

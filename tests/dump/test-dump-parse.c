@@ -104,6 +104,31 @@ static const struct bad_case bad_cases[] = {
 	  "PATH", "Path /a already exists" },
 	{ ROOT "/a 0 100644 1 0 0 0 0.0 - - -\n//a 0 100644 1 0 0 0 0.0 - - -\n", 0, 0, 3,
 	  "PATH", "Path //a already exists" },
+	/* In a directory given its entries out of order, duplicates are
+	 * found once it is sorted, and reported on the line met first. */
+	{ ROOT "/b 0 40755 2 0 0 0 0.0 - - -\n/a 0 40755 2 0 0 0 0.0 - - -\n"
+	       "/a 0 40755 2 0 0 0 0.0 - - -\n/a/f 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/c 0 1z0644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 4, "PATH", "Path /a already exists" },
+	{ ROOT "/b 0 40755 2 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/c 0 1z0644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 4, "MODE", "Invalid integer 1z0644" },
+	{ ROOT "/b 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/c 0 100644 1 0 0 0 0.0 - - -\n/b 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 5, "PATH", "Path /b already exists" },
+	{ ROOT "/d 0 40755 2 0 0 0 0.0 - - -\n/d/y 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/d/x 0 100644 1 0 0 0 0.0 - - -\n/d/z 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/d/x 0 100644 1 0 0 0 0.0 - - -\n/d/x 0 100644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 6, "PATH", "Path /d/x already exists" },
+	/* A directory looked up through a path of another spelling is
+	 * indexed, and checked at once from then on. */
+	{ ROOT "/d 0 40755 2 0 0 0 0.0 - - -\n/d/y 0 100644 1 0 0 0 0.0 - - -\n"
+	       "/d/x 0 100644 1 0 0 0 0.0 - - -\n/d//y 0 100644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 5, "PATH", "Path /d//y already exists" },
+	{ ROOT "/b 0 40755 2 0 0 0 0.0 - - -\n/a 0 40755 2 0 0 0 0.0 - - -\n"
+	       "//a/f 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
+	  0, 0, 5, "PATH", "Path /a already exists" },
 	/* docs/dumpfile.md, "Hard links" */
 	{ ROOT "/rootlink 4096 @40555 2 0 0 0 0.0 / - -\n", 0, 0, 2, "MODE",
 	  "Directories can't be hardlinked" },
