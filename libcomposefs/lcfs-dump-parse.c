@@ -725,8 +725,8 @@ static struct lcfs_node_s *dir_map_jump(struct parser *p, const char *path,
  * node; the placer puts the nodes into the tree in line order, and is the
  * only one to touch the tree. Placing costs little when the lines come
  * depth first and sorted, and about as much as reading the fields when
- * they come in creation order (the parent found by a hash of its path, the
- * name indexed, each a likely cache miss); on two CPUs the two overlap.
+ * they come in creation order (the parent found by a hash of its path,
+ * then its node, each a likely cache miss); on two CPUs the two overlap.
  *
  * Lines go over in batches, through a ring of N_BATCHES: the reader waits
  * when every batch is full, the placer when every one is empty. Each
@@ -788,10 +788,9 @@ struct handoff {
 
 /*
  * Looking ahead (creation and tar order only). When a line's parent is
- * found through the path map and the entry goes into an indexed
- * directory, each line costs a chain of dependent cache misses: the map
- * slot, then the stored path and the directory node, then the name index
- * slot. The placer has the lines to come in its batch, with the hash of
+ * found through the path map, each line costs a chain of dependent cache
+ * misses: the map slot, then the stored path and the directory node (then,
+ * for a directory with a name index, its slot). The placer has the lines to come in its batch, with the hash of
  * each parent's path that the reader computed, so it prefetches their
  * slots early, in two steps, while it places the lines before them. Every
  * lookup is still made in full when its line is placed; only the hash and
@@ -866,8 +865,9 @@ static int descend(struct parser *p, struct lcfs_node_s **dir, size_t depth,
 		if (!(*dir)->name_indexed && index_dir(&p->names, *dir) < 0)
 			return perr_oom(p);
 		child = index_find(&p->names, *dir, name, len);
-	} else
+	} else {
 		child = lcfs_node_lookup_child_n(*dir, name, len);
+	}
 	if (child == NULL)
 		return perr(p, F_PATH, ENOENT, "Parent directory missing for %s", path);
 	if ((child->mode & S_IFMT) != S_IFDIR)
@@ -1142,8 +1142,9 @@ static char *node_path(const struct lcfs_node_s *n)
  * After the sort, when a directory has a name twice: the line a reading
  * from the top would have stopped at, the second of the lines that gave
  * one name (an entry given before its directory was switched to appending
- * counts as line 0, the earliest). When it comes before line @before (the
- * line of the error already found, or none), that error is replaced.
+ * counts as line 0, the earliest). When it comes no later than line
+ * @before (the line of the error already found, or none), that error is
+ * replaced.
  */
 static int report_duplicate(struct parser *p, unsigned long before)
 {
@@ -1172,7 +1173,8 @@ static int report_duplicate(struct parser *p, unsigned long before)
 					second = c[k];
 				}
 			}
-			if (second != NULL && second->scratch < best) {
+			/* On the line of the error, the path comes first. */
+			if (second != NULL && second->scratch <= best) {
 				best = second->scratch;
 				found = second;
 			}

@@ -102,10 +102,12 @@ struct lcfs_node_s {
 	uint32_t rdev;       /* 32-bit (docs/image-format.md, "The node model") */
 	uint32_t mtime_nsec;
 	uint32_t n_children;
-	/* Hard-link identity index for the code that builds a tree (the
-	 * directory scanner and the tar importer), on the tree it is
-	 * building only. Nothing that reads a tree (writer, clone, printer)
-	 * may write it: readers of one tree run concurrently. */
+	/* Scratch space for the code that builds a tree, on the tree it is
+	 * building only, left zero: a hard-link identity index (the
+	 * directory scanner and the tar importer), an entry's line (the
+	 * dumpfile parser), the new index in lcfs_node_arena_move(). Nothing
+	 * that reads a tree (writer, clone, printer) may write it: readers of
+	 * one tree run concurrently. */
 	uint32_t scratch;
 	uint16_t n_xattrs;
 	bool digest_set : 1;
