@@ -597,22 +597,34 @@ static int index_dir(struct name_index *x, struct lcfs_node_s *dir)
 	return 0;
 }
 
-/* Sorts every directory that was given its entries out of order. Returns
- * true when one has a name twice. */
-static bool index_sort_dirs(struct name_index *x)
+/* Directories a sorting thread takes at a time (see index_sort_dirs()). */
+#define SORT_STEP 8
+
+/* Sorts the directories that were given their entries out of order,
+ * taking them SORT_STEP at a time from *@next, which other threads may
+ * share (each then sorts a part of them). Returns true when one it sorted
+ * has a name twice. */
+static bool index_sort_dirs(const struct name_index *x, atomic_size_t *next)
 {
 	void *buf = NULL;
 	size_t buf_size = 0;
 	bool dup = false;
 
-	for (size_t i = 0; i < x->n_dirs; i++) {
-		/* The directories to come, their nodes then their arrays. */
-		if (i + 4 < x->n_dirs)
-			__builtin_prefetch(&x->dirs[i + 4]->children);
-		if (i + 2 < x->n_dirs)
-			__builtin_prefetch(x->dirs[i + 2]->children);
-		if (lcfs_node_sort_children(x->dirs[i], &buf, &buf_size))
-			dup = true;
+	for (;;) {
+		size_t i = atomic_fetch_add(next, SORT_STEP);
+
+		if (i >= x->n_dirs)
+			break;
+		for (size_t j = i; j < i + SORT_STEP && j < x->n_dirs; j++) {
+			/* The directories to come, their nodes then their
+			 * arrays. */
+			if (j + 4 < x->n_dirs)
+				__builtin_prefetch(&x->dirs[j + 4]->children);
+			if (j + 2 < x->n_dirs)
+				__builtin_prefetch(x->dirs[j + 2]->children);
+			if (lcfs_node_sort_children(x->dirs[j], &buf, &buf_size))
+				dup = true;
+		}
 	}
 	free(buf);
 	return dup;
@@ -784,8 +796,6 @@ struct handoff {
 	atomic_bool dup; /* a sorted directory has a name twice */
 };
 
-#define SORT_STEP 8
-
 /*
  * Looking ahead (creation and tar order only). When a line's parent is
  * found through the path map, each line costs a chain of dependent cache
@@ -955,14 +965,13 @@ static int tree_add(struct parser *p, const char *path, size_t len,
 	if (dir->children_unsorted && !dir->name_indexed && !spelled_plain &&
 	    index_dir(&p->names, dir) < 0)
 		return perr_oom(p);
-	if (!dir->children_unsorted) {
-		/* after_last() said the name sorts after every entry: it
-		 * cannot be a duplicate and goes at the end, without a
-		 * search of the array. */
+	if (!dir->name_indexed) {
+		/* In order, after_last() said the name sorts after every
+		 * entry: it cannot be a duplicate and goes at the end,
+		 * without a search of the array. Appended, it keeps its line
+		 * for the check at the sort. */
 		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
-	} else if (!dir->name_indexed) {
-		r = lcfs_node_add_child_in(&p->names_slab, dir, node, c, len, true);
-		if (r == 0)
+		if (r == 0 && dir->children_unsorted)
 			node->scratch = p->line < UINT32_MAX ? (uint32_t)p->line : UINT32_MAX;
 	} else {
 		size_t h = name_hash(dir, c, len);
@@ -1117,27 +1126,6 @@ static void unlink_hardlinks(struct parser *p)
 
 /* ---- Duplicates ------------------------------------------------------------- */
 
-/* The path of @n as the tree spells it, malloc'd. */
-static char *node_path(const struct lcfs_node_s *n)
-{
-	size_t len = 0;
-	char *path, *end;
-
-	for (const struct lcfs_node_s *a = n; a->parent != NULL; a = a->parent)
-		len += a->name_len + 1;
-	path = malloc(len + 1);
-	if (path == NULL)
-		return NULL;
-	end = path + len;
-	*end = '\0';
-	for (const struct lcfs_node_s *a = n; a->parent != NULL; a = a->parent) {
-		end -= a->name_len;
-		memcpy(end, a->name, a->name_len);
-		*--end = '/';
-	}
-	return path;
-}
-
 /*
  * After the sort, when a directory has a name twice: the line a reading
  * from the top would have stopped at, the second of the lines that gave
@@ -1149,7 +1137,7 @@ static char *node_path(const struct lcfs_node_s *n)
 static int report_duplicate(struct parser *p, unsigned long before)
 {
 	const struct name_index *x = &p->names;
-	const struct lcfs_node_s *found = NULL;
+	struct lcfs_node_s *found = NULL;
 	unsigned long best = before;
 	char *path;
 	int r;
@@ -1159,7 +1147,7 @@ static int report_duplicate(struct parser *p, unsigned long before)
 		size_t n = x->dirs[i]->n_children;
 
 		for (size_t j = 0; j + 1 < n;) {
-			const struct lcfs_node_s *first = c[j], *second = NULL;
+			struct lcfs_node_s *first = c[j], *second = NULL;
 			size_t k = j + 1;
 
 			/* The group of equal names from j, its two earliest. */
@@ -1185,7 +1173,7 @@ static int report_duplicate(struct parser *p, unsigned long before)
 		return 0;
 	memset(p->err, 0, sizeof(*p->err));
 	p->line = best;
-	path = node_path(found);
+	path = lcfs_node_path(found);
 	if (path == NULL)
 		return perr_oom(p);
 	r = perr(p, F_PATH, EEXIST, "Path %s already exists", path);
@@ -1514,23 +1502,8 @@ static int place_batch(struct handoff *h, struct batch *b)
 /* One thread's share of sorting the directories (see struct handoff). */
 static void sort_shared(struct handoff *h)
 {
-	const struct name_index *x = &h->placer->names;
-	void *buf = NULL;
-	size_t buf_size = 0;
-
-	for (;;) {
-		size_t i = atomic_fetch_add(&h->next_dir, SORT_STEP);
-
-		if (i >= x->n_dirs)
-			break;
-		for (size_t j = i; j < i + SORT_STEP && j < x->n_dirs; j++) {
-			if (j + 2 < x->n_dirs)
-				__builtin_prefetch(x->dirs[j + 2]->children);
-			if (lcfs_node_sort_children(x->dirs[j], &buf, &buf_size))
-				atomic_store(&h->dup, true);
-		}
-	}
-	free(buf);
+	if (index_sort_dirs(&h->placer->names, &h->next_dir))
+		atomic_store(&h->dup, true);
 }
 
 static void *placer_main(void *data)
@@ -1765,8 +1738,11 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 	}
 	/* Sorted even after an error: a name given twice on an earlier
 	 * line is the error to report. */
-	if (!p.dirs_sorted)
-		p.dup = index_sort_dirs(&p.names);
+	if (!p.dirs_sorted) {
+		atomic_size_t next = 0;
+
+		p.dup = index_sort_dirs(&p.names, &next);
+	}
 	if (p.dup) {
 		int d = report_duplicate(&p, r < 0 ? err->line : ULONG_MAX);
 
