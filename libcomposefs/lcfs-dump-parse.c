@@ -1776,12 +1776,14 @@ static struct lcfs_node_s *parse(struct source *src, unsigned flags,
 		 * costs speed. Lines already in the printer's order (depth
 		 * first, names sorted) are close enough to it: moving them
 		 * costs more than it saves. */
-		struct lcfs_slab names = { 0 }, payloads = { 0 };
+		struct lcfs_relocated to[LCFS_RELOCATE_PARTS] = { 0 };
 
-		if (lcfs_node_arena_relocate(&rd.nodes, &root, &names, &payloads) <= 0)
+		if (lcfs_node_arena_relocate(&rd.nodes, &root, to) <= 0)
 			clear_scratch(&p.names);
-		lcfs_slab_done(&names);
-		lcfs_slab_done(&payloads);
+		for (size_t i = 0; i < LCFS_RELOCATE_PARTS; i++) {
+			lcfs_slab_done(&to[i].names);
+			lcfs_slab_done(&to[i].payloads);
+		}
 	}
 	free(p.names.dirs);
 	lcfs_node_arena_done(&rd.nodes);

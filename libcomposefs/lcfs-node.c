@@ -12,6 +12,7 @@
 #include <endian.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 /* ---- Xattr entries -------------------------------------------------------- */
@@ -1177,10 +1178,32 @@ LCFS_PUBLIC const char *lcfs_node_get_xattr_name(struct lcfs_node_s *node,
 	return index < node->n_xattrs ? lcfs_xattr_key(node->xattrs[index]) : NULL;
 }
 
+/* Below this many nodes, the move's second thread costs more than it
+ * saves. */
+#define RELOCATE_SPLIT_MIN 16384
+
 struct relocate_strings {
 	struct lcfs_slab *names;
 	struct lcfs_slab *payloads;
+	/* Releases of the old strings: the other part may release strings
+	 * of the same chunks at the same time. */
+	struct lcfs_slab_tally released;
 };
+
+/* Puts @copy in place of *@str, releasing the old string in @r's tally;
+ * false (the copy released, *@str unchanged) without memory. */
+static bool replace_string(struct relocate_strings *r, char **str,
+			   bool in_slab, char *copy)
+{
+	if (in_slab && !lcfs_slab_tally_add(&r->released, *str)) {
+		lcfs_slab_release(copy);
+		return false;
+	}
+	if (!in_slab)
+		free(*str);
+	*str = copy;
+	return true;
+}
 
 /* Copies the name and payload of @node into the slabs of @data, which
  * lcfs_node_arena_move() calls in the writer's order. A copy that fails
@@ -1188,27 +1211,39 @@ struct relocate_strings {
 static void relocate_strings(struct lcfs_node_s *node, void *data)
 {
 	struct relocate_strings *r = data;
+	char *copy;
 
 	if (node->name != NULL) {
-		uint8_t len = node->name_len;
-		char *copy = lcfs_slab_strndup(r->names, node->name, len);
-
-		if (copy != NULL) {
-			lcfs_node_release_name(node);
-			node->name = copy;
-			node->name_len = len;
+		copy = lcfs_slab_strndup(r->names, node->name, node->name_len);
+		if (copy != NULL &&
+		    replace_string(r, &node->name, node->name_in_slab, copy))
 			node->name_in_slab = true;
-		}
 	}
-	if (node->payload != NULL)
-		(void)lcfs_node_set_payload_in(r->payloads, node, node->payload,
-					       strlen(node->payload));
+	if (node->payload != NULL) {
+		copy = lcfs_slab_strndup(r->payloads, node->payload,
+					 strlen(node->payload));
+		if (copy != NULL &&
+		    replace_string(r, &node->payload, node->payload_in_slab, copy))
+			node->payload_in_slab = true;
+	}
 }
 
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
-			     struct lcfs_slab *names, struct lcfs_slab *payloads)
+			     struct lcfs_relocated out[LCFS_RELOCATE_PARTS])
 {
-	struct relocate_strings r = { names, payloads };
+	struct relocate_strings r[LCFS_RELOCATE_PARTS];
+	void *data[LCFS_RELOCATE_PARTS];
+	size_t n_parts = 1;
+	int ret;
 
-	return lcfs_node_arena_move(a, rootp, relocate_strings, &r);
+	for (size_t i = 0; i < LCFS_RELOCATE_PARTS; i++) {
+		r[i] = (struct relocate_strings){ &out[i].names, &out[i].payloads };
+		data[i] = &r[i];
+	}
+	if (a->n_nodes >= RELOCATE_SPLIT_MIN && sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+		n_parts = LCFS_RELOCATE_PARTS;
+	ret = lcfs_node_arena_move(a, rootp, relocate_strings, data, n_parts);
+	for (size_t i = 0; i < LCFS_RELOCATE_PARTS; i++)
+		lcfs_slab_tally_apply(&r[i].released);
+	return ret;
 }

@@ -181,6 +181,23 @@ void *lcfs_slab_alloc(struct lcfs_slab *s, size_t size);
 void lcfs_slab_release(void *p);
 void lcfs_slab_done(struct lcfs_slab *s);
 
+/* Releases of slab objects counted by one thread while another may
+ * release objects of the same chunks, done later by one of them (a
+ * chunk's count is not atomic). Zero-initialise. */
+struct lcfs_slab_tally {
+	struct lcfs_slab_tally_slot *slots;
+	size_t mask;
+	size_t n;
+};
+
+/* Counts a release of @p; false without memory (nothing counted). */
+bool lcfs_slab_tally_add(struct lcfs_slab_tally *t, void *p);
+/* Does the counted releases and empties @t. */
+void lcfs_slab_tally_apply(struct lcfs_slab_tally *t);
+
+/* Chunks mapped by this process and not yet unmapped. */
+size_t lcfs_slab_chunks_mapped(void);
+
 /* Nodes of one parser, all of the same size, in chunks that can be
  * indexed. Zero-initialise. */
 struct lcfs_node_arena {
@@ -198,16 +215,30 @@ struct lcfs_node_s *lcfs_node_arena_new(struct lcfs_node_arena *a);
  * image writer visits them (breadth first, children in name order) and
  * updates *@rootp. First @visit is called on each node in that order, at
  * its old place and with its pointers as they were. Nothing outside the
- * tree may point at its nodes. Returns 1 when the nodes moved, 0 when all
- * is left as it is (not such a tree), -ENOMEM (nothing moved). */
+ * tree may point at its nodes. @n_parts is 1 or 2: with 2, the second
+ * half of the nodes is visited on another thread, with @data[1] (the
+ * first with @data[0]), at the same time as the first half; @visit may
+ * then touch nothing but its node and its data. Returns 1 when the nodes
+ * moved, 0 when all is left as it is (not such a tree), -ENOMEM (nothing
+ * moved). */
 int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			 void (*visit)(struct lcfs_node_s *node, void *data),
-			 void *data);
+			 void *const *data, size_t n_parts);
 
-/* lcfs_node_arena_move(), copying the names and payloads of the nodes into
- * @names and @payloads in their new order (lcfs-node.c). */
+/* Where lcfs_node_arena_relocate() copies names and payloads: one of
+ * each per part of the move. Zero-initialise; lcfs_slab_done() both. */
+struct lcfs_relocated {
+	struct lcfs_slab names;
+	struct lcfs_slab payloads;
+};
+
+#define LCFS_RELOCATE_PARTS 2
+
+/* lcfs_node_arena_move(), copying the names and payloads of the nodes
+ * into @out in their new order, on two threads for a large tree when
+ * there are two CPUs (lcfs-node.c). */
 int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
-			     struct lcfs_slab *names, struct lcfs_slab *payloads);
+			     struct lcfs_relocated out[LCFS_RELOCATE_PARTS]);
 
 /* Drops the arena's own hold on its chunks (the nodes live on). */
 void lcfs_node_arena_done(struct lcfs_node_arena *a);

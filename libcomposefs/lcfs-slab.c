@@ -29,6 +29,8 @@
 #include "lcfs-util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -41,6 +43,14 @@ struct slab_chunk {
 	uint32_t live; /* objects not released, +1 while being filled */
 	uint32_t seq;  /* position in the owning node arena, else 0 */
 };
+
+/* Chunks mapped by this process, for the tests' leak checks. */
+static atomic_size_t chunks_mapped;
+
+size_t lcfs_slab_chunks_mapped(void)
+{
+	return atomic_load_explicit(&chunks_mapped, memory_order_relaxed);
+}
 
 static struct slab_chunk *chunk_of(const void *p)
 {
@@ -69,15 +79,22 @@ static struct slab_chunk *chunk_new(bool huge)
 		       base + span - (start + LCFS_SLAB_CHUNK));
 	if (huge)
 		lcfs_advise_huge((void *)start, LCFS_SLAB_CHUNK);
+	atomic_fetch_add_explicit(&chunks_mapped, 1, memory_order_relaxed);
 	((struct slab_chunk *)start)->live = 1;
 	((struct slab_chunk *)start)->seq = 0;
 	return (struct slab_chunk *)start;
 }
 
+static void chunk_unmap(struct slab_chunk *c)
+{
+	munmap(c, LCFS_SLAB_CHUNK);
+	atomic_fetch_sub_explicit(&chunks_mapped, 1, memory_order_relaxed);
+}
+
 static void chunk_put(struct slab_chunk *c)
 {
 	if (--c->live == 0)
-		munmap(c, LCFS_SLAB_CHUNK);
+		chunk_unmap(c);
 }
 
 void lcfs_slab_release(void *p)
@@ -137,6 +154,66 @@ void lcfs_slab_done(struct lcfs_slab *s)
 		chunk_put(s->chunk);
 	s->chunk = NULL;
 	s->cur = s->end = NULL;
+}
+
+/* ---- Releases counted ahead ------------------------------------------------ */
+
+struct lcfs_slab_tally_slot {
+	struct slab_chunk *chunk;
+	uint32_t n;
+};
+
+static size_t tally_pos(const struct lcfs_slab_tally *t, const struct slab_chunk *c)
+{
+	size_t i = (size_t)(((uintptr_t)c / LCFS_SLAB_CHUNK) * 0x9E3779B1u) & t->mask;
+
+	while (t->slots[i].chunk != NULL && t->slots[i].chunk != c)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+bool lcfs_slab_tally_add(struct lcfs_slab_tally *t, void *p)
+{
+	struct slab_chunk *c = chunk_of(p);
+	size_t i;
+
+	if (t->slots == NULL || (t->n + 1) * 2 > t->mask + 1) {
+		size_t cap = t->slots != NULL ? (t->mask + 1) * 2 : 64;
+		struct lcfs_slab_tally bigger = { .mask = cap - 1, .n = t->n };
+
+		bigger.slots = calloc(cap, sizeof(*bigger.slots));
+		if (bigger.slots == NULL)
+			return false;
+		for (size_t j = 0; t->slots != NULL && j <= t->mask; j++) {
+			if (t->slots[j].chunk != NULL)
+				bigger.slots[tally_pos(&bigger, t->slots[j].chunk)] =
+					t->slots[j];
+		}
+		free(t->slots);
+		*t = bigger;
+	}
+	i = tally_pos(t, c);
+	if (t->slots[i].chunk == NULL) {
+		t->slots[i].chunk = c;
+		t->n++;
+	}
+	t->slots[i].n++;
+	return true;
+}
+
+void lcfs_slab_tally_apply(struct lcfs_slab_tally *t)
+{
+	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++) {
+		struct slab_chunk *c = t->slots[i].chunk;
+
+		if (c != NULL) {
+			c->live -= t->slots[i].n;
+			if (c->live == 0)
+				chunk_unmap(c);
+		}
+	}
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
 }
 
 /* ---- Node arenas -------------------------------------------------------- */
@@ -212,10 +289,12 @@ static void prefetch_node(const struct lcfs_node_s *n)
 }
 
 /* Visiting order into @order (breadth first, children in their array's
- * order), each node's new index in its scratch field. False when the tree
- * is not made of the arena's nodes: every scratch field is then zero. */
+ * order), each node's new index in its scratch field, and in *@next_at
+ * the new index of the first child of the node at new index @at. False
+ * when the tree is not made of the arena's nodes: every scratch field is
+ * then zero. */
 static bool arena_order(struct lcfs_node_arena *a, struct lcfs_node_s *root,
-			uint32_t *order)
+			uint32_t *order, size_t at, size_t *next_at)
 {
 	size_t n = a->n_nodes, count = 0;
 
@@ -225,6 +304,9 @@ static bool arena_order(struct lcfs_node_arena *a, struct lcfs_node_s *root,
 		struct lcfs_node_s *node = arena_node(a, order[k]);
 		struct lcfs_node_s **children = node->children;
 		size_t nc = node->n_children;
+
+		if (k == at)
+			*next_at = count;
 
 		if (node->link_to != NULL && arena_index(a, node->link_to) == SIZE_MAX)
 			goto fail;
@@ -249,22 +331,34 @@ fail:
 	return false;
 }
 
-/* Hands each node to @visit, then points every pointer into the arena at
- * the node's new place (including a node's pointer to its own inline
- * xattr slot), both in the visiting order. A node's children are next to
- * each other in that order, so they need not be read. */
-static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
-			  void (*visit)(struct lcfs_node_s *node, void *data),
-			  void *data)
-{
-	size_t n = a->n_nodes, next = 1;
+/* One part of the move's second pass: the nodes at new indices [from,
+ * to), the first child of the node at @from at new index @next. */
+struct repoint_part {
+	struct lcfs_node_arena *a;
+	const uint32_t *order;
+	size_t from, to, next;
+	void (*visit)(struct lcfs_node_s *node, void *data);
+	void *data;
+};
 
-	for (size_t k = 0; k < n; k++) {
+/* Hands each node of @part to its visit function, then points every
+ * pointer into the arena at the node's new place (including a node's
+ * pointer to its own inline xattr slot), both in the visiting order. A
+ * node's children are next to each other in that order, so they need not
+ * be read. Reads of other nodes are of their scratch fields only, which
+ * this pass does not write: two parts can run at once. */
+static void arena_repoint(const struct repoint_part *part)
+{
+	struct lcfs_node_arena *a = part->a;
+	const uint32_t *order = part->order;
+	size_t to = part->to, next = part->next;
+
+	for (size_t k = part->from; k < to; k++) {
 		struct lcfs_node_s *node = arena_node(a, order[k]);
 
-		if (k + 2 * AHEAD < n)
+		if (k + 2 * AHEAD < to)
 			prefetch_node(arena_node(a, order[k + 2 * AHEAD]));
-		if (k + AHEAD < n) {
+		if (k + AHEAD < to) {
 			const struct lcfs_node_s *soon = arena_node(a, order[k + AHEAD]);
 
 			__builtin_prefetch(soon->name);
@@ -272,7 +366,7 @@ static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 			__builtin_prefetch(soon->children);
 		}
 
-		visit(node, data);
+		part->visit(node, part->data);
 		if (node->xattrs == &node->xattr_inline)
 			node->xattrs = &arena_node(a, k)->xattr_inline;
 		if (node->parent != NULL)
@@ -282,6 +376,12 @@ static void arena_repoint(struct lcfs_node_arena *a, const uint32_t *order,
 		for (size_t c = 0; c < node->n_children; c++)
 			node->children[c] = arena_node(a, next++);
 	}
+}
+
+static void *repoint_main(void *arg)
+{
+	arena_repoint(arg);
+	return NULL;
 }
 
 /* Moves the nodes in place along the cycles of the permutation: position
@@ -335,23 +435,36 @@ static void arena_permute(struct lcfs_node_arena *a, uint32_t *order)
  * breadth first, children in name order. Pointers are rewritten first
  * (each node's scratch field holds its new index), then the nodes are
  * moved in place, so that nothing but a 4-byte index per node is
- * allocated.
+ * allocated. With two parts, the second half of the nodes is repointed
+ * on a thread of its own.
  */
 int lcfs_node_arena_move(struct lcfs_node_arena *a, struct lcfs_node_s **rootp,
 			 void (*visit)(struct lcfs_node_s *node, void *data),
-			 void *data)
+			 void *const *data, size_t n_parts)
 {
-	size_t n = a->n_nodes;
+	size_t n = a->n_nodes, half = n_parts > 1 ? n / 2 : n, next_at = 0;
+	struct repoint_part parts[2];
 	cleanup_free uint32_t *order = NULL;
+	pthread_t thread;
+	bool threaded = false;
 
 	if (n == 0 || n >= UINT32_MAX || arena_index(a, *rootp) == SIZE_MAX)
 		return 0;
 	order = malloc(n * sizeof(*order));
 	if (order == NULL)
 		return -ENOMEM;
-	if (!arena_order(a, *rootp, order))
+	if (!arena_order(a, *rootp, order, half, &next_at))
 		return 0;
-	arena_repoint(a, order, visit, data);
+	parts[0] = (struct repoint_part){ a, order, 0, half, 1, visit, data[0] };
+	parts[1] = (struct repoint_part){ a, order, half, n, next_at, visit,
+					  n_parts > 1 ? data[1] : NULL };
+	if (half < n)
+		threaded = pthread_create(&thread, NULL, repoint_main, &parts[1]) == 0;
+	arena_repoint(&parts[0]);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else if (half < n)
+		arena_repoint(&parts[1]);
 	arena_permute(a, order);
 	*rootp = arena_node(a, 0);
 	return 1;

@@ -445,11 +445,15 @@ out:
 /* Directories that get their entries backwards and interleaved, in an
  * input big enough for two threads (which then both sort them), print
  * back sorted. */
+/* A large tree given out of order is moved into the writer's order on two
+ * threads (lcfs-node.c, RELOCATE_SPLIT_MIN), its names and payloads
+ * copied: it must print back sorted, and every chunk of its slabs must be
+ * unmapped once it is freed. */
 static void test_threads_sort(void)
 {
-	enum { DIRS = 40, FILES = 30000 };
+	enum { DIRS = 40, SUBDIRS = 50, FILES = 30000 };
 	char *input = NULL, *expect = NULL, *text;
-	size_t input_len = 0, expect_len = 0;
+	size_t input_len = 0, expect_len = 0, chunks;
 	struct lcfs_error err;
 	struct lcfs_node_s *root;
 	FILE *in = open_memstream(&input, &input_len);
@@ -457,28 +461,61 @@ static void test_threads_sort(void)
 
 	if (in == NULL || ex == NULL)
 		abort();
+	/* File i is in directory i % DIRS, right there when i is even, else
+	 * in its subdirectory (i / DIRS) % SUBDIRS: the second half of the
+	 * move starts among directories that have entries. */
 	fputs(ROOT, in);
-	fputs(ROOT, ex);
 	for (int d = 0; d < DIRS; d++)
 		fprintf(in, "/d%02d 0 40755 2 0 0 0 0.0 - - -\n", d);
-	for (int i = FILES - 1; i >= 0; i--)
-		fprintf(in, "/d%02d/f%06d 0 100644 1 0 0 0 0.0 - - -\n", i % DIRS, i);
+	for (int d = 0; d < DIRS; d++)
+		for (int sd = 0; sd < SUBDIRS; sd++)
+			fprintf(in, "/d%02d/s%02d 0 40755 2 0 0 0 0.0 - - -\n", d, sd);
+	for (int i = FILES - 1; i >= 0; i--) {
+		fprintf(in, "/d%02d/", i % DIRS);
+		if (i % 2 != 0)
+			fprintf(in, "s%02d/", (i / DIRS) % SUBDIRS);
+		fprintf(in, "f%06d%.*s 1 100644 1 0 0 0 0.0 %02x/p%d - -\n", i,
+			i % 5, "xxxx", i % 256, i);
+	}
+	/* A hard link from the last directory to the first file. */
+	fprintf(in, "/d%02d/link 0 @100644 1 0 0 0 0.0 /d00/f000000 - -\n", DIRS - 1);
+
+	fputs(ROOT, ex);
 	for (int d = 0; d < DIRS; d++) {
 		fprintf(ex, "/d%02d 0 40755 2 0 0 0 0.0 - - -\n", d);
-		for (int i = d; i < FILES; i += DIRS)
-			fprintf(ex, "/d%02d/f%06d 0 100644 1 0 0 0 0.0 - - -\n", d, i);
+		for (int i = d; i < FILES && d % 2 == 0; i += DIRS)
+			fprintf(ex, "/d%02d/f%06d%.*s 1 100644 1 0 0 0 0.0 %02x/p%d - -\n",
+				d, i, i % 5, "xxxx", i % 256, i);
+		if (d == DIRS - 1)
+			fprintf(ex, "/d%02d/link 1 @100644 1 0 0 0 0.0 /d00/f000000 - -\n", d);
+		for (int sd = 0; sd < SUBDIRS; sd++) {
+			fprintf(ex, "/d%02d/s%02d 0 40755 2 0 0 0 0.0 - - -\n", d, sd);
+			for (int i = d; i < FILES && d % 2 != 0; i += DIRS) {
+				if ((i / DIRS) % SUBDIRS != sd)
+					continue;
+				fprintf(ex, "/d%02d/s%02d/f%06d%.*s 1 100644 1 0 0 0 0.0 %02x/p%d - -\n",
+					d, sd, i, i % 5, "xxxx", i % 256, i);
+			}
+		}
 	}
 	if (fclose(in) != 0 || fclose(ex) != 0)
 		abort();
 	CHECK(input_len > 1024 * 1024);
+	chunks = lcfs_slab_chunks_mapped();
 	root = lcfs_dump_parse_buf(input, input_len, LCFS_PARSE_FLAGS_STRICT, &err);
 	CHECK(root != NULL);
 	if (root != NULL) {
+		struct lcfs_node_s *first = root->children[0];
+
+		/* Moved: breadth first, each node right after the one before. */
+		CHECK(first == root + 1 && root->children[DIRS - 1] == root + DIRS);
+		CHECK(first->children[0] == root + DIRS + 1);
 		text = print_str(root);
 		CHECK(text != NULL && strcmp(text, expect) == 0);
 		free(text);
 		lcfs_node_unref(root);
 	}
+	CHECK(lcfs_slab_chunks_mapped() == chunks);
 	free(input);
 	free(expect);
 }
