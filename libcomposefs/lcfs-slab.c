@@ -384,49 +384,34 @@ static void *repoint_main(void *arg)
 	return NULL;
 }
 
-/* Moves the nodes in place along the cycles of the permutation: position
- * k receives the node at old index order[k]. A second cursor runs a few
- * steps ahead on the cycle and fetches the nodes to come. */
+/* Moves the nodes in place, front to back: position k receives the node
+ * at old index order[k] by a swap with the node there, whose scratch field
+ * (its new index) says which entry of @order is to follow it. From k on,
+ * order[j] is where the node bound for j is now, so the nodes a few steps
+ * ahead can be asked for: nothing waits on a chain of loads, as following
+ * the permutation's cycles would. */
 static void arena_permute(struct lcfs_node_arena *a, uint32_t *order)
 {
-	const uint32_t done = UINT32_MAX;
 	size_t n = a->n_nodes;
 	struct lcfs_node_s tmp;
 
-	for (size_t i = 0; i < n; i++) {
-		size_t j = i, ahead;
+	for (size_t k = 0; k < n; k++) {
+		struct lcfs_node_s *here = arena_node(a, k);
+		size_t from = order[k];
 
-		if (order[i] == done)
-			continue;
-		if (order[i] == i) {
-			order[i] = done;
-			arena_node(a, i)->scratch = 0;
-			continue;
+		if (k + 2 * AHEAD < n) {
+			prefetch_node(arena_node(a, order[k + 2 * AHEAD]));
+			__builtin_prefetch(&order[arena_node(a, k + AHEAD)->scratch]);
 		}
-		tmp = *arena_node(a, i);
-		ahead = order[i];
-		for (int s = 0; s < AHEAD && ahead != i; s++) {
-			prefetch_node(arena_node(a, ahead));
-			ahead = order[ahead];
-		}
-		for (;;) {
-			size_t src = order[j];
-			struct lcfs_node_s *dst = arena_node(a, j);
+		if (from != k) {
+			struct lcfs_node_s *there = arena_node(a, from);
 
-			order[j] = done;
-			if (src == i) {
-				*dst = tmp;
-				dst->scratch = 0;
-				break;
-			}
-			if (ahead != i) {
-				prefetch_node(arena_node(a, ahead));
-				ahead = order[ahead];
-			}
-			*dst = *arena_node(a, src);
-			dst->scratch = 0;
-			j = src;
+			order[here->scratch] = (uint32_t)from;
+			tmp = *here;
+			*here = *there;
+			*there = tmp;
 		}
+		here->scratch = 0;
 	}
 }
 
