@@ -218,11 +218,17 @@ static int open_by_walk(int rootfd, struct lcfs_node_s *root, struct lcfs_node_s
 
 /* ---- The content pass ---------------------------------------------------------------- */
 
+/* Small files a worker takes from the queue at a time. */
+#define TAKE_SMALL 8
+
 struct worker {
 	struct build_ctx *c;
 	pthread_t thread;
 	bool is_caller; /* the calling thread: it reports progress */
 	struct lcfs_fsverity_file_hasher *hasher; /* NULL: one per file */
+	/* Files taken and not yet processed, from @next on. */
+	struct work_item taken[TAKE_SMALL];
+	size_t n_taken, next;
 	char path[PATH_MAX];
 };
 
@@ -341,17 +347,44 @@ static int heap_push(struct work_list *l, const struct work_item *item)
 	return 0;
 }
 
-/* The next file to process into *@item: the small ones in the order of
- * the scan, then the largest big one; false when the queue is closed and
- * empty, or after a failure. */
-static bool queue_take(struct build_ctx *c, struct work_item *item)
+/* Closes what @w took and will not process. */
+static void drop_taken(struct worker *w)
 {
+	for (; w->next < w->n_taken; w->next++) {
+		if (w->taken[w->next].fd >= 0)
+			lcfs_build_hold_close(w->c, w->taken[w->next].fd);
+	}
+}
+
+/* The next file for @w to process into *@item: the small ones in the
+ * order of the scan, a few at a time (one lock for several files), then
+ * the largest big one; false when the queue is closed and empty, or
+ * after a failure. */
+static bool queue_take(struct worker *w, struct work_item *item)
+{
+	struct build_ctx *c = w->c;
 	bool found = false;
 
+	if (atomic_load(&c->failed)) {
+		drop_taken(w);
+		return false;
+	}
+	if (w->next < w->n_taken) {
+		*item = w->taken[w->next++];
+		return true;
+	}
 	pthread_mutex_lock(&c->lock);
 	while (!atomic_load(&c->failed)) {
 		if (c->small.next < c->small.n) {
-			*item = c->small.v[c->small.next++];
+			size_t n = c->small.n - c->small.next;
+
+			if (n > TAKE_SMALL)
+				n = TAKE_SMALL;
+			memcpy(w->taken, c->small.v + c->small.next, n * sizeof(*w->taken));
+			c->small.next += n;
+			w->n_taken = n;
+			w->next = 1;
+			*item = w->taken[0];
 			found = true;
 			break;
 		}
@@ -362,7 +395,9 @@ static bool queue_take(struct build_ctx *c, struct work_item *item)
 		}
 		if (c->queue_closed)
 			break;
+		atomic_fetch_add(&c->idle, 1);
 		pthread_cond_wait(&c->cond, &c->lock);
+		atomic_fetch_sub(&c->idle, 1);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return found;
@@ -405,6 +440,18 @@ int lcfs_build_queue_flush(struct build_ctx *c)
 	if (r == 0)
 		c->pending.n = c->pending.next = 0;
 	return r;
+}
+
+/* Files worth a wake-up of the workers when none is idle: handing each
+ * directory's few files over on its own costs a lock, a broadcast and the
+ * sleeps of workers that ran dry in between. */
+#define OFFER_MIN 64
+
+int lcfs_build_queue_offer(struct build_ctx *c)
+{
+	if (c->pending.n - c->pending.next >= OFFER_MIN || atomic_load(&c->idle) > 0)
+		return lcfs_build_queue_flush(c);
+	return 0;
 }
 
 /* Collects a file for the content pass (scan thread only). */
@@ -493,9 +540,11 @@ static void worker_run(struct worker *w)
 	/* Without it, each digest allocates its own buffers. */
 	if (c->flags & (LCFS_BUILD_COMPUTE_DIGEST | LCFS_BUILD_BY_DIGEST))
 		w->hasher = lcfs_fsverity_file_hasher_new();
-	while (queue_take(c, &item)) {
-		if (process_file(w, &item) < 0)
+	while (queue_take(w, &item)) {
+		if (process_file(w, &item) < 0) {
+			drop_taken(w);
 			break;
+		}
 		atomic_fetch_add(&c->files_done, 1);
 		atomic_fetch_add(&c->bytes_done, item.node->size);
 		if (w->is_caller)

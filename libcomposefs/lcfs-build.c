@@ -246,7 +246,7 @@ static int scan_dir(struct build_ctx *c, struct scan_frame *f, struct dir_entrie
 		if ((++c->scan_entries & 255) == 0)
 			lcfs_build_report_progress(c, false);
 	}
-	r = lcfs_build_queue_flush(c);
+	r = lcfs_build_queue_offer(c);
 	if (r < 0)
 		return lcfs_build_fail(c, f->dir, NULL, STAGE_SCAN, -r);
 	return 0;
@@ -589,6 +589,12 @@ static struct lcfs_node_s *build_tree(int dirfd, const char *path,
 			}
 		}
 		r = scan_tree(&c);
+		if (r == 0) {
+			/* What the last directories left pending. */
+			r = lcfs_build_queue_flush(&c);
+			if (r < 0)
+				r = lcfs_build_fail(&c, NULL, NULL, STAGE_SCAN, -r);
+		}
 		if (r == 0 && atomic_load(&c.failed))
 			r = -err->err; /* a worker failed */
 		if (r < 0)

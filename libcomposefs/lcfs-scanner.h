@@ -111,6 +111,7 @@ struct build_ctx {
 	/* Content pass: the queue and the workers (under @lock). */
 	struct work_list big, small;
 	bool queue_closed;
+	_Atomic unsigned idle;    /* workers waiting for work */
 	pthread_cond_t cond;      /* work arrived or the queue closed */
 	pthread_cond_t done_cond; /* a worker finished */
 	unsigned running;
@@ -195,6 +196,9 @@ void lcfs_build_finish_workers(struct build_ctx *c);
  * collected files to the workers. 0 or -ENOMEM. */
 int lcfs_build_pending_add(struct build_ctx *c, struct lcfs_node_s *node);
 int lcfs_build_queue_flush(struct build_ctx *c);
+/* lcfs_build_queue_flush() once enough files are pending to be worth
+ * waking a worker for, or when one waits for work; else nothing. */
+int lcfs_build_queue_offer(struct build_ctx *c);
 
 /* The same for a file the scan opened (@fd, which the content pass then
  * closes, and @before its fstat()). */
