@@ -486,7 +486,7 @@ bool lcfs_build_hold_wait(struct build_ctx *c)
 		atomic_fetch_add(&c->held_fds, 1);
 		return !atomic_load(&c->failed);
 	}
-	/* The files held may all be this directory's, not handed out yet. */
+	/* The files held may all be pending, not handed out yet. */
 	r = lcfs_build_queue_flush(c);
 	if (r < 0) {
 		lcfs_build_fail(c, NULL, NULL, STAGE_SCAN, -r);

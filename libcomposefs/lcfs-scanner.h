@@ -121,7 +121,7 @@ struct build_ctx {
 	atomic_bool failed;
 	_Atomic uint64_t files_total, bytes_total; /* queued so far */
 	_Atomic uint64_t files_done, bytes_done;
-	struct work_list pending; /* one directory's files, scan thread */
+	struct work_list pending; /* files not handed out yet, scan thread */
 	/* Files the scan opened and no worker has closed yet; once there
 	 * are @held_max of them, the scan waits on @held_cond (with @lock)
 	 * until half are closed. */
