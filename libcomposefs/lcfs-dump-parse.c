@@ -1637,7 +1637,7 @@ static bool want_placer(const struct source *src)
 {
 	struct stat st;
 
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+	if (lcfs_cpu_count() < 2)
 		return false;
 	if (src->buf != NULL)
 		return src->len >= PLACER_MIN_INPUT;

@@ -12,7 +12,6 @@
 #include <endian.h>
 #include <string.h>
 #include <sys/sysmacros.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 /* ---- Xattr entries -------------------------------------------------------- */
@@ -1240,7 +1239,7 @@ int lcfs_node_arena_relocate(struct lcfs_node_arena *a, struct lcfs_node_s **roo
 		r[i] = (struct relocate_strings){ &out[i].names, &out[i].payloads };
 		data[i] = &r[i];
 	}
-	if (a->n_nodes >= RELOCATE_SPLIT_MIN && sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+	if (a->n_nodes >= RELOCATE_SPLIT_MIN && lcfs_cpu_count() >= 2)
 		n_parts = LCFS_RELOCATE_PARTS;
 	ret = lcfs_node_arena_move(a, rootp, relocate_strings, data, n_parts);
 	for (size_t i = 0; i < LCFS_RELOCATE_PARTS; i++)
