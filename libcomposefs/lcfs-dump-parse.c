@@ -800,12 +800,12 @@ struct handoff {
  * Looking ahead (creation and tar order only). When a line's parent is
  * found through the path map, each line costs a chain of dependent cache
  * misses: the map slot, then the stored path and the directory node (then,
- * for a directory with a name index, its slot). The placer has the lines to come in its batch, with the hash of
- * each parent's path that the reader computed, so it prefetches their
- * slots early, in two steps, while it places the lines before them. Every
- * lookup is still made in full when its line is placed; only the hash and
- * the check that the path is plain are taken over (struct parser,
- * hint_*).
+ * for a directory with a name index, its slot). The placer has the lines
+ * to come in its batch, with the hash of each parent's path that the
+ * reader computed, so it prefetches their slots early, in two steps,
+ * while it places the lines before them. Every lookup is still made in
+ * full when its line is placed; only the hash and the check that the
+ * path is plain are taken over (struct parser, hint_*).
  */
 #define AHEAD_FAR 10 /* lines ahead whose map slot is prefetched */
 #define AHEAD_NEAR 4 /* lines ahead whose directory is prefetched */
