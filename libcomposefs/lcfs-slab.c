@@ -91,10 +91,17 @@ static void chunk_unmap(struct slab_chunk *c)
 	atomic_fetch_sub_explicit(&chunks_mapped, 1, memory_order_relaxed);
 }
 
+/* Drops @n of @c's counts, unmapping it at zero. */
+static void chunk_put_n(struct slab_chunk *c, uint32_t n)
+{
+	c->live -= n;
+	if (c->live == 0)
+		chunk_unmap(c);
+}
+
 static void chunk_put(struct slab_chunk *c)
 {
-	if (--c->live == 0)
-		chunk_unmap(c);
+	chunk_put_n(c, 1);
 }
 
 void lcfs_slab_release(void *p)
@@ -204,13 +211,8 @@ bool lcfs_slab_tally_add(struct lcfs_slab_tally *t, void *p)
 void lcfs_slab_tally_apply(struct lcfs_slab_tally *t)
 {
 	for (size_t i = 0; t->slots != NULL && i <= t->mask; i++) {
-		struct slab_chunk *c = t->slots[i].chunk;
-
-		if (c != NULL) {
-			c->live -= t->slots[i].n;
-			if (c->live == 0)
-				chunk_unmap(c);
-		}
+		if (t->slots[i].chunk != NULL)
+			chunk_put_n(t->slots[i].chunk, t->slots[i].n);
 	}
 	free(t->slots);
 	memset(t, 0, sizeof(*t));
